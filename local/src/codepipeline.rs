@@ -1,0 +1,282 @@
+//! A local CodePipeline endpoint: the job and approval calls the functions make.
+
+use crate::calls::{access_key_of, now_ms, Call, CallLog};
+use crate::faults::Faults;
+use crate::json_rpc;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+const TARGET_PREFIX: &str = "CodePipeline_20150709";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum JobStatus {
+    InProgress,
+    Succeeded,
+    Failed,
+}
+
+/// A job the local pipeline handed to a function, and what the function reported.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobRecord {
+    pub account_id: String,
+    /// The job's `data`, as `GetJobDetails` returns it.
+    pub data: Value,
+    pub status: JobStatus,
+    /// Every accepted `PutJobSuccessResult`/`PutJobFailureResult` request body, in order.
+    pub results: Vec<Value>,
+}
+
+impl JobRecord {
+    /// The last continuation token reported, while the job is still in progress.
+    pub fn continuation_token(&self) -> Option<String> {
+        if self.status != JobStatus::InProgress {
+            return None;
+        }
+        self.results.last()?.get("continuationToken")?.as_str().map(str::to_owned)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ApprovalRecord {
+    pub pipeline_name: String,
+    pub stage_name: String,
+    pub action_name: String,
+    /// `Approved` or `Rejected` once decided, with the summary.
+    pub decision: Option<(String, String)>,
+    pub expired: bool,
+}
+
+#[derive(Default)]
+struct Pipelines {
+    jobs: HashMap<String, JobRecord>,
+    approvals: HashMap<String, ApprovalRecord>,
+}
+
+/// Shared state of the local CodePipeline endpoint.
+#[derive(Clone)]
+pub struct LocalCodePipeline {
+    state: Arc<Mutex<Pipelines>>,
+    calls: CallLog,
+    faults: Faults,
+}
+
+impl LocalCodePipeline {
+    pub fn new(calls: CallLog, faults: Faults) -> Self {
+        Self { state: Arc::default(), calls, faults }
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new().route("/", post(handle)).with_state(self.clone())
+    }
+
+    /// Makes a job known, as CodePipeline does before invoking the function.
+    pub fn register_job(&self, job_id: &str, account_id: &str, data: Value) {
+        let record = JobRecord { account_id: account_id.into(), data, status: JobStatus::InProgress, results: Vec::new() };
+        self.lock().jobs.insert(job_id.into(), record);
+    }
+
+    /// Replaces a job's data for the next invocation (continuation token, fresh credentials).
+    pub fn update_job_data(&self, job_id: &str, data: Value) {
+        if let Some(job) = self.lock().jobs.get_mut(job_id) {
+            job.data = data;
+        }
+    }
+
+    pub fn job(&self, job_id: &str) -> Option<JobRecord> {
+        self.lock().jobs.get(job_id).cloned()
+    }
+
+    pub fn register_approval(&self, token: &str, pipeline: &str, stage: &str, action: &str) {
+        let record = ApprovalRecord {
+            pipeline_name: pipeline.into(),
+            stage_name: stage.into(),
+            action_name: action.into(),
+            decision: None,
+            expired: false,
+        };
+        self.lock().approvals.insert(token.into(), record);
+    }
+
+    /// Makes an approval's token invalid, as when the approval times out.
+    pub fn expire_approval(&self, token: &str) {
+        if let Some(approval) = self.lock().approvals.get_mut(token) {
+            approval.expired = true;
+        }
+    }
+
+    pub fn approval(&self, token: &str) -> Option<ApprovalRecord> {
+        self.lock().approvals.get(token).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pipelines> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+async fn handle(State(cp): State<LocalCodePipeline>, headers: HeaderMap, body: Bytes) -> Response {
+    let at_ms = now_ms();
+    let operation = json_rpc::operation(&headers, TARGET_PREFIX).unwrap_or("").to_string();
+    let (response, detail) = match json_rpc::parse_body(&body) {
+        Err(response) => (response, Value::Null),
+        Ok(request) => {
+            let response = match cp.faults.take("codepipeline", &operation, None) {
+                Some(fault) => json_rpc::error(
+                    StatusCode::from_u16(fault.status).unwrap_or(StatusCode::BAD_REQUEST),
+                    &fault.code,
+                    &fault.message,
+                ),
+                None => dispatch(&cp, &operation, &request),
+            };
+            (response, request)
+        }
+    };
+    cp.calls.record(Call {
+        service: "codepipeline",
+        operation,
+        at_ms,
+        status: response.status().as_u16(),
+        access_key: access_key_of(&headers),
+        detail,
+    });
+    response
+}
+
+fn dispatch(cp: &LocalCodePipeline, operation: &str, request: &Value) -> Response {
+    let result = match operation {
+        "PutJobSuccessResult" => put_job_result(cp, request, true),
+        "PutJobFailureResult" => put_job_result(cp, request, false),
+        "GetJobDetails" => get_job_details(cp, request),
+        "PutApprovalResult" => put_approval_result(cp, request),
+        "" => Err(invalid("UnknownOperationException", "missing X-Amz-Target header")),
+        other => Err(invalid("UnknownOperationException", &format!("operation {other} is not served by pipeline-local"))),
+    };
+    match result {
+        Ok(body) => json_rpc::ok(body),
+        Err(response) => response,
+    }
+}
+
+fn invalid(code: &str, message: &str) -> Response {
+    json_rpc::error(StatusCode::BAD_REQUEST, code, message)
+}
+
+fn str_field<'a>(request: &'a Value, name: &str) -> Result<&'a str, Response> {
+    request
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("ValidationException", &format!("1 validation error detected: Value at '{name}' failed to satisfy constraint: Member must not be null")))
+}
+
+/// Checks the request against the API's documented constraints, as CodePipeline does.
+fn validate_job_result(request: &Value, success: bool) -> Result<(), Response> {
+    let too_long = |field: &str, max: usize| invalid("ValidationException", &format!("Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"));
+    if success {
+        if let Some(details) = request.get("executionDetails") {
+            if details.get("summary").and_then(Value::as_str).is_some_and(|s| s.chars().count() > 2048) {
+                return Err(too_long("executionDetails.summary", 2048));
+            }
+            if details.get("externalExecutionId").and_then(Value::as_str).is_some_and(|s| s.chars().count() > 1500) {
+                return Err(too_long("executionDetails.externalExecutionId", 1500));
+            }
+            if let Some(p) = details.get("percentComplete").and_then(Value::as_i64) {
+                if !(0..=100).contains(&p) {
+                    return Err(invalid("ValidationException", "Value at 'executionDetails.percentComplete' failed to satisfy constraint: Member must have value between 0 and 100"));
+                }
+            }
+        }
+        if request.get("continuationToken").and_then(Value::as_str).is_some_and(|s| s.chars().count() > 2048) {
+            return Err(too_long("continuationToken", 2048));
+        }
+        if let Some(vars) = request.get("outputVariables").and_then(Value::as_object) {
+            if request.get("continuationToken").is_some() {
+                return Err(invalid("InvalidParameterValueException", "outputVariables cannot be set together with continuationToken"));
+            }
+            for key in vars.keys() {
+                if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '-' | '_')) {
+                    return Err(invalid("ValidationException", &format!("output variable key '{key}' does not match [A-Za-z0-9@\\-_]+")));
+                }
+            }
+        }
+    } else {
+        let details = request.get("failureDetails").ok_or_else(|| invalid("ValidationException", "Value at 'failureDetails' failed to satisfy constraint: Member must not be null"))?;
+        let kind = details.get("type").and_then(Value::as_str).unwrap_or("");
+        let kinds = ["JobFailed", "ConfigurationError", "PermissionError", "RevisionOutOfSync", "RevisionUnavailable", "SystemUnavailable"];
+        if !kinds.contains(&kind) {
+            return Err(invalid("ValidationException", &format!("Value '{kind}' at 'failureDetails.type' failed to satisfy constraint: Member must satisfy enum value set: {kinds:?}")));
+        }
+        let message = details.get("message").and_then(Value::as_str).unwrap_or("");
+        if message.is_empty() || message.chars().count() > 5000 {
+            return Err(too_long("failureDetails.message", 5000));
+        }
+    }
+    Ok(())
+}
+
+fn put_job_result(cp: &LocalCodePipeline, request: &Value, success: bool) -> Result<Value, Response> {
+    let job_id = str_field(request, "jobId")?;
+    validate_job_result(request, success)?;
+    let mut state = cp.lock();
+    let job = state
+        .jobs
+        .get_mut(job_id)
+        .ok_or_else(|| invalid("JobNotFoundException", &format!("The job was not found: {job_id}")))?;
+    if job.status != JobStatus::InProgress {
+        return Err(invalid("InvalidJobStateException", &format!("The job {job_id} is already {:?}", job.status)));
+    }
+    job.results.push(request.clone());
+    if !success {
+        job.status = JobStatus::Failed;
+    } else if request.get("continuationToken").is_none() {
+        job.status = JobStatus::Succeeded;
+    }
+    Ok(json!({}))
+}
+
+fn get_job_details(cp: &LocalCodePipeline, request: &Value) -> Result<Value, Response> {
+    let job_id = str_field(request, "jobId")?;
+    let state = cp.lock();
+    let job = state
+        .jobs
+        .get(job_id)
+        .ok_or_else(|| invalid("JobNotFoundException", &format!("The job was not found: {job_id}")))?;
+    Ok(json!({"jobDetails": {"id": job_id, "accountId": job.account_id, "data": job.data}}))
+}
+
+fn put_approval_result(cp: &LocalCodePipeline, request: &Value) -> Result<Value, Response> {
+    let token = str_field(request, "token")?;
+    let pipeline = str_field(request, "pipelineName")?;
+    let stage = str_field(request, "stageName")?;
+    let action = str_field(request, "actionName")?;
+    let result = request.get("result").ok_or_else(|| invalid("ValidationException", "Value at 'result' failed to satisfy constraint: Member must not be null"))?;
+    let status = result.get("status").and_then(Value::as_str).unwrap_or("");
+    let summary = result.get("summary").and_then(Value::as_str).unwrap_or("");
+    if status != "Approved" && status != "Rejected" {
+        return Err(invalid("ValidationException", "Value at 'result.status' failed to satisfy constraint: Member must satisfy enum value set: [Approved, Rejected]"));
+    }
+    if summary.chars().count() > 512 {
+        return Err(invalid("ValidationException", "Value at 'result.summary' failed to satisfy constraint: Member must have length less than or equal to 512"));
+    }
+    let mut state = cp.lock();
+    let approval = state
+        .approvals
+        .get_mut(token)
+        .filter(|a| a.pipeline_name == pipeline && a.stage_name == stage && a.action_name == action)
+        .ok_or_else(|| invalid("InvalidApprovalTokenException", &format!("The approval action token {token} is not valid for {pipeline}/{stage}/{action}")))?;
+    if approval.expired {
+        return Err(invalid("InvalidApprovalTokenException", "The approval request has expired"));
+    }
+    if approval.decision.is_some() {
+        return Err(invalid("ApprovalAlreadyCompletedException", "The approval request has already been completed"));
+    }
+    approval.decision = Some((status.to_string(), summary.to_string()));
+    let approved_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    Ok(json!({"approvedAt": approved_at}))
+}

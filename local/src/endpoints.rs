@@ -1,0 +1,122 @@
+//! All local AWS endpoints of one pipeline-local process, started together on loopback.
+
+use crate::calls::CallLog;
+use crate::codepipeline::LocalCodePipeline;
+use crate::faults::Faults;
+use crate::s3::{CredentialRegistry, LocalS3};
+use crate::secretsmanager::LocalSecrets;
+use axum::Router;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The credentials the local "function role" signs with.
+pub const ROLE_ACCESS_KEY: &str = "AKIALOCALFUNCTIONROLE";
+const ROLE_SECRET_KEY: &str = "local-function-role-secret";
+pub const REGION: &str = "us-east-1";
+
+/// Temporary credentials issued for one job, as CodePipeline's `artifactCredentials`.
+#[derive(Clone, Debug)]
+pub struct IssuedCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+pub struct LocalAws {
+    pub calls: CallLog,
+    pub faults: Faults,
+    pub codepipeline: LocalCodePipeline,
+    pub s3: LocalS3,
+    pub secrets: LocalSecrets,
+    credentials: CredentialRegistry,
+    s3_addr: SocketAddr,
+    codepipeline_addr: SocketAddr,
+    secrets_addr: SocketAddr,
+    _temp: Option<tempfile::TempDir>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl LocalAws {
+    /// Starts every endpoint on a free loopback port. Objects live under `state_dir`, or in a
+    /// temporary folder removed when this value is dropped.
+    pub async fn start(state_dir: Option<&Path>) -> std::io::Result<Self> {
+        let (temp, root): (Option<tempfile::TempDir>, PathBuf) = match state_dir {
+            Some(dir) => (None, dir.join("s3")),
+            None => {
+                let temp = tempfile::Builder::new().prefix("pipeline-local-").tempdir()?;
+                let root = temp.path().join("s3");
+                (Some(temp), root)
+            }
+        };
+        let calls = CallLog::default();
+        let faults = Faults::default();
+        let credentials = CredentialRegistry::default();
+        credentials.register(ROLE_ACCESS_KEY, ROLE_SECRET_KEY);
+        let s3 = LocalS3::new(&root, credentials.clone(), calls.clone(), faults.clone()).map_err(std::io::Error::other)?;
+        let codepipeline = LocalCodePipeline::new(calls.clone(), faults.clone());
+        let secrets = LocalSecrets::new(calls.clone(), faults.clone());
+        let mut servers = Vec::new();
+        let s3_addr = serve(s3.router(), &mut servers).await?;
+        let codepipeline_addr = serve(codepipeline.router(), &mut servers).await?;
+        let secrets_addr = serve(secrets.router(), &mut servers).await?;
+        Ok(Self { calls, faults, codepipeline, s3, secrets, credentials, s3_addr, codepipeline_addr, secrets_addr, _temp: temp, servers })
+    }
+
+    pub fn s3_url(&self) -> String {
+        format!("http://{}", self.s3_addr)
+    }
+    pub fn codepipeline_url(&self) -> String {
+        format!("http://{}", self.codepipeline_addr)
+    }
+    pub fn secrets_url(&self) -> String {
+        format!("http://{}", self.secrets_addr)
+    }
+
+    /// Accepts another access key at the S3 endpoint (for a test's own client or the AWS CLI).
+    pub fn register_credentials(&self, access_key: &str, secret_key: &str) {
+        self.credentials.register(access_key, secret_key);
+    }
+
+    /// Issues fresh job credentials, accepted by the S3 endpoint from now on.
+    pub fn issue_credentials(&self) -> IssuedCredentials {
+        let id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+        let issued = IssuedCredentials {
+            access_key_id: format!("ASIA{}", &id[..16]),
+            secret_access_key: uuid::Uuid::new_v4().simple().to_string(),
+            session_token: format!("local-session-{}", uuid::Uuid::new_v4().simple()),
+        };
+        self.credentials.register(&issued.access_key_id, &issued.secret_access_key);
+        issued
+    }
+
+    /// The environment a function needs to reach these endpoints with the role's credentials.
+    pub fn function_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_REGION".into(), REGION.into()),
+            ("AWS_DEFAULT_REGION".into(), REGION.into()),
+            ("AWS_ACCESS_KEY_ID".into(), ROLE_ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), ROLE_SECRET_KEY.into()),
+            ("AWS_SESSION_TOKEN".into(), "local-role-session".into()),
+            ("AWS_ENDPOINT_URL_S3".into(), self.s3_url()),
+            ("AWS_ENDPOINT_URL_CODEPIPELINE".into(), self.codepipeline_url()),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER".into(), self.secrets_url()),
+        ]
+    }
+}
+
+impl Drop for LocalAws {
+    fn drop(&mut self) {
+        for server in &self.servers {
+            server.abort();
+        }
+    }
+}
+
+async fn serve(router: Router, servers: &mut Vec<tokio::task::JoinHandle<()>>) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    servers.push(tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    }));
+    Ok(addr)
+}

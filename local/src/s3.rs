@@ -1,0 +1,230 @@
+//! A local S3 endpoint: the `s3s` protocol crate over the `s3s-fs` filesystem backend, with
+//! SigV4 checked against the credentials pipeline-local issued, every call recorded, and
+//! planned faults injected.
+
+use crate::calls::{access_key_of, now_ms, Call, CallLog};
+use crate::faults::Faults;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{s3_error, S3Result};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// Access keys the local S3 accepts, with their secrets: the function role's and every set of
+/// job credentials handed out.
+#[derive(Clone, Default)]
+pub struct CredentialRegistry {
+    keys: Arc<RwLock<HashMap<String, String>>>,
+}
+
+impl CredentialRegistry {
+    pub fn register(&self, access_key: &str, secret_key: &str) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.insert(access_key.into(), secret_key.into());
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Auth for CredentialRegistry {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        let keys = self.keys.read().map_err(|_| s3_error!(InternalError))?;
+        match keys.get(access_key) {
+            Some(secret) => Ok(SecretKey::from(secret.as_str())),
+            None => Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LocalS3 {
+    root: PathBuf,
+    service: S3Service,
+    calls: CallLog,
+    faults: Faults,
+}
+
+impl LocalS3 {
+    pub fn new(root: &Path, credentials: CredentialRegistry, calls: CallLog, faults: Faults) -> Result<Self, String> {
+        std::fs::create_dir_all(root).map_err(|e| format!("cannot create S3 folder {}: {e}", root.display()))?;
+        let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("cannot serve S3 from {}: {e:?}", root.display()))?;
+        let mut builder = S3ServiceBuilder::new(fs);
+        builder.set_auth(credentials);
+        Ok(Self { root: root.to_path_buf(), service: builder.build(), calls, faults })
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new().fallback(handle).with_state(self.clone())
+    }
+
+    /// The folder objects are kept in: `<root>/<bucket>/<key>`.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn create_bucket(&self, bucket: &str) -> std::io::Result<()> {
+        std::fs::create_dir_all(self.root.join(bucket))
+    }
+
+    /// Where an object's bytes are on disk.
+    pub fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
+        self.root.join(bucket).join(key)
+    }
+
+    /// Puts an object straight into the folder (for seeding inputs, not through the protocol).
+    pub fn put_file(&self, bucket: &str, key: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let path = self.object_path(bucket, key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, bytes)
+    }
+
+    pub fn exists(&self, bucket: &str, key: &str) -> bool {
+        self.object_path(bucket, key).is_file()
+    }
+}
+
+/// The S3 operation a path-style request is, by method, path and query.
+fn classify(method: &Method, path: &str, query: &str, has_copy_source: bool) -> (String, Option<String>, Option<String>) {
+    let trimmed = path.trim_start_matches('/');
+    let (bucket, key) = match trimmed.split_once('/') {
+        Some((b, k)) if !k.is_empty() => (Some(b), Some(k)),
+        Some((b, _)) => (Some(b), None),
+        None if trimmed.is_empty() => (None, None),
+        None => (Some(trimmed), None),
+    };
+    let params: Vec<&str> = query.split('&').map(|p| p.split('=').next().unwrap_or("")).collect();
+    let has = |name: &str| params.contains(&name);
+    let op = match (method.as_str(), key.is_some()) {
+        ("GET", false) if bucket.is_none() => "ListBuckets",
+        ("GET", false) if has("list-type") => "ListObjectsV2",
+        ("GET", false) if has("location") => "GetBucketLocation",
+        ("GET", false) => "ListObjects",
+        ("PUT", false) => "CreateBucket",
+        ("HEAD", false) => "HeadBucket",
+        ("DELETE", false) => "DeleteBucket",
+        ("POST", false) if has("delete") => "DeleteObjects",
+        ("GET", true) if has("uploadId") => "ListParts",
+        ("GET", true) => "GetObject",
+        ("HEAD", true) => "HeadObject",
+        ("PUT", true) if has("partNumber") && has_copy_source => "UploadPartCopy",
+        ("PUT", true) if has("partNumber") => "UploadPart",
+        ("PUT", true) if has_copy_source => "CopyObject",
+        ("PUT", true) => "PutObject",
+        ("POST", true) if has("uploads") => "CreateMultipartUpload",
+        ("POST", true) if has("uploadId") => "CompleteMultipartUpload",
+        ("DELETE", true) if has("uploadId") => "AbortMultipartUpload",
+        ("DELETE", true) => "DeleteObject",
+        _ => "Unknown",
+    };
+    let decode = |s: &str| urlencoding::decode(s).map(|c| c.into_owned()).unwrap_or_else(|_| s.to_string());
+    (op.to_string(), bucket.map(decode), key.map(decode))
+}
+
+const RECORDED_HEADERS: &[&str] = &[
+    "content-type",
+    "cache-control",
+    "content-length",
+    "range",
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-copy-source",
+];
+
+async fn handle(State(s3): State<LocalS3>, request: Request) -> Response {
+    let at_ms = now_ms();
+    let uri = request.uri().clone();
+    let headers = request.headers().clone();
+    let (operation, bucket, key) =
+        classify(request.method(), uri.path(), uri.query().unwrap_or(""), headers.contains_key("x-amz-copy-source"));
+    let mut detail = Map::new();
+    detail.insert("bucket".into(), json!(bucket));
+    detail.insert("key".into(), json!(key));
+    for name in RECORDED_HEADERS {
+        if let Some(value) = headers.get(*name).and_then(|v| v.to_str().ok()) {
+            detail.insert((*name).into(), json!(value));
+        }
+    }
+    let metadata: Map<String, Value> = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let meta = name.as_str().strip_prefix("x-amz-meta-")?;
+            Some((meta.to_string(), json!(value.to_str().ok()?)))
+        })
+        .collect();
+    if !metadata.is_empty() {
+        detail.insert("metadata".into(), Value::Object(metadata));
+    }
+
+    let is_head = request.method() == Method::HEAD;
+    let response = match s3.faults.take("s3", &operation, key.as_deref()) {
+        Some(fault) => xml_error(fault.status, &fault.code, &fault.message, key.as_deref(), is_head),
+        None => {
+            let request = request.map(s3s::Body::http_body_unsync);
+            match s3.service.call(request).await {
+                Ok(response) => response.map(Body::new),
+                Err(err) => xml_error(500, "InternalError", &format!("{err:?}"), key.as_deref(), is_head),
+            }
+        }
+    };
+    let mut detail = Value::Object(detail);
+    if operation == "DeleteObjects" {
+        // The keys are in the XML body, which has been consumed: record the count only.
+        detail["note"] = json!("keys are in the request body");
+    }
+    s3.calls.record(Call {
+        service: "s3",
+        operation,
+        at_ms,
+        status: response.status().as_u16(),
+        access_key: access_key_of(&headers),
+        detail,
+    });
+    response
+}
+
+/// S3's XML error document.
+fn xml_error(status: u16, code: &str, message: &str, key: Option<&str>, is_head: bool) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let body = if is_head {
+        String::new()
+    } else {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><Key>{}</Key><RequestId>{}</RequestId></Error>",
+            escape(code),
+            escape(message),
+            escape(key.unwrap_or("")),
+            uuid::Uuid::new_v4()
+        )
+    };
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert("content-type", HeaderValue::from_static("application/xml"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classify;
+    use axum::http::Method;
+
+    #[test]
+    fn classifies_path_style_operations() {
+        let op = |m: Method, p: &str, q: &str| classify(&m, p, q, false).0;
+        assert_eq!(op(Method::GET, "/b", "list-type=2&prefix=x"), "ListObjectsV2");
+        assert_eq!(op(Method::PUT, "/b/k/x.zip", "partNumber=2&uploadId=u"), "UploadPart");
+        assert_eq!(op(Method::POST, "/b/k", "uploads"), "CreateMultipartUpload");
+        assert_eq!(op(Method::POST, "/b", "delete"), "DeleteObjects");
+        assert_eq!(op(Method::HEAD, "/b/k", ""), "HeadObject");
+        let (_, bucket, key) = classify(&Method::GET, "/b/dir/a%20b.txt", "", false);
+        assert_eq!((bucket.as_deref(), key.as_deref()), (Some("b"), Some("dir/a b.txt")));
+    }
+}

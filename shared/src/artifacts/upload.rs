@@ -1,0 +1,170 @@
+//! An S3 object written as a stream: one `PutObject` when small, multipart above the part
+//! size, always with SSE-KMS. At most one part is buffered and one is in flight.
+
+use super::error::{s3_error, ArtifactError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use tokio::task::JoinHandle;
+
+/// S3's smallest part size is 5 MiB; 8 MiB keeps memory low and calls few.
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+pub(crate) struct ObjectUpload {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    kms_key_id: Option<String>,
+    part_size: usize,
+    buffer: Vec<u8>,
+    upload_id: Option<String>,
+    parts: Vec<CompletedPart>,
+    in_flight: Option<JoinHandle<Result<CompletedPart, ArtifactError>>>,
+    pub written: u64,
+}
+
+impl ObjectUpload {
+    pub fn new(client: aws_sdk_s3::Client, bucket: &str, key: &str, kms_key_id: Option<String>, part_size: usize) -> Self {
+        let part_size = part_size.max(MIN_PART_SIZE);
+        Self {
+            client,
+            bucket: bucket.into(),
+            key: key.into(),
+            kms_key_id,
+            part_size,
+            buffer: Vec::with_capacity(64 * 1024),
+            upload_id: None,
+            parts: Vec::new(),
+            in_flight: None,
+            written: 0,
+        }
+    }
+
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), ArtifactError> {
+        self.buffer.extend_from_slice(data);
+        self.written += data.len() as u64;
+        while self.buffer.len() >= self.part_size {
+            let rest = self.buffer.split_off(self.part_size);
+            let part = std::mem::replace(&mut self.buffer, rest);
+            self.send_part(part).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_part(&mut self, part: Vec<u8>) -> Result<(), ArtifactError> {
+        let upload_id = match &self.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let created = self
+                    .client
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&self.key)
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .set_ssekms_key_id(self.kms_key_id.clone())
+                    .content_type("application/zip")
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("CreateMultipartUpload", &self.bucket, &self.key, e))?;
+                let id = created.upload_id().unwrap_or_default().to_string();
+                self.upload_id = Some(id.clone());
+                id
+            }
+        };
+        self.wait_in_flight().await?;
+        let number = self.parts.len() as i32 + 1 + i32::from(self.in_flight.is_some());
+        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
+        self.in_flight = Some(tokio::spawn(async move {
+            let out = client
+                .upload_part()
+                .bucket(&bucket)
+                .key(&key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(part))
+                .send()
+                .await
+                .map_err(|e| s3_error("UploadPart", &bucket, &key, e))?;
+            Ok(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag).build())
+        }));
+        Ok(())
+    }
+
+    async fn wait_in_flight(&mut self) -> Result<(), ArtifactError> {
+        if let Some(task) = self.in_flight.take() {
+            let part = task.await.map_err(|e| ArtifactError::S3 {
+                operation: "UploadPart",
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+                code: None,
+                message: format!("upload task failed: {e}"),
+            })??;
+            self.parts.push(part);
+        }
+        Ok(())
+    }
+
+    pub async fn finish(mut self) -> Result<u64, ArtifactError> {
+        let result = self.complete().await;
+        if result.is_err() {
+            self.abort().await;
+        }
+        result.map(|_| self.written)
+    }
+
+    async fn complete(&mut self) -> Result<(), ArtifactError> {
+        if self.upload_id.is_none() {
+            let body = std::mem::take(&mut self.buffer);
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(self.kms_key_id.clone())
+                .content_type("application/zip")
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| s3_error("PutObject", &self.bucket, &self.key, e))?;
+            return Ok(());
+        }
+        if !self.buffer.is_empty() {
+            let last = std::mem::take(&mut self.buffer);
+            self.send_part(last).await?;
+        }
+        self.wait_in_flight().await?;
+        let upload = CompletedMultipartUpload::builder().set_parts(Some(std::mem::take(&mut self.parts))).build();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(self.upload_id.clone().unwrap_or_default())
+            .multipart_upload(upload)
+            .send()
+            .await
+            .map_err(|e| s3_error("CompleteMultipartUpload", &self.bucket, &self.key, e))?;
+        self.upload_id = None;
+        Ok(())
+    }
+
+    /// Drops what was uploaded so far: no partial object is left behind.
+    pub async fn abort(&mut self) {
+        if let Some(task) = self.in_flight.take() {
+            let _ = task.await;
+        }
+        if let Some(upload_id) = self.upload_id.take() {
+            let result = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(upload_id)
+                .send()
+                .await;
+            if let Err(err) = result {
+                tracing::warn!(bucket = %self.bucket, key = %self.key, error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "could not abort multipart upload; an S3 lifecycle rule will clean it up");
+            }
+        }
+        self.buffer = Vec::new();
+    }
+}

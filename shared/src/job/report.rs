@@ -1,0 +1,185 @@
+//! Sends the job's result to CodePipeline, within the API's limits.
+
+use super::outcome::{JobError, JobSuccess};
+use aws_sdk_codepipeline::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_codepipeline::types::{ExecutionDetails, FailureDetails, FailureType};
+use std::collections::BTreeMap;
+
+/// `executionDetails.summary` and `continuationToken` limit.
+pub const MAX_SUMMARY_CHARS: usize = 2048;
+/// `failureDetails.message` limit.
+pub const MAX_FAILURE_MESSAGE_CHARS: usize = 5000;
+/// `continuationToken` limit.
+pub const MAX_CONTINUATION_TOKEN_CHARS: usize = 2048;
+/// All output variable names and values together.
+pub const MAX_OUTPUT_VARIABLES_BYTES: usize = 122_880;
+
+/// What CodePipeline said to our report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Accepted,
+    /// `InvalidJobStateException` / `JobNotFoundException`: the job was already completed by an
+    /// earlier delivery of the same event.
+    AlreadyCompleted,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not report the job result to CodePipeline ({operation}): {message}")]
+pub struct ReportError {
+    pub operation: &'static str,
+    pub message: String,
+}
+
+/// Reports results for jobs through the real CodePipeline client (whose retry policy covers
+/// throttling and 5xx answers).
+#[derive(Clone, Debug)]
+pub struct JobReporter {
+    client: aws_sdk_codepipeline::Client,
+}
+
+impl JobReporter {
+    pub fn new(client: aws_sdk_codepipeline::Client) -> Self {
+        Self { client }
+    }
+
+    pub async fn success(
+        &self,
+        job_id: &str,
+        success: &JobSuccess,
+        execution_id: &str,
+    ) -> Result<Delivery, ReportError> {
+        let mut request = self
+            .client
+            .put_job_success_result()
+            .job_id(job_id)
+            .execution_details(details(&success.summary, execution_id, None));
+        if !success.output_variables.is_empty() {
+            request = request.set_output_variables(Some(success.output_variables.clone().into_iter().collect()));
+        }
+        classify("PutJobSuccessResult", request.send().await)
+    }
+
+    pub async fn continuation(
+        &self,
+        job_id: &str,
+        token: &str,
+        summary: &str,
+        percent_complete: Option<u8>,
+        execution_id: &str,
+    ) -> Result<Delivery, ReportError> {
+        let request = self
+            .client
+            .put_job_success_result()
+            .job_id(job_id)
+            .continuation_token(token)
+            .execution_details(details(summary, execution_id, percent_complete));
+        classify("PutJobSuccessResult", request.send().await)
+    }
+
+    pub async fn failure(&self, job_id: &str, error: &JobError, execution_id: &str) -> Result<Delivery, ReportError> {
+        let failure_type = match error.kind {
+            super::FailureKind::JobFailed => FailureType::JobFailed,
+            super::FailureKind::ConfigurationError => FailureType::ConfigurationError,
+            super::FailureKind::PermissionError => FailureType::PermissionError,
+        };
+        let details = FailureDetails::builder()
+            .r#type(failure_type)
+            .message(truncate(&error.message, MAX_FAILURE_MESSAGE_CHARS))
+            .external_execution_id(execution_id)
+            .build()
+            .map_err(|e| ReportError { operation: "PutJobFailureResult", message: e.to_string() })?;
+        let request = self.client.put_job_failure_result().job_id(job_id).failure_details(details);
+        classify("PutJobFailureResult", request.send().await)
+    }
+}
+
+fn details(summary: &str, execution_id: &str, percent_complete: Option<u8>) -> ExecutionDetails {
+    ExecutionDetails::builder()
+        .summary(truncate(summary, MAX_SUMMARY_CHARS))
+        .external_execution_id(execution_id)
+        .set_percent_complete(percent_complete.map(|p| i32::from(p.min(100))))
+        .build()
+}
+
+fn classify<T, E>(operation: &'static str, result: Result<T, SdkError<E>>) -> Result<Delivery, ReportError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(Delivery::Accepted),
+        Err(err) => match err.code() {
+            Some("InvalidJobStateException") | Some("JobNotFoundException") => Ok(Delivery::AlreadyCompleted),
+            code => Err(ReportError {
+                operation,
+                message: match (code, err.message()) {
+                    (Some(code), Some(message)) => format!("{code}: {message}"),
+                    (Some(code), None) => code.to_string(),
+                    _ => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+                },
+            }),
+        },
+    }
+}
+
+/// Cuts `text` to at most `max` characters, marking the cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    const MARK: &str = " …[truncated]";
+    let keep = max.saturating_sub(MARK.chars().count());
+    let mut out: String = text.chars().take(keep).collect();
+    out.push_str(MARK);
+    out
+}
+
+/// Checks output variables against CodePipeline's rules before sending, so a bad name fails
+/// with our message instead of an API validation error.
+pub fn validate_output_variables(variables: &BTreeMap<String, String>) -> Result<(), JobError> {
+    let mut total = 0usize;
+    for (key, value) in variables {
+        let valid = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '-' | '_'));
+        if !valid {
+            return Err(JobError::failed(format!(
+                "output variable name `{key}` is invalid: names use only A-Z, a-z, 0-9, @, - and _"
+            )));
+        }
+        total += key.len() + value.len();
+    }
+    if total > MAX_OUTPUT_VARIABLES_BYTES {
+        return Err(JobError::failed(format!(
+            "output variables total {total} bytes, over CodePipeline's limit of {MAX_OUTPUT_VARIABLES_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncates_on_char_boundaries_and_marks_the_cut() {
+        let long = "é".repeat(6000);
+        let cut = truncate(&long, MAX_FAILURE_MESSAGE_CHARS);
+        assert_eq!(cut.chars().count(), MAX_FAILURE_MESSAGE_CHARS);
+        assert!(cut.ends_with("[truncated]"));
+        assert_eq!(truncate("short", 10), "short");
+    }
+
+    #[test]
+    fn output_variable_names_are_checked() {
+        let mut vars = BTreeMap::new();
+        vars.insert("Good-Name_1@x".to_string(), "v".to_string());
+        assert!(validate_output_variables(&vars).is_ok());
+        vars.insert("bad name".to_string(), "v".to_string());
+        assert!(validate_output_variables(&vars).unwrap_err().message.contains("`bad name`"));
+    }
+
+    #[test]
+    fn output_variables_total_size_is_limited() {
+        let mut vars = BTreeMap::new();
+        vars.insert("Big".to_string(), "x".repeat(MAX_OUTPUT_VARIABLES_BYTES));
+        assert!(validate_output_variables(&vars).unwrap_err().message.contains("122880"));
+    }
+}

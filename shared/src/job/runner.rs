@@ -1,0 +1,304 @@
+//! The invoke-action runner: turns one Lambda invocation into exactly one report to
+//! CodePipeline, whatever the handler does (returns, errors, panics or runs out of time).
+
+use super::continuation;
+use super::event::{job_id_of, Artifact, JobEvent};
+use super::outcome::{JobError, JobOutcome, JobSuccess};
+use super::params::parse_user_parameters;
+use super::report::{validate_output_variables, Delivery, JobReporter};
+use crate::artifacts::ArtifactStore;
+use aws_config::SdkConfig;
+use lambda_runtime::{Error as LambdaError, LambdaEvent};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+
+/// Time kept back from the Lambda deadline for reporting the result.
+pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::from_secs(5);
+/// How many finished job ids a warm container remembers to recognise repeat deliveries.
+const REMEMBERED_JOBS: usize = 256;
+
+/// One job as the handler sees it: typed parameters, continuation state, artifacts, time.
+pub struct Job<P, S> {
+    pub id: String,
+    pub account_id: String,
+    /// The Lambda request id; reported as `externalExecutionId`.
+    pub request_id: String,
+    pub params: P,
+    /// Present when CodePipeline re-invoked us with a continuation token we issued.
+    pub state: Option<S>,
+    pub inputs: Vec<Artifact>,
+    pub outputs: Vec<Artifact>,
+    artifacts: Option<ArtifactStore>,
+    deadline: Instant,
+}
+
+impl<P, S> Job<P, S> {
+    /// Artifact IO with the job's own credentials.
+    pub fn artifacts(&self) -> Result<&ArtifactStore, JobError> {
+        self.artifacts
+            .as_ref()
+            .ok_or_else(|| JobError::config("the job event carries no artifactCredentials"))
+    }
+
+    pub fn input(&self, name: &str) -> Result<&Artifact, JobError> {
+        find_artifact(&self.inputs, name, "input")
+    }
+
+    pub fn output(&self, name: &str) -> Result<&Artifact, JobError> {
+        find_artifact(&self.outputs, name, "output")
+    }
+
+    /// Time left before the runner stops the handler to report (Lambda deadline minus margin).
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+fn find_artifact<'a>(list: &'a [Artifact], name: &str, kind: &str) -> Result<&'a Artifact, JobError> {
+    list.iter().find(|a| a.name == name).ok_or_else(|| {
+        let known: Vec<&str> = list.iter().map(|a| a.name.as_str()).collect();
+        JobError::config(format!(
+            "no {kind} artifact named `{name}`; the action has {kind} artifacts: [{}]",
+            known.join(", ")
+        ))
+    })
+}
+
+/// Runs invoke-action handlers and reports their results. Build one per process and share it
+/// across invocations.
+pub struct JobRunner {
+    sdk_config: SdkConfig,
+    reporter: JobReporter,
+    safety_margin: Duration,
+    finished: Mutex<VecDeque<String>>,
+}
+
+impl JobRunner {
+    /// A runner whose CodePipeline client comes from `sdk_config` (region, endpoint, the
+    /// function role's credentials). Artifact clients reuse its endpoint settings with the job's
+    /// credentials.
+    pub fn new(sdk_config: &SdkConfig) -> Self {
+        let client = aws_sdk_codepipeline::Client::new(sdk_config);
+        Self {
+            sdk_config: sdk_config.clone(),
+            reporter: JobReporter::new(client),
+            safety_margin: DEFAULT_SAFETY_MARGIN,
+            finished: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Loads the AWS configuration from the environment, with a retry policy fit for reporting.
+    pub async fn from_env() -> Self {
+        Self::new(&crate::sdk::load_config().await)
+    }
+
+    pub fn with_safety_margin(mut self, margin: Duration) -> Self {
+        self.safety_margin = margin;
+        self
+    }
+
+    /// Handles one invocation. Always reports to CodePipeline when the event names a job, and
+    /// returns `Ok` once the report is delivered (or was already delivered) so that Lambda does
+    /// not retry a job that has a result.
+    pub async fn run<P, S, F, Fut>(&self, event: LambdaEvent<Value>, handler: F) -> Result<Value, LambdaError>
+    where
+        P: DeserializeOwned + Send + 'static,
+        S: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(Job<P, S>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<JobOutcome<S>, JobError>> + Send + 'static,
+    {
+        let (payload, context) = event.into_parts();
+        let request_id = context.request_id.clone();
+        let Some(job_id) = job_id_of(&payload).map(str::to_owned) else {
+            tracing::error!(request_id, "event is not a CodePipeline job (no `CodePipeline.job.id`); nothing to report");
+            return Err("event is not a CodePipeline job event".into());
+        };
+        if self.already_finished(&job_id) {
+            tracing::warn!(job_id, "repeat delivery of a job this container already finished; skipped");
+            return Ok(response(&job_id, "skipped-repeat", None));
+        }
+
+        let deadline = deadline_instant(context.deadline);
+        let work_deadline = deadline.checked_sub(self.safety_margin).unwrap_or_else(Instant::now);
+        tracing::info!(job_id, request_id, remaining_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64, "job started");
+
+        let outcome = match self.prepare::<P, S>(payload, &request_id, work_deadline) {
+            Ok(job) => run_until(work_deadline, handler(job)).await,
+            Err(err) => Err(err),
+        };
+        self.report(&job_id, &request_id, outcome).await
+    }
+
+    fn prepare<P, S>(&self, payload: Value, request_id: &str, deadline: Instant) -> Result<Job<P, S>, JobError>
+    where
+        P: DeserializeOwned,
+        S: DeserializeOwned,
+    {
+        let event: JobEvent = serde_json::from_value(payload)
+            .map_err(|e| JobError::config(format!("malformed CodePipeline job event: {e}")))?;
+        let job = event.job;
+        let params = parse_user_parameters::<P>(job.data.action_configuration.configuration.user_parameters.as_deref())?;
+        let state = job.data.continuation_token.as_deref().map(continuation::decode::<S>).transpose()?;
+        let artifacts = job
+            .data
+            .artifact_credentials
+            .as_ref()
+            .map(|creds| ArtifactStore::for_job(&self.sdk_config, creds, job.data.encryption_key.as_ref()));
+        Ok(Job {
+            id: job.id,
+            account_id: job.account_id,
+            request_id: request_id.to_string(),
+            params,
+            state,
+            inputs: job.data.input_artifacts,
+            outputs: job.data.output_artifacts,
+            artifacts,
+            deadline,
+        })
+    }
+
+    async fn report<S: Serialize>(
+        &self,
+        job_id: &str,
+        request_id: &str,
+        outcome: Result<JobOutcome<S>, JobError>,
+    ) -> Result<Value, LambdaError> {
+        let outcome = outcome.and_then(|o| match o {
+            JobOutcome::Succeeded(success) => validate_output_variables(&success.output_variables).map(|_| Prepared::Done(success)),
+            JobOutcome::Continue { state, summary, percent_complete } => {
+                continuation::encode(&state).map(|token| Prepared::Continue { token, summary, percent_complete })
+            }
+        });
+        let (result, label, failure) = match &outcome {
+            Ok(Prepared::Done(success)) => (self.reporter.success(job_id, success, request_id).await, "success", None),
+            Ok(Prepared::Continue { token, summary, percent_complete }) => (
+                self.reporter.continuation(job_id, token, summary, *percent_complete, request_id).await,
+                "continuation",
+                None,
+            ),
+            Err(error) => {
+                tracing::warn!(job_id, failure_type = error.kind.as_str(), message = %error.message, "job failed");
+                (self.reporter.failure(job_id, error, request_id).await, "failure", Some(error.kind.as_str()))
+            }
+        };
+        match result {
+            Ok(Delivery::Accepted) => {
+                if label != "continuation" {
+                    self.remember_finished(job_id);
+                }
+                tracing::info!(job_id, result = label, "job result reported");
+                Ok(response(job_id, label, failure))
+            }
+            Ok(Delivery::AlreadyCompleted) => {
+                self.remember_finished(job_id);
+                tracing::warn!(job_id, "CodePipeline says the job is already completed: this was a repeat delivery; result dropped");
+                Ok(response(job_id, "already-completed", None))
+            }
+            Err(err) => {
+                tracing::error!(job_id, error = %err, "job result could not be reported");
+                Err(err.into())
+            }
+        }
+    }
+
+    fn already_finished(&self, job_id: &str) -> bool {
+        self.finished.lock().map(|list| list.iter().any(|id| id == job_id)).unwrap_or(false)
+    }
+
+    fn remember_finished(&self, job_id: &str) {
+        if let Ok(mut list) = self.finished.lock() {
+            if list.len() == REMEMBERED_JOBS {
+                list.pop_front();
+            }
+            list.push_back(job_id.to_string());
+        }
+    }
+}
+
+enum Prepared {
+    Done(JobSuccess),
+    Continue { token: String, summary: String, percent_complete: Option<u8> },
+}
+
+fn response(job_id: &str, reported: &str, failure_type: Option<&str>) -> Value {
+    let mut value = json!({"jobId": job_id, "reported": reported});
+    if let Some(kind) = failure_type {
+        value["failureType"] = json!(kind);
+    }
+    value
+}
+
+/// Runs the handler on its own task so that a panic is caught and a handler that overruns is
+/// stopped at `deadline`.
+async fn run_until<S, Fut>(deadline: Instant, work: Fut) -> Result<JobOutcome<S>, JobError>
+where
+    S: Send + 'static,
+    Fut: Future<Output = Result<JobOutcome<S>, JobError>> + Send + 'static,
+{
+    let mut task = tokio::spawn(work);
+    tokio::select! {
+        joined = &mut task => match joined {
+            Ok(result) => result,
+            Err(err) if err.is_panic() => Err(JobError::failed(format!("the action panicked: {}", panic_message(err.into_panic())))),
+            Err(err) => Err(JobError::failed(format!("the action was cancelled: {err}"))),
+        },
+        _ = tokio::time::sleep_until(deadline) => {
+            task.abort();
+            Err(JobError::failed(
+                "the action ran out of time before the Lambda deadline; raise the function's timeout or reduce the work per run",
+            ))
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+/// Converts the Runtime API's epoch-millisecond deadline into a monotonic instant.
+fn deadline_instant(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn panics_become_job_failures() {
+        let result: Result<JobOutcome<()>, JobError> =
+            run_until(Instant::now() + Duration::from_secs(5), async { panic!("boom at step 3") }).await;
+        let err = result.unwrap_err();
+        assert_eq!(err.kind, super::super::FailureKind::JobFailed);
+        assert!(err.message.contains("boom at step 3"));
+    }
+
+    #[tokio::test]
+    async fn overrunning_work_is_stopped_at_the_deadline() {
+        let started = Instant::now();
+        let result: Result<JobOutcome<()>, JobError> = run_until(Instant::now() + Duration::from_millis(50), async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(JobOutcome::Succeeded(JobSuccess::new("never")))
+        })
+        .await;
+        assert!(result.unwrap_err().message.contains("ran out of time"));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,15 @@
+//! `pipeline-ext`: what the CodePipeline extension functions share.
+//!
+//! - [`job`]: the invoke-action contract: event model, typed `UserParameters`, continuation
+//!   state, and [`job::JobRunner`], which reports exactly one result per invocation.
+//! - [`artifacts`]: zip artifacts in S3, read and written with the job's credentials, streaming,
+//!   with limits for untrusted input.
+//! - [`secrets`]: Secrets Manager JSON secrets with a warm-invocation cache.
+//! - [`telemetry`]: logging setup that never prints events or credentials.
+//! - [`sdk`]: AWS SDK configuration from the environment.
+
+pub mod artifacts;
+pub mod job;
+pub mod sdk;
+pub mod secrets;
+pub mod telemetry;
