@@ -215,22 +215,21 @@ pub(crate) fn parse_central_header(header: &[u8], rest: &[u8]) -> Result<ZipEntr
 /// Checks the whole set of entries against the limits and against overlapping data (the
 /// trick of non-recursive zip bombs), and returns them in archive order.
 pub(crate) fn check_entries(mut entries: Vec<ZipEntry>, cd_offset: u64, limits: &ZipLimits) -> Result<Vec<ZipEntry>, ArtifactError> {
-    let mut total: u64 = 0;
-    let mut total_compressed: u64 = 0;
-    for entry in &entries {
-        total = total.saturating_add(entry.size);
-        total_compressed = total_compressed.saturating_add(entry.compressed_size);
-        if entry.size > ZipLimits::RATIO_FLOOR && entry.size / entry.compressed_size.max(1) > limits.max_ratio {
-            return Err(ArtifactError::OverLimit(format!(
-                "entry `{}` expands {} bytes to {} bytes, a ratio over the limit of {}:1",
-                entry.name, entry.compressed_size, entry.size, limits.max_ratio
-            )));
-        }
-    }
+    let total = entries.iter().fold(0u64, |sum, e| sum.saturating_add(e.size));
+    let total_compressed = entries.iter().fold(0u64, |sum, e| sum.saturating_add(e.compressed_size));
     if total > limits.max_total_bytes {
         return Err(ArtifactError::OverLimit(format!(
             "the archive declares {total} uncompressed bytes, more than the limit of {} bytes",
             limits.max_total_bytes
+        )));
+    }
+    if let Some(entry) = entries
+        .iter()
+        .find(|e| e.size > ZipLimits::RATIO_FLOOR && e.size / e.compressed_size.max(1) > limits.max_ratio)
+    {
+        return Err(ArtifactError::OverLimit(format!(
+            "entry `{}` expands {} bytes to {} bytes, a ratio over the limit of {}:1",
+            entry.name, entry.compressed_size, entry.size, limits.max_ratio
         )));
     }
     if total > ZipLimits::RATIO_FLOOR && total / total_compressed.max(1) > limits.max_ratio {
