@@ -47,7 +47,10 @@ impl CallLog {
 
     /// Calls of one operation, oldest first.
     pub fn of(&self, service: &str, operation: &str) -> Vec<Call> {
-        self.all().into_iter().filter(|c| c.service == service && c.operation == operation).collect()
+        self.all()
+            .into_iter()
+            .filter(|c| c.service == service && c.operation == operation)
+            .collect()
     }
 
     pub fn count(&self, service: &str, operation: &str) -> usize {

@@ -40,7 +40,11 @@ impl JobRecord {
         if self.status != JobStatus::InProgress {
             return None;
         }
-        self.results.last()?.get("continuationToken")?.as_str().map(str::to_owned)
+        self.results
+            .last()?
+            .get("continuationToken")?
+            .as_str()
+            .map(str::to_owned)
     }
 }
 
@@ -70,16 +74,27 @@ pub struct LocalCodePipeline {
 
 impl LocalCodePipeline {
     pub fn new(calls: CallLog, faults: Faults) -> Self {
-        Self { state: Arc::default(), calls, faults }
+        Self {
+            state: Arc::default(),
+            calls,
+            faults,
+        }
     }
 
     pub fn router(&self) -> Router {
-        Router::new().route("/", post(handle)).with_state(self.clone())
+        Router::new()
+            .route("/", post(handle))
+            .with_state(self.clone())
     }
 
     /// Makes a job known, as CodePipeline does before invoking the function.
     pub fn register_job(&self, job_id: &str, account_id: &str, data: Value) {
-        let record = JobRecord { account_id: account_id.into(), data, status: JobStatus::InProgress, results: Vec::new() };
+        let record = JobRecord {
+            account_id: account_id.into(),
+            data,
+            status: JobStatus::InProgress,
+            results: Vec::new(),
+        };
         self.lock().jobs.insert(job_id.into(), record);
     }
 
@@ -117,13 +132,17 @@ impl LocalCodePipeline {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pipelines> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 async fn handle(State(cp): State<LocalCodePipeline>, headers: HeaderMap, body: Bytes) -> Response {
     let at_ms = now_ms();
-    let operation = json_rpc::operation(&headers, TARGET_PREFIX).unwrap_or("").to_string();
+    let operation = json_rpc::operation(&headers, TARGET_PREFIX)
+        .unwrap_or("")
+        .to_string();
     let (response, detail) = match json_rpc::parse_body(&body) {
         Err(response) => (response, Value::Null),
         Ok(request) => {
@@ -155,8 +174,14 @@ fn dispatch(cp: &LocalCodePipeline, operation: &str, request: &Value) -> Respons
         "PutJobFailureResult" => put_job_result(cp, request, false),
         "GetJobDetails" => get_job_details(cp, request),
         "PutApprovalResult" => put_approval_result(cp, request),
-        "" => Err(invalid("UnknownOperationException", "missing X-Amz-Target header")),
-        other => Err(invalid("UnknownOperationException", &format!("operation {other} is not served by pipeline-local"))),
+        "" => Err(invalid(
+            "UnknownOperationException",
+            "missing X-Amz-Target header",
+        )),
+        other => Err(invalid(
+            "UnknownOperationException",
+            &format!("operation {other} is not served by pipeline-local"),
+        )),
     };
     match result {
         Ok(body) => json_rpc::ok(body),
@@ -177,13 +202,23 @@ fn str_field<'a>(request: &'a Value, name: &str) -> Result<&'a str, Response> {
 
 /// Checks the request against the API's documented constraints, as CodePipeline does.
 fn validate_job_result(request: &Value, success: bool) -> Result<(), Response> {
-    let too_long = |field: &str, max: usize| invalid("ValidationException", &format!("Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"));
+    let too_long = |field: &str, max: usize| {
+        invalid("ValidationException", &format!("Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"))
+    };
     if success {
         if let Some(details) = request.get("executionDetails") {
-            if details.get("summary").and_then(Value::as_str).is_some_and(|s| s.chars().count() > 2048) {
+            if details
+                .get("summary")
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.chars().count() > 2048)
+            {
                 return Err(too_long("executionDetails.summary", 2048));
             }
-            if details.get("externalExecutionId").and_then(Value::as_str).is_some_and(|s| s.chars().count() > 1500) {
+            if details
+                .get("externalExecutionId")
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.chars().count() > 1500)
+            {
                 return Err(too_long("executionDetails.externalExecutionId", 1500));
             }
             if let Some(p) = details.get("percentComplete").and_then(Value::as_i64) {
@@ -192,23 +227,49 @@ fn validate_job_result(request: &Value, success: bool) -> Result<(), Response> {
                 }
             }
         }
-        if request.get("continuationToken").and_then(Value::as_str).is_some_and(|s| s.chars().count() > 2048) {
+        if request
+            .get("continuationToken")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.chars().count() > 2048)
+        {
             return Err(too_long("continuationToken", 2048));
         }
         if let Some(vars) = request.get("outputVariables").and_then(Value::as_object) {
             if request.get("continuationToken").is_some() {
-                return Err(invalid("InvalidParameterValueException", "outputVariables cannot be set together with continuationToken"));
+                return Err(invalid(
+                    "InvalidParameterValueException",
+                    "outputVariables cannot be set together with continuationToken",
+                ));
             }
             for key in vars.keys() {
-                if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '-' | '_')) {
-                    return Err(invalid("ValidationException", &format!("output variable key '{key}' does not match [A-Za-z0-9@\\-_]+")));
+                if key.is_empty()
+                    || !key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '-' | '_'))
+                {
+                    return Err(invalid(
+                        "ValidationException",
+                        &format!("output variable key '{key}' does not match [A-Za-z0-9@\\-_]+"),
+                    ));
                 }
             }
         }
     } else {
-        let details = request.get("failureDetails").ok_or_else(|| invalid("ValidationException", "Value at 'failureDetails' failed to satisfy constraint: Member must not be null"))?;
+        let details = request.get("failureDetails").ok_or_else(|| {
+            invalid(
+                "ValidationException",
+                "Value at 'failureDetails' failed to satisfy constraint: Member must not be null",
+            )
+        })?;
         let kind = details.get("type").and_then(Value::as_str).unwrap_or("");
-        let kinds = ["JobFailed", "ConfigurationError", "PermissionError", "RevisionOutOfSync", "RevisionUnavailable", "SystemUnavailable"];
+        let kinds = [
+            "JobFailed",
+            "ConfigurationError",
+            "PermissionError",
+            "RevisionOutOfSync",
+            "RevisionUnavailable",
+            "SystemUnavailable",
+        ];
         if !kinds.contains(&kind) {
             return Err(invalid("ValidationException", &format!("Value '{kind}' at 'failureDetails.type' failed to satisfy constraint: Member must satisfy enum value set: {kinds:?}")));
         }
@@ -220,16 +281,25 @@ fn validate_job_result(request: &Value, success: bool) -> Result<(), Response> {
     Ok(())
 }
 
-fn put_job_result(cp: &LocalCodePipeline, request: &Value, success: bool) -> Result<Value, Response> {
+fn put_job_result(
+    cp: &LocalCodePipeline,
+    request: &Value,
+    success: bool,
+) -> Result<Value, Response> {
     let job_id = str_field(request, "jobId")?;
     validate_job_result(request, success)?;
     let mut state = cp.lock();
-    let job = state
-        .jobs
-        .get_mut(job_id)
-        .ok_or_else(|| invalid("JobNotFoundException", &format!("The job was not found: {job_id}")))?;
+    let job = state.jobs.get_mut(job_id).ok_or_else(|| {
+        invalid(
+            "JobNotFoundException",
+            &format!("The job was not found: {job_id}"),
+        )
+    })?;
     if job.status != JobStatus::InProgress {
-        return Err(invalid("InvalidJobStateException", &format!("The job {job_id} is already {:?}", job.status)));
+        return Err(invalid(
+            "InvalidJobStateException",
+            &format!("The job {job_id} is already {:?}", job.status),
+        ));
     }
     job.results.push(request.clone());
     if !success {
@@ -243,10 +313,12 @@ fn put_job_result(cp: &LocalCodePipeline, request: &Value, success: bool) -> Res
 fn get_job_details(cp: &LocalCodePipeline, request: &Value) -> Result<Value, Response> {
     let job_id = str_field(request, "jobId")?;
     let state = cp.lock();
-    let job = state
-        .jobs
-        .get(job_id)
-        .ok_or_else(|| invalid("JobNotFoundException", &format!("The job was not found: {job_id}")))?;
+    let job = state.jobs.get(job_id).ok_or_else(|| {
+        invalid(
+            "JobNotFoundException",
+            &format!("The job was not found: {job_id}"),
+        )
+    })?;
     Ok(json!({"jobDetails": {"id": job_id, "accountId": job.account_id, "data": job.data}}))
 }
 
@@ -255,7 +327,12 @@ fn put_approval_result(cp: &LocalCodePipeline, request: &Value) -> Result<Value,
     let pipeline = str_field(request, "pipelineName")?;
     let stage = str_field(request, "stageName")?;
     let action = str_field(request, "actionName")?;
-    let result = request.get("result").ok_or_else(|| invalid("ValidationException", "Value at 'result' failed to satisfy constraint: Member must not be null"))?;
+    let result = request.get("result").ok_or_else(|| {
+        invalid(
+            "ValidationException",
+            "Value at 'result' failed to satisfy constraint: Member must not be null",
+        )
+    })?;
     let status = result.get("status").and_then(Value::as_str).unwrap_or("");
     let summary = result.get("summary").and_then(Value::as_str).unwrap_or("");
     if status != "Approved" && status != "Rejected" {
@@ -271,12 +348,21 @@ fn put_approval_result(cp: &LocalCodePipeline, request: &Value) -> Result<Value,
         .filter(|a| a.pipeline_name == pipeline && a.stage_name == stage && a.action_name == action)
         .ok_or_else(|| invalid("InvalidApprovalTokenException", &format!("The approval action token {token} is not valid for {pipeline}/{stage}/{action}")))?;
     if approval.expired {
-        return Err(invalid("InvalidApprovalTokenException", "The approval request has expired"));
+        return Err(invalid(
+            "InvalidApprovalTokenException",
+            "The approval request has expired",
+        ));
     }
     if approval.decision.is_some() {
-        return Err(invalid("ApprovalAlreadyCompletedException", "The approval request has already been completed"));
+        return Err(invalid(
+            "ApprovalAlreadyCompletedException",
+            "The approval request has already been completed",
+        ));
     }
     approval.decision = Some((status.to_string(), summary.to_string()));
-    let approved_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let approved_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
     Ok(json!({"approvedAt": approved_at}))
 }

@@ -43,7 +43,9 @@ impl LocalAws {
         let (temp, root): (Option<tempfile::TempDir>, PathBuf) = match state_dir {
             Some(dir) => (None, dir.join("s3")),
             None => {
-                let temp = tempfile::Builder::new().prefix("pipeline-local-").tempdir()?;
+                let temp = tempfile::Builder::new()
+                    .prefix("pipeline-local-")
+                    .tempdir()?;
                 let root = temp.path().join("s3");
                 (Some(temp), root)
             }
@@ -52,14 +54,27 @@ impl LocalAws {
         let faults = Faults::default();
         let credentials = CredentialRegistry::default();
         credentials.register(ROLE_ACCESS_KEY, ROLE_SECRET_KEY);
-        let s3 = LocalS3::new(&root, credentials.clone(), calls.clone(), faults.clone()).map_err(std::io::Error::other)?;
+        let s3 = LocalS3::new(&root, credentials.clone(), calls.clone(), faults.clone())
+            .map_err(std::io::Error::other)?;
         let codepipeline = LocalCodePipeline::new(calls.clone(), faults.clone());
         let secrets = LocalSecrets::new(calls.clone(), faults.clone());
         let mut servers = Vec::new();
         let s3_addr = serve(s3.router(), &mut servers).await?;
         let codepipeline_addr = serve(codepipeline.router(), &mut servers).await?;
         let secrets_addr = serve(secrets.router(), &mut servers).await?;
-        Ok(Self { calls, faults, codepipeline, s3, secrets, credentials, s3_addr, codepipeline_addr, secrets_addr, _temp: temp, servers })
+        Ok(Self {
+            calls,
+            faults,
+            codepipeline,
+            s3,
+            secrets,
+            credentials,
+            s3_addr,
+            codepipeline_addr,
+            secrets_addr,
+            _temp: temp,
+            servers,
+        })
     }
 
     pub fn s3_url(&self) -> String {
@@ -85,7 +100,8 @@ impl LocalAws {
             secret_access_key: uuid::Uuid::new_v4().simple().to_string(),
             session_token: format!("local-session-{}", uuid::Uuid::new_v4().simple()),
         };
-        self.credentials.register(&issued.access_key_id, &issued.secret_access_key);
+        self.credentials
+            .register(&issued.access_key_id, &issued.secret_access_key);
         issued
     }
 
@@ -98,8 +114,14 @@ impl LocalAws {
             ("AWS_SECRET_ACCESS_KEY".into(), ROLE_SECRET_KEY.into()),
             ("AWS_SESSION_TOKEN".into(), "local-role-session".into()),
             ("AWS_ENDPOINT_URL_S3".into(), self.s3_url()),
-            ("AWS_ENDPOINT_URL_CODEPIPELINE".into(), self.codepipeline_url()),
-            ("AWS_ENDPOINT_URL_SECRETS_MANAGER".into(), self.secrets_url()),
+            (
+                "AWS_ENDPOINT_URL_CODEPIPELINE".into(),
+                self.codepipeline_url(),
+            ),
+            (
+                "AWS_ENDPOINT_URL_SECRETS_MANAGER".into(),
+                self.secrets_url(),
+            ),
         ]
     }
 }
@@ -112,7 +134,10 @@ impl Drop for LocalAws {
     }
 }
 
-async fn serve(router: Router, servers: &mut Vec<tokio::task::JoinHandle<()>>) -> std::io::Result<SocketAddr> {
+async fn serve(
+    router: Router,
+    servers: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     servers.push(tokio::spawn(async move {

@@ -65,10 +65,14 @@ pub async fn run(args: InvokeArgs) -> ExitCode {
 }
 
 async fn invoke(args: InvokeArgs) -> Result<ExitCode, String> {
-    let text = std::fs::read_to_string(&args.event).map_err(|e| format!("cannot read event {}: {e}", args.event.display()))?;
-    let mut event: Value = serde_json::from_str(&text).map_err(|e| format!("event {} is not JSON: {e}", args.event.display()))?;
+    let text = std::fs::read_to_string(&args.event)
+        .map_err(|e| format!("cannot read event {}: {e}", args.event.display()))?;
+    let mut event: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("event {} is not JSON: {e}", args.event.display()))?;
     let program = resolve_program(&args)?;
-    let aws = LocalAws::start(args.state_dir.as_deref()).await.map_err(|e| format!("cannot start local endpoints: {e}"))?;
+    let aws = LocalAws::start(args.state_dir.as_deref())
+        .await
+        .map_err(|e| format!("cannot start local endpoints: {e}"))?;
     if let Some(path) = &args.secrets {
         aws.secrets.load_file(path)?;
     }
@@ -77,7 +81,8 @@ async fn invoke(args: InvokeArgs) -> Result<ExitCode, String> {
         if !is_job {
             return Err("--user-parameters applies to CodePipeline job events only".into());
         }
-        event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] = json!(params);
+        event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]
+            ["UserParameters"] = json!(params);
     }
     for spec in &args.artifacts {
         seed_artifact(&aws, &event, spec)?;
@@ -86,7 +91,9 @@ async fn invoke(args: InvokeArgs) -> Result<ExitCode, String> {
     let mut env = aws.function_env();
     env.push(("AWS_LAMBDA_LOG_LEVEL".into(), args.log_level.clone()));
     for pair in &args.env {
-        let (key, value) = pair.split_once('=').ok_or_else(|| format!("--env {pair}: expected KEY=VALUE"))?;
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--env {pair}: expected KEY=VALUE"))?;
         env.push((key.into(), value.into()));
     }
     let mut spec = FunctionSpec::new(&args.function, program);
@@ -94,29 +101,51 @@ async fn invoke(args: InvokeArgs) -> Result<ExitCode, String> {
     spec.env = env;
     spec.timeout = Duration::from_secs(args.timeout);
     spec.echo_logs = !args.quiet && !args.json;
-    let host = FunctionHost::start(spec).await.map_err(|e| format!("cannot start the Runtime API: {e}"))?;
+    let host = FunctionHost::start(spec)
+        .await
+        .map_err(|e| format!("cannot start the Runtime API: {e}"))?;
 
     if !args.json {
-        eprintln!("pipeline-local invoke {}: objects in {}", args.function, aws.s3.root().display());
+        eprintln!(
+            "pipeline-local invoke {}: objects in {}",
+            args.function,
+            aws.s3.root().display()
+        );
     }
     let (code, report) = if is_job {
-        let run = run_job(&aws, &host, event, args.max_continuations).await.map_err(|e| e.to_string())?;
-        let code = if run.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        let run = run_job(&aws, &host, event, args.max_continuations)
+            .await
+            .map_err(|e| e.to_string())?;
+        let code = if run.succeeded() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
         if !args.json {
             print_job(&run, &aws);
         }
         (code, json!({"job": run, "calls": aws.calls.all()}))
     } else {
         let invocation = host.invoke(&event).await;
-        let code = if matches!(invocation.outcome, Outcome::Response { .. }) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        let code = if matches!(invocation.outcome, Outcome::Response { .. }) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
         if !args.json {
             print_invocation(1, &invocation);
         }
-        (code, json!({"invocation": invocation, "calls": aws.calls.all()}))
+        (
+            code,
+            json!({"invocation": invocation, "calls": aws.calls.all()}),
+        )
     };
     host.shutdown().await;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     }
     Ok(code)
 }
@@ -125,53 +154,100 @@ fn resolve_program(args: &InvokeArgs) -> Result<PathBuf, String> {
     if let Some(binary) = &args.binary {
         return Ok(binary.clone());
     }
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("target"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("target"));
     let path = target.join("release").join(&args.function);
     if path.is_file() {
         return Ok(path);
     }
     if !Path::new("Cargo.toml").is_file() {
-        return Err(format!("no binary at {}; pass --binary or run from the workspace root", path.display()));
+        return Err(format!(
+            "no binary at {}; pass --binary or run from the workspace root",
+            path.display()
+        ));
     }
-    eprintln!("building {} (cargo build --release --bin {}) …", args.function, args.function);
+    eprintln!(
+        "building {} (cargo build --release --bin {}) …",
+        args.function, args.function
+    );
     let status = std::process::Command::new("cargo")
         .args(["build", "--release", "--bin", &args.function])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() || !path.is_file() {
-        return Err(format!("could not build {}: is it a binary of this workspace?", args.function));
+        return Err(format!(
+            "could not build {}: is it a binary of this workspace?",
+            args.function
+        ));
     }
     Ok(path)
 }
 
 fn seed_artifact(aws: &LocalAws, event: &Value, spec: &str) -> Result<(), String> {
-    let (name, path) = spec.split_once('=').ok_or_else(|| format!("--artifact {spec}: expected NAME=PATH"))?;
-    let inputs = event["CodePipeline.job"]["data"]["inputArtifacts"].as_array().cloned().unwrap_or_default();
-    let artifact = inputs
-        .iter()
-        .find(|a| a["name"] == name)
-        .ok_or_else(|| format!("--artifact {name}: the event has no input artifact of that name"))?;
-    let bucket = artifact["location"]["s3Location"]["bucketName"].as_str().unwrap_or_default();
-    let key = artifact["location"]["s3Location"]["objectKey"].as_str().unwrap_or_default();
+    let (name, path) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("--artifact {spec}: expected NAME=PATH"))?;
+    let inputs = event["CodePipeline.job"]["data"]["inputArtifacts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let artifact = inputs.iter().find(|a| a["name"] == name).ok_or_else(|| {
+        format!("--artifact {name}: the event has no input artifact of that name")
+    })?;
+    let bucket = artifact["location"]["s3Location"]["bucketName"]
+        .as_str()
+        .unwrap_or_default();
+    let key = artifact["location"]["s3Location"]["objectKey"]
+        .as_str()
+        .unwrap_or_default();
     let path = Path::new(path);
-    let bytes = if path.is_dir() {
-        pipeline_local::zip_folder::zip_folder(path).map_err(|e| format!("cannot zip {}: {e}", path.display()))?
+    let size = if path.is_dir() {
+        let bytes = pipeline_local::zip_folder::zip_folder(path)
+            .map_err(|e| format!("cannot zip {}: {e}", path.display()))?;
+        aws.s3
+            .put_file(bucket, key, &bytes)
+            .map_err(|e| format!("cannot store s3://{bucket}/{key}: {e}"))?;
+        bytes.len() as u64
     } else {
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        aws.s3.put_path(bucket, key, path).map_err(|e| {
+            format!(
+                "cannot store {} at s3://{bucket}/{key}: {e}",
+                path.display()
+            )
+        })?
     };
-    aws.s3.put_file(bucket, key, &bytes).map_err(|e| format!("cannot store s3://{bucket}/{key}: {e}"))?;
-    eprintln!("input artifact {name} ← {} ({} bytes) at s3://{bucket}/{key}", path.display(), bytes.len());
+    eprintln!(
+        "input artifact {name} ← {} ({size} bytes) at s3://{bucket}/{key}",
+        path.display()
+    );
     Ok(())
 }
 
 fn print_invocation(n: usize, invocation: &Invocation) {
-    let rss = invocation.peak_rss_kib.map(|k| format!(", peak RSS {:.1} MiB", k as f64 / 1024.0)).unwrap_or_default();
-    let start = if invocation.cold_start { "cold start" } else { "warm" };
-    println!("invocation {n}: {start}, {:.0} ms{rss}", invocation.duration_ms());
+    let rss = invocation
+        .peak_rss_kib
+        .map(|k| format!(", peak RSS {:.1} MiB", k as f64 / 1024.0))
+        .unwrap_or_default();
+    let start = if invocation.cold_start {
+        "cold start"
+    } else {
+        "warm"
+    };
+    println!(
+        "invocation {n}: {start}, {:.0} ms{rss}",
+        invocation.duration_ms()
+    );
     match &invocation.outcome {
         Outcome::Response { body } => println!("  returned {body}"),
-        Outcome::Error { error_type, error_message } => println!("  error {error_type}: {error_message}"),
-        Outcome::InitError { error_type, error_message } => println!("  init error {error_type}: {error_message}"),
+        Outcome::Error {
+            error_type,
+            error_message,
+        } => println!("  error {error_type}: {error_message}"),
+        Outcome::InitError {
+            error_type,
+            error_message,
+        } => println!("  init error {error_type}: {error_message}"),
         Outcome::Timeout => println!("  timed out (process killed)"),
         Outcome::Crashed { status } => println!("  process exited: {status}"),
     }
@@ -187,11 +263,21 @@ fn print_job(run: &JobRun, aws: &LocalAws) {
     };
     for result in &record.results {
         if let Some(failure) = result.get("failureDetails") {
-            println!("  PutJobFailureResult {}: {}", failure["type"].as_str().unwrap_or(""), failure["message"].as_str().unwrap_or(""));
+            println!(
+                "  PutJobFailureResult {}: {}",
+                failure["type"].as_str().unwrap_or(""),
+                failure["message"].as_str().unwrap_or("")
+            );
         } else if result.get("continuationToken").is_some() {
-            println!("  PutJobSuccessResult (continuation): {}", result["executionDetails"]["summary"].as_str().unwrap_or(""));
+            println!(
+                "  PutJobSuccessResult (continuation): {}",
+                result["executionDetails"]["summary"].as_str().unwrap_or("")
+            );
         } else {
-            println!("  PutJobSuccessResult: {}", result["executionDetails"]["summary"].as_str().unwrap_or(""));
+            println!(
+                "  PutJobSuccessResult: {}",
+                result["executionDetails"]["summary"].as_str().unwrap_or("")
+            );
             if let Some(vars) = result.get("outputVariables").and_then(Value::as_object) {
                 for (key, value) in vars {
                     println!("    {key} = {}", value.as_str().unwrap_or(""));
@@ -204,12 +290,27 @@ fn print_job(run: &JobRun, aws: &LocalAws) {
         .calls
         .all()
         .into_iter()
-        .filter(|c| c.service == "s3" && matches!(c.operation.as_str(), "PutObject" | "CompleteMultipartUpload" | "CopyObject" | "DeleteObject" | "DeleteObjects"))
+        .filter(|c| {
+            c.service == "s3"
+                && matches!(
+                    c.operation.as_str(),
+                    "PutObject"
+                        | "CompleteMultipartUpload"
+                        | "CopyObject"
+                        | "DeleteObject"
+                        | "DeleteObjects"
+                )
+        })
         .collect();
     if !writes.is_empty() {
         println!("S3 writes:");
         for call in writes {
-            let sse = call.detail.get("x-amz-server-side-encryption").and_then(Value::as_str).map(|s| format!(" [{s}]")).unwrap_or_default();
+            let sse = call
+                .detail
+                .get("x-amz-server-side-encryption")
+                .and_then(Value::as_str)
+                .map(|s| format!(" [{s}]"))
+                .unwrap_or_default();
             println!(
                 "  {} s3://{}/{} → {}{sse}",
                 call.operation,

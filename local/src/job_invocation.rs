@@ -18,7 +18,9 @@ pub struct JobRun {
 
 impl JobRun {
     pub fn succeeded(&self) -> bool {
-        self.record.as_ref().is_some_and(|r| r.status == crate::codepipeline::JobStatus::Succeeded)
+        self.record
+            .as_ref()
+            .is_some_and(|r| r.status == crate::codepipeline::JobStatus::Succeeded)
     }
 }
 
@@ -35,7 +37,11 @@ pub fn artifact_buckets(event: &Value) -> Vec<String> {
         .iter()
         .filter_map(|list| data[*list].as_array())
         .flatten()
-        .filter_map(|a| a["location"]["s3Location"]["bucketName"].as_str().map(str::to_owned))
+        .filter_map(|a| {
+            a["location"]["s3Location"]["bucketName"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     buckets.sort();
     buckets.dedup();
@@ -44,10 +50,25 @@ pub fn artifact_buckets(event: &Value) -> Vec<String> {
 
 /// Runs `event` (a `CodePipeline.job` event) through `host`, re-invoking on continuation
 /// tokens up to `max_continuations` times.
-pub async fn run_job(aws: &LocalAws, host: &FunctionHost, mut event: Value, max_continuations: usize) -> Result<JobRun, JobEventError> {
-    let job = event.get("CodePipeline.job").ok_or(JobEventError::NotAJob("no `CodePipeline.job` key"))?;
-    let job_id = job.get("id").and_then(Value::as_str).ok_or(JobEventError::NotAJob("no job id"))?.to_string();
-    let account_id = job.get("accountId").and_then(Value::as_str).unwrap_or("000000000000").to_string();
+pub async fn run_job(
+    aws: &LocalAws,
+    host: &FunctionHost,
+    mut event: Value,
+    max_continuations: usize,
+) -> Result<JobRun, JobEventError> {
+    let job = event
+        .get("CodePipeline.job")
+        .ok_or(JobEventError::NotAJob("no `CodePipeline.job` key"))?;
+    let job_id = job
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or(JobEventError::NotAJob("no job id"))?
+        .to_string();
+    let account_id = job
+        .get("accountId")
+        .and_then(Value::as_str)
+        .unwrap_or("000000000000")
+        .to_string();
     for bucket in artifact_buckets(&event) {
         let _ = aws.s3.create_bucket(&bucket);
     }
@@ -70,7 +91,10 @@ pub async fn run_job(aws: &LocalAws, host: &FunctionHost, mut event: Value, max_
         }
         let invocation = host.invoke(&event).await;
         invocations.push(invocation);
-        let token = aws.codepipeline.job(&job_id).and_then(|r| r.continuation_token());
+        let token = aws
+            .codepipeline
+            .job(&job_id)
+            .and_then(|r| r.continuation_token());
         match token {
             Some(token) if invocations.len() <= max_continuations => {
                 event["CodePipeline.job"]["data"]["continuationToken"] = json!(token);
@@ -78,5 +102,9 @@ pub async fn run_job(aws: &LocalAws, host: &FunctionHost, mut event: Value, max_
             _ => break,
         }
     }
-    Ok(JobRun { record: aws.codepipeline.job(&job_id), job_id, invocations })
+    Ok(JobRun {
+        record: aws.codepipeline.job(&job_id),
+        job_id,
+        invocations,
+    })
 }

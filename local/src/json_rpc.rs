@@ -19,7 +19,11 @@ pub fn ok(body: Value) -> Response {
 
 /// An error in the service's own shape.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    with_headers(status, json!({"__type": code, "message": message}).to_string(), Some(code))
+    with_headers(
+        status,
+        json!({"__type": code, "message": message}).to_string(),
+        Some(code),
+    )
 }
 
 fn with_headers(status: StatusCode, body: String, error_type: Option<&str>) -> Response {
@@ -40,6 +44,11 @@ pub fn parse_body(body: &[u8]) -> Result<Value, Response> {
     if body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, "SerializationException", &format!("request body is not JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "SerializationException",
+            &format!("request body is not JSON: {e}"),
+        )
+    })
 }

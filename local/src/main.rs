@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "pipeline-local", version, about = "Run CodePipeline extension functions on loopback: Lambda Runtime API, S3, CodePipeline and Secrets Manager, no Docker, no AWS account.")]
+#[command(
+    name = "pipeline-local",
+    version,
+    about = "Run CodePipeline extension functions on loopback: Lambda Runtime API, S3, CodePipeline and Secrets Manager, no Docker, no AWS account."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,7 +34,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -59,7 +66,10 @@ async fn serve(state_dir: Option<PathBuf>, secrets: Option<PathBuf>) -> ExitCode
             return ExitCode::from(2);
         }
     }
-    println!("# pipeline-local endpoints; objects in {}", aws.s3.root().display());
+    println!(
+        "# pipeline-local endpoints; objects in {}",
+        aws.s3.root().display()
+    );
     for (key, value) in aws.function_env() {
         println!("export {key}={value}");
     }

@@ -61,9 +61,15 @@ pub enum Outcome {
     /// The function posted a response.
     Response { body: Value },
     /// The function posted an invocation error.
-    Error { error_type: String, error_message: String },
+    Error {
+        error_type: String,
+        error_message: String,
+    },
     /// The function posted an init error before taking the event.
-    InitError { error_type: String, error_message: String },
+    InitError {
+        error_type: String,
+        error_message: String,
+    },
     /// No response before the timeout: the process was killed.
     Timeout,
     /// The process exited while the invocation was open.
@@ -137,7 +143,10 @@ impl FunctionHost {
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(respond),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared.clone());
@@ -183,7 +192,10 @@ impl FunctionHost {
                         let now = now_ms();
                         return Invocation {
                             request_id: String::new(),
-                            outcome: Outcome::InitError { error_type: "Runtime.InvalidEntrypoint".into(), error_message: err },
+                            outcome: Outcome::InitError {
+                                error_type: "Runtime.InvalidEntrypoint".into(),
+                                error_message: err,
+                            },
                             cold_start,
                             spawned_at_ms: now,
                             started_at_ms: now,
@@ -205,7 +217,10 @@ impl FunctionHost {
             request_id: request_id.clone(),
             body: Bytes::from(event.to_string()),
             deadline_ms,
-            arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{}", self.spec.name),
+            arn: format!(
+                "arn:aws:lambda:us-east-1:000000000000:function:{}",
+                self.spec.name
+            ),
         });
         let mut exited = process.exited.clone();
         let outcome = tokio::select! {
@@ -252,16 +267,32 @@ impl FunctionHost {
             .env("AWS_LAMBDA_RUNTIME_API", self.addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", &self.spec.name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", self.spec.memory_mb.to_string())
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", self.spec.name))
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                self.spec.memory_mb.to_string(),
+            )
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", self.spec.name),
+            )
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "pipeline-local")
             .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
-            .env("LAMBDA_TASK_ROOT", self.spec.program.parent().unwrap_or(std::path::Path::new(".")))
+            .env(
+                "LAMBDA_TASK_ROOT",
+                self.spec
+                    .program
+                    .parent()
+                    .unwrap_or(std::path::Path::new(".")),
+            )
             .env("TZ", ":UTC");
         for (key, value) in &self.spec.env {
             command.env(key, value);
         }
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.spec.program.display()))?;
@@ -286,7 +317,12 @@ impl FunctionHost {
             };
             let _ = exit_tx.send(Some(text));
         });
-        Ok(Process { pid, exited: exit_rx, kill: Some(kill_tx), spawned_at_ms })
+        Ok(Process {
+            pid,
+            exited: exit_rx,
+            kill: Some(kill_tx),
+            spawned_at_ms,
+        })
     }
 
     fn collect_lines<R: tokio::io::AsyncRead + Unpin + Send + 'static>(&self, reader: R) {
@@ -340,7 +376,10 @@ async fn drain(shared: &Shared) {
 }
 
 fn epoch_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Peak resident set size of a live process, from `/proc/<pid>/status`.
@@ -366,15 +405,28 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
         }
     };
     set("lambda-runtime-aws-request-id", &pending.request_id);
-    set("lambda-runtime-deadline-ms", &pending.deadline_ms.to_string());
+    set(
+        "lambda-runtime-deadline-ms",
+        &pending.deadline_ms.to_string(),
+    );
     set("lambda-runtime-invoked-function-arn", &pending.arn);
-    set("lambda-runtime-trace-id", &format!("Root=1-00000000-{}", pending.request_id.replace('-', "").get(..24).unwrap_or("0")));
+    set(
+        "lambda-runtime-trace-id",
+        &format!(
+            "Root=1-00000000-{}",
+            pending.request_id.replace('-', "").get(..24).unwrap_or("0")
+        ),
+    );
     set("content-type", "application/json");
     response
 }
 
 fn finish(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
-    let sender = shared.waiting.lock().ok().and_then(|mut w| w.responders.remove(id));
+    let sender = shared
+        .waiting
+        .lock()
+        .ok()
+        .and_then(|mut w| w.responders.remove(id));
     match sender {
         Some(sender) => {
             let _ = sender.send(outcome);
@@ -385,8 +437,13 @@ fn finish(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
     }
 }
 
-async fn respond(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
-    let body = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+async fn respond(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    let body = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     finish(&shared, &id, Outcome::Response { body })
 }
 
@@ -396,7 +453,12 @@ fn error_fields(headers: &HeaderMap, body: &[u8]) -> (String, String) {
         .get("errorType")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .or_else(|| headers.get("lambda-runtime-function-error-type").and_then(|v| v.to_str().ok()).map(str::to_owned))
+        .or_else(|| {
+            headers
+                .get("lambda-runtime-function-error-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "Unhandled".into());
     let error_message = parsed
         .get("errorMessage")
@@ -406,15 +468,34 @@ fn error_fields(headers: &HeaderMap, body: &[u8]) -> (String, String) {
     (error_type, error_message)
 }
 
-async fn fail(State(shared): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn fail(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let (error_type, error_message) = error_fields(&headers, &body);
-    finish(&shared, &id, Outcome::Error { error_type, error_message })
+    finish(
+        &shared,
+        &id,
+        Outcome::Error {
+            error_type,
+            error_message,
+        },
+    )
 }
 
-async fn init_error(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn init_error(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let (error_type, error_message) = error_fields(&headers, &body);
     if let Ok(mut init) = shared.init_error.lock() {
-        *init = Some(Outcome::InitError { error_type, error_message });
+        *init = Some(Outcome::InitError {
+            error_type,
+            error_message,
+        });
     }
     StatusCode::ACCEPTED
 }

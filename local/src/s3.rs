@@ -38,7 +38,10 @@ impl S3Auth for CredentialRegistry {
         let keys = self.keys.read().map_err(|_| s3_error!(InternalError))?;
         match keys.get(access_key) {
             Some(secret) => Ok(SecretKey::from(secret.as_str())),
-            None => Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")),
+            None => Err(s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            )),
         }
     }
 }
@@ -52,12 +55,24 @@ pub struct LocalS3 {
 }
 
 impl LocalS3 {
-    pub fn new(root: &Path, credentials: CredentialRegistry, calls: CallLog, faults: Faults) -> Result<Self, String> {
-        std::fs::create_dir_all(root).map_err(|e| format!("cannot create S3 folder {}: {e}", root.display()))?;
-        let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("cannot serve S3 from {}: {e:?}", root.display()))?;
+    pub fn new(
+        root: &Path,
+        credentials: CredentialRegistry,
+        calls: CallLog,
+        faults: Faults,
+    ) -> Result<Self, String> {
+        std::fs::create_dir_all(root)
+            .map_err(|e| format!("cannot create S3 folder {}: {e}", root.display()))?;
+        let fs = s3s_fs::FileSystem::new(root)
+            .map_err(|e| format!("cannot serve S3 from {}: {e:?}", root.display()))?;
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(credentials);
-        Ok(Self { root: root.to_path_buf(), service: builder.build(), calls, faults })
+        Ok(Self {
+            root: root.to_path_buf(),
+            service: builder.build(),
+            calls,
+            faults,
+        })
     }
 
     pub fn router(&self) -> Router {
@@ -87,13 +102,27 @@ impl LocalS3 {
         std::fs::write(path, bytes)
     }
 
+    /// Copies a file into the folder as an object, without holding it in memory.
+    pub fn put_path(&self, bucket: &str, key: &str, source: &Path) -> std::io::Result<u64> {
+        let path = self.object_path(bucket, key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(source, path)
+    }
+
     pub fn exists(&self, bucket: &str, key: &str) -> bool {
         self.object_path(bucket, key).is_file()
     }
 }
 
 /// The S3 operation a path-style request is, by method, path and query.
-fn classify(method: &Method, path: &str, query: &str, has_copy_source: bool) -> (String, Option<String>, Option<String>) {
+fn classify(
+    method: &Method,
+    path: &str,
+    query: &str,
+    has_copy_source: bool,
+) -> (String, Option<String>, Option<String>) {
     let trimmed = path.trim_start_matches('/');
     let (bucket, key) = match trimmed.split_once('/') {
         Some((b, k)) if !k.is_empty() => (Some(b), Some(k)),
@@ -101,7 +130,10 @@ fn classify(method: &Method, path: &str, query: &str, has_copy_source: bool) -> 
         None if trimmed.is_empty() => (None, None),
         None => (Some(trimmed), None),
     };
-    let params: Vec<&str> = query.split('&').map(|p| p.split('=').next().unwrap_or("")).collect();
+    let params: Vec<&str> = query
+        .split('&')
+        .map(|p| p.split('=').next().unwrap_or(""))
+        .collect();
     let has = |name: &str| params.contains(&name);
     let op = match (method.as_str(), key.is_some()) {
         ("GET", false) if bucket.is_none() => "ListBuckets",
@@ -125,7 +157,11 @@ fn classify(method: &Method, path: &str, query: &str, has_copy_source: bool) -> 
         ("DELETE", true) => "DeleteObject",
         _ => "Unknown",
     };
-    let decode = |s: &str| urlencoding::decode(s).map(|c| c.into_owned()).unwrap_or_else(|_| s.to_string());
+    let decode = |s: &str| {
+        urlencoding::decode(s)
+            .map(|c| c.into_owned())
+            .unwrap_or_else(|_| s.to_string())
+    };
     (op.to_string(), bucket.map(decode), key.map(decode))
 }
 
@@ -143,8 +179,12 @@ async fn handle(State(s3): State<LocalS3>, request: Request) -> Response {
     let at_ms = now_ms();
     let uri = request.uri().clone();
     let headers = request.headers().clone();
-    let (operation, bucket, key) =
-        classify(request.method(), uri.path(), uri.query().unwrap_or(""), headers.contains_key("x-amz-copy-source"));
+    let (operation, bucket, key) = classify(
+        request.method(),
+        uri.path(),
+        uri.query().unwrap_or(""),
+        headers.contains_key("x-amz-copy-source"),
+    );
     let mut detail = Map::new();
     detail.insert("bucket".into(), json!(bucket));
     detail.insert("key".into(), json!(key));
@@ -166,12 +206,24 @@ async fn handle(State(s3): State<LocalS3>, request: Request) -> Response {
 
     let is_head = request.method() == Method::HEAD;
     let response = match s3.faults.take("s3", &operation, key.as_deref()) {
-        Some(fault) => xml_error(fault.status, &fault.code, &fault.message, key.as_deref(), is_head),
+        Some(fault) => xml_error(
+            fault.status,
+            &fault.code,
+            &fault.message,
+            key.as_deref(),
+            is_head,
+        ),
         None => {
             let request = request.map(s3s::Body::http_body_unsync);
             match s3.service.call(request).await {
                 Ok(response) => response.map(Body::new),
-                Err(err) => xml_error(500, "InternalError", &format!("{err:?}"), key.as_deref(), is_head),
+                Err(err) => xml_error(
+                    500,
+                    "InternalError",
+                    &format!("{err:?}"),
+                    key.as_deref(),
+                    is_head,
+                ),
             }
         }
     };
@@ -194,7 +246,11 @@ async fn handle(State(s3): State<LocalS3>, request: Request) -> Response {
 /// S3's XML error document.
 fn xml_error(status: u16, code: &str, message: &str, key: Option<&str>, is_head: bool) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
     let body = if is_head {
         String::new()
     } else {
@@ -207,7 +263,9 @@ fn xml_error(status: u16, code: &str, message: &str, key: Option<&str>, is_head:
         )
     };
     let mut response = (status, body).into_response();
-    response.headers_mut().insert("content-type", HeaderValue::from_static("application/xml"));
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/xml"));
     response
 }
 
@@ -219,12 +277,21 @@ mod tests {
     #[test]
     fn classifies_path_style_operations() {
         let op = |m: Method, p: &str, q: &str| classify(&m, p, q, false).0;
-        assert_eq!(op(Method::GET, "/b", "list-type=2&prefix=x"), "ListObjectsV2");
-        assert_eq!(op(Method::PUT, "/b/k/x.zip", "partNumber=2&uploadId=u"), "UploadPart");
+        assert_eq!(
+            op(Method::GET, "/b", "list-type=2&prefix=x"),
+            "ListObjectsV2"
+        );
+        assert_eq!(
+            op(Method::PUT, "/b/k/x.zip", "partNumber=2&uploadId=u"),
+            "UploadPart"
+        );
         assert_eq!(op(Method::POST, "/b/k", "uploads"), "CreateMultipartUpload");
         assert_eq!(op(Method::POST, "/b", "delete"), "DeleteObjects");
         assert_eq!(op(Method::HEAD, "/b/k", ""), "HeadObject");
         let (_, bucket, key) = classify(&Method::GET, "/b/dir/a%20b.txt", "", false);
-        assert_eq!((bucket.as_deref(), key.as_deref()), (Some("b"), Some("dir/a b.txt")));
+        assert_eq!(
+            (bucket.as_deref(), key.as_deref()),
+            (Some("b"), Some("dir/a b.txt"))
+        );
     }
 }

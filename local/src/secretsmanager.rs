@@ -27,15 +27,24 @@ pub struct LocalSecrets {
 
 impl LocalSecrets {
     pub fn new(calls: CallLog, faults: Faults) -> Self {
-        Self { secrets: Arc::default(), calls, faults }
+        Self {
+            secrets: Arc::default(),
+            calls,
+            faults,
+        }
     }
 
     /// Loads (and adds to what is there) the secrets of a JSON file.
     pub fn load_file(&self, path: &Path) -> Result<usize, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read secrets file {}: {e}", path.display()))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| format!("secrets file {} is not JSON: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read secrets file {}: {e}", path.display()))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("secrets file {} is not JSON: {e}", path.display()))?;
         let Value::Object(map) = value else {
-            return Err(format!("secrets file {} must hold a JSON object of secret id to value", path.display()));
+            return Err(format!(
+                "secrets file {} must hold a JSON object of secret id to value",
+                path.display()
+            ));
         };
         let count = map.len();
         for (id, value) in map {
@@ -51,22 +60,42 @@ impl LocalSecrets {
     }
 
     pub fn router(&self) -> Router {
-        Router::new().route("/", post(handle)).with_state(self.clone())
+        Router::new()
+            .route("/", post(handle))
+            .with_state(self.clone())
     }
 }
 
 async fn handle(State(local): State<LocalSecrets>, headers: HeaderMap, body: Bytes) -> Response {
     let at_ms = now_ms();
-    let operation = json_rpc::operation(&headers, TARGET_PREFIX).unwrap_or("").to_string();
+    let operation = json_rpc::operation(&headers, TARGET_PREFIX)
+        .unwrap_or("")
+        .to_string();
     let request = match json_rpc::parse_body(&body) {
         Ok(request) => request,
         Err(response) => return response,
     };
-    let secret_id = request.get("SecretId").and_then(Value::as_str).unwrap_or("").to_string();
-    let response = if let Some(fault) = local.faults.take("secretsmanager", &operation, Some(&secret_id)) {
-        json_rpc::error(StatusCode::from_u16(fault.status).unwrap_or(StatusCode::BAD_REQUEST), &fault.code, &fault.message)
+    let secret_id = request
+        .get("SecretId")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let response = if let Some(fault) =
+        local
+            .faults
+            .take("secretsmanager", &operation, Some(&secret_id))
+    {
+        json_rpc::error(
+            StatusCode::from_u16(fault.status).unwrap_or(StatusCode::BAD_REQUEST),
+            &fault.code,
+            &fault.message,
+        )
     } else if operation != "GetSecretValue" {
-        json_rpc::error(StatusCode::BAD_REQUEST, "UnknownOperationException", &format!("operation {operation} is not served by pipeline-local"))
+        json_rpc::error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            &format!("operation {operation} is not served by pipeline-local"),
+        )
     } else {
         get_secret_value(&local, &secret_id)
     };
@@ -84,14 +113,28 @@ async fn handle(State(local): State<LocalSecrets>, headers: HeaderMap, body: Byt
 
 fn get_secret_value(local: &LocalSecrets, secret_id: &str) -> Response {
     if secret_id.is_empty() {
-        return json_rpc::error(StatusCode::BAD_REQUEST, "InvalidParameterException", "SecretId is required");
+        return json_rpc::error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterException",
+            "SecretId is required",
+        );
     }
     let secrets = match local.secrets.read() {
         Ok(secrets) => secrets,
-        Err(_) => return json_rpc::error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServiceError", "state poisoned"),
+        Err(_) => {
+            return json_rpc::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServiceError",
+                "state poisoned",
+            )
+        }
     };
     let Some(value) = secrets.get(secret_id) else {
-        return json_rpc::error(StatusCode::BAD_REQUEST, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.");
+        return json_rpc::error(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            "Secrets Manager can't find the specified secret.",
+        );
     };
     let text = match value {
         Value::String(s) => s.clone(),

@@ -8,7 +8,11 @@ use std::time::Duration;
 /// environment, with retries on throttling and 5xx answers (exponential backoff with jitter).
 pub async fn load_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(5).with_initial_backoff(Duration::from_millis(100)))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(5)
+                .with_initial_backoff(Duration::from_millis(100)),
+        )
         .load()
         .await
 }

@@ -11,7 +11,11 @@ pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("could not read secret {secret_id}: {code}: {message}")]
-    Fetch { secret_id: String, code: String, message: String },
+    Fetch {
+        secret_id: String,
+        code: String,
+        message: String,
+    },
     #[error("secret {secret_id} has no SecretString (binary secrets are not supported)")]
     NotAString { secret_id: String },
     /// The message never quotes the secret's content.
@@ -45,7 +49,9 @@ pub struct SecretCache {
 
 impl std::fmt::Debug for SecretCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretCache").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("SecretCache")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,7 +61,11 @@ impl SecretCache {
     }
 
     pub fn with_ttl(client: aws_sdk_secretsmanager::Client, ttl: Duration) -> Self {
-        Self { client, ttl, entries: Arc::new(Mutex::new(HashMap::new())) }
+        Self {
+            client,
+            ttl,
+            entries: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// The secret's string, from the cache while fresh.
@@ -63,19 +73,29 @@ impl SecretCache {
         if let Some(value) = self.cached(secret_id) {
             return Ok(value);
         }
-        let output = self.client.get_secret_value().secret_id(secret_id).send().await.map_err(|err| {
-            use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-            SecretError::Fetch {
-                secret_id: secret_id.to_string(),
-                code: err.code().unwrap_or("error").to_string(),
-                message: err
-                    .message()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()),
-            }
-        })?;
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|err| {
+                use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+                SecretError::Fetch {
+                    secret_id: secret_id.to_string(),
+                    code: err.code().unwrap_or("error").to_string(),
+                    message: err.message().map(str::to_owned).unwrap_or_else(|| {
+                        aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()
+                    }),
+                }
+            })?;
         let value = Arc::new(
-            output.secret_string().ok_or_else(|| SecretError::NotAString { secret_id: secret_id.to_string() })?.to_string(),
+            output
+                .secret_string()
+                .ok_or_else(|| SecretError::NotAString {
+                    secret_id: secret_id.to_string(),
+                })?
+                .to_string(),
         );
         if let Ok(mut entries) = self.entries.lock() {
             entries.insert(secret_id.to_string(), (Instant::now(), value.clone()));
@@ -86,7 +106,10 @@ impl SecretCache {
     /// The secret parsed as JSON into `T`.
     pub async fn get_json<T: DeserializeOwned>(&self, secret_id: &str) -> Result<T, SecretError> {
         let raw = self.get_string(secret_id).await?;
-        serde_json::from_str(&raw).map_err(|err| SecretError::Shape { secret_id: secret_id.to_string(), problem: describe_without_values(&err) })
+        serde_json::from_str(&raw).map_err(|err| SecretError::Shape {
+            secret_id: secret_id.to_string(),
+            problem: describe_without_values(&err),
+        })
     }
 
     fn cached(&self, secret_id: &str) -> Option<Arc<String>> {
@@ -105,10 +128,16 @@ fn describe_without_values(err: &serde_json::Error) -> String {
         Category::Syntax | Category::Eof => "not valid JSON",
         Category::Io => "could not be read",
         Category::Data => {
-            if let Some(field) = text.strip_prefix("missing field ").and_then(|rest| rest.split(' ').next()) {
+            if let Some(field) = text
+                .strip_prefix("missing field ")
+                .and_then(|rest| rest.split(' ').next())
+            {
                 return format!("missing field {field}");
             }
-            if let Some(field) = text.strip_prefix("unknown field ").and_then(|rest| rest.split(',').next()) {
+            if let Some(field) = text
+                .strip_prefix("unknown field ")
+                .and_then(|rest| rest.split(',').next())
+            {
                 return format!("unknown field {field}");
             }
             "a field has the wrong type or value"
@@ -132,6 +161,12 @@ mod tests {
         let text = describe_without_values(&err);
         assert!(!text.contains("hunter2"), "{text}");
         let missing = serde_json::from_str::<Db>(r#"{"password": "hunter2"}"#).unwrap_err();
-        assert_eq!(describe_without_values(&missing).split(' ').take(3).collect::<Vec<_>>(), ["missing", "field", "`port`"]);
+        assert_eq!(
+            describe_without_values(&missing)
+                .split(' ')
+                .take(3)
+                .collect::<Vec<_>>(),
+            ["missing", "field", "`port`"]
+        );
     }
 }

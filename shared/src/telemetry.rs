@@ -32,7 +32,9 @@ pub const CAPPED_TARGETS: &[&str] = &[
 
 /// The level asked for by the environment.
 pub fn level_from_env() -> LevelFilter {
-    let raw = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
+    let raw = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_default();
     parse_level(&raw).unwrap_or(LevelFilter::INFO)
 }
 
@@ -61,10 +63,20 @@ pub fn filter_for(level: LevelFilter) -> EnvFilter {
 /// Installs the global subscriber once; later calls do nothing.
 pub fn init() {
     let filter = filter_for(level_from_env());
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").map(|v| v.eq_ignore_ascii_case("JSON")).unwrap_or(false);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_target(true);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT")
+        .map(|v| v.eq_ignore_ascii_case("JSON"))
+        .unwrap_or(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_target(true);
     let _ = if json {
-        builder.json().flatten_event(true).with_current_span(false).without_time().try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .without_time()
+            .try_init()
     } else {
         builder.without_time().try_init()
     };

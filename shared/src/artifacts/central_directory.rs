@@ -73,20 +73,28 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
 pub(crate) enum Tail {
     Complete(EndRecord),
     /// The archive is zip64: the zip64 end record at `offset` must be read too.
-    NeedZip64 { offset: u64, eocd_pos: u64 },
+    NeedZip64 {
+        offset: u64,
+        eocd_pos: u64,
+    },
 }
 
 /// Finds the end-of-central-directory record in `tail`, the last bytes of an object of
 /// `object_size` bytes.
 pub(crate) fn parse_tail(tail: &[u8], object_size: u64) -> Result<Tail, String> {
     if tail.len() < EOCD_LEN {
-        return Err(format!("{object_size} bytes is too short for a zip archive"));
+        return Err(format!(
+            "{object_size} bytes is too short for a zip archive"
+        ));
     }
     let tail_start = object_size - tail.len() as u64;
     // The end record is the last one whose comment length reaches exactly the end of the file.
     let pos = (0..=tail.len() - EOCD_LEN)
         .rev()
-        .find(|&i| u32_at(tail, i) == EOCD_SIG && i + EOCD_LEN + u16_at(tail, i + 20) as usize == tail.len())
+        .find(|&i| {
+            u32_at(tail, i) == EOCD_SIG
+                && i + EOCD_LEN + u16_at(tail, i + 20) as usize == tail.len()
+        })
         .ok_or("no end-of-central-directory record (not a zip file, or truncated)")?;
     let eocd = &tail[pos..];
     if u16_at(eocd, 4) != 0 || u16_at(eocd, 6) != 0 {
@@ -96,20 +104,33 @@ pub(crate) fn parse_tail(tail: &[u8], object_size: u64) -> Result<Tail, String> 
     let cd_size = u32_at(eocd, 12) as u64;
     let cd_offset = u32_at(eocd, 16) as u64;
     let eocd_pos = tail_start + pos as u64;
-    let has_locator = pos >= ZIP64_LOCATOR_LEN && u32_at(tail, pos - ZIP64_LOCATOR_LEN) == ZIP64_LOCATOR_SIG;
+    let has_locator =
+        pos >= ZIP64_LOCATOR_LEN && u32_at(tail, pos - ZIP64_LOCATOR_LEN) == ZIP64_LOCATOR_SIG;
     if has_locator {
         let zip64_offset = u64_at(tail, pos - ZIP64_LOCATOR_LEN + 8);
-        return Ok(Tail::NeedZip64 { offset: zip64_offset, eocd_pos });
+        return Ok(Tail::NeedZip64 {
+            offset: zip64_offset,
+            eocd_pos,
+        });
     }
     if entries == 0xFFFF || cd_size == 0xFFFF_FFFF || cd_offset == 0xFFFF_FFFF {
         return Err("end record points to a zip64 record that is missing".into());
     }
     check_span(cd_offset, cd_size, eocd_pos)?;
-    Ok(Tail::Complete(EndRecord { entries, cd_size, cd_offset, cd_end_limit: eocd_pos }))
+    Ok(Tail::Complete(EndRecord {
+        entries,
+        cd_size,
+        cd_offset,
+        cd_end_limit: eocd_pos,
+    }))
 }
 
 /// Reads the zip64 end record (56 bytes at the offset the locator gave).
-pub(crate) fn parse_zip64_eocd(record: &[u8], record_pos: u64, eocd_pos: u64) -> Result<EndRecord, String> {
+pub(crate) fn parse_zip64_eocd(
+    record: &[u8],
+    record_pos: u64,
+    eocd_pos: u64,
+) -> Result<EndRecord, String> {
     if record.len() < ZIP64_EOCD_LEN || u32_at(record, 0) != ZIP64_EOCD_SIG {
         return Err("zip64 end record is missing or damaged".into());
     }
@@ -120,7 +141,12 @@ pub(crate) fn parse_zip64_eocd(record: &[u8], record_pos: u64, eocd_pos: u64) ->
     let cd_size = u64_at(record, 40);
     let cd_offset = u64_at(record, 48);
     check_span(cd_offset, cd_size, record_pos)?;
-    Ok(EndRecord { entries, cd_size, cd_offset, cd_end_limit: record_pos })
+    Ok(EndRecord {
+        entries,
+        cd_size,
+        cd_offset,
+        cd_end_limit: record_pos,
+    })
 }
 
 fn check_span(cd_offset: u64, cd_size: u64, limit: u64) -> Result<(), String> {
@@ -133,7 +159,10 @@ fn check_span(cd_offset: u64, cd_size: u64, limit: u64) -> Result<(), String> {
 /// Parses one central directory header from `header` (the 46 fixed bytes) and `rest`
 /// (name, extra field and comment), checking the entry against the rules for untrusted input.
 pub(crate) fn parse_central_header(header: &[u8], rest: &[u8]) -> Result<ZipEntry, ArtifactError> {
-    let corrupt = |reason: &str| ArtifactError::CorruptEntry { name: "(central directory)".into(), reason: reason.into() };
+    let corrupt = |reason: &str| ArtifactError::CorruptEntry {
+        name: "(central directory)".into(),
+        reason: reason.into(),
+    };
     if u32_at(header, 0) != CENTRAL_HEADER_SIG {
         return Err(corrupt("bad central directory header signature"));
     }
@@ -160,19 +189,26 @@ pub(crate) fn parse_central_header(header: &[u8], rest: &[u8]) -> Result<ZipEntr
         }
     };
     let _ = flags & FLAG_UTF8; // Names are read as UTF-8 whether or not the flag is set.
-    check_entry_name(&name).map_err(|reason| ArtifactError::UnsafeEntry { name: name.clone(), reason: reason.into() })?;
+    check_entry_name(&name).map_err(|reason| ArtifactError::UnsafeEntry {
+        name: name.clone(),
+        reason: reason.into(),
+    })?;
 
     // Zip64 extended information: the 64-bit values, in order, for each field saturated above.
     let mut at = 0usize;
     while at + 4 <= extra.len() {
         let id = u16_at(extra, at);
         let len = u16_at(extra, at + 2) as usize;
-        let body = extra.get(at + 4..at + 4 + len).ok_or_else(|| corrupt("extra field overruns its header"))?;
+        let body = extra
+            .get(at + 4..at + 4 + len)
+            .ok_or_else(|| corrupt("extra field overruns its header"))?;
         if id == 0x0001 {
             let mut field = 0usize;
             let mut next = |value: &mut u64| -> Result<(), ArtifactError> {
                 if *value == 0xFFFF_FFFF {
-                    let bytes = body.get(field..field + 8).ok_or_else(|| corrupt("zip64 extra field too short"))?;
+                    let bytes = body
+                        .get(field..field + 8)
+                        .ok_or_else(|| corrupt("zip64 extra field too short"))?;
                     *value = u64_at(bytes, 0);
                     field += 8;
                 }
@@ -189,7 +225,10 @@ pub(crate) fn parse_central_header(header: &[u8], rest: &[u8]) -> Result<ZipEntr
     let file_type = unix_mode.map(|m| m & S_IFMT).filter(|t| *t != 0);
     match file_type {
         Some(S_IFLNK) => {
-            return Err(ArtifactError::UnsafeEntry { name, reason: "symbolic link entries are refused".into() })
+            return Err(ArtifactError::UnsafeEntry {
+                name,
+                reason: "symbolic link entries are refused".into(),
+            })
         }
         Some(S_IFREG) | Some(S_IFDIR) | None => {}
         Some(_) => {
@@ -200,33 +239,55 @@ pub(crate) fn parse_central_header(header: &[u8], rest: &[u8]) -> Result<ZipEntr
         }
     }
     if flags & FLAG_ENCRYPTED != 0 {
-        return Err(ArtifactError::Unsupported { name, reason: "encrypted entries are not supported".into() });
+        return Err(ArtifactError::Unsupported {
+            name,
+            reason: "encrypted entries are not supported".into(),
+        });
     }
     if method != METHOD_STORED && method != METHOD_DEFLATED {
         return Err(ArtifactError::Unsupported {
             name,
-            reason: format!("compression method {method} is not supported (only stored and deflate)"),
+            reason: format!(
+                "compression method {method} is not supported (only stored and deflate)"
+            ),
         });
     }
     let is_dir = name.ends_with('/') || file_type == Some(S_IFDIR);
-    Ok(ZipEntry { name, is_dir, size, compressed_size, crc32, method, flags, header_offset, unix_mode })
+    Ok(ZipEntry {
+        name,
+        is_dir,
+        size,
+        compressed_size,
+        crc32,
+        method,
+        flags,
+        header_offset,
+        unix_mode,
+    })
 }
 
 /// Checks the whole set of entries against the limits and against overlapping data (the
 /// trick of non-recursive zip bombs), and returns them in archive order.
-pub(crate) fn check_entries(mut entries: Vec<ZipEntry>, cd_offset: u64, limits: &ZipLimits) -> Result<Vec<ZipEntry>, ArtifactError> {
-    let total = entries.iter().fold(0u64, |sum, e| sum.saturating_add(e.size));
-    let total_compressed = entries.iter().fold(0u64, |sum, e| sum.saturating_add(e.compressed_size));
+pub(crate) fn check_entries(
+    mut entries: Vec<ZipEntry>,
+    cd_offset: u64,
+    limits: &ZipLimits,
+) -> Result<Vec<ZipEntry>, ArtifactError> {
+    let total = entries
+        .iter()
+        .fold(0u64, |sum, e| sum.saturating_add(e.size));
+    let total_compressed = entries
+        .iter()
+        .fold(0u64, |sum, e| sum.saturating_add(e.compressed_size));
     if total > limits.max_total_bytes {
         return Err(ArtifactError::OverLimit(format!(
             "the archive declares {total} uncompressed bytes, more than the limit of {} bytes",
             limits.max_total_bytes
         )));
     }
-    if let Some(entry) = entries
-        .iter()
-        .find(|e| e.size > ZipLimits::RATIO_FLOOR && e.size / e.compressed_size.max(1) > limits.max_ratio)
-    {
+    if let Some(entry) = entries.iter().find(|e| {
+        e.size > ZipLimits::RATIO_FLOOR && e.size / e.compressed_size.max(1) > limits.max_ratio
+    }) {
         return Err(ArtifactError::OverLimit(format!(
             "entry `{}` expands {} bytes to {} bytes, a ratio over the limit of {}:1",
             entry.name, entry.compressed_size, entry.size, limits.max_ratio
@@ -246,12 +307,17 @@ pub(crate) fn check_entries(mut entries: Vec<ZipEntry>, cd_offset: u64, limits: 
         if min_end > b.header_offset {
             return Err(ArtifactError::UnsafeEntry {
                 name: b.name.clone(),
-                reason: format!("its data overlaps entry `{}` (overlapping entries are a zip-bomb technique)", a.name),
+                reason: format!(
+                    "its data overlaps entry `{}` (overlapping entries are a zip-bomb technique)",
+                    a.name
+                ),
             });
         }
     }
     if let Some(last) = entries.last() {
-        if last.header_offset + LOCAL_HEADER_LEN + last.name.len() as u64 + last.compressed_size > cd_offset {
+        if last.header_offset + LOCAL_HEADER_LEN + last.name.len() as u64 + last.compressed_size
+            > cd_offset
+        {
             return Err(ArtifactError::UnsafeEntry {
                 name: last.name.clone(),
                 reason: "its data overlaps the central directory".into(),

@@ -6,11 +6,21 @@ use crate::job::JobError;
 pub enum ArtifactError {
     /// An S3 call failed. `code` is S3's error code when it sent one.
     #[error("S3 {operation} on s3://{bucket}/{key} failed: {}", .code.as_deref().map(|c| format!("{c}: {}", .message)).unwrap_or_else(|| .message.clone()))]
-    S3 { operation: &'static str, bucket: String, key: String, code: Option<String>, message: String },
+    S3 {
+        operation: &'static str,
+        bucket: String,
+        key: String,
+        code: Option<String>,
+        message: String,
+    },
 
     /// The object is not a readable zip archive.
     #[error("artifact s3://{bucket}/{key} is not a valid zip archive: {reason}")]
-    NotAZip { bucket: String, key: String, reason: String },
+    NotAZip {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
 
     /// An entry that must never be extracted (path traversal, absolute path, symlink...).
     #[error("refused unsafe zip entry `{name}`: {reason}")]
@@ -51,7 +61,12 @@ impl From<ArtifactError> for JobError {
 }
 
 /// Turns an SDK error into [`ArtifactError::S3`], keeping S3's code and message.
-pub(crate) fn s3_error<E>(operation: &'static str, bucket: &str, key: &str, err: aws_sdk_s3::error::SdkError<E>) -> ArtifactError
+pub(crate) fn s3_error<E>(
+    operation: &'static str,
+    bucket: &str,
+    key: &str,
+    err: aws_sdk_s3::error::SdkError<E>,
+) -> ArtifactError
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -67,5 +82,11 @@ where
         .message()
         .map(str::to_owned)
         .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(&err).to_string());
-    ArtifactError::S3 { operation, bucket: bucket.to_string(), key: key.to_string(), code, message }
+    ArtifactError::S3 {
+        operation,
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        code,
+        message,
+    }
 }

@@ -21,7 +21,11 @@ impl ZipLimits {
     pub fn from_env() -> Self {
         let default = Self::default();
         let read = |name: &str, fallback: u64| {
-            std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok()).filter(|v| *v > 0).unwrap_or(fallback)
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|v| *v > 0)
+                .unwrap_or(fallback)
         };
         Self {
             max_entries: read("ARTIFACT_MAX_ENTRIES", default.max_entries),
@@ -33,6 +37,10 @@ impl ZipLimits {
 
 impl Default for ZipLimits {
     fn default() -> Self {
-        Self { max_entries: 100_000, max_total_bytes: 4 << 30, max_ratio: 200 }
+        Self {
+            max_entries: 100_000,
+            max_total_bytes: 4 << 30,
+            max_ratio: 200,
+        }
     }
 }

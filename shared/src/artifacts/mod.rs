@@ -32,7 +32,11 @@ pub struct ArtifactStore {
 }
 
 impl ArtifactStore {
-    pub fn for_job(sdk_config: &SdkConfig, credentials: &ArtifactCredentials, encryption_key: Option<&EncryptionKey>) -> Self {
+    pub fn for_job(
+        sdk_config: &SdkConfig,
+        credentials: &ArtifactCredentials,
+        encryption_key: Option<&EncryptionKey>,
+    ) -> Self {
         let credentials = Credentials::new(
             credentials.access_key_id.clone(),
             credentials.secret_access_key.clone(),
@@ -40,10 +44,14 @@ impl ArtifactStore {
             None,
             "CodePipelineArtifactCredentials",
         );
-        let config = aws_sdk_s3::config::Builder::from(sdk_config).credentials_provider(credentials).build();
+        let config = aws_sdk_s3::config::Builder::from(sdk_config)
+            .credentials_provider(credentials)
+            .build();
         Self {
             client: aws_sdk_s3::Client::from_conf(config),
-            kms_key_id: encryption_key.and_then(EncryptionKey::kms_key_id).map(str::to_owned),
+            kms_key_id: encryption_key
+                .and_then(EncryptionKey::kms_key_id)
+                .map(str::to_owned),
             limits: ZipLimits::from_env(),
             part_size: DEFAULT_PART_SIZE,
         }
@@ -76,7 +84,13 @@ impl ArtifactStore {
     /// Opens an input artifact, checking its whole table of contents.
     pub async fn open(&self, artifact: &Artifact) -> Result<ArtifactReader, ArtifactError> {
         let location = &artifact.location.s3_location;
-        ArtifactReader::open(&self.client, &location.bucket_name, &location.object_key, self.limits).await
+        ArtifactReader::open(
+            &self.client,
+            &location.bucket_name,
+            &location.object_key,
+            self.limits,
+        )
+        .await
     }
 
     /// Starts writing an output artifact; nothing is visible in S3 until it is finished.
@@ -87,7 +101,13 @@ impl ArtifactStore {
 
     /// Starts writing a zip to any bucket and key the job's credentials may write.
     pub fn create_at(&self, bucket: &str, key: &str) -> ArtifactWriter {
-        let upload = upload::ObjectUpload::new(self.client.clone(), bucket, key, self.kms_key_id.clone(), self.part_size);
+        let upload = upload::ObjectUpload::new(
+            self.client.clone(),
+            bucket,
+            key,
+            self.kms_key_id.clone(),
+            self.part_size,
+        );
         ArtifactWriter::new(upload, bucket, key)
     }
 }

@@ -26,7 +26,12 @@ pub struct ArtifactReader {
 }
 
 impl ArtifactReader {
-    pub async fn open(client: &aws_sdk_s3::Client, bucket: &str, key: &str, limits: ZipLimits) -> Result<Self, ArtifactError> {
+    pub async fn open(
+        client: &aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        limits: ZipLimits,
+    ) -> Result<Self, ArtifactError> {
         let head = client
             .head_object()
             .bucket(bucket)
@@ -35,26 +40,37 @@ impl ArtifactReader {
             .await
             .map_err(|e| s3_error("HeadObject", bucket, key, e))?;
         let object_size = head.content_length().unwrap_or(0).max(0) as u64;
-        let not_zip = |reason: String| ArtifactError::NotAZip { bucket: bucket.into(), key: key.into(), reason };
+        let not_zip = |reason: String| ArtifactError::NotAZip {
+            bucket: bucket.into(),
+            key: key.into(),
+            reason,
+        };
 
         let tail_len = object_size.min(MAX_TAIL);
         let tail_start = object_size - tail_len;
         let tail = if tail_len == 0 {
             Vec::new()
         } else {
-            S3Body::get(client, bucket, key, tail_start, object_size).await?.read_exact(tail_len as usize).await?
+            S3Body::get(client, bucket, key, tail_start, object_size)
+                .await?
+                .read_exact(tail_len as usize)
+                .await?
         };
         let end = match parse_tail(&tail, object_size).map_err(not_zip)? {
             Tail::Complete(end) => end,
             Tail::NeedZip64 { offset, eocd_pos } => {
-                let record = if offset >= tail_start && offset + ZIP64_EOCD_LEN as u64 <= object_size {
-                    let at = (offset - tail_start) as usize;
-                    tail[at..at + ZIP64_EOCD_LEN].to_vec()
-                } else if offset + ZIP64_EOCD_LEN as u64 <= object_size {
-                    S3Body::get(client, bucket, key, offset, offset + ZIP64_EOCD_LEN as u64).await?.read_exact(ZIP64_EOCD_LEN).await?
-                } else {
-                    return Err(not_zip("zip64 end record lies outside the archive".into()));
-                };
+                let record =
+                    if offset >= tail_start && offset + ZIP64_EOCD_LEN as u64 <= object_size {
+                        let at = (offset - tail_start) as usize;
+                        tail[at..at + ZIP64_EOCD_LEN].to_vec()
+                    } else if offset + ZIP64_EOCD_LEN as u64 <= object_size {
+                        S3Body::get(client, bucket, key, offset, offset + ZIP64_EOCD_LEN as u64)
+                            .await?
+                            .read_exact(ZIP64_EOCD_LEN)
+                            .await?
+                    } else {
+                        return Err(not_zip("zip64 end record lies outside the archive".into()));
+                    };
                 parse_zip64_eocd(&record, offset, eocd_pos).map_err(not_zip)?
             }
         };
@@ -67,14 +83,23 @@ impl ArtifactReader {
 
         let mut entries = Vec::with_capacity(end.entries as usize);
         if end.cd_size > 0 {
-            let mut cd = S3Body::get(client, bucket, key, end.cd_offset, end.cd_offset + end.cd_size).await?;
+            let mut cd = S3Body::get(
+                client,
+                bucket,
+                key,
+                end.cd_offset,
+                end.cd_offset + end.cd_size,
+            )
+            .await?;
             let cd_end = end.cd_offset + end.cd_size;
             while cd.position + CENTRAL_HEADER_LEN as u64 <= cd_end {
                 let header = cd.read_exact(CENTRAL_HEADER_LEN).await?;
                 if u32_at(&header, 0) != CENTRAL_HEADER_SIG {
                     break;
                 }
-                let rest_len = u16_at(&header, 28) as usize + u16_at(&header, 30) as usize + u16_at(&header, 32) as usize;
+                let rest_len = u16_at(&header, 28) as usize
+                    + u16_at(&header, 30) as usize
+                    + u16_at(&header, 32) as usize;
                 let rest = cd.read_exact(rest_len).await?;
                 entries.push(parse_central_header(&header, &rest)?);
                 if entries.len() as u64 > limits.max_entries {
@@ -121,7 +146,11 @@ impl ArtifactReader {
 
     /// Starts the sequential read of every entry's data.
     pub async fn stream(&self) -> Result<EntryStream, ArtifactError> {
-        let start = self.entries.first().map(|e| e.header_offset).unwrap_or(self.cd_offset);
+        let start = self
+            .entries
+            .first()
+            .map(|e| e.header_offset)
+            .unwrap_or(self.cd_offset);
         let body = if start < self.cd_offset {
             Some(S3Body::get(&self.client, &self.bucket, &self.key, start, self.cd_offset).await?)
         } else {
@@ -172,11 +201,17 @@ impl EntryStream {
             return Ok(None);
         };
         self.next += 1;
-        let body = self.body.as_mut().ok_or_else(|| ArtifactError::CorruptEntry {
+        let body = self
+            .body
+            .as_mut()
+            .ok_or_else(|| ArtifactError::CorruptEntry {
+                name: entry.name.clone(),
+                reason: "entry lies outside the archive data".into(),
+            })?;
+        let corrupt = |reason: String| ArtifactError::CorruptEntry {
             name: entry.name.clone(),
-            reason: "entry lies outside the archive data".into(),
-        })?;
-        let corrupt = |reason: String| ArtifactError::CorruptEntry { name: entry.name.clone(), reason };
+            reason,
+        };
         if body.position > entry.header_offset {
             return Err(ArtifactError::UnsafeEntry {
                 name: entry.name.clone(),
@@ -192,11 +227,15 @@ impl EntryStream {
         let extra_len = u16_at(&header, 28) as usize;
         let name = body.read_exact(name_len).await?;
         if name != entry.name.as_bytes() {
-            return Err(corrupt("the local header names a different file than the central directory".into()));
+            return Err(corrupt(
+                "the local header names a different file than the central directory".into(),
+            ));
         }
         body.skip(extra_len as u64).await?;
         if u16_at(&header, 8) != entry.method {
-            return Err(corrupt("the local header's compression method differs from the central directory's".into()));
+            return Err(corrupt(
+                "the local header's compression method differs from the central directory's".into(),
+            ));
         }
         let inflater = (entry.method == METHOD_DEFLATED).then(|| Decompress::new(false));
         self.current = Some(OpenEntry {
@@ -223,10 +262,13 @@ impl EntryStream {
             }
             if open.pending.is_empty() && open.compressed_left > 0 {
                 let want = open.compressed_left.min(CHUNK as u64) as usize;
-                let bytes = body.take(want).await?.ok_or_else(|| ArtifactError::CorruptEntry {
-                    name: open.entry.name.clone(),
-                    reason: "the archive ends inside this entry's data".into(),
-                })?;
+                let bytes = body
+                    .take(want)
+                    .await?
+                    .ok_or_else(|| ArtifactError::CorruptEntry {
+                        name: open.entry.name.clone(),
+                        reason: "the archive ends inside this entry's data".into(),
+                    })?;
                 open.compressed_left -= bytes.len() as u64;
                 open.pending = bytes;
             }
@@ -241,9 +283,12 @@ impl EntryStream {
                 Some(inflater) => {
                     let mut out = Vec::with_capacity(CHUNK);
                     let before_in = inflater.total_in();
-                    let status = inflater.decompress_vec(&open.pending, &mut out, FlushDecompress::None).map_err(|e| {
-                        ArtifactError::CorruptEntry { name: open.entry.name.clone(), reason: format!("bad deflate data: {e}") }
-                    })?;
+                    let status = inflater
+                        .decompress_vec(&open.pending, &mut out, FlushDecompress::None)
+                        .map_err(|e| ArtifactError::CorruptEntry {
+                            name: open.entry.name.clone(),
+                            reason: format!("bad deflate data: {e}"),
+                        })?;
                     let consumed = (inflater.total_in() - before_in) as usize;
                     let _ = open.pending.split_to(consumed);
                     if status == Status::StreamEnd {
@@ -281,14 +326,20 @@ impl EntryStream {
                 if open.produced != open.entry.size {
                     return Err(ArtifactError::CorruptEntry {
                         name: open.entry.name.clone(),
-                        reason: format!("{} bytes of data where the header declares {}", open.produced, open.entry.size),
+                        reason: format!(
+                            "{} bytes of data where the header declares {}",
+                            open.produced, open.entry.size
+                        ),
                     });
                 }
                 let crc = std::mem::replace(&mut open.crc, crc32fast::Hasher::new()).finalize();
                 if crc != open.entry.crc32 {
                     return Err(ArtifactError::CorruptEntry {
                         name: open.entry.name.clone(),
-                        reason: format!("CRC-32 mismatch (data {crc:08x}, header {:08x})", open.entry.crc32),
+                        reason: format!(
+                            "CRC-32 mismatch (data {crc:08x}, header {:08x})",
+                            open.entry.crc32
+                        ),
                     });
                 }
             }
@@ -303,8 +354,14 @@ impl EntryStream {
         let mut out = Vec::new();
         while let Some(chunk) = self.read_chunk().await? {
             if out.len() + chunk.len() > max_bytes {
-                let name = self.current.as_ref().map(|o| o.entry.name.clone()).unwrap_or_default();
-                return Err(ArtifactError::OverLimit(format!("entry `{name}` is larger than {max_bytes} bytes")));
+                let name = self
+                    .current
+                    .as_ref()
+                    .map(|o| o.entry.name.clone())
+                    .unwrap_or_default();
+                return Err(ArtifactError::OverLimit(format!(
+                    "entry `{name}` is larger than {max_bytes} bytes"
+                )));
             }
             out.extend_from_slice(&chunk);
         }

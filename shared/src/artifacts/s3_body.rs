@@ -14,17 +14,38 @@ pub(crate) struct S3Body {
 }
 
 impl S3Body {
-    pub async fn get(client: &aws_sdk_s3::Client, bucket: &str, key: &str, start: u64, end_exclusive: u64) -> Result<Self, ArtifactError> {
+    pub async fn get(
+        client: &aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        end_exclusive: u64,
+    ) -> Result<Self, ArtifactError> {
         let mut request = client.get_object().bucket(bucket).key(key);
         if end_exclusive > start {
             request = request.range(format!("bytes={start}-{}", end_exclusive - 1));
         }
-        let output = request.send().await.map_err(|e| super::error::s3_error("GetObject", bucket, key, e))?;
-        Ok(Self { body: output.body, chunk: Bytes::new(), position: start, bucket: bucket.into(), key: key.into() })
+        let output = request
+            .send()
+            .await
+            .map_err(|e| super::error::s3_error("GetObject", bucket, key, e))?;
+        Ok(Self {
+            body: output.body,
+            chunk: Bytes::new(),
+            position: start,
+            bucket: bucket.into(),
+            key: key.into(),
+        })
     }
 
     fn stream_error(&self, message: String) -> ArtifactError {
-        ArtifactError::S3 { operation: "GetObject", bucket: self.bucket.clone(), key: self.key.clone(), code: None, message }
+        ArtifactError::S3 {
+            operation: "GetObject",
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            code: None,
+            message,
+        }
     }
 
     /// Makes sure some bytes are buffered; false at the end of the body.
@@ -32,7 +53,9 @@ impl S3Body {
         while self.chunk.is_empty() {
             match self.body.next().await {
                 Some(Ok(bytes)) => self.chunk = bytes,
-                Some(Err(err)) => return Err(self.stream_error(format!("reading the body failed: {err}"))),
+                Some(Err(err)) => {
+                    return Err(self.stream_error(format!("reading the body failed: {err}")))
+                }
                 None => return Ok(false),
             }
         }
@@ -54,7 +77,10 @@ impl S3Body {
         while out.len() < n {
             match self.take(n - out.len()).await? {
                 Some(bytes) => out.extend_from_slice(&bytes),
-                None => return Err(self.stream_error(format!("the object ended {} bytes early", n - out.len()))),
+                None => {
+                    return Err(self
+                        .stream_error(format!("the object ended {} bytes early", n - out.len())))
+                }
             }
         }
         Ok(out)

@@ -24,7 +24,13 @@ pub(crate) struct ObjectUpload {
 }
 
 impl ObjectUpload {
-    pub fn new(client: aws_sdk_s3::Client, bucket: &str, key: &str, kms_key_id: Option<String>, part_size: usize) -> Self {
+    pub fn new(
+        client: aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        kms_key_id: Option<String>,
+        part_size: usize,
+    ) -> Self {
         let part_size = part_size.max(MIN_PART_SIZE);
         Self {
             client,
@@ -85,7 +91,10 @@ impl ObjectUpload {
                 .send()
                 .await
                 .map_err(|e| s3_error("UploadPart", &bucket, &key, e))?;
-            Ok(CompletedPart::builder().part_number(number).set_e_tag(out.e_tag).build())
+            Ok(CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag)
+                .build())
         }));
         Ok(())
     }
@@ -133,7 +142,9 @@ impl ObjectUpload {
             self.send_part(last).await?;
         }
         self.wait_in_flight().await?;
-        let upload = CompletedMultipartUpload::builder().set_parts(Some(std::mem::take(&mut self.parts))).build();
+        let upload = CompletedMultipartUpload::builder()
+            .set_parts(Some(std::mem::take(&mut self.parts)))
+            .build();
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)

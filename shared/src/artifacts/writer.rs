@@ -60,7 +60,16 @@ pub struct ArtifactWriter {
 
 impl ArtifactWriter {
     pub(crate) fn new(upload: ObjectUpload, bucket: &str, key: &str) -> Self {
-        Self { upload, offset: 0, entries: Vec::new(), open: None, out: Vec::with_capacity(64 * 1024), bucket: bucket.into(), key: key.into(), entry_count: 0 }
+        Self {
+            upload,
+            offset: 0,
+            entries: Vec::new(),
+            open: None,
+            out: Vec::with_capacity(64 * 1024),
+            bucket: bucket.into(),
+            key: key.into(),
+            entry_count: 0,
+        }
     }
 
     /// Starts a file entry (deflated, mode 0644). The previous entry is finished first.
@@ -75,7 +84,11 @@ impl ArtifactWriter {
 
     /// Adds a directory entry; `name` gets a trailing `/` if it lacks one.
     pub async fn add_directory(&mut self, name: &str) -> Result<(), ArtifactError> {
-        let name = if name.ends_with('/') { name.to_string() } else { format!("{name}/") };
+        let name = if name.ends_with('/') {
+            name.to_string()
+        } else {
+            format!("{name}/")
+        };
         self.start(&name, false, 0o040_755).await?;
         self.finish_entry().await
     }
@@ -89,11 +102,18 @@ impl ArtifactWriter {
 
     async fn start(&mut self, name: &str, deflate: bool, mode: u32) -> Result<(), ArtifactError> {
         self.finish_entry().await?;
-        check_entry_name(name).map_err(|reason| ArtifactError::InvalidWrite(format!("`{name}`: {reason}")))?;
+        check_entry_name(name)
+            .map_err(|reason| ArtifactError::InvalidWrite(format!("`{name}`: {reason}")))?;
         if name.len() > u16::MAX as usize {
-            return Err(ArtifactError::InvalidWrite(format!("`{name}`: name longer than 65535 bytes")));
+            return Err(ArtifactError::InvalidWrite(format!(
+                "`{name}`: name longer than 65535 bytes"
+            )));
         }
-        let method = if deflate { METHOD_DEFLATED } else { METHOD_STORED };
+        let method = if deflate {
+            METHOD_DEFLATED
+        } else {
+            METHOD_STORED
+        };
         let mut header = Vec::with_capacity(30 + name.len());
         header.extend_from_slice(&LOCAL_HEADER_SIG.to_le_bytes());
         header.extend_from_slice(&VERSION_NEEDED_ZIP64.to_le_bytes());
@@ -122,7 +142,9 @@ impl ArtifactWriter {
     /// Appends data to the open entry.
     pub async fn write(&mut self, mut data: &[u8]) -> Result<(), ArtifactError> {
         let Some(open) = self.open.as_mut() else {
-            return Err(ArtifactError::InvalidWrite("write with no open entry".into()));
+            return Err(ArtifactError::InvalidWrite(
+                "write with no open entry".into(),
+            ));
         };
         open.crc.update(data);
         open.size += data.len() as u64;
@@ -217,7 +239,12 @@ impl ArtifactWriter {
         let entries = self.entry_count;
         let (bucket, key) = (self.bucket.clone(), self.key.clone());
         let bytes = self.upload.finish().await?;
-        Ok(WrittenArtifact { bucket, key, entries, bytes })
+        Ok(WrittenArtifact {
+            bucket,
+            key,
+            entries,
+            bytes,
+        })
     }
 
     /// Abandons the artifact; any multipart upload is aborted.
@@ -232,7 +259,9 @@ impl ArtifactWriter {
         let written = std::mem::take(&mut self.entries);
         self.entry_count = written.len();
         for entry in &written {
-            let needs64 = entry.size >= 0xFFFF_FFFF || entry.compressed_size >= 0xFFFF_FFFF || entry.offset >= 0xFFFF_FFFF;
+            let needs64 = entry.size >= 0xFFFF_FFFF
+                || entry.compressed_size >= 0xFFFF_FFFF
+                || entry.offset >= 0xFFFF_FFFF;
             let mut extra = Vec::new();
             if needs64 {
                 extra.extend_from_slice(&1u16.to_le_bytes());
@@ -244,7 +273,14 @@ impl ArtifactWriter {
             let sat = |v: u64| if needs64 { 0xFFFF_FFFFu32 } else { v as u32 };
             cd.extend_from_slice(&CENTRAL_HEADER_SIG.to_le_bytes());
             cd.extend_from_slice(&VERSION_MADE_BY_UNIX.to_le_bytes());
-            cd.extend_from_slice(&(if needs64 { VERSION_NEEDED_ZIP64 } else { VERSION_NEEDED }).to_le_bytes());
+            cd.extend_from_slice(
+                &(if needs64 {
+                    VERSION_NEEDED_ZIP64
+                } else {
+                    VERSION_NEEDED
+                })
+                .to_le_bytes(),
+            );
             cd.extend_from_slice(&(FLAG_DATA_DESCRIPTOR | FLAG_UTF8).to_le_bytes());
             cd.extend_from_slice(&entry.method.to_le_bytes());
             cd.extend_from_slice(&DOS_TIME.to_le_bytes());

@@ -113,7 +113,8 @@ pub struct EncryptionKey {
 impl EncryptionKey {
     /// The KMS key id to put in `x-amz-server-side-encryption-aws-kms-key-id`, if this is a KMS key.
     pub fn kms_key_id(&self) -> Option<&str> {
-        (self.key_type.eq_ignore_ascii_case("KMS") && !self.id.is_empty()).then_some(self.id.as_str())
+        (self.key_type.eq_ignore_ascii_case("KMS") && !self.id.is_empty())
+            .then_some(self.id.as_str())
     }
 }
 
@@ -181,9 +182,15 @@ mod tests {
 
     #[test]
     fn kms_key_only_for_kms_type() {
-        let key = EncryptionKey { id: "arn:aws:kms:k".into(), key_type: "KMS".into() };
+        let key = EncryptionKey {
+            id: "arn:aws:kms:k".into(),
+            key_type: "KMS".into(),
+        };
         assert_eq!(key.kms_key_id(), Some("arn:aws:kms:k"));
-        let other = EncryptionKey { id: "x".into(), key_type: "OTHER".into() };
+        let other = EncryptionKey {
+            id: "x".into(),
+            key_type: "OTHER".into(),
+        };
         assert_eq!(other.kms_key_id(), None);
     }
 }

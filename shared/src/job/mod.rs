@@ -8,13 +8,14 @@ mod report;
 mod runner;
 
 pub use event::{
-    job_id_of, ActionConfiguration, Artifact, ArtifactCredentials, ArtifactLocation, Configuration, EncryptionKey,
-    JobData, JobEvent, JobPayload, S3Location,
+    job_id_of, ActionConfiguration, Artifact, ArtifactCredentials, ArtifactLocation, Configuration,
+    EncryptionKey, JobData, JobEvent, JobPayload, S3Location,
 };
 pub use outcome::{FailureKind, JobError, JobOutcome, JobSuccess};
 pub use params::parse_user_parameters;
 pub use report::{
-    truncate, validate_output_variables, Delivery, JobReporter, ReportError, MAX_CONTINUATION_TOKEN_CHARS,
-    MAX_FAILURE_MESSAGE_CHARS, MAX_OUTPUT_VARIABLES_BYTES, MAX_SUMMARY_CHARS,
+    truncate, validate_output_variables, Delivery, JobReporter, ReportError,
+    MAX_CONTINUATION_TOKEN_CHARS, MAX_FAILURE_MESSAGE_CHARS, MAX_OUTPUT_VARIABLES_BYTES,
+    MAX_SUMMARY_CHARS,
 };
 pub use runner::{Job, JobRunner, DEFAULT_SAFETY_MARGIN};

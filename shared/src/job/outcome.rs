@@ -30,7 +30,10 @@ pub struct JobError {
 
 impl JobError {
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
     pub fn failed(message: impl Into<String>) -> Self {
         Self::new(FailureKind::JobFailed, message)
@@ -65,7 +68,10 @@ pub struct JobSuccess {
 
 impl JobSuccess {
     pub fn new(summary: impl Into<String>) -> Self {
-        Self { summary: summary.into(), output_variables: BTreeMap::new() }
+        Self {
+            summary: summary.into(),
+            output_variables: BTreeMap::new(),
+        }
     }
     pub fn variable(mut self, key: impl Into<String>, value: impl ToString) -> Self {
         self.output_variables.insert(key.into(), value.to_string());
@@ -80,5 +86,9 @@ pub enum JobOutcome<S> {
     Succeeded(JobSuccess),
     /// Not done yet: report success with a continuation token carrying `state`; CodePipeline
     /// invokes the function again with it.
-    Continue { state: S, summary: String, percent_complete: Option<u8> },
+    Continue {
+        state: S,
+        summary: String,
+        percent_complete: Option<u8>,
+    },
 }

@@ -30,7 +30,8 @@ pub fn parse_user_parameters<T: DeserializeOwned>(raw: Option<&str>) -> Result<T
             JobError::config(format!("UserParameters: at `{path}`: {message}"))
         }
     })?;
-    de.end().map_err(|err| JobError::config(format!("UserParameters: {}", strip_position(&err))))?;
+    de.end()
+        .map_err(|err| JobError::config(format!("UserParameters: {}", strip_position(&err))))?;
     Ok(value)
 }
 
@@ -97,7 +98,10 @@ mod tests {
     #[test]
     fn wrong_type_names_the_key_and_the_expected_type() {
         let msg = message(Some(r#"{"steps": 3}"#));
-        assert!(msg.contains("`steps`") && msg.contains("expected a sequence"), "{msg}");
+        assert!(
+            msg.contains("`steps`") && msg.contains("expected a sequence"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -54,7 +54,8 @@ impl JobReporter {
             .job_id(job_id)
             .execution_details(details(&success.summary, execution_id, None));
         if !success.output_variables.is_empty() {
-            request = request.set_output_variables(Some(success.output_variables.clone().into_iter().collect()));
+            request = request
+                .set_output_variables(Some(success.output_variables.clone().into_iter().collect()));
         }
         classify("PutJobSuccessResult", request.send().await)
     }
@@ -76,7 +77,12 @@ impl JobReporter {
         classify("PutJobSuccessResult", request.send().await)
     }
 
-    pub async fn failure(&self, job_id: &str, error: &JobError, execution_id: &str) -> Result<Delivery, ReportError> {
+    pub async fn failure(
+        &self,
+        job_id: &str,
+        error: &JobError,
+        execution_id: &str,
+    ) -> Result<Delivery, ReportError> {
         let failure_type = match error.kind {
             super::FailureKind::JobFailed => FailureType::JobFailed,
             super::FailureKind::ConfigurationError => FailureType::ConfigurationError,
@@ -87,8 +93,15 @@ impl JobReporter {
             .message(truncate(&error.message, MAX_FAILURE_MESSAGE_CHARS))
             .external_execution_id(execution_id)
             .build()
-            .map_err(|e| ReportError { operation: "PutJobFailureResult", message: e.to_string() })?;
-        let request = self.client.put_job_failure_result().job_id(job_id).failure_details(details);
+            .map_err(|e| ReportError {
+                operation: "PutJobFailureResult",
+                message: e.to_string(),
+            })?;
+        let request = self
+            .client
+            .put_job_failure_result()
+            .job_id(job_id)
+            .failure_details(details);
         classify("PutJobFailureResult", request.send().await)
     }
 }
@@ -101,14 +114,19 @@ fn details(summary: &str, execution_id: &str, percent_complete: Option<u8>) -> E
         .build()
 }
 
-fn classify<T, E>(operation: &'static str, result: Result<T, SdkError<E>>) -> Result<Delivery, ReportError>
+fn classify<T, E>(
+    operation: &'static str,
+    result: Result<T, SdkError<E>>,
+) -> Result<Delivery, ReportError>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     match result {
         Ok(_) => Ok(Delivery::Accepted),
         Err(err) => match err.code() {
-            Some("InvalidJobStateException") | Some("JobNotFoundException") => Ok(Delivery::AlreadyCompleted),
+            Some("InvalidJobStateException") | Some("JobNotFoundException") => {
+                Ok(Delivery::AlreadyCompleted)
+            }
             code => Err(ReportError {
                 operation,
                 message: match (code, err.message()) {
@@ -138,7 +156,10 @@ pub fn truncate(text: &str, max: usize) -> String {
 pub fn validate_output_variables(variables: &BTreeMap<String, String>) -> Result<(), JobError> {
     let mut total = 0usize;
     for (key, value) in variables {
-        let valid = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '-' | '_'));
+        let valid = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '-' | '_'));
         if !valid {
             return Err(JobError::failed(format!(
                 "output variable name `{key}` is invalid: names use only A-Z, a-z, 0-9, @, - and _"
@@ -173,13 +194,19 @@ mod tests {
         vars.insert("Good-Name_1@x".to_string(), "v".to_string());
         assert!(validate_output_variables(&vars).is_ok());
         vars.insert("bad name".to_string(), "v".to_string());
-        assert!(validate_output_variables(&vars).unwrap_err().message.contains("`bad name`"));
+        assert!(validate_output_variables(&vars)
+            .unwrap_err()
+            .message
+            .contains("`bad name`"));
     }
 
     #[test]
     fn output_variables_total_size_is_limited() {
         let mut vars = BTreeMap::new();
         vars.insert("Big".to_string(), "x".repeat(MAX_OUTPUT_VARIABLES_BYTES));
-        assert!(validate_output_variables(&vars).unwrap_err().message.contains("122880"));
+        assert!(validate_output_variables(&vars)
+            .unwrap_err()
+            .message
+            .contains("122880"));
     }
 }

@@ -64,7 +64,11 @@ impl<P, S> Job<P, S> {
     }
 }
 
-fn find_artifact<'a>(list: &'a [Artifact], name: &str, kind: &str) -> Result<&'a Artifact, JobError> {
+fn find_artifact<'a>(
+    list: &'a [Artifact],
+    name: &str,
+    kind: &str,
+) -> Result<&'a Artifact, JobError> {
     list.iter().find(|a| a.name == name).ok_or_else(|| {
         let known: Vec<&str> = list.iter().map(|a| a.name.as_str()).collect();
         JobError::config(format!(
@@ -110,7 +114,11 @@ impl JobRunner {
     /// Handles one invocation. Always reports to CodePipeline when the event names a job, and
     /// returns `Ok` once the report is delivered (or was already delivered) so that Lambda does
     /// not retry a job that has a result.
-    pub async fn run<P, S, F, Fut>(&self, event: LambdaEvent<Value>, handler: F) -> Result<Value, LambdaError>
+    pub async fn run<P, S, F, Fut>(
+        &self,
+        event: LambdaEvent<Value>,
+        handler: F,
+    ) -> Result<Value, LambdaError>
     where
         P: DeserializeOwned + Send + 'static,
         S: Serialize + DeserializeOwned + Send + 'static,
@@ -120,17 +128,32 @@ impl JobRunner {
         let (payload, context) = event.into_parts();
         let request_id = context.request_id.clone();
         let Some(job_id) = job_id_of(&payload).map(str::to_owned) else {
-            tracing::error!(request_id, "event is not a CodePipeline job (no `CodePipeline.job.id`); nothing to report");
+            tracing::error!(
+                request_id,
+                "event is not a CodePipeline job (no `CodePipeline.job.id`); nothing to report"
+            );
             return Err("event is not a CodePipeline job event".into());
         };
         if self.already_finished(&job_id) {
-            tracing::warn!(job_id, "repeat delivery of a job this container already finished; skipped");
+            tracing::warn!(
+                job_id,
+                "repeat delivery of a job this container already finished; skipped"
+            );
             return Ok(response(&job_id, "skipped-repeat", None));
         }
 
         let deadline = deadline_instant(context.deadline);
-        let work_deadline = deadline.checked_sub(self.safety_margin).unwrap_or_else(Instant::now);
-        tracing::info!(job_id, request_id, remaining_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64, "job started");
+        let work_deadline = deadline
+            .checked_sub(self.safety_margin)
+            .unwrap_or_else(Instant::now);
+        tracing::info!(
+            job_id,
+            request_id,
+            remaining_ms = deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64,
+            "job started"
+        );
 
         let outcome = match self.prepare::<P, S>(payload, &request_id, work_deadline) {
             Ok(job) => run_until(work_deadline, handler(job)).await,
@@ -139,7 +162,12 @@ impl JobRunner {
         self.report(&job_id, &request_id, outcome).await
     }
 
-    fn prepare<P, S>(&self, payload: Value, request_id: &str, deadline: Instant) -> Result<Job<P, S>, JobError>
+    fn prepare<P, S>(
+        &self,
+        payload: Value,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<Job<P, S>, JobError>
     where
         P: DeserializeOwned,
         S: DeserializeOwned,
@@ -147,13 +175,22 @@ impl JobRunner {
         let event: JobEvent = serde_json::from_value(payload)
             .map_err(|e| JobError::config(format!("malformed CodePipeline job event: {e}")))?;
         let job = event.job;
-        let params = parse_user_parameters::<P>(job.data.action_configuration.configuration.user_parameters.as_deref())?;
-        let state = job.data.continuation_token.as_deref().map(continuation::decode::<S>).transpose()?;
-        let artifacts = job
+        let params = parse_user_parameters::<P>(
+            job.data
+                .action_configuration
+                .configuration
+                .user_parameters
+                .as_deref(),
+        )?;
+        let state = job
             .data
-            .artifact_credentials
-            .as_ref()
-            .map(|creds| ArtifactStore::for_job(&self.sdk_config, creds, job.data.encryption_key.as_ref()));
+            .continuation_token
+            .as_deref()
+            .map(continuation::decode::<S>)
+            .transpose()?;
+        let artifacts = job.data.artifact_credentials.as_ref().map(|creds| {
+            ArtifactStore::for_job(&self.sdk_config, creds, job.data.encryption_key.as_ref())
+        });
         Ok(Job {
             id: job.id,
             account_id: job.account_id,
@@ -174,21 +211,42 @@ impl JobRunner {
         outcome: Result<JobOutcome<S>, JobError>,
     ) -> Result<Value, LambdaError> {
         let outcome = outcome.and_then(|o| match o {
-            JobOutcome::Succeeded(success) => validate_output_variables(&success.output_variables).map(|_| Prepared::Done(success)),
-            JobOutcome::Continue { state, summary, percent_complete } => {
-                continuation::encode(&state).map(|token| Prepared::Continue { token, summary, percent_complete })
-            }
+            JobOutcome::Succeeded(success) => validate_output_variables(&success.output_variables)
+                .map(|_| Prepared::Done(success)),
+            JobOutcome::Continue {
+                state,
+                summary,
+                percent_complete,
+            } => continuation::encode(&state).map(|token| Prepared::Continue {
+                token,
+                summary,
+                percent_complete,
+            }),
         });
         let (result, label, failure) = match &outcome {
-            Ok(Prepared::Done(success)) => (self.reporter.success(job_id, success, request_id).await, "success", None),
-            Ok(Prepared::Continue { token, summary, percent_complete }) => (
-                self.reporter.continuation(job_id, token, summary, *percent_complete, request_id).await,
+            Ok(Prepared::Done(success)) => (
+                self.reporter.success(job_id, success, request_id).await,
+                "success",
+                None,
+            ),
+            Ok(Prepared::Continue {
+                token,
+                summary,
+                percent_complete,
+            }) => (
+                self.reporter
+                    .continuation(job_id, token, summary, *percent_complete, request_id)
+                    .await,
                 "continuation",
                 None,
             ),
             Err(error) => {
                 tracing::warn!(job_id, failure_type = error.kind.as_str(), message = %error.message, "job failed");
-                (self.reporter.failure(job_id, error, request_id).await, "failure", Some(error.kind.as_str()))
+                (
+                    self.reporter.failure(job_id, error, request_id).await,
+                    "failure",
+                    Some(error.kind.as_str()),
+                )
             }
         };
         match result {
@@ -212,7 +270,10 @@ impl JobRunner {
     }
 
     fn already_finished(&self, job_id: &str) -> bool {
-        self.finished.lock().map(|list| list.iter().any(|id| id == job_id)).unwrap_or(false)
+        self.finished
+            .lock()
+            .map(|list| list.iter().any(|id| id == job_id))
+            .unwrap_or(false)
     }
 
     fn remember_finished(&self, job_id: &str) {
@@ -227,7 +288,11 @@ impl JobRunner {
 
 enum Prepared {
     Done(JobSuccess),
-    Continue { token: String, summary: String, percent_complete: Option<u8> },
+    Continue {
+        token: String,
+        summary: String,
+        percent_complete: Option<u8>,
+    },
 }
 
 fn response(job_id: &str, reported: &str, failure_type: Option<&str>) -> Value {
@@ -273,7 +338,10 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 /// Converts the Runtime API's epoch-millisecond deadline into a monotonic instant.
 fn deadline_instant(deadline_ms: u64) -> Instant {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
@@ -284,7 +352,10 @@ mod tests {
     #[tokio::test]
     async fn panics_become_job_failures() {
         let result: Result<JobOutcome<()>, JobError> =
-            run_until(Instant::now() + Duration::from_secs(5), async { panic!("boom at step 3") }).await;
+            run_until(Instant::now() + Duration::from_secs(5), async {
+                panic!("boom at step 3")
+            })
+            .await;
         let err = result.unwrap_err();
         assert_eq!(err.kind, super::super::FailureKind::JobFailed);
         assert!(err.message.contains("boom at step 3"));
@@ -293,11 +364,12 @@ mod tests {
     #[tokio::test]
     async fn overrunning_work_is_stopped_at_the_deadline() {
         let started = Instant::now();
-        let result: Result<JobOutcome<()>, JobError> = run_until(Instant::now() + Duration::from_millis(50), async {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            Ok(JobOutcome::Succeeded(JobSuccess::new("never")))
-        })
-        .await;
+        let result: Result<JobOutcome<()>, JobError> =
+            run_until(Instant::now() + Duration::from_millis(50), async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Ok(JobOutcome::Succeeded(JobSuccess::new("never")))
+            })
+            .await;
         assert!(result.unwrap_err().message.contains("ran out of time"));
         assert!(started.elapsed() < Duration::from_secs(5));
     }

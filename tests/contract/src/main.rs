@@ -16,17 +16,30 @@ enum Params {
         #[serde(default)]
         marker_bucket: Option<String>,
     },
-    Fail { message: String },
+    Fail {
+        message: String,
+    },
     Panic,
-    Sleep { millis: u64 },
+    Sleep {
+        millis: u64,
+    },
     /// Reports `rounds` continuations, then success.
-    Continue { rounds: u32 },
+    Continue {
+        rounds: u32,
+    },
     /// Works in 500 ms units and returns a continuation when time runs short.
-    Chunked { units: u32 },
+    Chunked {
+        units: u32,
+    },
     /// Streams every entry of `input` into `output`.
-    Copy { input: String, output: String },
+    Copy {
+        input: String,
+        output: String,
+    },
     /// Sets the given output variables.
-    Variables { values: std::collections::BTreeMap<String, String> },
+    Variables {
+        values: std::collections::BTreeMap<String, String>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -40,9 +53,19 @@ async fn handle(job: Job<Params, Progress>) -> Result<JobOutcome<Progress>, JobE
             if let Some(bucket) = marker_bucket {
                 let key = format!("effects/{}/{}", job.id, job.request_id);
                 let store = job.artifacts()?;
-                store.client().put_object().bucket(bucket).key(&key).body(Vec::new().into()).send().await.map_err(|e| JobError::failed(format!("marker: {e}")))?;
+                store
+                    .client()
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .body(Vec::new().into())
+                    .send()
+                    .await
+                    .map_err(|e| JobError::failed(format!("marker: {e}")))?;
             }
-            Ok(JobOutcome::Succeeded(JobSuccess::new("fixture done").variable("Answer", 42)))
+            Ok(JobOutcome::Succeeded(
+                JobSuccess::new("fixture done").variable("Answer", 42),
+            ))
         }
         Params::Fail { message } => Err(JobError::failed(message.clone())),
         Params::Panic => panic!("fixture panicked on purpose"),
@@ -54,21 +77,33 @@ async fn handle(job: Job<Params, Progress>) -> Result<JobOutcome<Progress>, JobE
             let done = job.state.as_ref().map(|s| s.done).unwrap_or(0);
             if done < *rounds {
                 let percent = (done * 100 / rounds.max(&1)) as u8;
-                Ok(JobOutcome::Continue { state: Progress { done: done + 1 }, summary: format!("round {}", done + 1), percent_complete: Some(percent) })
+                Ok(JobOutcome::Continue {
+                    state: Progress { done: done + 1 },
+                    summary: format!("round {}", done + 1),
+                    percent_complete: Some(percent),
+                })
             } else {
-                Ok(JobOutcome::Succeeded(JobSuccess::new(format!("{rounds} rounds")).variable("Rounds", rounds)))
+                Ok(JobOutcome::Succeeded(
+                    JobSuccess::new(format!("{rounds} rounds")).variable("Rounds", rounds),
+                ))
             }
         }
         Params::Chunked { units } => {
             let mut done = job.state.as_ref().map(|s| s.done).unwrap_or(0);
             while done < *units {
                 if job.remaining() < Duration::from_millis(700) {
-                    return Ok(JobOutcome::Continue { state: Progress { done }, summary: format!("{done}/{units} units"), percent_complete: Some((done * 100 / units) as u8) });
+                    return Ok(JobOutcome::Continue {
+                        state: Progress { done },
+                        summary: format!("{done}/{units} units"),
+                        percent_complete: Some((done * 100 / units) as u8),
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 done += 1;
             }
-            Ok(JobOutcome::Succeeded(JobSuccess::new(format!("{units} units")).variable("Units", units)))
+            Ok(JobOutcome::Succeeded(
+                JobSuccess::new(format!("{units} units")).variable("Units", units),
+            ))
         }
         Params::Copy { input, output } => copy(&job, input, output).await,
         Params::Variables { values } => {
@@ -79,7 +114,11 @@ async fn handle(job: Job<Params, Progress>) -> Result<JobOutcome<Progress>, JobE
     }
 }
 
-async fn copy(job: &Job<Params, Progress>, input: &str, output: &str) -> Result<JobOutcome<Progress>, JobError> {
+async fn copy(
+    job: &Job<Params, Progress>,
+    input: &str,
+    output: &str,
+) -> Result<JobOutcome<Progress>, JobError> {
     let store = job.artifacts()?;
     let reader = store.open(job.input(input)?).await?;
     let mut entries = reader.stream().await?;
@@ -108,9 +147,12 @@ async fn copy(job: &Job<Params, Progress>, input: &str, output: &str) -> Result<
     }
     let written = writer.finish().await?;
     Ok(JobOutcome::Succeeded(
-        JobSuccess::new(format!("copied {count} files ({bytes} bytes) into s3://{}/{}", written.bucket, written.key))
-            .variable("Files", count)
-            .variable("Bytes", bytes),
+        JobSuccess::new(format!(
+            "copied {count} files ({bytes} bytes) into s3://{}/{}",
+            written.bucket, written.key
+        ))
+        .variable("Files", count)
+        .variable("Bytes", bytes),
     ))
 }
 

@@ -15,7 +15,9 @@ fn copy_event() -> serde_json::Value {
 fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, data) in entries {
-        writer.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+        writer
+            .start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
         writer.write_all(data).unwrap();
     }
     writer.finish().unwrap().into_inner()
@@ -35,12 +37,15 @@ fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 
 /// Offsets of every central directory header in a zip.
 fn central_headers(bytes: &[u8]) -> Vec<usize> {
-    (0..bytes.len().saturating_sub(4)).filter(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02]).collect()
+    (0..bytes.len().saturating_sub(4))
+        .filter(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02])
+        .collect()
 }
 
 fn read_back(h: &Harness, key: &str) -> Vec<(String, Vec<u8>)> {
     let bytes = std::fs::read(h.aws.s3.object_path(BUCKET, key)).expect("output artifact exists");
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("output is a valid zip");
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("output is a valid zip");
     (0..archive.len())
         .map(|i| {
             let mut file = archive.by_index(i).unwrap();
@@ -57,8 +62,16 @@ async fn copies_an_artifact_through_reader_and_writer_with_multipart_and_sse_kms
     let key_id = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     let event = with_kms(copy_event(), key_id);
     let big = pseudo_random(12 * 1024 * 1024, 7); // incompressible: the output needs two parts
-    let files: Vec<(&str, &[u8])> = vec![("index.html", b"<h1>hi</h1>"), ("assets/app.js", b"console.log(1)"), ("empty.txt", b""), ("data/big.bin", &big)];
-    h.aws.s3.put_file(BUCKET, &input_key(&event), &zip_with(&files)).unwrap();
+    let files: Vec<(&str, &[u8])> = vec![
+        ("index.html", b"<h1>hi</h1>"),
+        ("assets/app.js", b"console.log(1)"),
+        ("empty.txt", b""),
+        ("data/big.bin", &big),
+    ];
+    h.aws
+        .s3
+        .put_file(BUCKET, &input_key(&event), &zip_with(&files))
+        .unwrap();
 
     let run = h.run(event.clone()).await;
     assert!(run.succeeded(), "{:?}", run.record);
@@ -66,13 +79,19 @@ async fn copies_an_artifact_through_reader_and_writer_with_multipart_and_sse_kms
     assert_eq!(result["outputVariables"]["Files"], "4");
 
     let back = read_back(&h, &output_key(&event));
-    let expected: Vec<(String, Vec<u8>)> = files.iter().map(|(n, d)| (n.to_string(), d.to_vec())).collect();
+    let expected: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(n, d)| (n.to_string(), d.to_vec()))
+        .collect();
     assert_eq!(back, expected);
 
     let creates = h.aws.calls.of("s3", "CreateMultipartUpload");
     assert_eq!(creates.len(), 1);
     assert_eq!(creates[0].detail["x-amz-server-side-encryption"], "aws:kms");
-    assert_eq!(creates[0].detail["x-amz-server-side-encryption-aws-kms-key-id"], key_id);
+    assert_eq!(
+        creates[0].detail["x-amz-server-side-encryption-aws-kms-key-id"],
+        key_id
+    );
     assert_eq!(h.aws.calls.count("s3", "UploadPart"), 2);
     assert_eq!(h.aws.calls.count("s3", "CompleteMultipartUpload"), 1);
 }
@@ -81,27 +100,62 @@ async fn copies_an_artifact_through_reader_and_writer_with_multipart_and_sse_kms
 async fn small_output_is_one_put_object_with_sse_kms_and_no_key_id_without_encryption_key() {
     let h = Harness::new().await;
     let event = copy_event();
-    h.aws.s3.put_file(BUCKET, &input_key(&event), &zip_with(&[("a.txt", b"hello")])).unwrap();
+    h.aws
+        .s3
+        .put_file(
+            BUCKET,
+            &input_key(&event),
+            &zip_with(&[("a.txt", b"hello")]),
+        )
+        .unwrap();
     assert!(h.run(event.clone()).await.succeeded());
     let puts = h.aws.calls.of("s3", "PutObject");
     assert_eq!(puts.len(), 1);
     assert_eq!(puts[0].detail["x-amz-server-side-encryption"], "aws:kms");
-    assert!(puts[0].detail.get("x-amz-server-side-encryption-aws-kms-key-id").is_none());
-    assert_eq!(read_back(&h, &output_key(&event)), [("a.txt".to_string(), b"hello".to_vec())]);
+    assert!(puts[0]
+        .detail
+        .get("x-amz-server-side-encryption-aws-kms-key-id")
+        .is_none());
+    assert_eq!(
+        read_back(&h, &output_key(&event)),
+        [("a.txt".to_string(), b"hello".to_vec())]
+    );
 }
 
 #[tokio::test]
 async fn artifact_io_signs_with_the_job_credentials_never_the_function_role() {
     let h = Harness::new().await;
     let event = copy_event();
-    h.aws.s3.put_file(BUCKET, &input_key(&event), &zip_with(&[("a.txt", b"hello")])).unwrap();
+    h.aws
+        .s3
+        .put_file(
+            BUCKET,
+            &input_key(&event),
+            &zip_with(&[("a.txt", b"hello")]),
+        )
+        .unwrap();
     let run = h.run(event).await;
     assert!(run.succeeded());
-    let job_key = run.record.unwrap().data["artifactCredentials"]["accessKeyId"].as_str().unwrap().to_string();
-    let s3_calls: Vec<_> = h.aws.calls.all().into_iter().filter(|c| c.service == "s3").collect();
+    let job_key = run.record.unwrap().data["artifactCredentials"]["accessKeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s3_calls: Vec<_> = h
+        .aws
+        .calls
+        .all()
+        .into_iter()
+        .filter(|c| c.service == "s3")
+        .collect();
     assert!(s3_calls.len() >= 4);
     for call in &s3_calls {
-        assert_eq!(call.access_key.as_deref(), Some(job_key.as_str()), "{} signed with {:?}", call.operation, call.access_key);
+        assert_eq!(
+            call.access_key.as_deref(),
+            Some(job_key.as_str()),
+            "{} signed with {:?}",
+            call.operation,
+            call.access_key
+        );
     }
     // CodePipeline itself is called with the function role.
     for call in h.aws.calls.of("codepipeline", "PutJobSuccessResult") {
@@ -118,16 +172,31 @@ async fn assert_refused(zip: Vec<u8>, expected: &str) {
     let run = h.run(event.clone()).await;
     let (kind, message) = failure(&run);
     assert_eq!(kind, "JobFailed");
-    assert!(message.contains(expected), "expected `{expected}` in: {message}");
-    assert!(!h.aws.s3.exists(BUCKET, &output_key(&event)), "an output artifact was written");
-    for op in ["PutObject", "UploadPart", "CompleteMultipartUpload", "CreateMultipartUpload"] {
+    assert!(
+        message.contains(expected),
+        "expected `{expected}` in: {message}"
+    );
+    assert!(
+        !h.aws.s3.exists(BUCKET, &output_key(&event)),
+        "an output artifact was written"
+    );
+    for op in [
+        "PutObject",
+        "UploadPart",
+        "CompleteMultipartUpload",
+        "CreateMultipartUpload",
+    ] {
         assert_eq!(h.aws.calls.count("s3", op), 0, "{op} was called");
     }
 }
 
 #[tokio::test]
 async fn refuses_zip_slip() {
-    assert_refused(zip_with(&[("ok.txt", b"1"), ("../../evil.sh", b"rm -rf /")]), "path traversal").await;
+    assert_refused(
+        zip_with(&[("ok.txt", b"1"), ("../../evil.sh", b"rm -rf /")]),
+        "path traversal",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -143,13 +212,23 @@ async fn refuses_backslash_paths() {
 #[tokio::test]
 async fn refuses_symlink_entries() {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    writer.add_symlink("passwd", "/etc/passwd", zip::write::SimpleFileOptions::default()).unwrap();
+    writer
+        .add_symlink(
+            "passwd",
+            "/etc/passwd",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
     assert_refused(writer.finish().unwrap().into_inner(), "symbolic link").await;
 }
 
 #[tokio::test]
 async fn refuses_a_bomb_declaring_ten_gib() {
-    let mut zip = zip_with(&[("a.bin", &[0u8; 1000]), ("b.bin", &[0u8; 1000]), ("c.bin", &[0u8; 1000])]);
+    let mut zip = zip_with(&[
+        ("a.bin", &[0u8; 1000]),
+        ("b.bin", &[0u8; 1000]),
+        ("c.bin", &[0u8; 1000]),
+    ]);
     // Each entry claims 3.33 GiB uncompressed: 10 GiB in all.
     for at in central_headers(&zip) {
         zip[at + 24..at + 28].copy_from_slice(&0xD555_5555u32.to_le_bytes());
@@ -178,16 +257,25 @@ async fn refuses_overlapping_entries() {
 #[tokio::test]
 async fn refuses_two_hundred_thousand_entries() {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for i in 0..200_000 {
         writer.start_file(format!("f{i}"), options).unwrap();
     }
-    assert_refused(writer.finish().unwrap().into_inner(), "declares 200000 entries, more than the limit of 100000").await;
+    assert_refused(
+        writer.finish().unwrap().into_inner(),
+        "declares 200000 entries, more than the limit of 100000",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn refuses_an_object_that_is_not_a_zip() {
-    assert_refused(b"this is not a zip file at all".to_vec(), "not a valid zip archive").await;
+    assert_refused(
+        b"this is not a zip file at all".to_vec(),
+        "not a valid zip archive",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -202,5 +290,9 @@ async fn refuses_a_corrupted_entry_by_its_crc() {
 #[tokio::test]
 async fn refuses_an_entry_with_a_bomb_ratio() {
     // 2 MiB of zeros deflates to about 2 KiB: a ratio near 1000:1.
-    assert_refused(zip_with(&[("zeros.bin", &vec![0u8; 2 * 1024 * 1024])]), "ratio over the limit of 200:1").await;
+    assert_refused(
+        zip_with(&[("zeros.bin", &vec![0u8; 2 * 1024 * 1024])]),
+        "ratio over the limit of 200:1",
+    )
+    .await;
 }

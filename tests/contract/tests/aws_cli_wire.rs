@@ -26,7 +26,10 @@ fn run_cli(endpoint: &str, args: &[&str]) -> Output {
         .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", "/nonexistent/pipeline-local-test")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/pipeline-local-test")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/pipeline-local-test",
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_PAGER", "")
         .output()
@@ -36,7 +39,11 @@ fn run_cli(endpoint: &str, args: &[&str]) -> Output {
 
 fn ok(endpoint: &str, args: &[&str]) -> String {
     let out = run_cli(endpoint, args);
-    assert!(out.status.success(), "aws {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "aws {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -54,21 +61,47 @@ async fn aws_cli_s3_round_trips_small_and_multipart_objects() {
     let small = dir.path().join("hello.txt");
     std::fs::write(&small, "hello from the aws cli\n").unwrap();
     let big = dir.path().join("big.bin");
-    let big_data: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let big_data: Vec<u8> = (0..20 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(&big, &big_data).unwrap();
 
     let url2 = url.clone();
-    let (small_s, big_s) = (small.to_str().unwrap().to_string(), big.to_str().unwrap().to_string());
+    let (small_s, big_s) = (
+        small.to_str().unwrap().to_string(),
+        big.to_str().unwrap().to_string(),
+    );
     let dir_path = dir.path().to_path_buf();
     let listing = tokio::task::spawn_blocking(move || {
         ok(&url2, &["s3", "mb", "s3://cli-bucket"]);
-        ok(&url2, &["s3", "cp", &small_s, "s3://cli-bucket/dir/hello.txt"]);
+        ok(
+            &url2,
+            &["s3", "cp", &small_s, "s3://cli-bucket/dir/hello.txt"],
+        );
         ok(&url2, &["s3", "cp", &big_s, "s3://cli-bucket/dir/big.bin"]);
         let listing = ok(&url2, &["s3", "ls", "s3://cli-bucket/dir/"]);
         let back = dir_path.join("back.bin");
-        ok(&url2, &["s3", "cp", "s3://cli-bucket/dir/big.bin", back.to_str().unwrap()]);
+        ok(
+            &url2,
+            &[
+                "s3",
+                "cp",
+                "s3://cli-bucket/dir/big.bin",
+                back.to_str().unwrap(),
+            ],
+        );
         assert_eq!(std::fs::read(&back).unwrap().len(), 20 * 1024 * 1024);
-        let head = ok(&url2, &["s3api", "head-object", "--bucket", "cli-bucket", "--key", "dir/hello.txt"]);
+        let head = ok(
+            &url2,
+            &[
+                "s3api",
+                "head-object",
+                "--bucket",
+                "cli-bucket",
+                "--key",
+                "dir/hello.txt",
+            ],
+        );
         let head: Value = serde_json::from_str(&head).unwrap();
         assert_eq!(head["ContentLength"], 23);
         ok(&url2, &["s3", "rm", "s3://cli-bucket/dir/hello.txt"]);
@@ -76,28 +109,115 @@ async fn aws_cli_s3_round_trips_small_and_multipart_objects() {
     })
     .await
     .unwrap();
-    assert!(listing.contains("hello.txt") && listing.contains("big.bin"), "{listing}");
-    assert_eq!(std::fs::read(aws.s3.object_path("cli-bucket", "dir/big.bin")).unwrap(), big_data);
+    assert!(
+        listing.contains("hello.txt") && listing.contains("big.bin"),
+        "{listing}"
+    );
+    assert_eq!(
+        std::fs::read(aws.s3.object_path("cli-bucket", "dir/big.bin")).unwrap(),
+        big_data
+    );
     assert!(!aws.s3.exists("cli-bucket", "dir/hello.txt"));
-    assert!(aws.calls.count("s3", "UploadPart") >= 2, "the 20 MiB upload used multipart");
+    assert!(
+        aws.calls.count("s3", "UploadPart") >= 2,
+        "the 20 MiB upload used multipart"
+    );
     assert!(aws.calls.count("s3", "CompleteMultipartUpload") == 1);
 }
 
 #[tokio::test]
 async fn aws_cli_codepipeline_job_and_approval_calls() {
     let aws = endpoints().await;
-    aws.codepipeline.register_job("job-1", "111111111111", json!({"inputArtifacts": []}));
-    aws.codepipeline.register_job("job-2", "111111111111", json!({}));
-    aws.codepipeline.register_approval("token-1", "demo", "Approve", "Manual");
+    aws.codepipeline
+        .register_job("job-1", "111111111111", json!({"inputArtifacts": []}));
+    aws.codepipeline
+        .register_job("job-2", "111111111111", json!({}));
+    aws.codepipeline
+        .register_approval("token-1", "demo", "Approve", "Manual");
     let url = aws.codepipeline_url();
     let outputs = tokio::task::spawn_blocking(move || {
-        let details = ok(&url, &["codepipeline", "get-job-details", "--job-id", "job-1"]);
-        ok(&url, &["codepipeline", "put-job-success-result", "--job-id", "job-1", "--execution-details", "summary=done by cli,externalExecutionId=e-1,percentComplete=100", "--output-variables", "Version=42"]);
-        let again = run_cli(&url, &["codepipeline", "put-job-success-result", "--job-id", "job-1"]);
-        let missing = run_cli(&url, &["codepipeline", "put-job-failure-result", "--job-id", "nope", "--failure-details", "type=JobFailed,message=x"]);
-        ok(&url, &["codepipeline", "put-job-failure-result", "--job-id", "job-2", "--failure-details", "type=ConfigurationError,message=bad config,externalExecutionId=e-2"]);
-        let approved = ok(&url, &["codepipeline", "put-approval-result", "--pipeline-name", "demo", "--stage-name", "Approve", "--action-name", "Manual", "--token", "token-1", "--result", "summary=looks good,status=Approved"]);
-        let twice = run_cli(&url, &["codepipeline", "put-approval-result", "--pipeline-name", "demo", "--stage-name", "Approve", "--action-name", "Manual", "--token", "token-1", "--result", "summary=again,status=Rejected"]);
+        let details = ok(
+            &url,
+            &["codepipeline", "get-job-details", "--job-id", "job-1"],
+        );
+        ok(
+            &url,
+            &[
+                "codepipeline",
+                "put-job-success-result",
+                "--job-id",
+                "job-1",
+                "--execution-details",
+                "summary=done by cli,externalExecutionId=e-1,percentComplete=100",
+                "--output-variables",
+                "Version=42",
+            ],
+        );
+        let again = run_cli(
+            &url,
+            &[
+                "codepipeline",
+                "put-job-success-result",
+                "--job-id",
+                "job-1",
+            ],
+        );
+        let missing = run_cli(
+            &url,
+            &[
+                "codepipeline",
+                "put-job-failure-result",
+                "--job-id",
+                "nope",
+                "--failure-details",
+                "type=JobFailed,message=x",
+            ],
+        );
+        ok(
+            &url,
+            &[
+                "codepipeline",
+                "put-job-failure-result",
+                "--job-id",
+                "job-2",
+                "--failure-details",
+                "type=ConfigurationError,message=bad config,externalExecutionId=e-2",
+            ],
+        );
+        let approved = ok(
+            &url,
+            &[
+                "codepipeline",
+                "put-approval-result",
+                "--pipeline-name",
+                "demo",
+                "--stage-name",
+                "Approve",
+                "--action-name",
+                "Manual",
+                "--token",
+                "token-1",
+                "--result",
+                "summary=looks good,status=Approved",
+            ],
+        );
+        let twice = run_cli(
+            &url,
+            &[
+                "codepipeline",
+                "put-approval-result",
+                "--pipeline-name",
+                "demo",
+                "--stage-name",
+                "Approve",
+                "--action-name",
+                "Manual",
+                "--token",
+                "token-1",
+                "--result",
+                "summary=again,status=Rejected",
+            ],
+        );
         (details, again, missing, approved, twice)
     })
     .await
@@ -107,24 +227,55 @@ async fn aws_cli_codepipeline_job_and_approval_calls() {
     assert_eq!(details["jobDetails"]["id"], "job-1");
     assert!(String::from_utf8_lossy(&again.stderr).contains("InvalidJobStateException"));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("JobNotFoundException"));
-    assert!(serde_json::from_str::<Value>(&approved).unwrap()["approvedAt"].is_number() || approved.contains("approvedAt"));
+    assert!(
+        serde_json::from_str::<Value>(&approved).unwrap()["approvedAt"].is_number()
+            || approved.contains("approvedAt")
+    );
     assert!(String::from_utf8_lossy(&twice.stderr).contains("ApprovalAlreadyCompletedException"));
     let job1 = aws.codepipeline.job("job-1").unwrap();
-    assert_eq!(job1.results[0]["executionDetails"]["summary"], "done by cli");
+    assert_eq!(
+        job1.results[0]["executionDetails"]["summary"],
+        "done by cli"
+    );
     assert_eq!(job1.results[0]["outputVariables"]["Version"], "42");
-    assert_eq!(aws.codepipeline.job("job-2").unwrap().results[0]["failureDetails"]["type"], "ConfigurationError");
-    assert_eq!(aws.codepipeline.approval("token-1").unwrap().decision, Some(("Approved".into(), "looks good".into())));
+    assert_eq!(
+        aws.codepipeline.job("job-2").unwrap().results[0]["failureDetails"]["type"],
+        "ConfigurationError"
+    );
+    assert_eq!(
+        aws.codepipeline.approval("token-1").unwrap().decision,
+        Some(("Approved".into(), "looks good".into()))
+    );
 }
 
 #[tokio::test]
 async fn aws_cli_secretsmanager_get_secret_value() {
     let aws = endpoints().await;
-    aws.secrets.put("prod/slack", json!({"bot_token": "xoxb-1", "signing_secret": "s3cr3t"}));
+    aws.secrets.put(
+        "prod/slack",
+        json!({"bot_token": "xoxb-1", "signing_secret": "s3cr3t"}),
+    );
     let url = aws.secrets_url();
     let (found, missing) = tokio::task::spawn_blocking(move || {
         (
-            ok(&url, &["secretsmanager", "get-secret-value", "--secret-id", "prod/slack"]),
-            run_cli(&url, &["secretsmanager", "get-secret-value", "--secret-id", "absent"]),
+            ok(
+                &url,
+                &[
+                    "secretsmanager",
+                    "get-secret-value",
+                    "--secret-id",
+                    "prod/slack",
+                ],
+            ),
+            run_cli(
+                &url,
+                &[
+                    "secretsmanager",
+                    "get-secret-value",
+                    "--secret-id",
+                    "absent",
+                ],
+            ),
         )
     })
     .await

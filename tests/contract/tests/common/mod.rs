@@ -27,19 +27,23 @@ impl Harness {
         aws.register_credentials(TEST_KEY, TEST_SECRET);
         let mut spec = FunctionSpec::new("fixture-action", env!("CARGO_BIN_EXE_fixture-action"));
         spec.env = aws.function_env();
-        spec.env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        spec.env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         spec.timeout = timeout;
         let host = FunctionHost::start(spec).await.expect("runtime api starts");
         Self { aws, host }
     }
 
     pub async fn run(&self, event: Value) -> JobRun {
-        run_job(&self.aws, &self.host, event, 50).await.expect("job event")
+        run_job(&self.aws, &self.host, event, 50)
+            .await
+            .expect("job event")
     }
 
     /// An S3 client signed with credentials the local S3 accepts, for seeding and checking.
     pub async fn s3_client(&self) -> aws_sdk_s3::Client {
-        let credentials = aws_credential_types::Credentials::new(TEST_KEY, TEST_SECRET, None, None, "test");
+        let credentials =
+            aws_credential_types::Credentials::new(TEST_KEY, TEST_SECRET, None, None, "test");
         let config = aws_sdk_s3::config::Builder::new()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
@@ -76,30 +80,49 @@ pub fn with_kms(mut event: Value, key_id: &str) -> Value {
 }
 
 pub fn input_key(event: &Value) -> String {
-    event["CodePipeline.job"]["data"]["inputArtifacts"][0]["location"]["s3Location"]["objectKey"].as_str().unwrap().to_string()
+    event["CodePipeline.job"]["data"]["inputArtifacts"][0]["location"]["s3Location"]["objectKey"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 pub fn output_key(event: &Value) -> String {
-    event["CodePipeline.job"]["data"]["outputArtifacts"][0]["location"]["s3Location"]["objectKey"].as_str().unwrap().to_string()
+    event["CodePipeline.job"]["data"]["outputArtifacts"][0]["location"]["s3Location"]["objectKey"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 pub fn uuid() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{:08x}-0000-4000-8000-{:012x}", (t & 0xffff_ffff) as u32, n)
 }
 
 /// The single result the job reported.
 pub fn only_result(run: &JobRun) -> Value {
     let record = run.record.as_ref().expect("job record");
-    assert_eq!(record.results.len(), 1, "expected exactly one result, got {:?}", record.results);
+    assert_eq!(
+        record.results.len(),
+        1,
+        "expected exactly one result, got {:?}",
+        record.results
+    );
     record.results[0].clone()
 }
 
 pub fn failure(run: &JobRun) -> (String, String) {
     let result = only_result(run);
-    let details = result.get("failureDetails").unwrap_or_else(|| panic!("expected a failure, got {result}"));
-    (details["type"].as_str().unwrap().to_string(), details["message"].as_str().unwrap().to_string())
+    let details = result
+        .get("failureDetails")
+        .unwrap_or_else(|| panic!("expected a failure, got {result}"));
+    (
+        details["type"].as_str().unwrap().to_string(),
+        details["message"].as_str().unwrap().to_string(),
+    )
 }
