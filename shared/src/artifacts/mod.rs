@@ -1,5 +1,6 @@
 //! Artifact IO: zip files in S3, read and written with the job's own credentials.
 
+mod allocator;
 mod central_directory;
 mod entry_name;
 mod error;
@@ -37,6 +38,7 @@ impl ArtifactStore {
         credentials: &ArtifactCredentials,
         encryption_key: Option<&EncryptionKey>,
     ) -> Self {
+        allocator::pin_mmap_threshold();
         let credentials = Credentials::new(
             credentials.access_key_id.clone(),
             credentials.secret_access_key.clone(),

@@ -9,6 +9,8 @@ use tokio::task::JoinHandle;
 /// S3's smallest part size is 5 MiB; 8 MiB keeps memory low and calls few.
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+/// Room for one more write past the part size before the part is cut.
+const SLACK: usize = 128 * 1024;
 
 pub(crate) struct ObjectUpload {
     client: aws_sdk_s3::Client,
@@ -38,7 +40,7 @@ impl ObjectUpload {
             key: key.into(),
             kms_key_id,
             part_size,
-            buffer: Vec::with_capacity(64 * 1024),
+            buffer: Vec::with_capacity(part_size + SLACK),
             upload_id: None,
             parts: Vec::new(),
             in_flight: None,
@@ -50,8 +52,12 @@ impl ObjectUpload {
         self.buffer.extend_from_slice(data);
         self.written += data.len() as u64;
         while self.buffer.len() >= self.part_size {
-            let rest = self.buffer.split_off(self.part_size);
-            let part = std::mem::replace(&mut self.buffer, rest);
+            // A fresh buffer of exact capacity: letting one Vec grow by doubling would reach
+            // twice the part size, for the buffered part and again for the one in flight.
+            let mut next = Vec::with_capacity(self.part_size + SLACK);
+            next.extend_from_slice(&self.buffer[self.part_size..]);
+            self.buffer.truncate(self.part_size);
+            let part = std::mem::replace(&mut self.buffer, next);
             self.send_part(part).await?;
         }
         Ok(())
