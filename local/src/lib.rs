@@ -11,6 +11,7 @@ pub mod calls;
 pub mod codepipeline;
 pub mod endpoints;
 pub mod faults;
+pub mod harness;
 pub mod job_invocation;
 mod json_rpc;
 pub mod runtime_api;

@@ -15,7 +15,7 @@ pub use entry_name::check_entry_name;
 pub use error::ArtifactError;
 pub use limits::ZipLimits;
 pub use reader::{ArtifactReader, EntryStream};
-pub use upload::DEFAULT_PART_SIZE;
+pub use upload::{Encryption, ObjectOptions, ObjectUpload, DEFAULT_PART_SIZE};
 pub use writer::{ArtifactWriter, WrittenArtifact};
 
 use crate::job::{Artifact, ArtifactCredentials, EncryptionKey};
@@ -79,6 +79,10 @@ impl ArtifactStore {
         self.kms_key_id.as_deref()
     }
 
+    pub fn part_size(&self) -> usize {
+        self.part_size
+    }
+
     pub fn limits(&self) -> ZipLimits {
         self.limits
     }
@@ -103,13 +107,12 @@ impl ArtifactStore {
 
     /// Starts writing a zip to any bucket and key the job's credentials may write.
     pub fn create_at(&self, bucket: &str, key: &str) -> ArtifactWriter {
-        let upload = upload::ObjectUpload::new(
-            self.client.clone(),
-            bucket,
-            key,
-            self.kms_key_id.clone(),
-            self.part_size,
-        );
+        let options = ObjectOptions {
+            content_type: Some("application/zip".into()),
+            encryption: Encryption::Kms(self.kms_key_id.clone()),
+            ..ObjectOptions::default()
+        };
+        let upload = ObjectUpload::new(self.client.clone(), bucket, key, options, self.part_size);
         ArtifactWriter::new(upload, bucket, key)
     }
 }

@@ -1,5 +1,5 @@
 //! An S3 object written as a stream: one `PutObject` when small, multipart above the part
-//! size, always with SSE-KMS. At most one part is buffered and one is in flight.
+//! size. At most one part is buffered and one is in flight.
 
 use super::error::{s3_error, ArtifactError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -12,17 +12,41 @@ const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// Room for one more write past the part size before the part is cut.
 const SLACK: usize = 128 * 1024;
 
-pub(crate) struct ObjectUpload {
+/// Server-side encryption of an uploaded object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Encryption {
+    /// No header: the bucket's default encryption applies.
+    #[default]
+    BucketDefault,
+    /// `AES256` (SSE-S3).
+    S3Managed,
+    /// `aws:kms`, with a key id or the account's default `aws/s3` key.
+    Kms(Option<String>),
+}
+
+/// Headers of an uploaded object.
+#[derive(Clone, Debug, Default)]
+pub struct ObjectOptions {
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    /// User metadata (`x-amz-meta-*`).
+    pub metadata: Vec<(String, String)>,
+    pub encryption: Encryption,
+}
+
+/// Writes one object as a stream. Call [`ObjectUpload::finish`] to make it visible; on error
+/// or [`ObjectUpload::abort`] nothing is left behind.
+pub struct ObjectUpload {
     client: aws_sdk_s3::Client,
     bucket: String,
     key: String,
-    kms_key_id: Option<String>,
+    options: ObjectOptions,
     part_size: usize,
     buffer: Vec<u8>,
     upload_id: Option<String>,
     parts: Vec<CompletedPart>,
     in_flight: Option<JoinHandle<Result<CompletedPart, ArtifactError>>>,
-    pub written: u64,
+    written: u64,
 }
 
 impl ObjectUpload {
@@ -30,7 +54,7 @@ impl ObjectUpload {
         client: aws_sdk_s3::Client,
         bucket: &str,
         key: &str,
-        kms_key_id: Option<String>,
+        options: ObjectOptions,
         part_size: usize,
     ) -> Self {
         let part_size = part_size.max(MIN_PART_SIZE);
@@ -38,7 +62,7 @@ impl ObjectUpload {
             client,
             bucket: bucket.into(),
             key: key.into(),
-            kms_key_id,
+            options,
             part_size,
             buffer: Vec::with_capacity(part_size + SLACK),
             upload_id: None,
@@ -67,14 +91,17 @@ impl ObjectUpload {
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
+                let (sse, kms_key) = sse_headers(&self.options.encryption);
                 let created = self
                     .client
                     .create_multipart_upload()
                     .bucket(&self.bucket)
                     .key(&self.key)
-                    .server_side_encryption(ServerSideEncryption::AwsKms)
-                    .set_ssekms_key_id(self.kms_key_id.clone())
-                    .content_type("application/zip")
+                    .set_server_side_encryption(sse)
+                    .set_ssekms_key_id(kms_key)
+                    .set_content_type(self.options.content_type.clone())
+                    .set_cache_control(self.options.cache_control.clone())
+                    .set_metadata(metadata_map(&self.options.metadata))
                     .send()
                     .await
                     .map_err(|e| s3_error("CreateMultipartUpload", &self.bucket, &self.key, e))?;
@@ -130,13 +157,16 @@ impl ObjectUpload {
     async fn complete(&mut self) -> Result<(), ArtifactError> {
         if self.upload_id.is_none() {
             let body = std::mem::take(&mut self.buffer);
+            let (sse, kms_key) = sse_headers(&self.options.encryption);
             self.client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&self.key)
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(self.kms_key_id.clone())
-                .content_type("application/zip")
+                .set_server_side_encryption(sse)
+                .set_ssekms_key_id(kms_key)
+                .set_content_type(self.options.content_type.clone())
+                .set_cache_control(self.options.cache_control.clone())
+                .set_metadata(metadata_map(&self.options.metadata))
                 .body(ByteStream::from(body))
                 .send()
                 .await
@@ -184,4 +214,18 @@ impl ObjectUpload {
         }
         self.buffer = Vec::new();
     }
+}
+
+fn sse_headers(encryption: &Encryption) -> (Option<ServerSideEncryption>, Option<String>) {
+    match encryption {
+        Encryption::BucketDefault => (None, None),
+        Encryption::S3Managed => (Some(ServerSideEncryption::Aes256), None),
+        Encryption::Kms(key) => (Some(ServerSideEncryption::AwsKms), key.clone()),
+    }
+}
+
+fn metadata_map(
+    metadata: &[(String, String)],
+) -> Option<std::collections::HashMap<String, String>> {
+    (!metadata.is_empty()).then(|| metadata.iter().cloned().collect())
 }

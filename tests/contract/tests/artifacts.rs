@@ -7,6 +7,7 @@ use common::*;
 use pipeline_local::endpoints::ROLE_ACCESS_KEY;
 use serde_json::json;
 use std::io::{Read, Write};
+use std::time::Duration;
 
 fn copy_event() -> serde_json::Value {
     job_event(json!({"copy": {"input": "Source", "output": "Copied"}}))
@@ -42,7 +43,7 @@ fn central_headers(bytes: &[u8]) -> Vec<usize> {
         .collect()
 }
 
-fn read_back(h: &Harness, key: &str) -> Vec<(String, Vec<u8>)> {
+fn read_back(h: &pipeline_local::harness::LocalFunction, key: &str) -> Vec<(String, Vec<u8>)> {
     let bytes = std::fs::read(h.aws.s3.object_path(BUCKET, key)).expect("output artifact exists");
     let mut archive =
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("output is a valid zip");
@@ -58,7 +59,7 @@ fn read_back(h: &Harness, key: &str) -> Vec<(String, Vec<u8>)> {
 
 #[tokio::test]
 async fn copies_an_artifact_through_reader_and_writer_with_multipart_and_sse_kms() {
-    let h = Harness::new().await;
+    let h = harness(Duration::from_secs(30), &[]).await;
     let key_id = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     let event = with_kms(copy_event(), key_id);
     let big = pseudo_random(12 * 1024 * 1024, 7); // incompressible: the output needs two parts
@@ -73,7 +74,7 @@ async fn copies_an_artifact_through_reader_and_writer_with_multipart_and_sse_kms
         .put_file(BUCKET, &input_key(&event), &zip_with(&files))
         .unwrap();
 
-    let run = h.run(event.clone()).await;
+    let run = run(&h, event.clone()).await;
     assert!(run.succeeded(), "{:?}", run.record);
     let result = only_result(&run);
     assert_eq!(result["outputVariables"]["Files"], "4");
@@ -98,7 +99,7 @@ async fn copies_an_artifact_through_reader_and_writer_with_multipart_and_sse_kms
 
 #[tokio::test]
 async fn small_output_is_one_put_object_with_sse_kms_and_no_key_id_without_encryption_key() {
-    let h = Harness::new().await;
+    let h = harness(Duration::from_secs(30), &[]).await;
     let event = copy_event();
     h.aws
         .s3
@@ -108,7 +109,7 @@ async fn small_output_is_one_put_object_with_sse_kms_and_no_key_id_without_encry
             &zip_with(&[("a.txt", b"hello")]),
         )
         .unwrap();
-    assert!(h.run(event.clone()).await.succeeded());
+    assert!(run(&h, event.clone()).await.succeeded());
     let puts = h.aws.calls.of("s3", "PutObject");
     assert_eq!(puts.len(), 1);
     assert_eq!(puts[0].detail["x-amz-server-side-encryption"], "aws:kms");
@@ -124,7 +125,7 @@ async fn small_output_is_one_put_object_with_sse_kms_and_no_key_id_without_encry
 
 #[tokio::test]
 async fn artifact_io_signs_with_the_job_credentials_never_the_function_role() {
-    let h = Harness::new().await;
+    let h = harness(Duration::from_secs(30), &[]).await;
     let event = copy_event();
     h.aws
         .s3
@@ -134,7 +135,7 @@ async fn artifact_io_signs_with_the_job_credentials_never_the_function_role() {
             &zip_with(&[("a.txt", b"hello")]),
         )
         .unwrap();
-    let run = h.run(event).await;
+    let run = run(&h, event).await;
     assert!(run.succeeded());
     let job_key = run.record.unwrap().data["artifactCredentials"]["accessKeyId"]
         .as_str()
@@ -166,10 +167,10 @@ async fn artifact_io_signs_with_the_job_credentials_never_the_function_role() {
 /// Runs the copy job on `zip` and checks it failed with `expected` in the message, and that
 /// nothing was written to S3.
 async fn assert_refused(zip: Vec<u8>, expected: &str) {
-    let h = Harness::new().await;
+    let h = harness(Duration::from_secs(30), &[]).await;
     let event = copy_event();
     h.aws.s3.put_file(BUCKET, &input_key(&event), &zip).unwrap();
-    let run = h.run(event.clone()).await;
+    let run = run(&h, event.clone()).await;
     let (kind, message) = failure(&run);
     assert_eq!(kind, "JobFailed");
     assert!(

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn reports_success_with_summary_execution_id_and_variables() {
-    let h = Harness::new().await;
-    let run = h.run(job_event(json!({"succeed": {}}))).await;
+    let h = harness(Duration::from_secs(30), &[]).await;
+    let run = run(&h, job_event(json!({"succeed": {}}))).await;
     let result = only_result(&run);
     assert_eq!(result["executionDetails"]["summary"], "fixture done");
     assert_eq!(
@@ -25,8 +25,8 @@ async fn reports_success_with_summary_execution_id_and_variables() {
 
 #[tokio::test]
 async fn reports_failure_when_handler_panics() {
-    let h = Harness::new().await;
-    let run = h.run(job_event(json!({"panic": null}))).await;
+    let h = harness(Duration::from_secs(30), &[]).await;
+    let run = run(&h, job_event(json!({"panic": null}))).await;
     let (kind, message) = failure(&run);
     assert_eq!(kind, "JobFailed");
     assert!(
@@ -43,12 +43,12 @@ async fn reports_failure_when_handler_panics() {
 
 #[tokio::test]
 async fn reports_handler_errors_as_job_failed() {
-    let h = Harness::new().await;
-    let run = h
-        .run(job_event(
-            json!({"fail": {"message": "step 2 broke on file a.txt"}}),
-        ))
-        .await;
+    let h = harness(Duration::from_secs(30), &[]).await;
+    let run = run(
+        &h,
+        job_event(json!({"fail": {"message": "step 2 broke on file a.txt"}})),
+    )
+    .await;
     assert_eq!(
         failure(&run),
         (
@@ -60,12 +60,12 @@ async fn reports_handler_errors_as_job_failed() {
 
 #[tokio::test]
 async fn unknown_user_parameter_key_is_a_configuration_error_naming_the_key() {
-    let h = Harness::new().await;
-    let run = h
-        .run(job_event(
-            json!({"copy": {"input": "Source", "outptu": "Copied"}}),
-        ))
-        .await;
+    let h = harness(Duration::from_secs(30), &[]).await;
+    let run = run(
+        &h,
+        job_event(json!({"copy": {"input": "Source", "outptu": "Copied"}})),
+    )
+    .await;
     let (kind, message) = failure(&run);
     assert_eq!(kind, "ConfigurationError");
     assert!(
@@ -76,32 +76,32 @@ async fn unknown_user_parameter_key_is_a_configuration_error_naming_the_key() {
 
 #[tokio::test]
 async fn missing_and_malformed_user_parameters_are_configuration_errors() {
-    let h = Harness::new().await;
+    let h = harness(Duration::from_secs(30), &[]).await;
     let mut event = job_event(json!({}));
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]
         .as_object_mut()
         .unwrap()
         .remove("UserParameters");
-    let (kind, message) = failure(&h.run(event).await);
+    let (kind, message) = failure(&run(&h, event).await);
     assert_eq!(kind, "ConfigurationError");
     assert!(message.contains("UserParameters is missing"), "{message}");
 
     let mut event = job_event(json!({}));
     event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]["UserParameters"] =
         json!("{not json");
-    let (kind, message) = failure(&h.run(event).await);
+    let (kind, message) = failure(&run(&h, event).await);
     assert_eq!(kind, "ConfigurationError");
     assert!(message.contains("not valid JSON"), "{message}");
 }
 
 #[tokio::test]
 async fn wrong_input_artifact_name_is_a_configuration_error_listing_the_real_ones() {
-    let h = Harness::new().await;
-    let run = h
-        .run(job_event(
-            json!({"copy": {"input": "Build", "output": "Copied"}}),
-        ))
-        .await;
+    let h = harness(Duration::from_secs(30), &[]).await;
+    let run = run(
+        &h,
+        job_event(json!({"copy": {"input": "Build", "output": "Copied"}})),
+    )
+    .await;
     let (kind, message) = failure(&run);
     assert_eq!(kind, "ConfigurationError");
     assert!(
@@ -113,8 +113,8 @@ async fn wrong_input_artifact_name_is_a_configuration_error_listing_the_real_one
 #[tokio::test]
 async fn reports_failure_before_the_lambda_deadline_when_handler_overruns() {
     let timeout = Duration::from_secs(8);
-    let h = Harness::with(timeout, &[]).await;
-    let run = h.run(job_event(json!({"sleep": {"millis": 60_000}}))).await;
+    let h = harness(timeout, &[]).await;
+    let run = run(&h, job_event(json!({"sleep": {"millis": 60_000}}))).await;
     let (kind, message) = failure(&run);
     assert_eq!(kind, "JobFailed");
     assert!(message.contains("ran out of time"), "{message}");
@@ -136,8 +136,8 @@ async fn reports_failure_before_the_lambda_deadline_when_handler_overruns() {
 async fn returns_a_continuation_when_time_runs_short_and_resumes_from_its_state() {
     // 8 s timeout minus the 5 s margin leaves 3 s of work per invocation: 12 units of 0.5 s
     // need several invocations.
-    let h = Harness::with(Duration::from_secs(8), &[]).await;
-    let run = h.run(job_event(json!({"chunked": {"units": 12}}))).await;
+    let h = harness(Duration::from_secs(8), &[]).await;
+    let run = run(&h, job_event(json!({"chunked": {"units": 12}}))).await;
     let record = run.record.clone().unwrap();
     assert!(run.succeeded(), "{:?}", record.results);
     assert!(
@@ -176,8 +176,8 @@ async fn returns_a_continuation_when_time_runs_short_and_resumes_from_its_state(
 
 #[tokio::test]
 async fn continuation_state_round_trips_through_codepipeline() {
-    let h = Harness::new().await;
-    let run = h.run(job_event(json!({"continue": {"rounds": 3}}))).await;
+    let h = harness(Duration::from_secs(30), &[]).await;
+    let run = run(&h, job_event(json!({"continue": {"rounds": 3}}))).await;
     let record = run.record.unwrap();
     assert_eq!(run.invocations.len(), 4);
     let summaries: Vec<_> = record
@@ -196,7 +196,7 @@ async fn continuation_state_round_trips_through_codepipeline() {
 
 #[tokio::test]
 async fn s3_access_denied_is_a_permission_error() {
-    let h = Harness::new().await;
+    let h = harness(Duration::from_secs(30), &[]).await;
     let event = job_event(json!({"copy": {"input": "Source", "output": "Copied"}}));
     h.aws
         .s3
@@ -205,7 +205,7 @@ async fn s3_access_denied_is_a_permission_error() {
     h.aws
         .faults
         .add(Fault::new("s3", "*", "AccessDenied", 403).on_key(&input_key(&event)));
-    let (kind, message) = failure(&h.run(event).await);
+    let (kind, message) = failure(&run(&h, event).await);
     assert_eq!(kind, "PermissionError");
     assert!(
         message.contains("AccessDenied") && message.contains("in/"),
@@ -215,13 +215,13 @@ async fn s3_access_denied_is_a_permission_error() {
 
 #[tokio::test]
 async fn repeat_delivery_to_a_warm_container_has_no_second_effect() {
-    let h = Harness::new().await;
+    let h = harness(Duration::from_secs(30), &[]).await;
     let event = job_event(json!({"succeed": {"marker_bucket": BUCKET}}));
     let job_id = event["CodePipeline.job"]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let first = h.run(event.clone()).await;
+    let first = run(&h, event.clone()).await;
     assert!(first.succeeded());
     // The same event again (Lambda's at-least-once delivery), to the same warm process.
     let second = h
@@ -237,7 +237,6 @@ async fn repeat_delivery_to_a_warm_container_has_no_second_effect() {
     assert_eq!(h.aws.codepipeline.job(&job_id).unwrap().results.len(), 1);
     let markers = h
         .s3_client()
-        .await
         .list_objects_v2()
         .bucket(BUCKET)
         .prefix(format!("effects/{job_id}/"))
@@ -249,13 +248,13 @@ async fn repeat_delivery_to_a_warm_container_has_no_second_effect() {
 
 #[tokio::test]
 async fn repeat_delivery_to_a_new_container_is_dropped_after_invalid_job_state() {
-    let first_host = Harness::new().await;
+    let first_host = harness(Duration::from_secs(30), &[]).await;
     let event = job_event(json!({"succeed": {}}));
     let job_id = event["CodePipeline.job"]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    assert!(first_host.run(event.clone()).await.succeeded());
+    assert!(run(&first_host, event.clone()).await.succeeded());
     // A second container knows nothing of the first: CodePipeline's InvalidJobStateException tells.
     let spec = first_host.host.spec().clone();
     let other = pipeline_local::runtime_api::FunctionHost::start(spec)
@@ -284,7 +283,10 @@ async fn repeat_delivery_to_a_new_container_is_dropped_after_invalid_job_state()
     );
 }
 
-fn first_event_with_credentials(h: &Harness, mut event: serde_json::Value) -> serde_json::Value {
+fn first_event_with_credentials(
+    h: &pipeline_local::harness::LocalFunction,
+    mut event: serde_json::Value,
+) -> serde_json::Value {
     let issued = h.aws.issue_credentials();
     event["CodePipeline.job"]["data"]["artifactCredentials"] = json!({
         "accessKeyId": issued.access_key_id, "secretAccessKey": issued.secret_access_key, "sessionToken": issued.session_token
@@ -294,7 +296,7 @@ fn first_event_with_credentials(h: &Harness, mut event: serde_json::Value) -> se
 
 #[tokio::test]
 async fn retries_codepipeline_throttling_and_server_errors() {
-    let h = Harness::new().await;
+    let h = harness(Duration::from_secs(30), &[]).await;
     h.aws.faults.add(
         Fault::new(
             "codepipeline",
@@ -313,7 +315,7 @@ async fn retries_codepipeline_throttling_and_server_errors() {
         )
         .times(1),
     );
-    let run = h.run(job_event(json!({"succeed": {}}))).await;
+    let run = run(&h, job_event(json!({"succeed": {}}))).await;
     assert!(run.succeeded());
     let statuses: Vec<u16> = h
         .aws
@@ -327,12 +329,12 @@ async fn retries_codepipeline_throttling_and_server_errors() {
 
 #[tokio::test]
 async fn invalid_output_variable_names_fail_the_job_with_our_message() {
-    let h = Harness::new().await;
-    let run = h
-        .run(job_event(
-            json!({"variables": {"values": {"bad name": "x"}}}),
-        ))
-        .await;
+    let h = harness(Duration::from_secs(30), &[]).await;
+    let run = run(
+        &h,
+        job_event(json!({"variables": {"values": {"bad name": "x"}}})),
+    )
+    .await;
     let (kind, message) = failure(&run);
     assert_eq!(kind, "JobFailed");
     assert!(message.contains("`bad name`"), "{message}");
@@ -340,10 +342,12 @@ async fn invalid_output_variable_names_fail_the_job_with_our_message() {
 
 #[tokio::test]
 async fn long_failure_messages_are_truncated_to_the_api_limit() {
-    let h = Harness::new().await;
-    let run = h
-        .run(job_event(json!({"fail": {"message": "x".repeat(9000)}})))
-        .await;
+    let h = harness(Duration::from_secs(30), &[]).await;
+    let run = run(
+        &h,
+        job_event(json!({"fail": {"message": "x".repeat(9000)}})),
+    )
+    .await;
     let (_, message) = failure(&run);
     assert_eq!(message.chars().count(), 5000);
     assert!(message.ends_with("[truncated]"));
@@ -351,10 +355,10 @@ async fn long_failure_messages_are_truncated_to_the_api_limit() {
 
 #[tokio::test]
 async fn a_malformed_job_event_is_still_reported() {
-    let h = Harness::new().await;
+    let h = harness(Duration::from_secs(30), &[]).await;
     let mut event = job_event(json!({"succeed": {}}));
     event["CodePipeline.job"]["data"]["inputArtifacts"] = json!("not a list");
-    let (kind, message) = failure(&h.run(event).await);
+    let (kind, message) = failure(&run(&h, event).await);
     assert_eq!(kind, "ConfigurationError");
     assert!(
         message.contains("malformed CodePipeline job event"),
@@ -364,7 +368,7 @@ async fn a_malformed_job_event_is_still_reported() {
 
 #[tokio::test]
 async fn logs_never_contain_the_artifact_credentials_even_at_trace_level() {
-    let h = Harness::with(
+    let h = harness(
         Duration::from_secs(30),
         &[("AWS_LAMBDA_LOG_LEVEL", "TRACE")],
     )
@@ -374,7 +378,7 @@ async fn logs_never_contain_the_artifact_credentials_even_at_trace_level() {
         .s3
         .put_file(BUCKET, &input_key(&event), &zip_of(&[("a.txt", b"hello")]))
         .unwrap();
-    let run = h.run(event).await;
+    let run = run(&h, event).await;
     assert!(run.succeeded());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = h.logs();
@@ -396,12 +400,12 @@ async fn logs_never_contain_the_artifact_credentials_even_at_trace_level() {
 
 #[tokio::test]
 async fn json_log_format_gives_one_json_object_per_line() {
-    let h = Harness::with(
+    let h = harness(
         Duration::from_secs(30),
         &[("AWS_LAMBDA_LOG_FORMAT", "JSON")],
     )
     .await;
-    assert!(h.run(job_event(json!({"succeed": {}}))).await.succeeded());
+    assert!(run(&h, job_event(json!({"succeed": {}}))).await.succeeded());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = h.host.logs();
     let ours: Vec<_> = logs

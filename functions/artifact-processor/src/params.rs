@@ -1,0 +1,161 @@
+//! `UserParameters` of the artifact-processor (DESIGN §4).
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Run in order; the first failure stops the run.
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Publish(PublishStep),
+    ImageDefinitions(ImageDefinitionsStep),
+    Render(RenderStep),
+    Manifest(ManifestStep),
+    Filter(FilterStep),
+    Promote(PromoteStep),
+}
+
+impl Step {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Publish(_) => "publish",
+            Step::ImageDefinitions(_) => "image_definitions",
+            Step::Render(_) => "render",
+            Step::Manifest(_) => "manifest",
+            Step::Filter(_) => "filter",
+            Step::Promote(_) => "promote",
+        }
+    }
+
+    pub fn input(&self) -> Option<&str> {
+        match self {
+            Step::Publish(s) => Some(&s.input),
+            Step::ImageDefinitions(_) => None,
+            Step::Render(s) => Some(&s.input),
+            Step::Manifest(s) => Some(&s.input),
+            Step::Filter(s) => Some(&s.input),
+            Step::Promote(s) => Some(&s.input),
+        }
+    }
+
+    pub fn output(&self) -> Option<&str> {
+        match self {
+            Step::ImageDefinitions(s) => Some(&s.output),
+            Step::Render(s) => Some(&s.output),
+            Step::Manifest(s) => Some(&s.output),
+            Step::Filter(s) => Some(&s.output),
+            Step::Publish(_) | Step::Promote(_) => None,
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    16
+}
+
+fn default_invalidate_all_over() -> usize {
+    50
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishStep {
+    pub input: String,
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub delete_stale: bool,
+    /// Glob → Cache-Control, first match in the order written wins.
+    #[serde(default)]
+    pub cache_control: IndexMap<String, String>,
+    #[serde(default)]
+    pub default_cache_control: Option<String>,
+    #[serde(default)]
+    pub cloudfront_distribution_id: Option<String>,
+    /// Uploads in flight at once (1–64).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Past this many changed paths, one `/*` invalidation instead.
+    #[serde(default = "default_invalidate_all_over")]
+    pub invalidate_all_over: usize,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// `imagedefinitions.json` for ECS standard deployments.
+    #[default]
+    Imagedefinitions,
+    /// `imageDetail.json` for ECS blue/green deployments.
+    Imagedetail,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageDefinitionsStep {
+    pub output: String,
+    #[serde(default)]
+    pub format: ImageFormat,
+    /// Container name → image URI.
+    pub containers: IndexMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderStep {
+    pub input: String,
+    pub output: String,
+    /// Paths or globs of the files to render; every other file is copied as is.
+    pub files: Vec<String>,
+    pub values: IndexMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestStep {
+    pub input: String,
+    pub output: String,
+}
+
+fn everything() -> Vec<String> {
+    vec!["**".to_string()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterStep {
+    pub input: String,
+    pub output: String,
+    #[serde(default = "everything")]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PromoteEncryption {
+    #[default]
+    #[serde(rename = "AES256")]
+    Aes256,
+    #[serde(rename = "aws:kms")]
+    AwsKms,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteStep {
+    pub input: String,
+    pub bucket: String,
+    pub key: String,
+    #[serde(default)]
+    pub encryption: PromoteEncryption,
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+}
