@@ -594,7 +594,7 @@ mod tests {
         assert_eq!(content_type("index.html"), "text/html; charset=utf-8");
         assert_eq!(
             content_type("assets/app.js"),
-            "application/javascript; charset=utf-8"
+            "text/javascript; charset=utf-8"
         );
         assert_eq!(content_type("img/logo.png"), "image/png");
         assert_eq!(
