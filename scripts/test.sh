@@ -14,6 +14,7 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 export PATH="$PWD/.venv/bin:$PATH"
 export AWS_CLI="$PWD/.venv/bin/aws"
+export MOTO_SERVER="$PWD/.venv/bin/moto_server"
 aws --version
 
 step "cfn-lint template.yaml"

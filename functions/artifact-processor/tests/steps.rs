@@ -9,17 +9,33 @@ use sha2::Digest;
 
 fn source_files() -> Vec<(String, Vec<u8>)> {
     vec![
-        ("taskdef.json".into(), br#"{"family": "web", "image": "<IMAGE1_NAME>", "env": "{{ STAGE }}"}"#.to_vec()),
-        ("appspec.yaml".into(), b"TaskDefinition: <TASK_DEFINITION>\n".to_vec()),
-        ("dist/index.html".into(), b"<html><body>{{STAGE}}</body></html>".to_vec()),
+        (
+            "taskdef.json".into(),
+            br#"{"family": "web", "image": "<IMAGE1_NAME>", "env": "{{ STAGE }}"}"#.to_vec(),
+        ),
+        (
+            "appspec.yaml".into(),
+            b"TaskDefinition: <TASK_DEFINITION>\n".to_vec(),
+        ),
+        (
+            "dist/index.html".into(),
+            b"<html><body>{{STAGE}}</body></html>".to_vec(),
+        ),
         ("dist/app.js".into(), b"console.log('hi')".to_vec()),
         ("dist/app.js.map".into(), b"{}".to_vec()),
         ("README.md".into(), b"# demo".to_vec()),
     ]
 }
 
-fn output(f: &pipeline_local::harness::LocalFunction, e: &Value, name: &str) -> Vec<(String, Vec<u8>)> {
-    read_zip(std::fs::read(f.aws.s3.object_path(ARTIFACTS, &output_key(e, name))).expect("output written"))
+fn output(
+    f: &pipeline_local::harness::LocalFunction,
+    e: &Value,
+    name: &str,
+) -> Vec<(String, Vec<u8>)> {
+    read_zip(
+        std::fs::read(f.aws.s3.object_path(ARTIFACTS, &output_key(e, name)))
+            .expect("output written"),
+    )
 }
 
 #[tokio::test]
@@ -33,23 +49,41 @@ async fn every_step_writes_a_valid_zip_with_sse_kms_and_the_job_key() {
         {"manifest": {"input": "Source", "output": "Release"}},
         {"filter": {"input": "Source", "output": "Slim", "include": ["dist/**"], "exclude": ["**/*.map"]}}
     ]);
-    let e = event(steps, &["DeployInput", "BlueGreen", "Rendered", "Release", "Slim"]);
-    f.aws.s3.put_file(ARTIFACTS, &input_key(&e), &zip_of(&source_files())).unwrap();
+    let e = event(
+        steps,
+        &["DeployInput", "BlueGreen", "Rendered", "Release", "Slim"],
+    );
+    f.aws
+        .s3
+        .put_file(ARTIFACTS, &input_key(&e), &zip_of(&source_files()))
+        .unwrap();
     let run = run(&f, e.clone()).await;
     let vars = success_vars(&run);
 
     let defs = output(&f, &e, "DeployInput");
     assert_eq!(defs[0].0, "imagedefinitions.json");
     let parsed: Value = serde_json::from_slice(&defs[0].1).unwrap();
-    assert_eq!(parsed, json!([{"name": "web", "imageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:abc123"}, {"name": "worker", "imageUri": "public.ecr.aws/x/worker:1"}]));
+    assert_eq!(
+        parsed,
+        json!([{"name": "web", "imageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:abc123"}, {"name": "worker", "imageUri": "public.ecr.aws/x/worker:1"}])
+    );
 
     let detail = output(&f, &e, "BlueGreen");
     assert_eq!(detail[0].0, "imageDetail.json");
-    assert_eq!(serde_json::from_slice::<Value>(&detail[0].1).unwrap(), json!({"ImageURI": "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:abc123"}));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&detail[0].1).unwrap(),
+        json!({"ImageURI": "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:abc123"})
+    );
 
     let rendered = output(&f, &e, "Rendered");
     assert_eq!(rendered.len(), 6);
-    assert_eq!(rendered[0], ("taskdef.json".to_string(), br#"{"family": "web", "image": "web:abc123", "env": "prod"}"#.to_vec()));
+    assert_eq!(
+        rendered[0],
+        (
+            "taskdef.json".to_string(),
+            br#"{"family": "web", "image": "web:abc123", "env": "prod"}"#.to_vec()
+        )
+    );
     assert_eq!(rendered[1].1, b"TaskDefinition: arn:task:1\n");
     // Not listed in `files`: copied untouched.
     assert_eq!(rendered[2].1, b"<html><body>{{STAGE}}</body></html>");
@@ -57,9 +91,15 @@ async fn every_step_writes_a_valid_zip_with_sse_kms_and_the_job_key() {
     let release = output(&f, &e, "Release");
     let (manifest_name, manifest) = release.last().unwrap();
     assert_eq!(manifest_name, "manifest.json");
-    assert_eq!(vars["ArtifactSha256"], hex::encode(sha2::Sha256::digest(manifest)));
+    assert_eq!(
+        vars["ArtifactSha256"],
+        hex::encode(sha2::Sha256::digest(manifest))
+    );
     let records: Vec<Value> = serde_json::from_slice(manifest).unwrap();
-    let paths: Vec<&str> = records.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> = records
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
     let mut sorted = paths.clone();
     sorted.sort();
     assert_eq!(paths, sorted);
@@ -73,13 +113,25 @@ async fn every_step_writes_a_valid_zip_with_sse_kms_and_the_job_key() {
     let slim: Vec<String> = output(&f, &e, "Slim").into_iter().map(|(n, _)| n).collect();
     assert_eq!(slim, ["dist/index.html", "dist/app.js"]);
 
-    let puts: Vec<_> = f.aws.calls.of("s3", "PutObject").into_iter().filter(|c| c.detail["bucket"] == ARTIFACTS).collect();
+    let puts: Vec<_> = f
+        .aws
+        .calls
+        .of("s3", "PutObject")
+        .into_iter()
+        .filter(|c| c.detail["bucket"] == ARTIFACTS)
+        .collect();
     assert_eq!(puts.len(), 5);
     for put in puts {
         assert_eq!(put.detail["x-amz-server-side-encryption"], "aws:kms");
-        assert_eq!(put.detail["x-amz-server-side-encryption-aws-kms-key-id"], KMS_KEY);
+        assert_eq!(
+            put.detail["x-amz-server-side-encryption-aws-kms-key-id"],
+            KMS_KEY
+        );
     }
-    let summary = run.record.unwrap().results[0]["executionDetails"]["summary"].as_str().unwrap().to_string();
+    let summary = run.record.unwrap().results[0]["executionDetails"]["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(summary.contains("step 5 (filter)"), "{summary}");
 }
 
@@ -88,10 +140,17 @@ async fn render_lists_every_placeholder_without_a_value_and_writes_nothing() {
     let f = processor(&[]).await;
     let steps = json!([{"render": {"input": "Source", "output": "Rendered", "files": ["taskdef.json", "appspec.yaml"], "values": {"STAGE": "prod"}}}]);
     let e = event(steps, &["Rendered"]);
-    f.aws.s3.put_file(ARTIFACTS, &input_key(&e), &zip_of(&source_files())).unwrap();
+    f.aws
+        .s3
+        .put_file(ARTIFACTS, &input_key(&e), &zip_of(&source_files()))
+        .unwrap();
     let (kind, message) = failure(&run(&f, e.clone()).await);
     assert_eq!(kind, "ConfigurationError");
-    assert!(message.contains("IMAGE1_NAME (in taskdef.json)") && message.contains("TASK_DEFINITION (in appspec.yaml)"), "{message}");
+    assert!(
+        message.contains("IMAGE1_NAME (in taskdef.json)")
+            && message.contains("TASK_DEFINITION (in appspec.yaml)"),
+        "{message}"
+    );
     assert!(!f.aws.s3.exists(ARTIFACTS, &output_key(&e, "Rendered")));
 }
 
@@ -99,20 +158,41 @@ async fn render_lists_every_placeholder_without_a_value_and_writes_nothing() {
 async fn configuration_mistakes_are_reported_before_anything_runs() {
     let f = processor(&[]).await;
     let cases = [
-        (json!([{"publish": {"input": "Source", "bucket": SITE, "prefx": "x"}}]), "unknown field `prefx`"),
-        (json!([{"manifest": {"input": "Source", "output": "Out"}}, {"filter": {"input": "Source", "output": "Out"}}]), "written by step 1 and step 2"),
-        (json!([{"manifest": {"input": "Build", "output": "Out"}}]), "no input artifact named `Build`"),
-        (json!([{"image_definitions": {"output": "Out", "containers": {"web": "Repo/Web:1"}}}]), "must be lowercase"),
-        (json!([{"filter": {"input": "Source", "output": "Out", "include": ["a["]}}]), "invalid glob `a[`"),
+        (
+            json!([{"publish": {"input": "Source", "bucket": SITE, "prefx": "x"}}]),
+            "unknown field `prefx`",
+        ),
+        (
+            json!([{"manifest": {"input": "Source", "output": "Out"}}, {"filter": {"input": "Source", "output": "Out"}}]),
+            "written by step 1 and step 2",
+        ),
+        (
+            json!([{"manifest": {"input": "Build", "output": "Out"}}]),
+            "no input artifact named `Build`",
+        ),
+        (
+            json!([{"image_definitions": {"output": "Out", "containers": {"web": "Repo/Web:1"}}}]),
+            "must be lowercase",
+        ),
+        (
+            json!([{"filter": {"input": "Source", "output": "Out", "include": ["a["]}}]),
+            "invalid glob `a[`",
+        ),
         (json!([{"deploy": {}}]), "unknown variant `deploy`"),
         (json!([]), "`steps` is empty"),
     ];
     for (steps, expected) in cases {
         let e = event(steps, &["Out"]);
-        f.aws.s3.put_file(ARTIFACTS, &input_key(&e), &zip_of(&source_files())).unwrap();
+        f.aws
+            .s3
+            .put_file(ARTIFACTS, &input_key(&e), &zip_of(&source_files()))
+            .unwrap();
         let (kind, message) = failure(&run(&f, e.clone()).await);
         assert_eq!(kind, "ConfigurationError", "{message}");
-        assert!(message.contains(expected), "expected `{expected}` in: {message}");
+        assert!(
+            message.contains(expected),
+            "expected `{expected}` in: {message}"
+        );
         assert!(!f.aws.s3.exists(ARTIFACTS, &output_key(&e, "Out")));
     }
 }
@@ -126,17 +206,39 @@ async fn promote_copies_the_artifact_with_the_configured_encryption() {
     f.aws.s3.put_file(ARTIFACTS, &input_key(&e), &zip).unwrap();
     let run = run(&f, e).await;
     success_vars(&run);
-    assert_eq!(std::fs::read(f.aws.s3.object_path("releases", "web/abc123.zip")).unwrap(), zip);
-    let put = f.aws.calls.of("s3", "PutObject").into_iter().find(|c| c.detail["bucket"] == "releases").unwrap();
+    assert_eq!(
+        std::fs::read(f.aws.s3.object_path("releases", "web/abc123.zip")).unwrap(),
+        zip
+    );
+    let put = f
+        .aws
+        .calls
+        .of("s3", "PutObject")
+        .into_iter()
+        .find(|c| c.detail["bucket"] == "releases")
+        .unwrap();
     assert_eq!(put.detail["x-amz-server-side-encryption"], "aws:kms");
-    assert_eq!(put.detail["x-amz-server-side-encryption-aws-kms-key-id"], "alias/releases");
+    assert_eq!(
+        put.detail["x-amz-server-side-encryption-aws-kms-key-id"],
+        "alias/releases"
+    );
 }
 
 #[tokio::test]
 async fn promote_refuses_a_hostile_artifact() {
     let f = processor(&[]).await;
-    let e = event(json!([{"promote": {"input": "Source", "bucket": "releases", "key": "x.zip"}}]), &[]);
-    f.aws.s3.put_file(ARTIFACTS, &input_key(&e), &zip_of(&[("../x".into(), b"x".to_vec())])).unwrap();
+    let e = event(
+        json!([{"promote": {"input": "Source", "bucket": "releases", "key": "x.zip"}}]),
+        &[],
+    );
+    f.aws
+        .s3
+        .put_file(
+            ARTIFACTS,
+            &input_key(&e),
+            &zip_of(&[("../x".into(), b"x".to_vec())]),
+        )
+        .unwrap();
     let (kind, message) = failure(&run(&f, e).await);
     assert_eq!(kind, "JobFailed");
     assert!(message.contains("path traversal"), "{message}");
