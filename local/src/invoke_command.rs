@@ -22,6 +22,9 @@ pub struct InvokeArgs {
     /// Seed an input artifact: NAME=PATH, where PATH is a folder (zipped) or a .zip file.
     #[arg(long = "artifact", value_name = "NAME=PATH")]
     artifacts: Vec<String>,
+    /// Create this bucket in the local S3 before the run (repeatable), e.g. a site bucket.
+    #[arg(long = "bucket", value_name = "NAME")]
+    buckets: Vec<String>,
     /// The program to run (default: target/release/FUNCTION, built with cargo if missing).
     #[arg(long)]
     binary: Option<PathBuf>,
@@ -83,6 +86,12 @@ async fn invoke(args: InvokeArgs) -> Result<ExitCode, String> {
         }
         event["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]
             ["UserParameters"] = json!(params);
+    }
+    for bucket in &args.buckets {
+        aws.s3.create_bucket(bucket).map_err(|e| format!("cannot create bucket {bucket}: {e}"))?;
+    }
+    for bucket in pipeline_local::job_invocation::artifact_buckets(&event) {
+        aws.s3.create_bucket(&bucket).map_err(|e| format!("cannot create bucket {bucket}: {e}"))?;
     }
     for spec in &args.artifacts {
         seed_artifact(&aws, &event, spec)?;
