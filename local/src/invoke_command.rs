@@ -88,10 +88,14 @@ async fn invoke(args: InvokeArgs) -> Result<ExitCode, String> {
             ["UserParameters"] = json!(params);
     }
     for bucket in &args.buckets {
-        aws.s3.create_bucket(bucket).map_err(|e| format!("cannot create bucket {bucket}: {e}"))?;
+        aws.s3
+            .create_bucket(bucket)
+            .map_err(|e| format!("cannot create bucket {bucket}: {e}"))?;
     }
     for bucket in pipeline_local::job_invocation::artifact_buckets(&event) {
-        aws.s3.create_bucket(&bucket).map_err(|e| format!("cannot create bucket {bucket}: {e}"))?;
+        aws.s3
+            .create_bucket(&bucket)
+            .map_err(|e| format!("cannot create bucket {bucket}: {e}"))?;
     }
     for spec in &args.artifacts {
         seed_artifact(&aws, &event, spec)?;
