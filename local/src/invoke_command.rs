@@ -216,7 +216,7 @@ fn seed_artifact(aws: &LocalAws, event: &Value, spec: &str) -> Result<(), String
         .unwrap_or_default();
     let path = Path::new(path);
     let size = if path.is_dir() {
-        let bytes = pipeline_local::zip_folder::zip_folder(path)
+        let bytes = pipeline_local::zips::zip_folder(path)
             .map_err(|e| format!("cannot zip {}: {e}", path.display()))?;
         aws.s3
             .put_file(bucket, key, &bytes)

@@ -17,4 +17,4 @@ mod json_rpc;
 pub mod runtime_api;
 pub mod s3;
 pub mod secretsmanager;
-pub mod zip_folder;
+pub mod zips;

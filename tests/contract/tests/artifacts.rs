@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use pipeline_local::endpoints::ROLE_ACCESS_KEY;
 use serde_json::json;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 fn copy_event() -> serde_json::Value {
@@ -14,14 +13,11 @@ fn copy_event() -> serde_json::Value {
 }
 
 fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, data) in entries {
-        writer
-            .start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        writer.write_all(data).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
+    let files: Vec<(String, Vec<u8>)> = entries
+        .iter()
+        .map(|(n, d)| (n.to_string(), d.to_vec()))
+        .collect();
+    pipeline_local::zips::zip_files(&files).unwrap()
 }
 
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
@@ -45,16 +41,7 @@ fn central_headers(bytes: &[u8]) -> Vec<usize> {
 
 fn read_back(h: &pipeline_local::harness::LocalFunction, key: &str) -> Vec<(String, Vec<u8>)> {
     let bytes = std::fs::read(h.aws.s3.object_path(BUCKET, key)).expect("output artifact exists");
-    let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("output is a valid zip");
-    (0..archive.len())
-        .map(|i| {
-            let mut file = archive.by_index(i).unwrap();
-            let mut data = Vec::new();
-            file.read_to_end(&mut data).unwrap();
-            (file.name().to_string(), data)
-        })
-        .collect()
+    pipeline_local::zips::unzip(bytes).expect("output is a valid zip")
 }
 
 #[tokio::test]

@@ -419,13 +419,9 @@ async fn json_log_format_gives_one_json_object_per_line() {
 
 /// A small zip built with the `zip` crate (an independent implementation).
 pub fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    use std::io::Write;
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, data) in files {
-        writer
-            .start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        writer.write_all(data).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
+    let files: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(n, d)| (n.to_string(), d.to_vec()))
+        .collect();
+    pipeline_local::zips::zip_files(&files).unwrap()
 }

@@ -4,7 +4,6 @@
 use pipeline_local::harness::{JobEventBuilder, LocalFunction};
 use pipeline_local::job_invocation::JobRun;
 use serde_json::Value;
-use std::io::Write;
 use std::time::Duration;
 
 pub const ARTIFACTS: &str = "codepipeline-artifacts";
@@ -63,27 +62,11 @@ pub fn output_key(event: &Value, name: &str) -> String {
 }
 
 pub fn zip_of(files: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, data) in files {
-        writer
-            .start_file(name.as_str(), zip::write::SimpleFileOptions::default())
-            .unwrap();
-        writer.write_all(data).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
+    pipeline_local::zips::zip_files(files).expect("zip")
 }
 
 pub fn read_zip(bytes: Vec<u8>) -> Vec<(String, Vec<u8>)> {
-    use std::io::Read;
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a valid zip");
-    (0..archive.len())
-        .map(|i| {
-            let mut file = archive.by_index(i).unwrap();
-            let mut data = Vec::new();
-            file.read_to_end(&mut data).unwrap();
-            (file.name().to_string(), data)
-        })
-        .collect()
+    pipeline_local::zips::unzip(bytes).expect("a valid zip")
 }
 
 /// A site of `n` files of several kinds, each a few hundred bytes; `version` changes content.

@@ -1,4 +1,5 @@
-//! Zips a folder the way a CodePipeline source action would, for seeding input artifacts.
+//! Zip archives for seeding input artifacts and checking outputs, made with the `zip` crate
+//! (an implementation independent of pipeline-ext's own reader and writer).
 
 use std::io::Write;
 use std::path::Path;
@@ -43,4 +44,31 @@ fn collect(
         }
     }
     Ok(())
+}
+
+/// Files (path, bytes) as a deflated zip archive, in the order given.
+pub fn zip_files(files: &[(String, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in files {
+        writer
+            .start_file(name.as_str(), zip::write::SimpleFileOptions::default())
+            .map_err(std::io::Error::other)?;
+        writer.write_all(data)?;
+    }
+    Ok(writer.finish().map_err(std::io::Error::other)?.into_inner())
+}
+
+/// Every entry of a zip archive as (path, bytes), in archive order.
+pub fn unzip(bytes: Vec<u8>) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    use std::io::Read;
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(std::io::Error::other)?;
+    (0..archive.len())
+        .map(|i| {
+            let mut file = archive.by_index(i).map_err(std::io::Error::other)?;
+            let mut data = Vec::new();
+            file.read_to_end(&mut data)?;
+            Ok((file.name().to_string(), data))
+        })
+        .collect()
 }
