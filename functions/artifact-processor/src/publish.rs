@@ -329,9 +329,8 @@ pub async fn run(
             });
         } else {
             match publish_large(&target, &mut entries, &key, options, prior).await {
-                Ok(fate) => {
-                    let _ = record(Ok(Ok(fate)), &mut changed, &mut unchanged);
-                }
+                Ok(Fate::Uploaded(key)) => changed.push(key),
+                Ok(Fate::Unchanged) => unchanged += 1,
                 Err(err) => failure = Some(err),
             }
         }
