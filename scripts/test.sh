@@ -17,8 +17,34 @@ export AWS_CLI="$PWD/.venv/bin/aws"
 export MOTO_SERVER="$PWD/.venv/bin/moto_server"
 aws --version
 
+step "PostgreSQL (127.0.0.1:5432) and MariaDB (127.0.0.1:3306)"
+# migration-runner's tests use the real servers; start them when installed but stopped.
+wait_for() { # name, check command
+  for _ in $(seq 1 60); do
+    if eval "$2" >/dev/null 2>&1; then echo "$1 is up"; return 0; fi
+    sleep 0.5
+  done
+  echo "error: $1 is not answering; see the README's Testing section" >&2
+  exit 1
+}
+if ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
+  command -v pg_ctlcluster >/dev/null || { echo "error: PostgreSQL is not running and not installed (apt-get install postgresql)" >&2; exit 1; }
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+fi
+wait_for PostgreSQL "pg_isready -h 127.0.0.1 -p 5432"
+if ! mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
+  [ -x /usr/sbin/mariadbd ] || { echo "error: MariaDB is not running and not installed (apt-get install mariadb-server)" >&2; exit 1; }
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+fi
+wait_for MariaDB "mariadb-admin -h 127.0.0.1 -u root ping"
+
 step "cfn-lint template.yaml"
 cfn-lint template.yaml
 
+step "cargo build (every function binary)"
+# End-to-end tests start other packages' binaries (target/debug/<function>), which `cargo test`
+# only builds for the package under test, so build them all first.
+cargo build --workspace --bins --locked
+
 step "cargo test"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

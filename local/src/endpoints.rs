@@ -1,6 +1,7 @@
 //! All local AWS endpoints of one pipeline-local process, started together on loopback.
 
 use crate::calls::CallLog;
+use crate::cloudwatch::LocalCloudWatch;
 use crate::codepipeline::LocalCodePipeline;
 use crate::faults::Faults;
 use crate::s3::{CredentialRegistry, LocalS3};
@@ -28,10 +29,12 @@ pub struct LocalAws {
     pub codepipeline: LocalCodePipeline,
     pub s3: LocalS3,
     pub secrets: LocalSecrets,
+    pub cloudwatch: LocalCloudWatch,
     credentials: CredentialRegistry,
     s3_addr: SocketAddr,
     codepipeline_addr: SocketAddr,
     secrets_addr: SocketAddr,
+    cloudwatch_addr: SocketAddr,
     _temp: Option<tempfile::TempDir>,
     servers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -58,20 +61,24 @@ impl LocalAws {
             .map_err(std::io::Error::other)?;
         let codepipeline = LocalCodePipeline::new(calls.clone(), faults.clone());
         let secrets = LocalSecrets::new(calls.clone(), faults.clone());
+        let cloudwatch = LocalCloudWatch::new(calls.clone(), faults.clone());
         let mut servers = Vec::new();
         let s3_addr = serve(s3.router(), &mut servers).await?;
         let codepipeline_addr = serve(codepipeline.router(), &mut servers).await?;
         let secrets_addr = serve(secrets.router(), &mut servers).await?;
+        let cloudwatch_addr = serve(cloudwatch.router(), &mut servers).await?;
         Ok(Self {
             calls,
             faults,
             codepipeline,
             s3,
             secrets,
+            cloudwatch,
             credentials,
             s3_addr,
             codepipeline_addr,
             secrets_addr,
+            cloudwatch_addr,
             _temp: temp,
             servers,
         })
@@ -85,6 +92,9 @@ impl LocalAws {
     }
     pub fn secrets_url(&self) -> String {
         format!("http://{}", self.secrets_addr)
+    }
+    pub fn cloudwatch_url(&self) -> String {
+        format!("http://{}", self.cloudwatch_addr)
     }
 
     /// Accepts another access key at the S3 endpoint (for a test's own client or the AWS CLI).
@@ -122,6 +132,7 @@ impl LocalAws {
                 "AWS_ENDPOINT_URL_SECRETS_MANAGER".into(),
                 self.secrets_url(),
             ),
+            ("AWS_ENDPOINT_URL_CLOUDWATCH".into(), self.cloudwatch_url()),
         ]
     }
 }

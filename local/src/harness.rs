@@ -144,3 +144,21 @@ pub fn new_job_id() -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("{}-{:04x}-4000-8000-{:012x}", &random[..8], n & 0xffff, n)
 }
+
+/// A workspace binary in the same target folder as the running test (`target/debug/NAME`),
+/// for tests that drive two functions. `cargo test --workspace` builds every function.
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/debug/deps/<test> → target/debug/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a target folder");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p {name}` (the README's test command builds every function)",
+        path.display()
+    );
+    path
+}

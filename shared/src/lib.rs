@@ -5,6 +5,7 @@
 //! - [`artifacts`]: zip artifacts in S3, read and written with the job's credentials, streaming,
 //!   with limits for untrusted input.
 //! - [`secrets`]: Secrets Manager JSON secrets with a warm-invocation cache.
+//! - [`slack`]: the Slack Web API client, request signatures, approval button values.
 //! - [`telemetry`]: logging setup that never prints events or credentials.
 //! - [`sdk`]: AWS SDK configuration from the environment.
 
@@ -12,4 +13,5 @@ pub mod artifacts;
 pub mod job;
 pub mod sdk;
 pub mod secrets;
+pub mod slack;
 pub mod telemetry;

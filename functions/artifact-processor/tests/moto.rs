@@ -5,82 +5,18 @@
 mod common;
 
 use common::*;
+use pipeline_local::moto_server::MotoServer;
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto() -> Moto {
-    let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(&program)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start `{program}` ({e}): run the README's test command, which installs moto[server]"));
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "moto_server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-fn aws_cli(moto: &Moto, args: &[&str]) -> Value {
-    let cli = std::env::var("AWS_CLI").unwrap_or_else(|_| "aws".into());
-    let out = Command::new(cli)
-        .arg("--endpoint-url")
-        .arg(&moto.url)
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .output()
-        .expect("aws cli runs");
-    assert!(
-        out.status.success(),
-        "aws {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
 
 #[tokio::test]
 async fn republishing_on_moto_uploads_changes_deletes_removals_and_invalidates() {
-    let moto = start_moto();
-    let distribution = aws_cli(
-        &moto,
-        &[
-            "cloudfront",
-            "create-distribution",
-            "--origin-domain-name",
-            "www-example.s3.amazonaws.com",
-        ],
-    );
+    let moto = MotoServer::start();
+    let distribution = moto.cli(&[
+        "cloudfront",
+        "create-distribution",
+        "--origin-domain-name",
+        "www-example.s3.amazonaws.com",
+    ]);
     let distribution_id = distribution["Distribution"]["Id"]
         .as_str()
         .unwrap()
@@ -163,17 +99,14 @@ async fn republishing_on_moto_uploads_changes_deletes_removals_and_invalidates()
     assert_eq!(body.as_ref(), files[10].1.as_slice());
 
     // 10 changed + 5 deleted paths: under the threshold of 20, so each path is listed.
-    let invalidation = aws_cli(
-        &moto,
-        &[
-            "cloudfront",
-            "get-invalidation",
-            "--distribution-id",
-            &distribution_id,
-            "--id",
-            &invalidation_id,
-        ],
-    );
+    let invalidation = moto.cli(&[
+        "cloudfront",
+        "get-invalidation",
+        "--distribution-id",
+        &distribution_id,
+        "--id",
+        &invalidation_id,
+    ]);
     let paths = invalidation["Invalidation"]["InvalidationBatch"]["Paths"]["Items"]
         .as_array()
         .unwrap();

@@ -286,3 +286,82 @@ async fn aws_cli_secretsmanager_get_secret_value() {
     assert_eq!(found["Name"], "prod/slack");
     assert!(String::from_utf8_lossy(&missing.stderr).contains("ResourceNotFoundException"));
 }
+
+#[tokio::test]
+async fn aws_cli_manages_and_reads_alarms_on_the_local_cloudwatch() {
+    let aws = endpoints().await;
+    let url = aws.cloudwatch_url();
+    let described = tokio::task::spawn_blocking(move || {
+        ok(
+            &url,
+            &[
+                "cloudwatch",
+                "put-metric-alarm",
+                "--alarm-name",
+                "HighErrorRate",
+                "--namespace",
+                "App",
+                "--metric-name",
+                "Errors",
+                "--statistic",
+                "Sum",
+                "--period",
+                "60",
+                "--evaluation-periods",
+                "1",
+                "--threshold",
+                "5",
+                "--comparison-operator",
+                "GreaterThanThreshold",
+            ],
+        );
+        ok(
+            &url,
+            &[
+                "cloudwatch",
+                "set-alarm-state",
+                "--alarm-name",
+                "HighErrorRate",
+                "--state-value",
+                "ALARM",
+                "--state-reason",
+                "errors above 5",
+            ],
+        );
+        let missing = run_cli(
+            &url,
+            &[
+                "cloudwatch",
+                "set-alarm-state",
+                "--alarm-name",
+                "Nope",
+                "--state-value",
+                "OK",
+                "--state-reason",
+                "x",
+            ],
+        );
+        assert!(!missing.status.success());
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("ResourceNotFound"));
+        ok(
+            &url,
+            &[
+                "cloudwatch",
+                "describe-alarms",
+                "--alarm-names",
+                "HighErrorRate",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let described: Value = serde_json::from_str(&described).unwrap();
+    let alarm = &described["MetricAlarms"][0];
+    assert_eq!(alarm["AlarmName"], "HighErrorRate");
+    assert_eq!(alarm["StateValue"], "ALARM");
+    assert_eq!(alarm["StateReason"], "errors above 5");
+    assert_eq!(
+        aws.cloudwatch.alarm("HighErrorRate").unwrap().state,
+        "ALARM"
+    );
+}

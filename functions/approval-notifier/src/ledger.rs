@@ -1,0 +1,125 @@
+//! SNS delivers at least once: the `EXECUTIONS_TABLE` item `approval#<token>` makes sure one
+//! approval is posted once. A run claims the token with a conditional write before posting,
+//! records the message after, and gives the claim back if posting failed; a claim left by a
+//! run that died is taken over after two minutes.
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How long a claim blocks others before it counts as abandoned.
+const STALE_CLAIM_SECONDS: u64 = 120;
+/// Items expire (DynamoDB TTL on `expires_at`) after 30 days; approvals last at most 7.
+const KEEP_SECONDS: u64 = 30 * 24 * 60 * 60;
+
+#[derive(Clone, Debug)]
+pub struct ApprovalLedger {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This run posts.
+    Won,
+    /// Another delivery posted it, or is posting it now.
+    Taken,
+}
+
+impl ApprovalLedger {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub async fn claim(&self, token: &str) -> Result<Claim, String> {
+        let now = now();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(key(token)))
+            .item("status", AttributeValue::S("posting".into()))
+            .item("claimed_at", AttributeValue::N(now.to_string()))
+            .item(
+                "expires_at",
+                AttributeValue::N((now + KEEP_SECONDS).to_string()),
+            )
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#status = :posting AND claimed_at < :stale)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":posting", AttributeValue::S("posting".into()))
+            .expression_attribute_values(
+                ":stale",
+                AttributeValue::N(now.saturating_sub(STALE_CLAIM_SECONDS).to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Won),
+            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(Claim::Taken),
+            Err(err) => Err(describe("PutItem", &err)),
+        }
+    }
+
+    pub async fn posted(&self, token: &str, channel: &str, ts: &str) -> Result<(), String> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key(token)))
+            .update_expression("SET #status = :posted, channel = :channel, ts = :ts")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":posted", AttributeValue::S("posted".into()))
+            .expression_attribute_values(":channel", AttributeValue::S(channel.into()))
+            .expression_attribute_values(":ts", AttributeValue::S(ts.into()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| describe("UpdateItem", &e))
+    }
+
+    /// Gives a claim back so that SNS's retry can post.
+    pub async fn release(&self, token: &str) {
+        let released = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key(token)))
+            .condition_expression("#status = :posting")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":posting", AttributeValue::S("posting".into()))
+            .send()
+            .await;
+        if let Err(err) = released {
+            tracing::warn!(error = %describe("DeleteItem", &err), "could not release the approval claim; a retry can take it over in two minutes");
+        }
+    }
+}
+
+fn key(token: &str) -> String {
+    format!("approval#{token}")
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn describe<E>(operation: &str, err: &aws_sdk_dynamodb::error::SdkError<E>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("DynamoDB {operation}: {code}: {message}"),
+        (Some(code), None) => format!("DynamoDB {operation}: {code}"),
+        _ => format!(
+            "DynamoDB {operation}: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(err)
+        ),
+    }
+}

@@ -1,0 +1,185 @@
+//! approval-notifier: turns CodePipeline's manual-approval SNS notification into one Slack
+//! message with Approve and Reject buttons.
+//!
+//! Records that are not approval requests are logged and skipped. Each approval token is posted
+//! once whatever SNS redelivers (a conditional write in `EXECUTIONS_TABLE`). The invocation
+//! fails, so that SNS retries, only when a request reached neither Slack nor the fallback topic.
+
+mod ledger;
+pub mod message;
+pub mod sns;
+
+pub use ledger::{ApprovalLedger, Claim};
+
+use pipeline_ext::secrets::SecretCache;
+use pipeline_ext::slack::{SlackClient, SlackSecret};
+use serde_json::Value;
+use sns::{parse_approval, ApprovalNotification, SnsEvent};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Time allowed for posting one message, Slack's rate-limit waits included.
+const POST_BUDGET: Duration = Duration::from_secs(20);
+
+/// Settings from the environment (DESIGN §4).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub slack_secret_arn: String,
+    pub channel: String,
+    pub table: String,
+    pub api_url: String,
+    pub fallback_topic_arn: Option<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, String> {
+        let required = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| format!("environment variable {name} is not set"))
+        };
+        Ok(Self {
+            slack_secret_arn: required("SLACK_SECRET_ARN")?,
+            channel: required("SLACK_CHANNEL")?,
+            table: required("EXECUTIONS_TABLE")?,
+            api_url: SlackClient::api_url_from_env(),
+            fallback_topic_arn: std::env::var("FALLBACK_TOPIC_ARN")
+                .ok()
+                .filter(|v| !v.is_empty()),
+        })
+    }
+}
+
+/// What the function keeps across invocations.
+#[derive(Clone)]
+pub struct Notifier {
+    pub config: Config,
+    pub secrets: SecretCache,
+    pub ledger: ApprovalLedger,
+    pub sns: aws_sdk_sns::Client,
+    pub http: reqwest::Client,
+}
+
+impl Notifier {
+    pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            ledger: ApprovalLedger::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone()),
+            secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(sdk)),
+            sns: aws_sdk_sns::Client::new(sdk),
+            http: reqwest::Client::builder()
+                .user_agent(concat!(
+                    "codepipeline-approval-notifier/",
+                    env!("CARGO_PKG_VERSION")
+                ))
+                .build()?,
+            config,
+        })
+    }
+
+    /// Handles one SNS event. `Err` only when an approval request could not be delivered.
+    pub async fn handle(&self, event: Value) -> Result<Value, String> {
+        let event: SnsEvent = match serde_json::from_value(event) {
+            Ok(event) => event,
+            Err(err) => {
+                tracing::warn!(error = %err, "not an SNS event; skipped");
+                return Ok(serde_json::json!({"posted": 0, "skipped": 1}));
+            }
+        };
+        let (mut posted, mut skipped, mut failures) = (0, 0, Vec::new());
+        for record in event.records {
+            let notification = match parse_approval(&record.sns.message) {
+                Ok(n) => n,
+                Err(why) => {
+                    tracing::warn!(message_id = %record.sns.message_id, reason = %why, "SNS message skipped");
+                    skipped += 1;
+                    continue;
+                }
+            };
+            match self.deliver(&notification).await {
+                Ok(true) => posted += 1,
+                Ok(false) => skipped += 1,
+                Err(err) => failures.push(err),
+            }
+        }
+        if failures.is_empty() {
+            Ok(serde_json::json!({"posted": posted, "skipped": skipped}))
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    /// Posts one approval; `Ok(false)` when another delivery already did.
+    async fn deliver(&self, notification: &ApprovalNotification) -> Result<bool, String> {
+        let reference = message::approval_ref(notification);
+        let label = reference.label();
+        match self.ledger.claim(&reference.token).await? {
+            Claim::Taken => {
+                tracing::info!(approval = %label, "approval already posted (repeat SNS delivery); skipped");
+                return Ok(false);
+            }
+            Claim::Won => {}
+        }
+        let posted = self.post(notification).await;
+        match posted {
+            Ok(ts) => {
+                tracing::info!(approval = %label, channel = %self.config.channel, ts = %ts, "approval request posted to Slack");
+                if let Err(err) = self
+                    .ledger
+                    .posted(&reference.token, &self.config.channel, &ts)
+                    .await
+                {
+                    tracing::warn!(error = %err, "posted, but could not record it");
+                }
+                Ok(true)
+            }
+            Err(slack_error) => {
+                tracing::error!(approval = %label, error = %slack_error, "could not post the approval request to Slack");
+                self.ledger.release(&reference.token).await;
+                self.fallback(notification, &slack_error)
+                    .await
+                    .map(|_| true)
+            }
+        }
+    }
+
+    async fn post(&self, notification: &ApprovalNotification) -> Result<String, String> {
+        let secret: SlackSecret = self
+            .secrets
+            .get_json(&self.config.slack_secret_arn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let slack = SlackClient::new(self.http.clone(), &self.config.api_url, secret.bot_token);
+        let body = message::build(notification, &self.config.channel);
+        let answer = slack
+            .call("chat.postMessage", &body, Instant::now() + POST_BUDGET)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(answer["ts"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Publishes a plain-text copy to `FALLBACK_TOPIC_ARN`, so the request is not lost.
+    async fn fallback(&self, notification: &ApprovalNotification, why: &str) -> Result<(), String> {
+        let Some(topic) = &self.config.fallback_topic_arn else {
+            return Err(format!("approval request not delivered: {why}"));
+        };
+        self.sns
+            .publish()
+            .topic_arn(topic)
+            .subject("CodePipeline approval needed")
+            .message(format!(
+                "{}\n(Slack failed: {why})",
+                message::plain_text(notification)
+            ))
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "approval request not delivered: {why}; the fallback topic failed too: {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                )
+            })?;
+        tracing::warn!(topic = %topic, "approval request sent to the fallback topic instead of Slack");
+        Ok(())
+    }
+}

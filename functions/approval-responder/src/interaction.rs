@@ -1,0 +1,129 @@
+//! Slack interaction payloads (`payload=<json>` form bodies): a button click (`block_actions`)
+//! or the reject-reason modal's submission (`view_submission`).
+
+use pipeline_ext::slack::approval::{ApprovalRef, REASON_BLOCK, REASON_INPUT, REJECT_VIEW};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlackUser {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum Interaction {
+    Click {
+        action_id: String,
+        approval: ApprovalRef,
+        user: SlackUser,
+        channel: String,
+        message_ts: String,
+        /// The message's blocks, to rewrite in place.
+        blocks: Vec<Value>,
+        trigger_id: String,
+    },
+    RejectSubmitted {
+        context: RejectContext,
+        user: SlackUser,
+        reason: String,
+    },
+}
+
+/// Carried through the modal's `private_metadata` (at most 3,000 characters).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RejectContext {
+    #[serde(rename = "r")]
+    pub approval: ApprovalRef,
+    #[serde(rename = "c")]
+    pub channel: String,
+    #[serde(rename = "m")]
+    pub message_ts: String,
+    /// The message's blocks without the buttons, when they fit.
+    #[serde(rename = "b", default)]
+    pub blocks: Vec<Value>,
+}
+
+/// Why a payload was refused; the text goes to the logs, not to Slack.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("the body has no `payload` form field")]
+    NoPayload,
+    #[error("the payload is not JSON")]
+    NotJson,
+    #[error("the payload lacks {0}")]
+    Missing(&'static str),
+    #[error("unknown action `{0}`")]
+    UnknownAction(String),
+    #[error("unsupported interaction type `{0}`")]
+    UnsupportedType(String),
+}
+
+pub fn parse(body: &[u8]) -> Result<Interaction, PayloadError> {
+    let payload = form_urlencoded::parse(body)
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| v.into_owned())
+        .ok_or(PayloadError::NoPayload)?;
+    let payload: Value = serde_json::from_str(&payload).map_err(|_| PayloadError::NotJson)?;
+    let user = SlackUser {
+        id: text(&payload["user"]["id"]).ok_or(PayloadError::Missing("user.id"))?,
+        name: text(&payload["user"]["username"])
+            .or_else(|| text(&payload["user"]["name"]))
+            .unwrap_or_default(),
+    };
+    match payload["type"].as_str().unwrap_or_default() {
+        "block_actions" => {
+            let action = &payload["actions"][0];
+            let action_id =
+                text(&action["action_id"]).ok_or(PayloadError::Missing("actions[0].action_id"))?;
+            if action_id != pipeline_ext::slack::approval::APPROVE_ACTION
+                && action_id != pipeline_ext::slack::approval::REJECT_ACTION
+            {
+                return Err(PayloadError::UnknownAction(action_id));
+            }
+            let approval = text(&action["value"])
+                .and_then(|v| ApprovalRef::decode(&v))
+                .ok_or(PayloadError::Missing("a valid button value"))?;
+            Ok(Interaction::Click {
+                action_id,
+                approval,
+                user,
+                channel: text(&payload["channel"]["id"])
+                    .or_else(|| text(&payload["container"]["channel_id"]))
+                    .ok_or(PayloadError::Missing("channel.id"))?,
+                message_ts: text(&payload["message"]["ts"])
+                    .or_else(|| text(&payload["container"]["message_ts"]))
+                    .ok_or(PayloadError::Missing("message.ts"))?,
+                blocks: payload["message"]["blocks"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+                trigger_id: text(&payload["trigger_id"]).unwrap_or_default(),
+            })
+        }
+        "view_submission" => {
+            let view = &payload["view"];
+            if view["callback_id"].as_str() != Some(REJECT_VIEW) {
+                return Err(PayloadError::UnknownAction(
+                    text(&view["callback_id"]).unwrap_or_default(),
+                ));
+            }
+            let context: RejectContext = text(&view["private_metadata"])
+                .and_then(|m| serde_json::from_str(&m).ok())
+                .ok_or(PayloadError::Missing("view.private_metadata"))?;
+            let reason = text(&view["state"]["values"][REASON_BLOCK][REASON_INPUT]["value"])
+                .map(|r| r.trim().to_string())
+                .unwrap_or_default();
+            Ok(Interaction::RejectSubmitted {
+                context,
+                user,
+                reason,
+            })
+        }
+        other => Err(PayloadError::UnsupportedType(other.to_string())),
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    value.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+}

@@ -1,0 +1,52 @@
+//! The Lambda Function URL event (payload format 2.0) and its response.
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct FunctionUrlRequest {
+    /// Lower-cased by Lambda.
+    #[serde(default)]
+    pub headers: HashMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(rename = "isBase64Encoded", default)]
+    pub is_base64_encoded: bool,
+}
+
+impl FunctionUrlRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The raw body bytes the signature covers.
+    pub fn raw_body(&self) -> Result<Vec<u8>, String> {
+        let body = self.body.as_deref().unwrap_or("");
+        if self.is_base64_encoded {
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .map_err(|_| "the body is marked base64 but is not".to_string())
+        } else {
+            Ok(body.as_bytes().to_vec())
+        }
+    }
+}
+
+/// A Function URL response.
+pub fn respond(status: u16, body: Value) -> Value {
+    let text = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    json!({"statusCode": status, "headers": {"content-type": "application/json"}, "body": text})
+}
+
+pub fn respond_text(status: u16, text: &str) -> Value {
+    json!({"statusCode": status, "headers": {"content-type": "text/plain; charset=utf-8"}, "body": text})
+}

@@ -1,0 +1,589 @@
+//! The Slack approval flow end to end through both binaries: an SNS notification into
+//! approval-notifier, its Slack message (recorded by the local Slack), a click signed as Slack
+//! signs it and built from that message's button, into approval-responder, and the decision in
+//! the local CodePipeline. DynamoDB is moto_server.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use pipeline_ext::slack::signature::sign;
+use pipeline_local::endpoints::LocalAws;
+use pipeline_local::faults::Fault;
+use pipeline_local::harness::workspace_binary;
+use pipeline_local::moto_server::MotoServer;
+use pipeline_local::runtime_api::{FunctionHost, FunctionSpec, Outcome};
+use pipeline_local::slack::LocalSlack;
+use serde_json::{json, Value};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const BOT_TOKEN: &str = "xoxb-local-bot-token";
+const SIGNING_SECRET: &str = "local-signing-secret-4f9a1c";
+const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:111111111111:secret:slack";
+const CHANNEL: &str = "C0APPROVALS";
+const TABLE: &str = "pipeline-executions";
+const APPROVER: &str = "U0APPROVER";
+const TOKEN: &str = "3f0b3a51-7d2c-4a58-9b9e-0c5d1f1e2a3b";
+
+struct Flow {
+    aws: LocalAws,
+    slack: LocalSlack,
+    notifier: FunctionHost,
+    responder: FunctionHost,
+    _moto: MotoServer,
+}
+
+async fn flow(approvers: &str) -> Flow {
+    let moto = MotoServer::start();
+    let aws = LocalAws::start(None).await.unwrap();
+    aws.secrets.put(
+        SECRET_ARN,
+        json!({"bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}),
+    );
+    aws.codepipeline
+        .register_approval(TOKEN, "web", "Staging", "ReleaseApproval");
+    let slack = LocalSlack::new(BOT_TOKEN, aws.calls.clone(), aws.faults.clone());
+    let slack_url = slack.start().await.unwrap();
+    create_table(&moto.url).await;
+    let mut env = aws.function_env();
+    env.extend([
+        ("SLACK_SECRET_ARN".to_string(), SECRET_ARN.to_string()),
+        ("SLACK_API_URL".into(), slack_url),
+        ("SLACK_CHANNEL".into(), CHANNEL.into()),
+        ("EXECUTIONS_TABLE".into(), TABLE.into()),
+        ("APPROVERS".into(), approvers.into()),
+        ("AWS_ENDPOINT_URL_DYNAMODB".into(), moto.url.clone()),
+    ]);
+    let start = |name: &str, program: std::path::PathBuf| {
+        let mut spec = FunctionSpec::new(name, program);
+        spec.env = env.clone();
+        spec.timeout = Duration::from_secs(30);
+        FunctionHost::start(spec)
+    };
+    let notifier = start("approval-notifier", workspace_binary("approval-notifier"))
+        .await
+        .unwrap();
+    let responder = start(
+        "approval-responder",
+        env!("CARGO_BIN_EXE_approval-responder").into(),
+    )
+    .await
+    .unwrap();
+    Flow {
+        aws,
+        slack,
+        notifier,
+        responder,
+        _moto: moto,
+    }
+}
+
+async fn create_table(endpoint: &str) {
+    let config = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "t", "t", None, None, "test",
+        ))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+        .create_table()
+        .table_name(TABLE)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("CreateTable on moto");
+}
+
+fn sns_event(token: &str, custom_data: &str) -> Value {
+    let message = json!({
+        "region": "us-east-1",
+        "consoleLink": "https://console.aws.amazon.com/codepipeline/home?region=us-east-1#/view/web",
+        "approval": {
+            "pipelineName": "web", "stageName": "Staging", "actionName": "ReleaseApproval",
+            "token": token, "expires": "2026-11-28T10:00Z",
+            "externalEntityLink": "https://staging.example.com",
+            "approvalReviewLink": "https://console.aws.amazon.com/codepipeline/home?region=us-east-1#/view/web/Staging/ReleaseApproval/approve/x",
+            "customData": custom_data
+        }
+    });
+    json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
+        "Sns": {"Type": "Notification", "MessageId": uuid_like(), "TopicArn": "arn:aws:sns:us-east-1:111111111111:approvals",
+                "Subject": "APPROVAL NEEDED", "Message": message.to_string(), "Timestamp": "2026-11-21T10:00:00.000Z"}}]})
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{:x}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A Function URL request as Lambda delivers it, signed as Slack signs it.
+fn signed_request(body: &str, timestamp: u64, base64: bool) -> Value {
+    let ts = timestamp.to_string();
+    let signature = sign(SIGNING_SECRET, &ts, body.as_bytes());
+    let encoded = if base64 {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(body)
+    } else {
+        body.to_string()
+    };
+    json!({
+        "version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "POST"}},
+        "headers": {"content-type": "application/x-www-form-urlencoded",
+                    "x-slack-request-timestamp": ts, "x-slack-signature": signature},
+        "body": encoded, "isBase64Encoded": base64
+    })
+}
+
+fn form(payload: &Value) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish()
+}
+
+/// The click Slack sends when `user` presses the button `action_id` of `message`.
+fn click(message: &pipeline_local::slack::SlackMessage, action_id: &str, user: &str) -> Value {
+    let actions = message
+        .blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .expect("buttons");
+    let button = actions["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action_id"] == action_id)
+        .expect("the button");
+    json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": "dana", "name": "dana"},
+        "api_app_id": "A0APP", "token": "legacy-verification-token",
+        "container": {"type": "message", "message_ts": message.ts, "channel_id": message.channel},
+        "trigger_id": "1234.5678.trigger",
+        "channel": {"id": message.channel, "name": "deploys"},
+        "message": {"ts": message.ts, "text": message.text, "blocks": message.blocks},
+        "response_url": "https://hooks.slack.com/actions/T0/1/x",
+        "actions": [{"type": "button", "action_id": button["action_id"], "block_id": actions["block_id"],
+                     "value": button["value"], "action_ts": "1700000000.000100"}]
+    })
+}
+
+async fn respond(flow: &Flow, request: &Value) -> (u16, String) {
+    let invocation = flow.responder.invoke(request).await;
+    match invocation.outcome {
+        Outcome::Response { body } => (
+            body["statusCode"].as_u64().unwrap() as u16,
+            body["body"].as_str().unwrap_or_default().to_string(),
+        ),
+        other => panic!("responder did not answer: {other:?}"),
+    }
+}
+
+async fn notify(flow: &Flow, token: &str) -> pipeline_local::slack::SlackMessage {
+    let invocation = flow
+        .notifier
+        .invoke(&sns_event(
+            token,
+            "Release 1.4.2: <!channel> check the dashboard",
+        ))
+        .await;
+    assert!(
+        matches!(invocation.outcome, Outcome::Response { .. }),
+        "{:?}\n{}",
+        invocation.outcome,
+        flow.notifier.logs().join("\n")
+    );
+    flow.slack
+        .messages()
+        .last()
+        .cloned()
+        .expect("a Slack message")
+}
+
+fn approval_calls(flow: &Flow) -> usize {
+    flow.aws.calls.count("codepipeline", "PutApprovalResult")
+}
+
+#[tokio::test]
+async fn an_approval_goes_from_sns_to_slack_to_codepipeline() {
+    let flow = flow(APPROVER).await;
+    let message = notify(&flow, TOKEN).await;
+    assert_eq!(message.channel, CHANNEL);
+    let text = message.blocks.to_string();
+    assert!(
+        text.contains("&lt;!channel&gt;"),
+        "custom data is escaped: {text}"
+    );
+    assert!(
+        text.contains("\"action_id\":\"approve\"") && text.contains("\"action_id\":\"reject\"")
+    );
+
+    let request = signed_request(&form(&click(&message, "approve", APPROVER)), now(), true);
+    let (status, _) = respond(&flow, &request).await;
+    assert_eq!(status, 200);
+    assert_eq!(approval_calls(&flow), 1);
+    let decision = flow
+        .aws
+        .codepipeline
+        .approval(TOKEN)
+        .unwrap()
+        .decision
+        .unwrap();
+    assert_eq!(
+        decision,
+        (
+            "Approved".to_string(),
+            format!("Approved in Slack by dana ({APPROVER})")
+        )
+    );
+    assert_eq!(flow.slack.calls("chat.update").len(), 1);
+    let updated = flow.slack.message(&message.ts).unwrap();
+    assert_eq!(updated.updates, 1);
+    let blocks = updated.blocks.to_string();
+    assert!(
+        !blocks.contains("\"type\":\"actions\""),
+        "buttons removed: {blocks}"
+    );
+    assert!(
+        blocks.contains(&format!("*Approved* by <@{APPROVER}>")),
+        "{blocks}"
+    );
+
+    // A double click decides once.
+    let (status, _) = respond(
+        &flow,
+        &signed_request(&form(&click(&message, "approve", APPROVER)), now(), false),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(approval_calls(&flow), 1);
+    assert!(flow
+        .slack
+        .message(&message.ts)
+        .unwrap()
+        .blocks
+        .to_string()
+        .contains("already decided"));
+}
+
+#[tokio::test]
+async fn a_rejection_asks_for_a_reason_and_records_it() {
+    let flow = flow(APPROVER).await;
+    let message = notify(&flow, TOKEN).await;
+    let (status, _) = respond(
+        &flow,
+        &signed_request(&form(&click(&message, "reject", APPROVER)), now(), false),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        approval_calls(&flow),
+        0,
+        "nothing is decided before the reason"
+    );
+    let view = flow.slack.views().pop().expect("the reason dialog");
+    let submission = json!({
+        "type": "view_submission",
+        "user": {"id": APPROVER, "username": "dana", "name": "dana"},
+        "view": {"id": "V1", "callback_id": view["callback_id"], "private_metadata": view["private_metadata"],
+                 "state": {"values": {"reason": {"reason_input": {"type": "plain_text_input", "value": "Error rate is up on staging"}}}}}
+    });
+    let (status, body) = respond(&flow, &signed_request(&form(&submission), now(), false)).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!(approval_calls(&flow), 1);
+    let (result, summary) = flow
+        .aws
+        .codepipeline
+        .approval(TOKEN)
+        .unwrap()
+        .decision
+        .unwrap();
+    assert_eq!(result, "Rejected");
+    assert_eq!(
+        summary,
+        format!("Rejected in Slack by dana ({APPROVER}): Error rate is up on staging")
+    );
+    let blocks = flow.slack.message(&message.ts).unwrap().blocks.to_string();
+    assert!(
+        blocks.contains("*Rejected* by") && blocks.contains("Error rate is up on staging"),
+        "{blocks}"
+    );
+    assert!(
+        blocks.contains("Release 1.4.2"),
+        "the original message is kept: {blocks}"
+    );
+}
+
+#[tokio::test]
+async fn refuses_forged_stale_replayed_and_unauthorized_requests() {
+    let flow = flow(&format!("{APPROVER},S0RELEASERS")).await;
+    flow.slack.add_usergroup("S0RELEASERS", &["U0GROUPMEMBER"]);
+    let message = notify(&flow, TOKEN).await;
+    let body = form(&click(&message, "approve", APPROVER));
+    let good = signed_request(&body, now(), false);
+
+    let mut bad_signature = good.clone();
+    bad_signature["headers"]["x-slack-signature"] =
+        json!(sign("not-the-secret", &now().to_string(), body.as_bytes()));
+    let mut no_headers = good.clone();
+    no_headers["headers"] = json!({"content-type": "application/x-www-form-urlencoded"});
+    let six_minutes_old = signed_request(&body, now() - 360, false);
+    let from_the_future = signed_request(&body, now() + 360, false);
+    let replayed = signed_request(&body, 1_531_420_618, false);
+    let mut tampered = good.clone();
+    tampered["body"] = json!(body.replace("dana", "mallory"));
+    for (name, request) in [
+        ("bad signature", &bad_signature),
+        ("missing headers", &no_headers),
+        ("6 minutes old", &six_minutes_old),
+        ("future", &from_the_future),
+        ("replayed", &replayed),
+        ("tampered", &tampered),
+    ] {
+        let (status, _) = respond(&flow, request).await;
+        assert_eq!(status, 401, "{name}");
+    }
+
+    // Signed, but not an approver: an ephemeral refusal.
+    let (status, _) = respond(
+        &flow,
+        &signed_request(
+            &form(&click(&message, "approve", "U0STRANGER")),
+            now(),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let refusal = flow.slack.ephemerals().pop().expect("an ephemeral reply");
+    assert_eq!(refusal.user, "U0STRANGER");
+    assert!(refusal.text.contains("not allowed"), "{}", refusal.text);
+
+    // Signed, but an action we do not know, or a payload that is not one.
+    let mut unknown = click(&message, "approve", APPROVER);
+    unknown["actions"][0]["action_id"] = json!("approve_everything");
+    let (status, _) = respond(&flow, &signed_request(&form(&unknown), now(), false)).await;
+    assert_eq!(status, 400);
+    let (status, _) = respond(
+        &flow,
+        &signed_request("payload=%7Bnot%20json", now(), false),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = respond(&flow, &signed_request("hello=world", now(), false)).await;
+    assert_eq!(status, 400);
+
+    assert_eq!(approval_calls(&flow), 0);
+    assert_eq!(flow.slack.calls("chat.update").len(), 0);
+
+    // A member of an approver group may decide.
+    let (status, _) = respond(
+        &flow,
+        &signed_request(
+            &form(&click(&message, "approve", "U0GROUPMEMBER")),
+            now(),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(approval_calls(&flow), 1);
+}
+
+#[tokio::test]
+async fn a_duplicate_sns_delivery_posts_one_message_and_an_expired_token_says_so() {
+    let flow = flow(APPROVER).await;
+    let event = sns_event(TOKEN, "");
+    for _ in 0..3 {
+        let invocation = flow.notifier.invoke(&event).await;
+        assert!(matches!(invocation.outcome, Outcome::Response { .. }));
+    }
+    assert_eq!(flow.slack.calls("chat.postMessage").len(), 1);
+    let message = flow.slack.messages().pop().unwrap();
+
+    flow.aws.codepipeline.expire_approval(TOKEN);
+    let (status, _) = respond(
+        &flow,
+        &signed_request(&form(&click(&message, "approve", APPROVER)), now(), false),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let blocks = flow.slack.message(&message.ts).unwrap().blocks.to_string();
+    assert!(blocks.contains("expired"), "{blocks}");
+}
+
+#[tokio::test]
+async fn skips_sns_messages_that_are_not_approvals() {
+    let flow = flow(APPROVER).await;
+    let event = json!({"Records": [{"Sns": {"MessageId": "m1", "Message": "{\"AlarmName\": \"HighErrorRate\"}"}},
+                                   {"Sns": {"MessageId": "m2", "Message": "plain text"}}]});
+    let invocation = flow.notifier.invoke(&event).await;
+    assert!(
+        matches!(invocation.outcome, Outcome::Response { .. }),
+        "{:?}",
+        invocation.outcome
+    );
+    assert_eq!(flow.slack.calls("chat.postMessage").len(), 0);
+    assert!(flow
+        .notifier
+        .logs()
+        .join("\n")
+        .contains("SNS message skipped"));
+}
+
+#[tokio::test]
+async fn slack_rate_limits_are_waited_out_and_failures_fail_the_invocation() {
+    let flow = flow(APPROVER).await;
+    flow.aws
+        .faults
+        .add(Fault::new("slack", "chat.postMessage", "ratelimited", 429).times(1));
+    notify(&flow, TOKEN).await;
+    assert_eq!(flow.slack.calls("chat.postMessage").len(), 2);
+    assert_eq!(flow.slack.messages().len(), 1);
+
+    flow.aws.faults.add(Fault::new(
+        "slack",
+        "chat.postMessage",
+        "channel_not_found",
+        200,
+    ));
+    let other = "9a8b7c6d-0000-4000-8000-000000000002";
+    let invocation = flow.notifier.invoke(&sns_event(other, "")).await;
+    assert!(
+        matches!(invocation.outcome, Outcome::Error { .. }),
+        "SNS must retry: {:?}",
+        invocation.outcome
+    );
+    assert!(flow
+        .notifier
+        .logs()
+        .join("\n")
+        .contains("channel_not_found"));
+    // The claim was given back: once Slack works again, the retry posts.
+    flow.aws.faults.clear();
+    let invocation = flow.notifier.invoke(&sns_event(other, "")).await;
+    assert!(matches!(invocation.outcome, Outcome::Response { .. }));
+    assert_eq!(flow.slack.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn answers_within_three_seconds_when_slack_never_answers() {
+    let flow = flow(APPROVER).await;
+    let message = notify(&flow, TOKEN).await;
+    // Warm the responder (a refused request), so the measure below is the request's own time.
+    let (status, _) = respond(
+        &flow,
+        &signed_request("payload=%7B%7D", now() - 3600, false),
+    )
+    .await;
+    assert_eq!(status, 401);
+    flow.aws.faults.add(Fault::new("slack", "*", "hang", 200));
+    let request = signed_request(&form(&click(&message, "approve", APPROVER)), now(), false);
+    let invocation = flow.responder.invoke(&request).await;
+    let Outcome::Response { body } = &invocation.outcome else {
+        panic!("no answer: {:?}", invocation.outcome);
+    };
+    assert_eq!(body["statusCode"], 200);
+    let took = Duration::from_millis(invocation.duration_ms() as u64);
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    assert_eq!(
+        approval_calls(&flow),
+        1,
+        "the decision is recorded even though Slack hangs"
+    );
+}
+
+#[tokio::test]
+async fn when_slack_fails_the_request_goes_to_the_fallback_topic() {
+    // A flow of its own, with FALLBACK_TOPIC_ARN on moto's SNS and a queue to read it from.
+    let moto = MotoServer::start();
+    let topic = moto.cli(&["sns", "create-topic", "--name", "approvals-fallback"])["TopicArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let queue = moto.cli(&["sqs", "create-queue", "--queue-name", "fallback-copy"])["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    moto.cli(&[
+        "sns",
+        "subscribe",
+        "--topic-arn",
+        &topic,
+        "--protocol",
+        "sqs",
+        "--notification-endpoint",
+        "arn:aws:sqs:us-east-1:123456789012:fallback-copy",
+    ]);
+    create_table(&moto.url).await;
+    let aws = LocalAws::start(None).await.unwrap();
+    aws.secrets.put(
+        SECRET_ARN,
+        json!({"bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}),
+    );
+    let slack = LocalSlack::new(BOT_TOKEN, aws.calls.clone(), aws.faults.clone());
+    let mut spec = FunctionSpec::new("approval-notifier", workspace_binary("approval-notifier"));
+    spec.env = aws.function_env();
+    spec.env.extend([
+        ("SLACK_SECRET_ARN".to_string(), SECRET_ARN.to_string()),
+        ("SLACK_API_URL".into(), slack.start().await.unwrap()),
+        ("SLACK_CHANNEL".into(), CHANNEL.into()),
+        ("EXECUTIONS_TABLE".into(), TABLE.into()),
+        ("FALLBACK_TOPIC_ARN".into(), topic),
+        ("AWS_ENDPOINT_URL_DYNAMODB".into(), moto.url.clone()),
+        ("AWS_ENDPOINT_URL_SNS".into(), moto.url.clone()),
+    ]);
+    let notifier = FunctionHost::start(spec).await.unwrap();
+    aws.faults.add(Fault::new(
+        "slack",
+        "chat.postMessage",
+        "not_in_channel",
+        200,
+    ));
+
+    let invocation = notifier.invoke(&sns_event(TOKEN, "release 2.0")).await;
+    assert!(
+        matches!(invocation.outcome, Outcome::Response { .. }),
+        "not lost, so no SNS retry: {:?}",
+        invocation.outcome
+    );
+    assert!(slack.messages().is_empty());
+    let received = moto.cli(&["sqs", "receive-message", "--queue-url", &queue]);
+    let copy = received["Messages"][0]["Body"]
+        .as_str()
+        .expect("a copy on the fallback topic")
+        .to_string();
+    assert!(
+        copy.contains("Approval needed: web / Staging / ReleaseApproval"),
+        "{copy}"
+    );
+    assert!(copy.contains("not_in_channel"), "{copy}");
+}

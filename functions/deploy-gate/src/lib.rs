@@ -1,0 +1,49 @@
+//! deploy-gate: the invoke action that stands between a deployment and the next stage.
+//!
+//! Each round requests every HTTP check and reads every named CloudWatch alarm; any failure
+//! fails the job. Rounds repeat every `interval_seconds` until `bake_seconds` have passed,
+//! across invocations: after each round the function returns a continuation token carrying
+//! the bake's start, the rounds done and the last results, so no single run lasts longer than
+//! one interval.
+
+mod alarms;
+mod bake;
+mod http_check;
+pub mod params;
+mod round;
+
+pub use bake::BakeState;
+pub use params::Params;
+
+use pipeline_ext::job::{Job, JobError, JobOutcome};
+
+/// The clients a gate uses: CloudWatch with the function's role, and one HTTP client that
+/// verifies TLS certificates against the platform's trust store.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub http: reqwest::Client,
+}
+
+impl Clients {
+    pub fn new(config: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!(
+                "codepipeline-deploy-gate/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()?;
+        Ok(Self {
+            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            http,
+        })
+    }
+}
+
+pub async fn handle(
+    job: Job<Params, BakeState>,
+    clients: Clients,
+) -> Result<JobOutcome<BakeState>, JobError> {
+    job.params.validate()?;
+    bake::step(&job, &clients).await
+}

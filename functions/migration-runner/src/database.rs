@@ -1,0 +1,292 @@
+//! One dedicated connection per run: connecting with the TLS policy, session timeouts, and
+//! the lock that keeps two runs apart (the same lock `sqlx migrate` takes, so the runner and
+//! sqlx's `Migrator` also exclude each other).
+
+use crate::target::{ConnectTarget, Engine, TlsPolicy};
+use pipeline_ext::job::JobError;
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlSslMode};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Evaluates `$body` with `$conn` bound to the connection, whichever engine it is: the
+/// statements are the same, only the connection type differs.
+macro_rules! with_conn {
+    ($db:expr, $conn:ident => $body:expr) => {
+        match $db {
+            $crate::database::Database::Postgres($conn) => $body,
+            $crate::database::Database::MySql { conn: $conn, .. } => $body,
+            $crate::database::Database::Sqlite($conn) => $body,
+        }
+    };
+}
+pub(crate) use with_conn;
+
+/// How often a busy lock is tried again.
+const LOCK_POLL: Duration = Duration::from_millis(200);
+
+pub enum Database {
+    Postgres(PgConnection),
+    MySql {
+        conn: MySqlConnection,
+        mariadb: bool,
+    },
+    Sqlite(SqliteConnection),
+}
+
+/// A held migration lock; `Database::unlock` gives it back (closing the connection does too).
+pub enum MigrationLock {
+    Postgres(i64),
+    MySql(String),
+    /// SQLite has no session locks: each migration runs in a `BEGIN IMMEDIATE` transaction
+    /// that re-checks the history, which serialises concurrent runs.
+    Sqlite,
+}
+
+impl Database {
+    pub async fn connect(target: &ConnectTarget, timeout: Duration) -> Result<Self, JobError> {
+        let connecting = async {
+            Ok::<_, sqlx::Error>(match target.engine {
+                Engine::Postgres => {
+                    let mut options = PgConnectOptions::new()
+                        .host(&target.host)
+                        .port(target.port)
+                        .username(&target.username)
+                        .password(&target.password)
+                        .database(&target.dbname)
+                        .application_name("codepipeline-migration-runner")
+                        .disable_statement_logging();
+                    options = match &target.tls {
+                        TlsPolicy::Preferred => options.ssl_mode(PgSslMode::Prefer),
+                        TlsPolicy::Required => options.ssl_mode(PgSslMode::Require),
+                        TlsPolicy::Verified { ca_file } => options
+                            .ssl_mode(PgSslMode::VerifyFull)
+                            .ssl_root_cert(ca_file),
+                    };
+                    Database::Postgres(options.connect().await?)
+                }
+                Engine::MySql => {
+                    let mut options = MySqlConnectOptions::new()
+                        .host(&target.host)
+                        .port(target.port)
+                        .username(&target.username)
+                        .database(&target.dbname)
+                        .disable_statement_logging();
+                    // An empty password means none: sending "" fails where no password is set.
+                    if !target.password.is_empty() {
+                        options = options.password(&target.password);
+                    }
+                    options = match &target.tls {
+                        TlsPolicy::Preferred => options.ssl_mode(MySqlSslMode::Preferred),
+                        TlsPolicy::Required => options.ssl_mode(MySqlSslMode::Required),
+                        TlsPolicy::Verified { ca_file } => options
+                            .ssl_mode(MySqlSslMode::VerifyIdentity)
+                            .ssl_ca(ca_file),
+                    };
+                    let mut conn = options.connect().await?;
+                    let version: String = sqlx::query_scalar("SELECT VERSION()")
+                        .fetch_one(&mut conn)
+                        .await?;
+                    Database::MySql {
+                        conn,
+                        mariadb: version.contains("MariaDB"),
+                    }
+                }
+                Engine::Sqlite => {
+                    let options = SqliteConnectOptions::new()
+                        .filename(&target.dbname)
+                        .create_if_missing(true)
+                        .busy_timeout(timeout)
+                        .disable_statement_logging();
+                    Database::Sqlite(options.connect().await?)
+                }
+            })
+        };
+        match tokio::time::timeout(timeout, connecting).await {
+            Ok(Ok(db)) => Ok(db),
+            Ok(Err(err)) => Err(JobError::failed(format!(
+                "could not connect to the {}: {}",
+                target.describe(),
+                describe_sql_error(&err)
+            ))),
+            Err(_) => Err(JobError::failed(format!(
+                "could not connect to the {} within {} s; check the host, the security groups, and that a function in a VPC can reach it",
+                target.describe(),
+                timeout.as_secs()
+            ))),
+        }
+    }
+
+    /// Bounds every statement and every wait for a table lock, so a migration fails cleanly
+    /// instead of being killed with the Lambda.
+    pub async fn limit_session(
+        &mut self,
+        statement_timeout: Duration,
+        lock_wait: Duration,
+    ) -> Result<(), JobError> {
+        let statement_ms = statement_timeout.as_millis().max(1);
+        let lock_ms = lock_wait.as_millis().max(1);
+        let statement_s = statement_timeout.as_secs().max(1);
+        let lock_s = lock_wait.as_secs().max(1);
+        let statements: Vec<String> = match self {
+            Database::Postgres(_) => vec![
+                format!("SET statement_timeout = {statement_ms}"),
+                format!("SET lock_timeout = {lock_ms}"),
+            ],
+            Database::MySql { mariadb: true, .. } => vec![
+                format!("SET SESSION max_statement_time = {statement_s}"),
+                format!("SET SESSION lock_wait_timeout = {lock_s}"),
+                format!("SET SESSION innodb_lock_wait_timeout = {lock_s}"),
+            ],
+            // MySQL's max_execution_time covers SELECTs only; DDL is bounded by the lock waits.
+            Database::MySql { mariadb: false, .. } => vec![
+                format!("SET SESSION max_execution_time = {statement_ms}"),
+                format!("SET SESSION lock_wait_timeout = {lock_s}"),
+                format!("SET SESSION innodb_lock_wait_timeout = {lock_s}"),
+            ],
+            Database::Sqlite(_) => Vec::new(),
+        };
+        for statement in statements {
+            self.execute(&statement).await.map_err(|e| {
+                JobError::failed(format!(
+                    "could not set `{statement}`: {}",
+                    describe_sql_error(&e)
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Takes the migration lock, trying again until `wait` has passed.
+    pub async fn lock(&mut self, wait: Duration) -> Result<MigrationLock, JobError> {
+        let started = Instant::now();
+        let lock = match self {
+            Database::Postgres(conn) => {
+                let name: String = sqlx::query_scalar("SELECT current_database()")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(lock_error)?;
+                MigrationLock::Postgres(lock_id(&name))
+            }
+            Database::MySql { conn, .. } => {
+                let name: String = sqlx::query_scalar("SELECT DATABASE()")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(lock_error)?;
+                MigrationLock::MySql(format!("{:x}", lock_id(&name)))
+            }
+            Database::Sqlite(_) => return Ok(MigrationLock::Sqlite),
+        };
+        loop {
+            let acquired = match (&mut *self, &lock) {
+                (Database::Postgres(conn), MigrationLock::Postgres(id)) => {
+                    sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+                        .bind(id)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(lock_error)?
+                }
+                (Database::MySql { conn, .. }, MigrationLock::MySql(name)) => {
+                    sqlx::query_scalar::<_, Option<i64>>("SELECT GET_LOCK(?, 0)")
+                        .bind(name)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(lock_error)?
+                        == Some(1)
+                }
+                _ => true,
+            };
+            if acquired {
+                if started.elapsed() > LOCK_POLL {
+                    tracing::info!(
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "migration lock acquired after waiting"
+                    );
+                }
+                return Ok(lock);
+            }
+            if started.elapsed() + LOCK_POLL > wait {
+                return Err(JobError::failed(format!(
+                    "another migration run holds the lock on this database; gave up after {} s (`lock_timeout_seconds`). Nothing was changed",
+                    wait.as_secs()
+                )));
+            }
+            tokio::time::sleep(LOCK_POLL).await;
+        }
+    }
+
+    /// Gives the lock back. Failing to is logged, not fatal: the server drops it with the
+    /// connection, which is closed right after.
+    pub async fn unlock(&mut self, lock: MigrationLock) {
+        let released = match (self, &lock) {
+            (Database::Postgres(conn), MigrationLock::Postgres(id)) => {
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(id)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            }
+            (Database::MySql { conn, .. }, MigrationLock::MySql(name)) => {
+                sqlx::query("SELECT RELEASE_LOCK(?)")
+                    .bind(name)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            }
+            _ => Ok(()),
+        };
+        if let Err(err) = released {
+            tracing::warn!(error = %describe_sql_error(&err), "could not release the migration lock; closing the connection releases it");
+        }
+    }
+
+    pub async fn close(self) {
+        let closed = with_conn!(self, conn => conn.close().await);
+        if let Err(err) = closed {
+            tracing::debug!(error = %describe_sql_error(&err), "connection did not close cleanly");
+        }
+    }
+
+    /// Runs SQL text without parameters (several statements allowed).
+    pub async fn execute(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        let sql = sqlx::raw_sql(AssertSqlSafe(sql.to_string()));
+        with_conn!(self, conn => sql.execute(conn).await.map(|_| ()))
+    }
+}
+
+/// sqlx's lock key: CRC-32 of the database name times a constant.
+fn lock_id(database_name: &str) -> i64 {
+    0x3d32ad9e * (crc32fast::hash(database_name.as_bytes()) as i64)
+}
+
+fn lock_error(err: sqlx::Error) -> JobError {
+    JobError::failed(format!(
+        "could not take the migration lock: {}",
+        describe_sql_error(&err)
+    ))
+}
+
+/// A database error as `CODE: message`; other errors as sqlx words them (sqlx never puts
+/// the password in an error).
+pub fn describe_sql_error(err: &sqlx::Error) -> String {
+    match err.as_database_error() {
+        Some(db) => match db.code() {
+            Some(code) => format!("{code}: {}", db.message()),
+            None => db.message().to_string(),
+        },
+        None => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_keys_match_sqlx() {
+        // sqlx: 0x3d32ad9e * CRC-32/ISO-HDLC("test"); CRC-32("test") = 0xd87f7e0c.
+        assert_eq!(lock_id("test"), 0x3d32ad9e_i64 * 0xd87f7e0c_i64);
+    }
+}

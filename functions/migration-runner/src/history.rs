@@ -1,0 +1,333 @@
+//! The `_sqlx_migrations` history table, kept exactly as `sqlx migrate` keeps it, and applying
+//! one migration together with its history row.
+
+use crate::database::{describe_sql_error, with_conn, Database};
+use crate::source::Migration;
+use crate::statements;
+use pipeline_ext::job::JobError;
+use sqlx::{AssertSqlSafe, Connection};
+use std::time::{Duration, Instant};
+
+pub const TABLE: &str = "_sqlx_migrations";
+
+/// One row of the history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedMigration {
+    pub version: i64,
+    pub description: String,
+    pub success: bool,
+    pub checksum: Vec<u8>,
+}
+
+/// sqlx's DDL for each engine, so either tool can take over the table.
+fn create_table_sql(db: &Database) -> &'static str {
+    match db {
+        Database::Postgres(_) => {
+            "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
+    version BIGINT PRIMARY KEY,
+    description TEXT NOT NULL,
+    installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
+    success BOOLEAN NOT NULL,
+    checksum BYTEA NOT NULL,
+    execution_time BIGINT NOT NULL
+)"
+        }
+        Database::MySql { .. } | Database::Sqlite(_) => {
+            "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
+    version BIGINT PRIMARY KEY,
+    description TEXT NOT NULL,
+    installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    success BOOLEAN NOT NULL,
+    checksum BLOB NOT NULL,
+    execution_time BIGINT NOT NULL
+)"
+        }
+    }
+}
+
+pub async fn ensure_table(db: &mut Database) -> Result<(), JobError> {
+    let sql = create_table_sql(db);
+    db.execute(sql).await.map_err(|e| {
+        JobError::failed(format!(
+            "could not create {TABLE}: {}",
+            describe_sql_error(&e)
+        ))
+    })
+}
+
+/// The history, or an empty one when the table does not exist yet (`plan` and `verify` never
+/// create it).
+pub async fn read(db: &mut Database) -> Result<Vec<AppliedMigration>, JobError> {
+    let read_error = |e: sqlx::Error| {
+        JobError::failed(format!(
+            "could not read {TABLE}: {}",
+            describe_sql_error(&e)
+        ))
+    };
+    let exists: i64 = match db {
+        Database::Postgres(conn) => sqlx::query_scalar(
+            "SELECT count(*) FROM pg_catalog.pg_class c WHERE c.oid = to_regclass('_sqlx_migrations')",
+        )
+        .fetch_one(conn)
+        .await
+        .map_err(read_error)?,
+        Database::MySql { conn, .. } => sqlx::query_scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '_sqlx_migrations'",
+        )
+        .fetch_one(conn)
+        .await
+        .map_err(read_error)?,
+        Database::Sqlite(conn) => sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(conn)
+        .await
+        .map_err(read_error)?,
+    };
+    if exists == 0 {
+        return Ok(Vec::new());
+    }
+    const SELECT: &str =
+        "SELECT version, description, success, checksum FROM _sqlx_migrations ORDER BY version";
+    let rows: Vec<(i64, String, bool, Vec<u8>)> =
+        with_conn!(db, conn => sqlx::query_as(SELECT).fetch_all(conn).await).map_err(read_error)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(version, description, success, checksum)| AppliedMigration {
+                version,
+                description,
+                success,
+                checksum,
+            },
+        )
+        .collect())
+}
+
+/// Applies one migration and records it. Where the engine has transactional DDL the
+/// migration and its row commit together; otherwise (MySQL/MariaDB, `-- no-transaction`) a
+/// row with `success = false` is written first, so a failure part-way stays visible.
+pub async fn apply(db: &mut Database, migration: &Migration) -> Result<Duration, JobError> {
+    let started = Instant::now();
+    match db {
+        Database::Postgres(conn) if !migration.no_transaction => {
+            let mut tx = conn.begin().await.map_err(begin_error)?;
+            sqlx::raw_sql(AssertSqlSafe(migration.sql.clone()))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| rolled_back(migration, &postgres_failure(migration, &e)))?;
+            sqlx::query("INSERT INTO _sqlx_migrations ( version, description, success, checksum, execution_time ) VALUES ( $1, $2, TRUE, $3, $4 )")
+                .bind(migration.version)
+                .bind(&migration.description)
+                .bind(&migration.checksum)
+                .bind(nanos(started.elapsed()))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
+            tx.commit()
+                .await
+                .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
+        }
+        Database::Sqlite(conn) if !migration.no_transaction => {
+            // IMMEDIATE takes the write lock now, so the re-check below cannot race another run.
+            let mut tx = conn
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(begin_error)?;
+            let present: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE version = ?1")
+                    .bind(migration.version)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
+            if present > 0 {
+                return Err(JobError::failed(format!(
+                    "migration {} was applied by another run at the same time; run again to see the current state",
+                    migration.label()
+                )));
+            }
+            sqlx::raw_sql(AssertSqlSafe(migration.sql.clone()))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
+            sqlx::query("INSERT INTO _sqlx_migrations ( version, description, success, checksum, execution_time ) VALUES ( ?1, ?2, TRUE, ?3, ?4 )")
+                .bind(migration.version)
+                .bind(&migration.description)
+                .bind(&migration.checksum)
+                .bind(nanos(started.elapsed()))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
+            tx.commit()
+                .await
+                .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
+        }
+        _ => apply_recorded_first(db, migration, started).await?,
+    }
+    Ok(started.elapsed())
+}
+
+/// MySQL/MariaDB commit DDL implicitly, and `-- no-transaction` migrations run outside a
+/// transaction: the row goes in first as failed and is marked successful at the end.
+async fn apply_recorded_first(
+    db: &mut Database,
+    migration: &Migration,
+    started: Instant,
+) -> Result<(), JobError> {
+    let placeholder = |n: usize| match db {
+        Database::Postgres(_) => format!("${n}"),
+        _ => "?".to_string(),
+    };
+    let insert = format!(
+        "INSERT INTO _sqlx_migrations ( version, description, success, checksum, execution_time ) VALUES ( {}, {}, FALSE, {}, -1 )",
+        placeholder(1),
+        placeholder(2),
+        placeholder(3)
+    );
+    let mark_done = format!(
+        "UPDATE _sqlx_migrations SET success = TRUE, execution_time = {} WHERE version = {}",
+        placeholder(1),
+        placeholder(2)
+    );
+    let in_transaction = matches!(db, Database::MySql { .. }) && !migration.no_transaction;
+    if in_transaction {
+        db.execute("BEGIN").await.map_err(begin_error)?;
+    }
+    let inserted = with_conn!(&mut *db, conn => sqlx::query(AssertSqlSafe(insert.clone()))
+        .bind(migration.version)
+        .bind(&migration.description)
+        .bind(&migration.checksum)
+        .execute(conn)
+        .await
+        .map(|_| ()));
+    if let Err(err) = inserted {
+        if in_transaction {
+            let _ = db.execute("ROLLBACK").await;
+        }
+        return Err(rolled_back(migration, &describe_sql_error(&err)));
+    }
+
+    let outcome = execute_statements(db, migration).await;
+    if let Err(problem) = outcome {
+        if in_transaction {
+            let _ = db.execute("ROLLBACK").await;
+        }
+        return Err(after_failure(db, migration, &problem).await);
+    }
+    let done = with_conn!(&mut *db, conn => sqlx::query(AssertSqlSafe(mark_done.clone()))
+        .bind(nanos(started.elapsed()))
+        .bind(migration.version)
+        .execute(conn)
+        .await
+        .map(|_| ()));
+    let committed = match done {
+        Ok(()) if in_transaction => db.execute("COMMIT").await,
+        other => other,
+    };
+    committed.map_err(|e| {
+        JobError::failed(format!(
+            "migration {} ran, but recording it failed: {}. It is recorded as failed; check the schema, then mark it done with `UPDATE {TABLE} SET success = TRUE WHERE version = {}`",
+            migration.label(),
+            describe_sql_error(&e),
+            migration.version
+        ))
+    })
+}
+
+/// Runs a migration statement by statement where it can be split, so a failure names the
+/// statement.
+async fn execute_statements(db: &mut Database, migration: &Migration) -> Result<(), String> {
+    let split = match db {
+        Database::MySql { .. } => statements::split(&migration.sql),
+        _ => None,
+    };
+    match split {
+        Some(list) => {
+            let total = list.len();
+            for (index, statement) in list.iter().enumerate() {
+                db.execute(&statement.sql).await.map_err(|e| {
+                    format!(
+                        "statement {} of {total} (line {}: `{}`) failed: {}",
+                        index + 1,
+                        statement.line,
+                        statement.excerpt(),
+                        describe_sql_error(&e)
+                    )
+                })?;
+            }
+            Ok(())
+        }
+        None => db.execute(&migration.sql).await.map_err(|e| match db {
+            Database::Postgres(_) => postgres_failure(migration, &e),
+            _ => describe_sql_error(&e),
+        }),
+    }
+}
+
+/// After a failure outside a transaction: if the failed row survived (a statement committed
+/// implicitly), the database is now dirty, and the message says how to repair it.
+async fn after_failure(db: &mut Database, migration: &Migration, problem: &str) -> JobError {
+    let remaining = match read(db).await {
+        Ok(rows) => rows.into_iter().find(|r| r.version == migration.version),
+        Err(_) => None,
+    };
+    match remaining {
+        Some(row) if !row.success => JobError::failed(format!(
+            "migration {} failed part-way: {problem}. Statements before the failing one may have been applied and cannot be rolled back on this engine; it is recorded as failed in {TABLE}. {}",
+            migration.label(),
+            repair_hint(migration.version)
+        )),
+        _ => rolled_back(migration, problem),
+    }
+}
+
+/// What to do about a migration recorded as failed.
+pub fn repair_hint(version: i64) -> String {
+    format!(
+        "To repair: inspect the schema, undo or finish what migration {version} changed by hand, then `DELETE FROM {TABLE} WHERE version = {version};` and run the pipeline again"
+    )
+}
+
+fn rolled_back(migration: &Migration, problem: &str) -> JobError {
+    JobError::failed(format!(
+        "migration {} failed and was rolled back; nothing of it was applied: {problem}",
+        migration.label()
+    ))
+}
+
+fn begin_error(err: sqlx::Error) -> JobError {
+    JobError::failed(format!(
+        "could not start a transaction: {}",
+        describe_sql_error(&err)
+    ))
+}
+
+/// Postgres reports where in the text the error is; turn that into the line and its SQL.
+fn postgres_failure(migration: &Migration, err: &sqlx::Error) -> String {
+    let described = describe_sql_error(err);
+    let position = err
+        .as_database_error()
+        .and_then(|db| db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+        .and_then(|pg| match pg.position() {
+            Some(sqlx::postgres::PgErrorPosition::Original(at)) => Some(at),
+            _ => None,
+        });
+    match position {
+        Some(at) => {
+            let before: String = migration.sql.chars().take(at.saturating_sub(1)).collect();
+            let line_number = before.matches('\n').count() + 1;
+            let line = migration
+                .sql
+                .lines()
+                .nth(line_number - 1)
+                .unwrap_or("")
+                .trim();
+            format!("{described} (line {line_number}: `{line}`)")
+        }
+        None => described,
+    }
+}
+
+fn nanos(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,96 @@
+//! migration-runner: the invoke action that applies, plans or verifies SQL schema migrations
+//! shipped in an artifact, against Postgres, MySQL/MariaDB or SQLite.
+//!
+//! Files and history are those of `sqlx migrate` (`<version>_<description>.sql`,
+//! `_sqlx_migrations` with SHA-384 checksums), so either tool can take over from the other.
+//! `apply` holds sqlx's lock on one dedicated connection, refuses modified, failed, unknown and
+//! out-of-order migrations, applies each migration with its history row in one transaction
+//! where the engine allows, and hands over to the next invocation through a continuation
+//! token when the Lambda's time runs short.
+
+mod database;
+mod history;
+pub mod params;
+mod plan;
+mod run;
+mod source;
+mod statements;
+mod target;
+
+pub use params::{Mode, Params};
+pub use run::RunState;
+
+use pipeline_ext::job::{Job, JobError, JobOutcome};
+use pipeline_ext::secrets::SecretCache;
+use source::{MigrationSet, MigrationSetBuilder};
+
+/// Largest migration file read from the artifact.
+const MAX_MIGRATION_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct Clients {
+    pub secrets: SecretCache,
+}
+
+impl Clients {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(config)),
+        }
+    }
+}
+
+pub async fn handle(
+    job: Job<Params, RunState>,
+    clients: Clients,
+) -> Result<JobOutcome<RunState>, JobError> {
+    job.params.validate()?;
+    let set = read_migrations(&job).await?;
+    let secret = clients
+        .secrets
+        .get_string(&job.params.database_secret_arn)
+        .await?;
+    let target = target::ConnectTarget::resolve(&secret, &job.params)?;
+    run::run(&job, &set, &target)
+        .await
+        .map_err(|err| redact(err, &target.password))
+}
+
+async fn read_migrations(job: &Job<Params, RunState>) -> Result<MigrationSet, JobError> {
+    let params = &job.params;
+    let prefix = params.folder_prefix();
+    let store = job.artifacts()?;
+    let reader = store.open(job.input(&params.input)?).await?;
+    let mut entries = reader.stream().await?;
+    let mut builder = MigrationSetBuilder::default();
+    while let Some(entry) = entries.next_entry().await? {
+        if entry.is_dir {
+            continue;
+        }
+        let Some(name) = entry.name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let bytes = entries.read_to_vec(MAX_MIGRATION_BYTES).await?;
+        builder
+            .add(name, bytes)
+            .map_err(|e| e.context(format!("artifact `{}`, folder `{prefix}`", params.input)))?;
+    }
+    let set = builder
+        .finish()
+        .map_err(|e| e.context(format!("artifact `{}`, folder `{prefix}`", params.input)))?;
+    if set.migrations.is_empty() {
+        return Err(JobError::config(format!(
+            "no migrations in folder `{prefix}` of artifact `{}`; check `path`",
+            params.input
+        )));
+    }
+    Ok(set)
+}
+
+/// Database drivers do not put passwords in errors; this makes sure no message ever does.
+fn redact(mut err: JobError, password: &str) -> JobError {
+    if password.len() >= 3 && err.message.contains(password) {
+        err.message = err.message.replace(password, "<redacted>");
+    }
+    err
+}

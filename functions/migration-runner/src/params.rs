@@ -1,0 +1,121 @@
+//! migration-runner `UserParameters` (DESIGN §4).
+
+use pipeline_ext::job::JobError;
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Secrets Manager secret in the RDS format (`engine`, `host`, `port`, `username`,
+    /// `password`, `dbname`).
+    pub database_secret_arn: String,
+    /// The input artifact holding the migrations.
+    pub input: String,
+    /// Folder inside the artifact; the files are directly in it.
+    #[serde(default = "default_path")]
+    pub path: String,
+    #[serde(default)]
+    pub mode: Mode,
+    /// How long to wait for another run's lock before failing.
+    #[serde(default = "default_lock_timeout")]
+    pub lock_timeout_seconds: u64,
+    /// Longest one statement may run (also Postgres' `lock_timeout` for table locks).
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout_seconds: u64,
+    /// Apply versions lower than the highest applied one.
+    #[serde(default)]
+    pub allow_out_of_order: bool,
+    /// Apply (and expect, for `verify`) migrations up to and including this version only.
+    #[serde(default)]
+    pub target_version: Option<i64>,
+    /// For RDS-managed secrets, which hold only `username` and `password`.
+    #[serde(default)]
+    pub engine: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub dbname: Option<String>,
+    /// PEM file of the CA that signs the server's certificate (for RDS: the RDS bundle shipped
+    /// with the function); when set, the server's certificate and host name are verified.
+    #[serde(default)]
+    pub tls_ca_file: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Apply,
+    /// Dry run: list what `apply` would do, change nothing.
+    Plan,
+    /// Fail unless the database matches the artifact exactly.
+    Verify,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Apply => "apply",
+            Mode::Plan => "plan",
+            Mode::Verify => "verify",
+        }
+    }
+}
+
+fn default_path() -> String {
+    "migrations".into()
+}
+fn default_lock_timeout() -> u64 {
+    60
+}
+fn default_statement_timeout() -> u64 {
+    600
+}
+
+impl Params {
+    pub fn validate(&self) -> Result<(), JobError> {
+        if self.database_secret_arn.trim().is_empty() {
+            return Err(JobError::config("`database_secret_arn` is empty"));
+        }
+        if self.lock_timeout_seconds > 900 {
+            return Err(JobError::config(format!(
+                "`lock_timeout_seconds` is {}; expected at most 900 (one Lambda run)",
+                self.lock_timeout_seconds
+            )));
+        }
+        if !(1..=86_400).contains(&self.statement_timeout_seconds) {
+            return Err(JobError::config(format!(
+                "`statement_timeout_seconds` is {}; expected 1 to 86400",
+                self.statement_timeout_seconds
+            )));
+        }
+        if self.path.contains("..") || self.path.contains('\\') {
+            return Err(JobError::config(format!(
+                "`path` `{}` must be a plain folder inside the artifact",
+                self.path
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn lock_timeout(&self) -> Duration {
+        Duration::from_secs(self.lock_timeout_seconds)
+    }
+
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_secs(self.statement_timeout_seconds)
+    }
+
+    /// The folder as a zip entry prefix: `db/migrations/`, or empty for the artifact's root.
+    pub fn folder_prefix(&self) -> String {
+        let trimmed = self.path.trim_matches('/');
+        if trimmed.is_empty() || trimmed == "." {
+            String::new()
+        } else {
+            format!("{trimmed}/")
+        }
+    }
+}

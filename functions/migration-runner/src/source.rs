@@ -1,0 +1,199 @@
+//! Migration files as `sqlx migrate` names and checksums them: `<version>_<description>.sql`
+//! or `.up.sql`/`.down.sql`, SHA-384 of the file's bytes, `-- no-transaction` on the first line.
+
+use pipeline_ext::job::JobError;
+use sha2::{Digest, Sha384};
+use std::collections::BTreeMap;
+
+/// One up migration from the artifact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Migration {
+    pub version: i64,
+    /// As sqlx derives it: the name after the version, suffix removed, `_` as spaces.
+    pub description: String,
+    pub file: String,
+    pub sql: String,
+    pub checksum: Vec<u8>,
+    pub no_transaction: bool,
+}
+
+impl Migration {
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.version, self.description)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Simple,
+    Up,
+    Down,
+}
+
+/// Every migration in the folder, by version.
+#[derive(Debug, Default)]
+pub struct MigrationSet {
+    pub migrations: BTreeMap<i64, Migration>,
+}
+
+/// Collects files one at a time, refusing names sqlx would not read the same way.
+#[derive(Debug, Default)]
+pub struct MigrationSetBuilder {
+    ups: BTreeMap<i64, (Kind, Migration)>,
+    downs: BTreeMap<i64, String>,
+}
+
+impl MigrationSetBuilder {
+    /// Adds the file `name` (relative to the migrations folder).
+    pub fn add(&mut self, name: &str, bytes: Vec<u8>) -> Result<(), JobError> {
+        if name.contains('/') {
+            return Err(JobError::config(format!(
+                "`{name}`: migrations must be directly in the folder, not in a subfolder"
+            )));
+        }
+        let (version, kind, description) = parse_name(name)?;
+        let sql = String::from_utf8(bytes)
+            .map_err(|_| JobError::config(format!("`{name}` is not UTF-8 text")))?;
+        if kind == Kind::Down {
+            if let Some(other) = self.downs.insert(version, name.to_string()) {
+                return Err(duplicate(version, &other, name));
+            }
+            return Ok(());
+        }
+        let migration = Migration {
+            version,
+            description,
+            file: name.to_string(),
+            checksum: Sha384::digest(sql.as_bytes()).to_vec(),
+            no_transaction: sql.starts_with("-- no-transaction"),
+            sql,
+        };
+        if let Some((_, other)) = self.ups.insert(version, (kind, migration)) {
+            return Err(duplicate(version, &other.file, name));
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<MigrationSet, JobError> {
+        for (version, down) in &self.downs {
+            match self.ups.get(version) {
+                Some((Kind::Up, _)) => {}
+                Some((_, up)) => {
+                    return Err(JobError::config(format!(
+                        "`{down}` has no matching `.up.sql`: version {version} is the simple migration `{}`",
+                        up.file
+                    )))
+                }
+                None => {
+                    return Err(JobError::config(format!(
+                        "`{down}` has no matching `{version}_….up.sql`"
+                    )))
+                }
+            }
+        }
+        Ok(MigrationSet {
+            migrations: self.ups.into_iter().map(|(v, (_, m))| (v, m)).collect(),
+        })
+    }
+}
+
+fn duplicate(version: i64, first: &str, second: &str) -> JobError {
+    JobError::config(format!(
+        "version {version} is used by both `{first}` and `{second}`"
+    ))
+}
+
+fn parse_name(name: &str) -> Result<(i64, Kind, String), JobError> {
+    let expected = "expected `<version>_<description>.sql` (or `.up.sql`/`.down.sql`), e.g. `20240101120000_create_users.sql`";
+    let Some((version, rest)) = name.split_once('_') else {
+        return Err(JobError::config(format!("`{name}`: {expected}")));
+    };
+    if !rest.ends_with(".sql") || version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(JobError::config(format!("`{name}`: {expected}")));
+    }
+    let version: i64 = version.parse().map_err(|_| {
+        JobError::config(format!(
+            "`{name}`: the version does not fit a 64-bit integer"
+        ))
+    })?;
+    let (kind, suffix) = if rest.ends_with(".up.sql") {
+        (Kind::Up, ".up.sql")
+    } else if rest.ends_with(".down.sql") {
+        (Kind::Down, ".down.sql")
+    } else {
+        (Kind::Simple, ".sql")
+    };
+    // Exactly sqlx's derivation, so the history rows match what `sqlx migrate` writes.
+    let description = rest.trim_end_matches(suffix).replace('_', " ");
+    Ok((version, kind, description))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(files: &[(&str, &str)]) -> Result<MigrationSet, JobError> {
+        let mut builder = MigrationSetBuilder::default();
+        for (name, sql) in files {
+            builder.add(name, sql.as_bytes().to_vec())?;
+        }
+        builder.finish()
+    }
+
+    #[test]
+    fn names_and_checksums_migrations_as_sqlx_does() {
+        let set = set(&[
+            ("0001_create_users.sql", "CREATE TABLE users (id int);\n"),
+            (
+                "2_add_index.up.sql",
+                "-- no-transaction\nCREATE INDEX CONCURRENTLY i ON users (id);",
+            ),
+            ("2_add_index.down.sql", "DROP INDEX i;"),
+        ])
+        .unwrap();
+        let first = &set.migrations[&1];
+        assert_eq!(first.description, "create users");
+        assert_eq!(
+            hex::encode(&first.checksum),
+            hex::encode(Sha384::digest(b"CREATE TABLE users (id int);\n"))
+        );
+        assert!(!first.no_transaction);
+        let second = &set.migrations[&2];
+        assert_eq!(second.description, "add index");
+        assert!(second.no_transaction);
+        assert_eq!(set.migrations.len(), 2);
+    }
+
+    #[test]
+    fn refuses_files_whose_names_do_not_match() {
+        for name in [
+            "README.md",
+            "create_users.sql",
+            "1-create.sql",
+            "1_create.txt",
+            "v1_x.sql",
+        ] {
+            let err = set(&[(name, "")]).unwrap_err();
+            assert!(err.message.contains(name), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn refuses_two_files_for_one_version() {
+        let err = set(&[("1_a.sql", ""), ("01_b.sql", "")]).unwrap_err();
+        assert!(
+            err.message.contains("version 1 is used by both"),
+            "{}",
+            err.message
+        );
+        let err = set(&[("1_a.sql", ""), ("1_a.up.sql", "")]).unwrap_err();
+        assert!(err.message.contains("version 1"), "{}", err.message);
+    }
+
+    #[test]
+    fn refuses_a_down_migration_without_its_up() {
+        let err = set(&[("3_x.down.sql", "")]).unwrap_err();
+        assert!(err.message.contains("no matching"), "{}", err.message);
+    }
+}

@@ -1,0 +1,265 @@
+//! Which database to connect to: the RDS-format secret, completed by `UserParameters` for
+//! RDS-managed secrets that hold only the credentials.
+
+use crate::params::Params;
+use pipeline_ext::job::JobError;
+use serde::Deserialize;
+use std::fmt;
+use std::net::IpAddr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    /// MySQL and MariaDB (RDS, Aurora MySQL).
+    MySql,
+    /// A local file; for local runs.
+    Sqlite,
+}
+
+impl Engine {
+    fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" | "aurora-postgresql" => Some(Engine::Postgres),
+            "mysql" | "mariadb" | "aurora" | "aurora-mysql" => Some(Engine::MySql),
+            "sqlite" => Some(Engine::Sqlite),
+            _ => None,
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Engine::Postgres => 5432,
+            Engine::MySql => 3306,
+            Engine::Sqlite => 0,
+        }
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Postgres => "postgres",
+            Engine::MySql => "mysql",
+            Engine::Sqlite => "sqlite",
+        })
+    }
+}
+
+/// The secret as Secrets Manager holds it. RDS writes `port` as a number, people often as a
+/// string; both are accepted. Other keys (`dbInstanceIdentifier`, …) are ignored.
+#[derive(Deserialize)]
+struct DatabaseSecret {
+    engine: Option<String>,
+    host: Option<String>,
+    port: Option<PortValue>,
+    username: Option<String>,
+    password: Option<String>,
+    dbname: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PortValue {
+    Number(u16),
+    Text(String),
+}
+
+/// Everything needed to connect. `Debug` never shows the password.
+#[derive(Clone)]
+pub struct ConnectTarget {
+    pub engine: Engine,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: String,
+    /// The database name (for SQLite, the file path).
+    pub dbname: String,
+    pub tls: TlsPolicy,
+}
+
+impl fmt::Debug for ConnectTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectTarget")
+            .field("engine", &self.engine)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("dbname", &self.dbname)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsPolicy {
+    /// Loopback: TLS when the server offers it.
+    Preferred,
+    /// Any other host: TLS or no connection.
+    Required,
+    /// TLS with the server's certificate and name checked against this CA file.
+    Verified { ca_file: String },
+}
+
+impl ConnectTarget {
+    /// What the run summary shows: engine, host and database, never the credentials.
+    pub fn describe(&self) -> String {
+        match self.engine {
+            Engine::Sqlite => format!("sqlite database `{}`", self.dbname),
+            engine => format!(
+                "{engine} database `{}` on {}:{}",
+                self.dbname, self.host, self.port
+            ),
+        }
+    }
+
+    /// Builds the target from the secret's JSON and the parameters.
+    pub fn resolve(secret_json: &str, params: &Params) -> Result<Self, JobError> {
+        // serde's messages would quote values; say only what is wrong and where.
+        let secret: DatabaseSecret = serde_json::from_str(secret_json).map_err(|e| {
+            JobError::config(format!(
+                "the database secret is not RDS-format JSON ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let engine_name = pick("engine", secret.engine, params.engine.clone())?
+            .ok_or_else(|| missing("engine"))?;
+        let engine = Engine::parse(&engine_name).ok_or_else(|| {
+            JobError::config(format!(
+                "engine `{engine_name}` is not supported; expected postgres, mysql, mariadb, aurora-postgresql, aurora-mysql or sqlite"
+            ))
+        })?;
+        let dbname = pick("dbname", secret.dbname, params.dbname.clone())?
+            .ok_or_else(|| missing("dbname"))?;
+        if engine == Engine::Sqlite {
+            return Ok(Self {
+                engine,
+                host: String::new(),
+                port: 0,
+                username: String::new(),
+                password: String::new(),
+                dbname,
+                tls: TlsPolicy::Preferred,
+            });
+        }
+        let secret_port = match secret.port {
+            None => None,
+            Some(PortValue::Number(n)) => Some(n),
+            Some(PortValue::Text(text)) => Some(text.trim().parse().map_err(|_| {
+                JobError::config("the database secret's `port` is not a port number")
+            })?),
+        };
+        let host =
+            pick("host", secret.host, params.host.clone())?.ok_or_else(|| missing("host"))?;
+        let port = pick("port", secret_port, params.port)?.unwrap_or(engine.default_port());
+        let username = secret
+            .username
+            .ok_or_else(|| JobError::config("the database secret has no `username`"))?;
+        let password = secret
+            .password
+            .ok_or_else(|| JobError::config("the database secret has no `password`"))?;
+        let tls = match &params.tls_ca_file {
+            Some(ca_file) => TlsPolicy::Verified {
+                ca_file: ca_file.clone(),
+            },
+            None if is_loopback(&host) => TlsPolicy::Preferred,
+            None => TlsPolicy::Required,
+        };
+        Ok(Self {
+            engine,
+            host,
+            port,
+            username,
+            password,
+            dbname,
+            tls,
+        })
+    }
+}
+
+/// A value from the secret or from the parameters; both is a conflict unless they agree.
+fn pick<T: PartialEq + fmt::Debug>(
+    key: &str,
+    from_secret: Option<T>,
+    from_params: Option<T>,
+) -> Result<Option<T>, JobError> {
+    match (from_secret, from_params) {
+        (Some(a), Some(b)) if a != b => Err(JobError::config(format!(
+            "`{key}` is {b:?} in UserParameters but {a:?} in the database secret; give it in one place"
+        ))),
+        (Some(a), _) => Ok(Some(a)),
+        (None, b) => Ok(b),
+    }
+}
+
+fn missing(key: &str) -> JobError {
+    JobError::config(format!(
+        "no `{key}`: neither the database secret nor UserParameters give one"
+    ))
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(extra: serde_json::Value) -> Params {
+        let mut value = serde_json::json!({"database_secret_arn": "arn:x", "input": "Source"});
+        value
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn reads_an_rds_secret_and_requires_tls_away_from_loopback() {
+        let secret = r#"{"engine":"postgres","host":"db.abc.eu-west-1.rds.amazonaws.com","port":5432,"username":"app","password":"s3cr3t!","dbname":"orders","dbInstanceIdentifier":"orders-db"}"#;
+        let target = ConnectTarget::resolve(secret, &params(serde_json::json!({}))).unwrap();
+        assert_eq!(target.engine, Engine::Postgres);
+        assert_eq!(target.tls, TlsPolicy::Required);
+        assert!(!format!("{target:?}").contains("s3cr3t!"));
+    }
+
+    #[test]
+    fn completes_an_rds_managed_secret_from_the_parameters() {
+        let secret = r#"{"username":"app","password":"pw"}"#;
+        let target = ConnectTarget::resolve(
+            secret,
+            &params(serde_json::json!({"engine": "aurora-mysql", "host": "127.0.0.1", "dbname": "shop"})),
+        )
+        .unwrap();
+        assert_eq!(target.engine, Engine::MySql);
+        assert_eq!(target.port, 3306);
+        assert_eq!(target.tls, TlsPolicy::Preferred);
+    }
+
+    #[test]
+    fn refuses_conflicts_and_gaps_without_quoting_the_password() {
+        let secret =
+            r#"{"engine":"postgres","host":"a","username":"u","password":"hunter2","dbname":"x"}"#;
+        let err =
+            ConnectTarget::resolve(secret, &params(serde_json::json!({"host": "b"}))).unwrap_err();
+        assert!(err.message.contains("`host`"), "{}", err.message);
+        let err = ConnectTarget::resolve(
+            r#"{"username":"u","password":"hunter2"}"#,
+            &params(serde_json::json!({"engine": "postgres"})),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("no `dbname`"), "{}", err.message);
+        let err =
+            ConnectTarget::resolve(r#"{"password": hunter2}"#, &params(serde_json::json!({})))
+                .unwrap_err();
+        assert!(!err.message.contains("hunter2"), "{}", err.message);
+    }
+}

@@ -1,0 +1,73 @@
+//! `moto_server`, an independent implementation of AWS APIs, for tests that check our
+//! functions against more than our own endpoints.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `moto_server` on a free loopback port, stopped when dropped.
+pub struct MotoServer {
+    child: Child,
+    pub url: String,
+}
+
+impl MotoServer {
+    /// Starts `$MOTO_SERVER` (or `moto_server` on the PATH). Panics with the fix when it is
+    /// missing: the README's test command installs it.
+    pub fn start() -> Self {
+        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{program}` ({e}): run the README's test command, which installs moto[server]"));
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto_server did not start within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl MotoServer {
+    /// Runs the AWS CLI (`$AWS_CLI`, or `aws`) against this server and returns its JSON output
+    /// (`Null` when it prints none). Panics with the CLI's error when the command fails.
+    pub fn cli(&self, args: &[&str]) -> serde_json::Value {
+        let cli = std::env::var("AWS_CLI").unwrap_or_else(|_| "aws".into());
+        let out = Command::new(&cli)
+            .arg("--endpoint-url")
+            .arg(&self.url)
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run `{cli}` ({e}): run the README's test command, which installs the AWS CLI"));
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

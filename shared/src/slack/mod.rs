@@ -1,0 +1,25 @@
+//! Slack: the Web API client, Block Kit text helpers, and request signature verification,
+//! shared by the approval and notification functions.
+
+pub mod approval;
+mod client;
+pub mod mrkdwn;
+pub mod signature;
+
+pub use client::{SlackClient, SlackError, DEFAULT_API_URL};
+
+use serde::Deserialize;
+
+/// The Slack secret in Secrets Manager (`SLACK_SECRET_ARN`). `Debug` shows neither value.
+#[derive(Clone, Deserialize)]
+pub struct SlackSecret {
+    pub bot_token: String,
+    #[serde(default)]
+    pub signing_secret: String,
+}
+
+impl std::fmt::Debug for SlackSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SlackSecret { bot_token: <redacted>, signing_secret: <redacted> }")
+    }
+}
