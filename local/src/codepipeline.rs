@@ -1,4 +1,5 @@
-//! A local CodePipeline endpoint: the job and approval calls the functions make.
+//! A local CodePipeline endpoint: the job and approval calls the functions make, and the
+//! execution reads (`GetPipelineExecution`, `ListActionExecutions`) pipeline-notifier makes.
 
 use crate::calls::{access_key_of, now_ms, Call, CallLog};
 use crate::faults::Faults;
@@ -62,6 +63,18 @@ pub struct ApprovalRecord {
 struct Pipelines {
     jobs: HashMap<String, JobRecord>,
     approvals: HashMap<String, ApprovalRecord>,
+    /// `GetPipelineExecution` answers, by (pipeline, execution id).
+    executions: HashMap<(String, String), Value>,
+    /// `ListActionExecutions` details, by (pipeline, execution id).
+    action_executions: HashMap<(String, String), Vec<Value>>,
+}
+
+impl Pipelines {
+    fn knows_pipeline(&self, pipeline: &str) -> bool {
+        self.executions.keys().any(|(p, _)| p == pipeline)
+            || self.action_executions.keys().any(|(p, _)| p == pipeline)
+            || self.approvals.values().any(|a| a.pipeline_name == pipeline)
+    }
 }
 
 /// Shared state of the local CodePipeline endpoint.
@@ -131,6 +144,44 @@ impl LocalCodePipeline {
         self.lock().approvals.get(token).cloned()
     }
 
+    /// Makes an execution known to `GetPipelineExecution`: `execution` is its `pipelineExecution`
+    /// object (`pipelineName` and `pipelineExecutionId` required).
+    pub fn register_execution(&self, execution: Value) {
+        let key = (
+            execution["pipelineName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            execution["pipelineExecutionId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+        self.lock().executions.insert(key, execution);
+    }
+
+    /// Updates a registered execution's `status` (`InProgress`, `Succeeded`, `Failed`, …).
+    pub fn set_execution_status(&self, pipeline: &str, execution_id: &str, status: &str) {
+        let key = (pipeline.to_string(), execution_id.to_string());
+        if let Some(execution) = self.lock().executions.get_mut(&key) {
+            execution["status"] = json!(status);
+        }
+    }
+
+    /// Adds `ListActionExecutions` details (`actionExecutionDetail` objects) of an execution.
+    pub fn register_action_executions(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        details: Vec<Value>,
+    ) {
+        self.lock()
+            .action_executions
+            .entry((pipeline.to_string(), execution_id.to_string()))
+            .or_default()
+            .extend(details);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Pipelines> {
         self.state
             .lock()
@@ -174,6 +225,8 @@ fn dispatch(cp: &LocalCodePipeline, operation: &str, request: &Value) -> Respons
         "PutJobFailureResult" => put_job_result(cp, request, false),
         "GetJobDetails" => get_job_details(cp, request),
         "PutApprovalResult" => put_approval_result(cp, request),
+        "GetPipelineExecution" => get_pipeline_execution(cp, request),
+        "ListActionExecutions" => list_action_executions(cp, request),
         "" => Err(invalid(
             "UnknownOperationException",
             "missing X-Amz-Target header",
@@ -365,4 +418,69 @@ fn put_approval_result(cp: &LocalCodePipeline, request: &Value) -> Result<Value,
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     Ok(json!({"approvedAt": approved_at}))
+}
+
+fn get_pipeline_execution(cp: &LocalCodePipeline, request: &Value) -> Result<Value, Response> {
+    let pipeline = str_field(request, "pipelineName")?;
+    let execution_id = str_field(request, "pipelineExecutionId")?;
+    let state = cp.lock();
+    match state
+        .executions
+        .get(&(pipeline.to_string(), execution_id.to_string()))
+    {
+        Some(execution) => Ok(json!({"pipelineExecution": execution})),
+        None if !state.knows_pipeline(pipeline) => Err(pipeline_not_found(pipeline)),
+        None => Err(invalid(
+            "PipelineExecutionNotFoundException",
+            &format!("Pipeline execution {execution_id} of pipeline {pipeline} was not found"),
+        )),
+    }
+}
+
+fn list_action_executions(cp: &LocalCodePipeline, request: &Value) -> Result<Value, Response> {
+    let pipeline = str_field(request, "pipelineName")?;
+    let execution_id = request
+        .pointer("/filter/pipelineExecutionId")
+        .and_then(Value::as_str);
+    let max = request
+        .get("maxResults")
+        .and_then(Value::as_u64)
+        .unwrap_or(100);
+    if !(1..=100).contains(&max) {
+        return Err(invalid("ValidationException", "Value at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100"));
+    }
+    let start = match request.get("nextToken").and_then(Value::as_str) {
+        None => 0,
+        Some(token) => token
+            .parse::<usize>()
+            .map_err(|_| invalid("InvalidNextTokenException", "The next token is not valid"))?,
+    };
+    let state = cp.lock();
+    if !state.knows_pipeline(pipeline) {
+        return Err(pipeline_not_found(pipeline));
+    }
+    let matching: Vec<&Value> = state
+        .action_executions
+        .iter()
+        .filter(|((p, e), _)| p == pipeline && execution_id.is_none_or(|id| id == e))
+        .flat_map(|(_, details)| details.iter())
+        .collect();
+    let page: Vec<&Value> = matching
+        .iter()
+        .skip(start)
+        .take(max as usize)
+        .copied()
+        .collect();
+    let mut body = json!({"actionExecutionDetails": page});
+    if start + page.len() < matching.len() {
+        body["nextToken"] = json!((start + page.len()).to_string());
+    }
+    Ok(body)
+}
+
+fn pipeline_not_found(pipeline: &str) -> Response {
+    invalid(
+        "PipelineNotFoundException",
+        &format!("Account does not have a pipeline with name '{pipeline}'"),
+    )
 }

@@ -1,0 +1,139 @@
+//! Benchmark driver (bench/pipeline_notifier.py runs it): a cold start of a pipeline notifier
+//! plus the first event of an execution (the parent message posted), from process spawn to the
+//! response, side by side with the Python/boto3 reference, interleaved. Each run gets fresh
+//! local CodePipeline, Secrets Manager and Slack endpoints; DynamoDB is one moto_server.
+//!
+//! `notify_bench RUNS RUST_BINARY PYTHON SCRIPT`
+
+use pipeline_local::endpoints::LocalAws;
+use pipeline_local::moto_server::MotoServer;
+use pipeline_local::runtime_api::{FunctionHost, FunctionSpec, Outcome};
+use pipeline_local::slack::LocalSlack;
+use serde_json::json;
+use std::time::Duration;
+
+const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:111111111111:secret:slack";
+const TABLE: &str = "pipeline-executions";
+
+async fn one(
+    moto: &MotoServer,
+    run: usize,
+    program: &str,
+    args: &[String],
+) -> Result<(f64, f64), String> {
+    let aws = LocalAws::start(None).await.map_err(|e| e.to_string())?;
+    aws.secrets.put(
+        SECRET_ARN,
+        json!({"bot_token": "xoxb-bench", "signing_secret": "unused"}),
+    );
+    let execution = format!("{run:08x}-{}", uuid_suffix(program));
+    aws.codepipeline.register_execution(json!({
+        "pipelineName": "web", "pipelineExecutionId": execution, "status": "InProgress",
+        "artifactRevisions": [{"name": "SourceArtifact", "revisionId": "8f14e45fceea167a5a36dedd4bea2543",
+            "revisionSummary": "Speed up the checkout page", "revisionUrl": "https://github.com/acme/web/commit/8f14e45f"}],
+        "trigger": {"triggerType": "Webhook", "triggerDetail": "connection"}}));
+    let slack = LocalSlack::new("xoxb-bench", aws.calls.clone(), aws.faults.clone());
+    let slack_url = slack.start().await.map_err(|e| e.to_string())?;
+    let mut spec = FunctionSpec::new("pipeline-notifier", program);
+    spec.args = args.to_vec();
+    spec.env = aws.function_env();
+    spec.env.extend([
+        ("SLACK_SECRET_ARN".to_string(), SECRET_ARN.to_string()),
+        ("SLACK_API_URL".into(), slack_url),
+        ("SLACK_CHANNEL".into(), "C0DEPLOYS".into()),
+        ("EXECUTIONS_TABLE".into(), TABLE.into()),
+        ("AWS_ENDPOINT_URL_DYNAMODB".into(), moto.url.clone()),
+    ]);
+    spec.timeout = Duration::from_secs(30);
+    let host = FunctionHost::start(spec).await.map_err(|e| e.to_string())?;
+    let event = json!({"version": "0", "id": format!("event-{execution}"),
+        "detail-type": "CodePipeline Pipeline Execution State Change", "source": "aws.codepipeline",
+        "account": "111111111111", "time": "2026-11-21T10:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:codepipeline:us-east-1:111111111111:web"],
+        "detail": {"pipeline": "web", "execution-id": execution, "state": "STARTED", "version": 4,
+            "execution-trigger": {"trigger-type": "Webhook", "trigger-detail": "connection"}}});
+    let invocation = host.invoke(&event).await;
+    host.shutdown().await;
+    if !matches!(invocation.outcome, Outcome::Response { .. }) {
+        return Err(format!("{program}: {:?}", invocation.outcome));
+    }
+    if slack.messages().len() != 1 {
+        return Err(format!(
+            "{program}: expected one Slack message, got {}",
+            slack.messages().len()
+        ));
+    }
+    Ok((
+        invocation.finished_at_ms - invocation.spawned_at_ms,
+        invocation.peak_rss_kib.unwrap_or(0) as f64 / 1024.0,
+    ))
+}
+
+fn uuid_suffix(program: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos:x}-{}", program.len())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [runs, rust, python, script] = args.as_slice() else {
+        return Err("usage: notify_bench RUNS RUST_BINARY PYTHON SCRIPT".into());
+    };
+    let runs: usize = runs.parse().map_err(|_| "RUNS must be a number")?;
+    let moto = MotoServer::start();
+    moto.cli(&[
+        "dynamodb",
+        "create-table",
+        "--table-name",
+        TABLE,
+        "--attribute-definitions",
+        "AttributeName=pk,AttributeType=S",
+        "--key-schema",
+        "AttributeName=pk,KeyType=HASH",
+        "--billing-mode",
+        "PAY_PER_REQUEST",
+    ]);
+    let subjects = [
+        ("rust pipeline-notifier", rust.clone(), vec![]),
+        (
+            "python + boto3 reference",
+            python.clone(),
+            vec![script.clone()],
+        ),
+    ];
+    let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(), Vec::new()];
+    for run in 0..runs {
+        for (i, (_, program, args)) in subjects.iter().enumerate() {
+            results[i].push(one(&moto, run, program, args).await?);
+        }
+    }
+    println!("cold start + first event of an execution (parent message posted), spawn → response ({runs} runs each, interleaved)\n");
+    println!(
+        "{:28} {:>10} {:>8} {:>13}",
+        "subject", "median ms", "p90 ms", "peak RSS MiB"
+    );
+    let mut medians = Vec::new();
+    for (i, (name, _, _)) in subjects.iter().enumerate() {
+        let mut ms: Vec<f64> = results[i].iter().map(|r| r.0).collect();
+        ms.sort_by(|a, b| a.total_cmp(b));
+        let mut rss: Vec<f64> = results[i].iter().map(|r| r.1).collect();
+        rss.sort_by(|a, b| a.total_cmp(b));
+        let median = ms[ms.len() / 2];
+        let p90 = ms[(ms.len() * 9 / 10).min(ms.len() - 1)];
+        medians.push((median, rss[rss.len() / 2]));
+        println!(
+            "{name:28} {median:>10.1} {p90:>8.1} {:>13.1}",
+            rss[rss.len() / 2]
+        );
+    }
+    println!(
+        "\nspeed-up: {:.1}× (goal ≥ 15×); peak RSS ratio {:.2} (goal ≤ 0.5)",
+        medians[1].0 / medians[0].0,
+        medians[0].1 / medians[1].1
+    );
+    Ok(())
+}

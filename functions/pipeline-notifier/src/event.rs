@@ -1,0 +1,269 @@
+//! CodePipeline's EventBridge events: pipeline, stage and action execution state changes.
+//!
+//! EventBridge delivers them at least once and in no guaranteed order. Fields AWS adds later are
+//! ignored; an event of another type, or one missing what identifies its execution, is reported
+//! as [`EventError`] so the caller can log why it was skipped.
+
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
+use serde::Deserialize;
+use serde_json::Value;
+
+pub const PIPELINE_DETAIL_TYPE: &str = "CodePipeline Pipeline Execution State Change";
+pub const STAGE_DETAIL_TYPE: &str = "CodePipeline Stage Execution State Change";
+pub const ACTION_DETAIL_TYPE: &str = "CodePipeline Action Execution State Change";
+
+/// One state change, reduced to what the Slack message shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateChange {
+    /// EventBridge's event id: the same for every delivery of one event.
+    pub event_id: String,
+    pub pipeline: String,
+    pub execution_id: String,
+    pub region: String,
+    /// When the change happened, in milliseconds since the epoch.
+    pub at_ms: i64,
+    /// Retries of a failed stage run the same execution again with a higher attempt.
+    pub attempt: u32,
+    pub subject: Subject,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Subject {
+    Pipeline { trigger: Option<Trigger> },
+    Stage { stage: String },
+    Action(ActionChange),
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Trigger {
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionChange {
+    pub stage: String,
+    pub action: String,
+    /// `type.category`: `Source`, `Build`, `Test`, `Deploy`, `Approval`, `Invoke`, `Compute`.
+    pub category: String,
+    pub provider: String,
+    pub summary: Option<String>,
+    pub url: Option<String>,
+    pub error_code: Option<String>,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum EventError {
+    /// Not a CodePipeline execution state change (another source or detail type).
+    NotAStateChange {
+        source: String,
+        detail_type: String,
+    },
+    /// A state-change event without a field it must have.
+    Missing(&'static str),
+    Malformed(String),
+}
+
+impl std::fmt::Display for EventError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotAStateChange {
+                source,
+                detail_type,
+            } => write!(
+                f,
+                "not a CodePipeline execution state change (source {source:?}, detail-type {detail_type:?})"
+            ),
+            Self::Missing(field) => write!(f, "the event has no {field}"),
+            Self::Malformed(why) => write!(f, "the event is malformed: {why}"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    source: String,
+    #[serde(rename = "detail-type", alias = "detailType", default)]
+    detail_type: String,
+    #[serde(default)]
+    time: String,
+    #[serde(default)]
+    region: String,
+    #[serde(default)]
+    detail: Value,
+}
+
+#[derive(Deserialize)]
+struct Detail {
+    pipeline: Option<String>,
+    #[serde(rename = "execution-id")]
+    execution_id: Option<String>,
+    state: Option<String>,
+    stage: Option<String>,
+    action: Option<String>,
+    region: Option<String>,
+    #[serde(rename = "pipeline-execution-attempt")]
+    attempt: Option<f64>,
+    #[serde(rename = "execution-trigger")]
+    trigger: Option<TriggerDetail>,
+    #[serde(rename = "type")]
+    action_type: Option<ActionType>,
+    #[serde(rename = "execution-result")]
+    result: Option<ExecutionResult>,
+}
+
+#[derive(Deserialize)]
+struct TriggerDetail {
+    #[serde(rename = "trigger-type", default)]
+    kind: String,
+    #[serde(rename = "trigger-detail", default)]
+    detail: String,
+}
+
+#[derive(Deserialize)]
+struct ActionType {
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    provider: String,
+}
+
+#[derive(Deserialize)]
+struct ExecutionResult {
+    #[serde(rename = "external-execution-summary")]
+    summary: Option<String>,
+    #[serde(rename = "external-execution-url")]
+    url: Option<String>,
+    #[serde(rename = "error-code")]
+    error_code: Option<String>,
+}
+
+/// Reads one EventBridge event.
+pub fn parse(event: &Value) -> Result<StateChange, EventError> {
+    let envelope: Envelope =
+        serde_json::from_value(event.clone()).map_err(|e| EventError::Malformed(e.to_string()))?;
+    let known = [PIPELINE_DETAIL_TYPE, STAGE_DETAIL_TYPE, ACTION_DETAIL_TYPE];
+    if envelope.source != "aws.codepipeline" || !known.contains(&envelope.detail_type.as_str()) {
+        return Err(EventError::NotAStateChange {
+            source: envelope.source,
+            detail_type: envelope.detail_type,
+        });
+    }
+    let detail: Detail = serde_json::from_value(envelope.detail)
+        .map_err(|e| EventError::Malformed(format!("detail: {e}")))?;
+    if envelope.id.is_empty() {
+        return Err(EventError::Missing("id"));
+    }
+    let at_ms = DateTime::from_str(&envelope.time, Format::DateTime)
+        .ok()
+        .and_then(|t| t.to_millis().ok())
+        .ok_or(EventError::Missing("time (RFC 3339)"))?;
+    let pipeline = detail
+        .pipeline
+        .ok_or(EventError::Missing("detail.pipeline"))?;
+    let execution_id = detail
+        .execution_id
+        .ok_or(EventError::Missing("detail.execution-id"))?;
+    let state = detail.state.ok_or(EventError::Missing("detail.state"))?;
+    let subject = match envelope.detail_type.as_str() {
+        PIPELINE_DETAIL_TYPE => Subject::Pipeline {
+            trigger: detail.trigger.map(|t| Trigger {
+                kind: t.kind,
+                detail: t.detail,
+            }),
+        },
+        STAGE_DETAIL_TYPE => Subject::Stage {
+            stage: detail.stage.ok_or(EventError::Missing("detail.stage"))?,
+        },
+        _ => {
+            let action_type = detail.action_type.unwrap_or(ActionType {
+                category: String::new(),
+                provider: String::new(),
+            });
+            let result = detail.result;
+            Subject::Action(ActionChange {
+                stage: detail.stage.ok_or(EventError::Missing("detail.stage"))?,
+                action: detail.action.ok_or(EventError::Missing("detail.action"))?,
+                category: action_type.category,
+                provider: action_type.provider,
+                summary: result.as_ref().and_then(|r| r.summary.clone()),
+                url: result.as_ref().and_then(|r| r.url.clone()),
+                error_code: result.and_then(|r| r.error_code),
+            })
+        }
+    };
+    Ok(StateChange {
+        event_id: envelope.id,
+        pipeline,
+        execution_id,
+        region: detail.region.unwrap_or(envelope.region),
+        at_ms,
+        attempt: detail.attempt.map(|a| a.max(0.0) as u32).unwrap_or(0),
+        subject,
+        state,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn action_failed() -> Value {
+        json!({
+            "version": "0", "id": "e-1", "detail-type": ACTION_DETAIL_TYPE,
+            "source": "aws.codepipeline", "account": "111111111111",
+            "time": "2026-11-21T10:07:15Z", "region": "eu-west-1",
+            "resources": ["arn:aws:codepipeline:eu-west-1:111111111111:web"],
+            "detail": {
+                "pipeline": "web", "execution-id": "x-1", "stage": "Build", "action": "Compile",
+                "state": "FAILED", "region": "eu-west-1", "version": 3,
+                "type": {"owner": "AWS", "provider": "CodeBuild", "category": "Build", "version": "1"},
+                "execution-result": {"external-execution-summary": "Build terminated with state: FAILED",
+                    "external-execution-url": "https://console.aws.amazon.com/codebuild/x", "error-code": "JobFailed"},
+                "pipeline-execution-attempt": 2.0
+            }
+        })
+    }
+
+    #[test]
+    fn reads_an_action_failure_with_its_result() {
+        let change = parse(&action_failed()).unwrap();
+        assert_eq!(change.event_id, "e-1");
+        assert_eq!(change.attempt, 2);
+        assert_eq!(change.at_ms, 1_795_255_635_000);
+        let Subject::Action(action) = change.subject else {
+            panic!("not an action")
+        };
+        assert_eq!(action.category, "Build");
+        assert_eq!(action.error_code.as_deref(), Some("JobFailed"));
+        assert_eq!(
+            action.summary.as_deref(),
+            Some("Build terminated with state: FAILED")
+        );
+    }
+
+    #[test]
+    fn names_what_is_not_a_state_change() {
+        let mut event = action_failed();
+        event["detail-type"] = json!("CodePipeline Stage Execution Retry");
+        let err = parse(&event).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("CodePipeline Stage Execution Retry"));
+        event["detail-type"] = json!(STAGE_DETAIL_TYPE);
+        event["detail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("execution-id");
+        assert_eq!(
+            parse(&event).unwrap_err(),
+            EventError::Missing("detail.execution-id")
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! Which executions get a message: `PIPELINES` (comma-separated globs on the pipeline name,
+//! default every pipeline) and `SHOW_STATES` (comma-separated pipeline states; an execution gets
+//! its message once it reaches one of them, and from then on it is kept up to date; default
+//! every state).
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+#[derive(Clone, Debug)]
+pub struct Filters {
+    pipelines: Option<GlobSet>,
+    states: Option<Vec<String>>,
+}
+
+/// States a pipeline execution can be in, as its events name them.
+pub const PIPELINE_STATES: [&str; 8] = [
+    "STARTED",
+    "RESUMED",
+    "STOPPING",
+    "STOPPED",
+    "SUCCEEDED",
+    "FAILED",
+    "CANCELED",
+    "SUPERSEDED",
+];
+
+impl Filters {
+    pub fn new(pipelines: &str, states: &str) -> Result<Self, String> {
+        let patterns: Vec<&str> = split(pipelines).collect();
+        let pipelines = if patterns.is_empty() || patterns == ["*"] {
+            None
+        } else {
+            let mut builder = GlobSetBuilder::new();
+            for pattern in patterns {
+                let glob = Glob::new(pattern)
+                    .map_err(|e| format!("PIPELINES: bad glob {pattern:?}: {e}"))?;
+                builder.add(glob);
+            }
+            Some(builder.build().map_err(|e| format!("PIPELINES: {e}"))?)
+        };
+        let wanted: Vec<String> = split(states).map(str::to_ascii_uppercase).collect();
+        for state in &wanted {
+            if !PIPELINE_STATES.contains(&state.as_str()) {
+                return Err(format!(
+                    "SHOW_STATES: unknown state {state:?}; expected some of {}",
+                    PIPELINE_STATES.join(", ")
+                ));
+            }
+        }
+        Ok(Self {
+            pipelines,
+            states: (!wanted.is_empty()).then_some(wanted),
+        })
+    }
+
+    pub fn pipeline(&self, name: &str) -> bool {
+        self.pipelines.as_ref().is_none_or(|set| set.is_match(name))
+    }
+
+    pub fn state(&self, state: &str) -> bool {
+        self.states
+            .as_ref()
+            .is_none_or(|states| states.iter().any(|s| s == state))
+    }
+}
+
+fn split(list: &str) -> impl Iterator<Item = &str> {
+    list.split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Filters;
+
+    #[test]
+    fn matches_pipeline_globs() {
+        let filters = Filters::new("web-*, api", "").unwrap();
+        assert!(filters.pipeline("web-prod"));
+        assert!(filters.pipeline("api"));
+        assert!(!filters.pipeline("api-staging"));
+        assert!(Filters::new("", "").unwrap().pipeline("anything"));
+    }
+
+    #[test]
+    fn refuses_unknown_states() {
+        let err = Filters::new("*", "FAILED,DONE").unwrap_err();
+        assert!(err.contains("\"DONE\""), "{err}");
+        let filters = Filters::new("*", "failed, succeeded").unwrap();
+        assert!(filters.state("FAILED") && !filters.state("STARTED"));
+    }
+}

@@ -1,0 +1,428 @@
+//! pipeline-notifier: CodePipeline's EventBridge events become one Slack message per pipeline
+//! execution, updated in place, with a thread reply for each failed action.
+//!
+//! Each invocation folds its event into the execution's item in `EXECUTIONS_TABLE` (see
+//! [`store`]), then brings the Slack message up to date if no other invocation is doing so.
+//! Events of other types, and pipelines outside `PIPELINES`, are logged and skipped. The
+//! invocation fails (so Lambda retries it) only when the message or a failure notice could not
+//! be delivered to Slack nor to the fallback topic, or DynamoDB could not be used.
+
+pub mod event;
+pub mod execution;
+pub mod filters;
+pub mod lookup;
+pub mod message;
+pub mod store;
+
+use event::{StateChange, Subject};
+use execution::{ActionRecord, ExecutionRecord};
+use filters::Filters;
+use lookup::{LookupError, PipelineLookup, SourceInfo};
+use pipeline_ext::secrets::SecretCache;
+use pipeline_ext::slack::{SlackClient, SlackSecret};
+use serde_json::{json, Value};
+use std::time::Duration;
+use store::{ExecutionItem, ExecutionStore};
+use tokio::time::Instant;
+
+/// Longest wait for one Slack call, rate-limit waits included.
+const SLACK_CALL_BUDGET: Duration = Duration::from_secs(20);
+/// Conditional-write retries before giving up on a very busy execution.
+const MAX_WRITE_ATTEMPTS: usize = 25;
+/// Render rounds per invocation: each round shows everything written before it started.
+const MAX_RENDER_ROUNDS: usize = 10;
+
+/// Settings from the environment (DESIGN §4).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub slack_secret_arn: String,
+    pub channel: String,
+    pub table: String,
+    pub api_url: String,
+    pub fallback_topic_arn: Option<String>,
+    pub filters: Filters,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, String> {
+        let required = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| format!("environment variable {name} is not set"))
+        };
+        let optional = |name: &str| std::env::var(name).unwrap_or_default();
+        Ok(Self {
+            slack_secret_arn: required("SLACK_SECRET_ARN")?,
+            channel: required("SLACK_CHANNEL")?,
+            table: required("EXECUTIONS_TABLE")?,
+            api_url: SlackClient::api_url_from_env(),
+            fallback_topic_arn: Some(optional("FALLBACK_TOPIC_ARN")).filter(|v| !v.is_empty()),
+            filters: Filters::new(&optional("PIPELINES"), &optional("SHOW_STATES"))?,
+        })
+    }
+}
+
+/// What the function keeps across invocations.
+#[derive(Clone)]
+pub struct Notifier {
+    pub config: Config,
+    secrets: SecretCache,
+    store: ExecutionStore,
+    lookup: PipelineLookup,
+    sns: aws_sdk_sns::Client,
+    http: reqwest::Client,
+}
+
+/// How one render round ended.
+enum Rendered {
+    /// Slack shows the latest version, or the execution is not to be shown (yet).
+    Done,
+    /// Another invocation holds the lease and will show this event.
+    LeftToOther,
+    /// Rendered a version; read again in case more arrived meanwhile.
+    Again,
+}
+
+impl Notifier {
+    pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            store: ExecutionStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone()),
+            lookup: PipelineLookup::new(aws_sdk_codepipeline::Client::new(sdk)),
+            secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(sdk)),
+            sns: aws_sdk_sns::Client::new(sdk),
+            http: reqwest::Client::builder()
+                .user_agent(concat!(
+                    "codepipeline-pipeline-notifier/",
+                    env!("CARGO_PKG_VERSION")
+                ))
+                .build()?,
+            config,
+        })
+    }
+
+    /// Handles one EventBridge event; `deadline` is the invocation's.
+    pub async fn handle(&self, event: Value, deadline: Instant) -> Result<Value, String> {
+        let change = match event::parse(&event) {
+            Ok(change) => change,
+            Err(why) => {
+                let id = event.get("id").and_then(Value::as_str).unwrap_or("");
+                tracing::warn!(event_id = %id, reason = %why, "event skipped");
+                return Ok(json!({"skipped": why.to_string()}));
+            }
+        };
+        if !self.config.filters.pipeline(&change.pipeline) {
+            tracing::info!(pipeline = %change.pipeline, "pipeline not in PIPELINES; event skipped");
+            return Ok(json!({"skipped": "pipeline not in PIPELINES"}));
+        }
+        let fresh = self.fold(&change).await?;
+        if !fresh {
+            tracing::info!(event_id = %change.event_id, execution = %change.execution_id, "event already applied (repeat delivery)");
+        }
+        self.publish(&change.execution_id, deadline).await?;
+        Ok(json!({"execution": change.execution_id, "state": change.state, "duplicate": !fresh}))
+    }
+
+    /// Folds the event into the stored record; false when it was already there.
+    async fn fold(&self, change: &StateChange) -> Result<bool, String> {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let item = self
+                .store
+                .load(&change.execution_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (mut record, read_version) = match item {
+                Some(item) => (item.record, Some(item.version)),
+                None => (ExecutionRecord::new(change), None),
+            };
+            if !record.apply(change) {
+                return Ok(false);
+            }
+            if self
+                .store
+                .save(&record, read_version)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                log_change(change);
+                return Ok(true);
+            }
+        }
+        Err(format!(
+            "execution {}: gave up after {MAX_WRITE_ATTEMPTS} conflicting writes",
+            change.execution_id
+        ))
+    }
+
+    /// Brings Slack up to date with the stored record, unless another invocation is doing it.
+    async fn publish(&self, execution_id: &str, deadline: Instant) -> Result<(), String> {
+        for _ in 0..MAX_RENDER_ROUNDS {
+            match self.render_round(execution_id, deadline).await? {
+                Rendered::Done | Rendered::LeftToOther => return Ok(()),
+                Rendered::Again => continue,
+            }
+        }
+        tracing::warn!(execution = %execution_id, "still changing after {MAX_RENDER_ROUNDS} renders; the next event shows the rest");
+        Ok(())
+    }
+
+    async fn render_round(
+        &self,
+        execution_id: &str,
+        deadline: Instant,
+    ) -> Result<Rendered, String> {
+        let store_err = |e: store::StoreError| e.to_string();
+        let Some(item) = self.store.load(execution_id).await.map_err(store_err)? else {
+            return Ok(Rendered::Done);
+        };
+        if item.rendered >= item.version || !self.shown(&item) {
+            return Ok(Rendered::Done);
+        }
+        let owner = uuid::Uuid::new_v4().to_string();
+        if !self
+            .store
+            .acquire(execution_id, &owner)
+            .await
+            .map_err(store_err)?
+        {
+            return Ok(Rendered::LeftToOther);
+        }
+        // Read again under the lease: the message may have been posted meanwhile.
+        let item = match self.store.load(execution_id).await {
+            Ok(Some(item)) => item,
+            Ok(None) => return Ok(Rendered::Done),
+            Err(err) => {
+                self.release(execution_id, &owner, None).await;
+                return Err(err.to_string());
+            }
+        };
+        match self.render(&item, &owner, deadline).await {
+            Ok(()) => {
+                let released = self
+                    .store
+                    .release(execution_id, &owner, Some(item.version))
+                    .await
+                    .map_err(store_err)?;
+                Ok(if released {
+                    Rendered::Again
+                } else {
+                    tracing::warn!(execution = %execution_id, "lease expired while rendering; another invocation took over");
+                    Rendered::LeftToOther
+                })
+            }
+            Err(err) => {
+                self.release(execution_id, &owner, None).await;
+                Err(err)
+            }
+        }
+    }
+
+    fn shown(&self, item: &ExecutionItem) -> bool {
+        item.ts.is_some() || self.config.filters.state(item.record.state())
+    }
+
+    async fn release(&self, execution_id: &str, owner: &str, rendered: Option<u64>) {
+        if let Err(err) = self.store.release(execution_id, owner, rendered).await {
+            tracing::warn!(execution = %execution_id, error = %err, "could not release the lease; it expires by itself");
+        }
+    }
+
+    /// Posts or updates the parent message and answers new failures in its thread.
+    async fn render(
+        &self,
+        item: &ExecutionItem,
+        owner: &str,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let record = &item.record;
+        let id = &record.execution_id;
+        let source = self.source(item, owner).await;
+        let pending: Vec<&ActionRecord> = record
+            .failed_actions()
+            .filter(|a| !item.replied.contains(&a.failure_key()))
+            .collect();
+        let delivered = self
+            .deliver(item, owner, source.as_ref(), &pending, deadline)
+            .await;
+        let Err(slack_error) = delivered else {
+            return Ok(());
+        };
+        tracing::error!(execution = %id, error = %slack_error, "could not update Slack");
+        // A failure notice must not be lost: copy it to the fallback topic.
+        let unsent: Vec<&ActionRecord> = pending
+            .iter()
+            .copied()
+            .filter(|a| !item.fallback.contains(&a.failure_key()))
+            .collect();
+        let failed_run =
+            record.state() == "FAILED" && !item.fallback.contains(&"pipeline".to_string());
+        if unsent.is_empty() && !failed_run {
+            return Err(format!("Slack: {slack_error}"));
+        }
+        let Some(topic) = &self.config.fallback_topic_arn else {
+            return Err(format!(
+                "failure notice not delivered: Slack: {slack_error}"
+            ));
+        };
+        self.sns
+            .publish()
+            .topic_arn(topic)
+            .subject(message::truncate_subject(&format!("CodePipeline {}", message::headline(record))))
+            .message(format!(
+                "{}\n(Slack failed: {slack_error})",
+                message::fallback_text(record, &unsent)
+            ))
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "failure notice not delivered: Slack: {slack_error}; the fallback topic failed too: {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                )
+            })?;
+        tracing::warn!(execution = %id, topic = %topic, "failure notice sent to the fallback topic instead of Slack");
+        let mut keys: Vec<String> = unsent.iter().map(|a| a.failure_key()).collect();
+        if failed_run {
+            keys.push("pipeline".into());
+        }
+        if let Err(err) = self.store.remember(id, owner, "fallback", &keys).await {
+            tracing::warn!(execution = %id, error = %err, "could not record the fallback copy");
+        }
+        Ok(())
+    }
+
+    async fn deliver(
+        &self,
+        item: &ExecutionItem,
+        owner: &str,
+        source: Option<&SourceInfo>,
+        pending: &[&ActionRecord],
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let record = &item.record;
+        let id = &record.execution_id;
+        let secret: SlackSecret = self
+            .secrets
+            .get_json(&self.config.slack_secret_arn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let slack = SlackClient::new(self.http.clone(), &self.config.api_url, secret.bot_token);
+        let call_deadline = || (Instant::now() + SLACK_CALL_BUDGET).min(deadline);
+        let (text, blocks) = message::parent(record, source);
+        let channel = item
+            .channel
+            .clone()
+            .unwrap_or_else(|| self.config.channel.clone());
+        let mut ts = item.ts.clone();
+        if let Some(current) = &ts {
+            let update = json!({"channel": channel, "ts": current, "text": text, "blocks": blocks});
+            match slack.call("chat.update", &update, call_deadline()).await {
+                Ok(_) => {}
+                Err(err) if err.code() == Some("message_not_found") => {
+                    tracing::warn!(execution = %id, "the parent message was deleted; posting a new one");
+                    ts = None;
+                }
+                Err(err) => return Err(err.to_string()),
+            }
+        }
+        let ts = match ts {
+            Some(ts) => ts,
+            None => {
+                let post = json!({"channel": channel, "text": text, "blocks": blocks, "unfurl_links": false});
+                let answer = slack
+                    .call("chat.postMessage", &post, call_deadline())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ts = answer["ts"].as_str().unwrap_or_default().to_string();
+                let channel = answer["channel"].as_str().unwrap_or(&channel).to_string();
+                tracing::info!(execution = %id, pipeline = %record.pipeline, ts = %ts, "parent message posted");
+                if !self
+                    .store
+                    .posted(id, owner, &channel, &ts)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    return Err("lost the lease while posting the parent message".into());
+                }
+                ts
+            }
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let failures = match self.lookup.failures(&record.pipeline, id).await {
+            Ok(failures) => failures,
+            Err(err) => {
+                tracing::warn!(execution = %id, error = %err, "no action details; replying with what the events say");
+                Vec::new()
+            }
+        };
+        for action in pending {
+            let detail = failures
+                .iter()
+                .find(|(stage, name, _)| stage == &action.stage && name == &action.action)
+                .map(|(_, _, detail)| detail);
+            let (text, blocks) = message::failure_reply(action, detail);
+            let reply = json!({"channel": channel, "thread_ts": ts, "text": text, "blocks": blocks, "unfurl_links": false});
+            slack
+                .call("chat.postMessage", &reply, call_deadline())
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(execution = %id, stage = %action.stage, action = %action.action, "failure explained in the thread");
+            self.store
+                .remember(id, owner, "replied", &[action.failure_key()])
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The trigger and source revisions, looked up once per execution.
+    async fn source(&self, item: &ExecutionItem, owner: &str) -> Option<SourceInfo> {
+        if let Some(stored) = &item.source {
+            return serde_json::from_str(stored).ok();
+        }
+        let record = &item.record;
+        let source = match self
+            .lookup
+            .source(&record.pipeline, &record.execution_id)
+            .await
+        {
+            Ok(source) => Some(source),
+            Err(LookupError::Permanent(why)) => {
+                tracing::warn!(execution = %record.execution_id, error = %why, "no source revision for this execution");
+                None
+            }
+            Err(LookupError::Transient(why)) => {
+                tracing::warn!(execution = %record.execution_id, error = %why, "source revision lookup failed; trying again on the next event");
+                return None;
+            }
+        };
+        let stored = serde_json::to_string(&source.clone().unwrap_or_default()).unwrap_or_default();
+        if let Err(err) = self
+            .store
+            .set_source(&record.execution_id, owner, &stored)
+            .await
+        {
+            tracing::warn!(error = %err, "could not store the source revision");
+        }
+        source
+    }
+}
+
+fn log_change(change: &StateChange) {
+    let (kind, name) = match &change.subject {
+        Subject::Pipeline { .. } => ("pipeline", String::new()),
+        Subject::Stage { stage } => ("stage", stage.clone()),
+        Subject::Action(a) => ("action", format!("{}/{}", a.stage, a.action)),
+    };
+    tracing::info!(
+        event_id = %change.event_id,
+        pipeline = %change.pipeline,
+        execution = %change.execution_id,
+        kind,
+        name = %name,
+        state = %change.state,
+        "event applied"
+    );
+}

@@ -1,0 +1,202 @@
+//! What the events do not carry, read from CodePipeline: the execution's trigger and source
+//! revisions (`GetPipelineExecution`) and each failed action's error, summary, log link and who
+//! updated it (`ListActionExecutions`).
+
+use aws_sdk_codepipeline::error::ProvideErrorMetadata;
+use aws_sdk_codepipeline::types::{ActionExecutionDetail, ActionExecutionFilter};
+use serde::{Deserialize, Serialize};
+
+/// The source side of an execution.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    pub trigger: Option<String>,
+    pub trigger_detail: Option<String>,
+    pub revisions: Vec<Revision>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Revision {
+    pub artifact: String,
+    pub id: String,
+    pub summary: Option<String>,
+    pub url: Option<String>,
+}
+
+/// A failed action as `ListActionExecutions` describes it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FailureDetail {
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub summary: Option<String>,
+    pub url: Option<String>,
+    pub log_stream_arn: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PipelineLookup {
+    client: aws_sdk_codepipeline::Client,
+}
+
+/// Whether a failed lookup is worth trying again on a later event.
+#[derive(Debug)]
+pub enum LookupError {
+    /// The execution or pipeline is gone, or the role may not read it: trying again won't help.
+    Permanent(String),
+    Transient(String),
+}
+
+impl std::fmt::Display for LookupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Permanent(m) | Self::Transient(m) => f.write_str(m),
+        }
+    }
+}
+
+impl PipelineLookup {
+    pub fn new(client: aws_sdk_codepipeline::Client) -> Self {
+        Self { client }
+    }
+
+    pub async fn source(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> Result<SourceInfo, LookupError> {
+        let output = self
+            .client
+            .get_pipeline_execution()
+            .pipeline_name(pipeline)
+            .pipeline_execution_id(execution_id)
+            .send()
+            .await
+            .map_err(|e| classify("GetPipelineExecution", &e))?;
+        let Some(execution) = output.pipeline_execution else {
+            return Ok(SourceInfo::default());
+        };
+        let trigger = execution.trigger.as_ref();
+        Ok(SourceInfo {
+            trigger: trigger
+                .and_then(|t| t.trigger_type.as_ref())
+                .map(|t| t.as_str().to_string()),
+            trigger_detail: trigger.and_then(|t| t.trigger_detail.clone()),
+            revisions: execution
+                .artifact_revisions
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|r| {
+                    Some(Revision {
+                        artifact: r.name.unwrap_or_default(),
+                        id: r.revision_id?,
+                        summary: r.revision_summary.map(|s| commit_message(&s)),
+                        url: r.revision_url,
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    /// The latest failed run of each (stage, action) of the execution.
+    pub async fn failures(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> Result<Vec<(String, String, FailureDetail)>, LookupError> {
+        let mut details: Vec<ActionExecutionDetail> = Vec::new();
+        let mut next_token = None;
+        // An execution has at most a few hundred action runs; stop well after that.
+        for _ in 0..20 {
+            let output = self
+                .client
+                .list_action_executions()
+                .pipeline_name(pipeline)
+                .filter(
+                    ActionExecutionFilter::builder()
+                        .pipeline_execution_id(execution_id)
+                        .build(),
+                )
+                .set_next_token(next_token)
+                .send()
+                .await
+                .map_err(|e| classify("ListActionExecutions", &e))?;
+            details.extend(output.action_execution_details.unwrap_or_default());
+            next_token = output.next_token;
+            if next_token.is_none() {
+                break;
+            }
+        }
+        details.retain(|d| d.status.as_ref().is_some_and(|s| s.as_str() == "Failed"));
+        details.sort_by_key(|d| d.last_update_time.map(|t| t.to_millis().unwrap_or(0)));
+        let mut failures: Vec<(String, String, FailureDetail)> = Vec::new();
+        for detail in details {
+            let stage = detail.stage_name.clone().unwrap_or_default();
+            let action = detail.action_name.clone().unwrap_or_default();
+            let result = detail
+                .output
+                .as_ref()
+                .and_then(|o| o.execution_result.as_ref());
+            let failure = FailureDetail {
+                error_code: result
+                    .and_then(|r| r.error_details.as_ref())
+                    .and_then(|e| e.code.clone()),
+                error_message: result
+                    .and_then(|r| r.error_details.as_ref())
+                    .and_then(|e| e.message.clone()),
+                summary: result.and_then(|r| r.external_execution_summary.clone()),
+                url: result.and_then(|r| r.external_execution_url.clone()),
+                log_stream_arn: result.and_then(|r| r.log_stream_arn.clone()),
+                updated_by: detail.updated_by.clone(),
+            };
+            // Sorted oldest first, so the latest run of an action replaces earlier ones.
+            failures.retain(|(s, a, _)| !(s == &stage && a == &action));
+            failures.push((stage, action, failure));
+        }
+        Ok(failures)
+    }
+}
+
+/// CodeStar connections put `{"ProviderType": …, "CommitMessage": …}` in the revision summary.
+fn commit_message(summary: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(summary)
+        .ok()
+        .and_then(|v| v.get("CommitMessage")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| summary.to_string())
+}
+
+fn classify<E>(operation: &str, err: &aws_sdk_codepipeline::error::SdkError<E>) -> LookupError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("CodePipeline {operation}: {code}: {message}"),
+        (Some(code), None) => format!("CodePipeline {operation}: {code}"),
+        _ => format!(
+            "CodePipeline {operation}: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(err)
+        ),
+    };
+    match err.code() {
+        Some(
+            "PipelineNotFoundException"
+            | "PipelineExecutionNotFoundException"
+            | "AccessDeniedException"
+            | "ValidationException",
+        ) => LookupError::Permanent(message),
+        _ => LookupError::Transient(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::commit_message;
+
+    #[test]
+    fn reads_the_commit_message_of_a_connection_revision() {
+        assert_eq!(
+            commit_message(r#"{"ProviderType":"GitHub","CommitMessage":"Fix the login page"}"#),
+            "Fix the login page"
+        );
+        assert_eq!(commit_message("Merge branch 'main'"), "Merge branch 'main'");
+    }
+}

@@ -1,0 +1,335 @@
+//! The Slack messages: the parent message of an execution (state, trigger, source revision, one
+//! line per stage, console link), a thread reply per failed action, and the plain-text copy for
+//! the fallback topic.
+
+use crate::execution::{ActionRecord, ExecutionRecord};
+use crate::lookup::{FailureDetail, SourceInfo};
+use pipeline_ext::slack::mrkdwn::{escape, link, truncate};
+use serde_json::{json, Value};
+
+/// Slack's limit for a section's text.
+const MAX_SECTION_CHARS: usize = 3_000;
+
+pub fn state_emoji(state: &str) -> &'static str {
+    match state {
+        "SUCCEEDED" => ":white_check_mark:",
+        "FAILED" => ":x:",
+        "CANCELED" => ":no_entry_sign:",
+        "SUPERSEDED" => ":fast_forward:",
+        "STOPPED" | "STOPPING" => ":octagonal_sign:",
+        "ABANDONED" => ":wastebasket:",
+        _ => ":arrows_counterclockwise:",
+    }
+}
+
+pub fn console_url(record: &ExecutionRecord) -> String {
+    let region = if record.region.is_empty() {
+        "us-east-1"
+    } else {
+        &record.region
+    };
+    format!(
+        "https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{}/executions/{}/timeline?region={region}",
+        record.pipeline, record.execution_id
+    )
+}
+
+/// `12s`, `4m 05s`, `1h 02m`.
+pub fn duration(ms: i64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn short_execution_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// The one-line summary Slack shows in notifications and the fallback text.
+pub fn headline(record: &ExecutionRecord) -> String {
+    format!(
+        "{} {} {}",
+        record.pipeline,
+        short_execution_id(&record.execution_id),
+        record.state()
+    )
+}
+
+/// The parent message's `text` and `blocks`.
+pub fn parent(record: &ExecutionRecord, source: Option<&SourceInfo>) -> (String, Vec<Value>) {
+    let state = record.state();
+    let mut title = format!(
+        "{} *{}*  {}  *{}*",
+        state_emoji(state),
+        escape(&record.pipeline),
+        link(
+            &console_url(record),
+            short_execution_id(&record.execution_id)
+        ),
+        state
+    );
+    if let Some(ms) = record.duration_ms() {
+        title.push_str(&format!(" in {}", duration(ms)));
+    }
+    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": title}})];
+
+    let mut about = Vec::new();
+    let trigger = record
+        .trigger
+        .as_ref()
+        .map(|t| t.kind.clone())
+        .or_else(|| source.and_then(|s| s.trigger.clone()));
+    if let Some(trigger) = trigger.filter(|t| !t.is_empty()) {
+        about.push(format!("Trigger: {}", escape(&trigger)));
+    }
+    for revision in source.map(|s| s.revisions.as_slice()).unwrap_or_default() {
+        let id = revision.id.get(..10).unwrap_or(&revision.id);
+        let id = match &revision.url {
+            Some(url) => link(url, id),
+            None => format!("`{}`", escape(id)),
+        };
+        let summary = revision
+            .summary
+            .as_deref()
+            .and_then(|s| s.lines().next())
+            .map(|s| format!(" {}", escape(&truncate(s, 120))))
+            .unwrap_or_default();
+        about.push(format!("{}: {id}{summary}", escape(&revision.artifact)));
+    }
+    if !about.is_empty() {
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&about.join("  ·  "), MAX_SECTION_CHARS)}]}));
+    }
+
+    if !record.stages.is_empty() {
+        let lines: Vec<String> = record
+            .stages
+            .iter()
+            .map(|stage| {
+                let mut line = format!(
+                    "{} *{}*  {}",
+                    state_emoji(&stage.progress.state),
+                    escape(&stage.name),
+                    stage.progress.state
+                );
+                if let Some(ms) = stage.duration_ms() {
+                    line.push_str(&format!("  ({})", duration(ms)));
+                }
+                if stage.progress.attempt > 1 {
+                    line.push_str(&format!("  attempt {}", stage.progress.attempt));
+                }
+                line
+            })
+            .collect();
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&lines.join("\n"), MAX_SECTION_CHARS)}}));
+    }
+    let failed = record.failed_actions().count();
+    if failed > 0 {
+        let what = if failed == 1 { "action" } else { "actions" };
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
+            "text": format!("{failed} failed {what}: details in the thread")}]}));
+    }
+    (headline(record), blocks)
+}
+
+/// Splits `Rejected in Slack by NAME (UID): reason`, the summary approval-responder records.
+fn slack_rejection(summary: &str) -> Option<(&str, &str)> {
+    let rest = summary.strip_prefix("Rejected in Slack by ")?;
+    // The display name may hold parentheses; the user id is the first "(ID): " with a Slack id.
+    rest.match_indices(" (").find_map(|(open, _)| {
+        let after = &rest[open + 2..];
+        let close = after.find("): ")?;
+        let user = &after[..close];
+        let is_id = !user.is_empty()
+            && user
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        is_id.then(|| (user, &after[close + 3..]))
+    })
+}
+
+/// The last part of an IAM or STS ARN: the user or role session that acted.
+fn principal(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// A thread reply for one failed action.
+pub fn failure_reply(
+    action: &ActionRecord,
+    detail: Option<&FailureDetail>,
+) -> (String, Vec<Value>) {
+    let summary = detail
+        .and_then(|d| d.summary.as_deref())
+        .or(action.summary.as_deref());
+    let mut lines = Vec::new();
+    let text;
+    if action.is_approval() {
+        text = format!("{} / {} was rejected", action.stage, action.action);
+        let mut head = format!(
+            ":no_entry: *{} / {}* (approval) was rejected",
+            escape(&action.stage),
+            escape(&action.action)
+        );
+        match summary.and_then(slack_rejection) {
+            Some((user, reason)) => {
+                head.push_str(&format!(" by <@{}>", escape(user)));
+                lines.push(head);
+                lines.push(format!("> {}", escape(reason)));
+            }
+            None => {
+                if let Some(by) = detail.and_then(|d| d.updated_by.as_deref()) {
+                    head.push_str(&format!(" by {}", escape(principal(by))));
+                }
+                lines.push(head);
+                if let Some(summary) = summary.filter(|s| !s.is_empty()) {
+                    lines.push(format!("> {}", escape(summary)));
+                }
+            }
+        }
+    } else {
+        text = format!("{} / {} failed", action.stage, action.action);
+        let provider = if action.provider.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", escape(&action.provider))
+        };
+        lines.push(format!(
+            ":x: *{} / {}*{provider} failed",
+            escape(&action.stage),
+            escape(&action.action)
+        ));
+        let code = detail
+            .and_then(|d| d.error_code.as_deref())
+            .or(action.error_code.as_deref());
+        if let Some(message) = detail.and_then(|d| d.error_message.as_deref()) {
+            let code = code.map(|c| format!("{}: ", escape(c))).unwrap_or_default();
+            lines.push(format!("*Error:* {code}{}", escape(message)));
+        } else if let Some(code) = code {
+            lines.push(format!("*Error:* {}", escape(code)));
+        }
+        if let Some(summary) = summary.filter(|s| !s.is_empty()) {
+            lines.push(format!("*Summary:* {}", escape(summary)));
+        }
+    }
+    let mut links = Vec::new();
+    if let Some(url) = detail
+        .and_then(|d| d.url.as_deref())
+        .or(action.url.as_deref())
+    {
+        links.push(link(url, "External execution"));
+    }
+    if let Some(arn) = detail.and_then(|d| d.log_stream_arn.as_deref()) {
+        if let Some(url) = log_stream_url(arn) {
+            links.push(link(&url, "Logs"));
+        }
+    }
+    if !links.is_empty() {
+        lines.push(links.join("  ·  "));
+    }
+    let blocks = vec![
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&lines.join("\n"), MAX_SECTION_CHARS)}}),
+    ];
+    (text, blocks)
+}
+
+/// The CloudWatch console page of `arn:aws:logs:REGION:ACCOUNT:log-group:GROUP:log-stream:STREAM`.
+pub fn log_stream_url(arn: &str) -> Option<String> {
+    let mut parts = arn.splitn(6, ':');
+    let (_, _, _, region) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let rest = parts.nth(1)?;
+    let rest = rest.strip_prefix("log-group:")?;
+    let (group, stream) = rest.split_once(":log-stream:")?;
+    // The console's fragment escapes '/' and other characters as $25XX (an escaped '%').
+    let escape = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                other => format!("$25{other:02X}"),
+            })
+            .collect::<String>()
+    };
+    Some(format!(
+        "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{}/log-events/{}",
+        escape(group),
+        escape(stream)
+    ))
+}
+
+/// An SNS subject: at most 100 printable ASCII characters.
+pub fn truncate_subject(subject: &str) -> String {
+    subject
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(100)
+        .collect()
+}
+
+/// The plain-text copy published to the fallback topic when Slack cannot be reached.
+pub fn fallback_text(record: &ExecutionRecord, failures: &[&ActionRecord]) -> String {
+    let mut text = format!(
+        "CodePipeline {} execution {}: {}\n{}\n",
+        record.pipeline,
+        record.execution_id,
+        record.state(),
+        console_url(record)
+    );
+    for stage in &record.stages {
+        text.push_str(&format!("- {}: {}\n", stage.name, stage.progress.state));
+    }
+    for action in failures {
+        text.push_str(&format!(
+            "Failed: {} / {}{}\n",
+            action.stage,
+            action.action,
+            action
+                .summary
+                .as_deref()
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default()
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_who_rejected_in_slack_and_why() {
+        assert_eq!(
+            slack_rejection(
+                "Rejected in Slack by Ana (Ops) Lopez (U0APPROVER): breaks the (old) login"
+            ),
+            Some(("U0APPROVER", "breaks the (old) login"))
+        );
+        assert_eq!(slack_rejection("Rejected: no"), None);
+    }
+
+    #[test]
+    fn links_a_log_stream_to_the_cloudwatch_console() {
+        let url = log_stream_url(
+            "arn:aws:logs:eu-west-1:111111111111:log-group:/aws/codebuild/web:log-stream:web/8c1e",
+        )
+        .unwrap();
+        assert_eq!(url, "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups/log-group/$252Faws$252Fcodebuild$252Fweb/log-events/web$252F8c1e");
+        assert_eq!(log_stream_url("arn:aws:s3:::bucket"), None);
+    }
+
+    #[test]
+    fn formats_durations() {
+        assert_eq!(duration(12_400), "12s");
+        assert_eq!(duration(245_000), "4m 05s");
+        assert_eq!(duration(3_720_000), "1h 02m");
+    }
+}
