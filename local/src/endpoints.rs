@@ -3,6 +3,7 @@
 use crate::calls::CallLog;
 use crate::cloudwatch::LocalCloudWatch;
 use crate::codepipeline::LocalCodePipeline;
+use crate::dynamodb::LocalDynamoDb;
 use crate::faults::Faults;
 use crate::s3::{CredentialRegistry, LocalS3};
 use crate::secretsmanager::LocalSecrets;
@@ -30,11 +31,13 @@ pub struct LocalAws {
     pub s3: LocalS3,
     pub secrets: LocalSecrets,
     pub cloudwatch: LocalCloudWatch,
+    pub dynamodb: LocalDynamoDb,
     credentials: CredentialRegistry,
     s3_addr: SocketAddr,
     codepipeline_addr: SocketAddr,
     secrets_addr: SocketAddr,
     cloudwatch_addr: SocketAddr,
+    dynamodb_addr: SocketAddr,
     _temp: Option<tempfile::TempDir>,
     servers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -62,11 +65,13 @@ impl LocalAws {
         let codepipeline = LocalCodePipeline::new(calls.clone(), faults.clone());
         let secrets = LocalSecrets::new(calls.clone(), faults.clone());
         let cloudwatch = LocalCloudWatch::new(calls.clone(), faults.clone());
+        let dynamodb = LocalDynamoDb::new(calls.clone(), faults.clone());
         let mut servers = Vec::new();
         let s3_addr = serve(s3.router(), &mut servers).await?;
         let codepipeline_addr = serve(codepipeline.router(), &mut servers).await?;
         let secrets_addr = serve(secrets.router(), &mut servers).await?;
         let cloudwatch_addr = serve(cloudwatch.router(), &mut servers).await?;
+        let dynamodb_addr = serve(dynamodb.router(), &mut servers).await?;
         Ok(Self {
             calls,
             faults,
@@ -74,11 +79,13 @@ impl LocalAws {
             s3,
             secrets,
             cloudwatch,
+            dynamodb,
             credentials,
             s3_addr,
             codepipeline_addr,
             secrets_addr,
             cloudwatch_addr,
+            dynamodb_addr,
             _temp: temp,
             servers,
         })
@@ -95,6 +102,9 @@ impl LocalAws {
     }
     pub fn cloudwatch_url(&self) -> String {
         format!("http://{}", self.cloudwatch_addr)
+    }
+    pub fn dynamodb_url(&self) -> String {
+        format!("http://{}", self.dynamodb_addr)
     }
 
     /// Accepts another access key at the S3 endpoint (for a test's own client or the AWS CLI).
@@ -133,6 +143,7 @@ impl LocalAws {
                 self.secrets_url(),
             ),
             ("AWS_ENDPOINT_URL_CLOUDWATCH".into(), self.cloudwatch_url()),
+            ("AWS_ENDPOINT_URL_DYNAMODB".into(), self.dynamodb_url()),
         ]
     }
 }

@@ -3,20 +3,22 @@
 //!
 //! - [`runtime_api::FunctionHost`] runs a real function binary behind the Lambda Runtime API.
 //! - [`endpoints::LocalAws`] serves S3 (`s3s` + `s3s-fs`), CodePipeline, Secrets Manager and
-//!   CloudWatch alarms on
-//!   loopback, speaking their real wire protocols, recording every call ([`calls`]) and
+//!   CloudWatch alarms and DynamoDB on loopback, speaking their real wire protocols, recording every call ([`calls`]) and
 //!   injecting planned failures ([`faults`]).
 //! - [`job_invocation`] drives a CodePipeline job through a function, continuations included.
+//! - [`run`] executes the example pipeline of `template.yaml` end to end.
 
 pub mod calls;
 pub mod cloudwatch;
 pub mod codepipeline;
+pub mod dynamodb;
 pub mod endpoints;
 pub mod faults;
 pub mod harness;
 pub mod job_invocation;
 mod json_rpc;
 pub mod moto_server;
+pub mod run;
 pub mod runtime_api;
 pub mod s3;
 pub mod secretsmanager;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 #[command(
     name = "pipeline-local",
     version,
-    about = "Run CodePipeline extension functions on loopback: Lambda Runtime API, S3, CodePipeline and Secrets Manager, no Docker, no AWS account."
+    about = "Run the CodePipeline extension functions on loopback: Lambda Runtime API, S3, CodePipeline, Secrets Manager, CloudWatch, DynamoDB and Slack, no Docker, no AWS account."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -19,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the example pipeline of template.yaml end to end on examples/demo.
+    Run(pipeline_local::run::RunArgs),
     /// Run one function once on an event and print what it reported and wrote.
     Invoke(invoke_command::InvokeArgs),
     /// Start the local endpoints and print the environment variables to reach them.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
+            Command::Run(args) => pipeline_local::run::run(args).await,
             Command::Invoke(args) => invoke_command::run(args).await,
             Command::Serve { state_dir, secrets } => serve(state_dir, secrets).await,
         }

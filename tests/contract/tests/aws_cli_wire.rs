@@ -365,3 +365,144 @@ async fn aws_cli_manages_and_reads_alarms_on_the_local_cloudwatch() {
         "ALARM"
     );
 }
+
+// The CLI blocks its thread; the endpoints answer from the other worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_dynamodb_conditional_writes_and_updates() {
+    let aws = endpoints().await;
+    let url = aws.dynamodb_url();
+    ok(
+        &url,
+        &[
+            "dynamodb",
+            "create-table",
+            "--table-name",
+            "executions",
+            "--attribute-definitions",
+            "AttributeName=pk,AttributeType=S",
+            "--key-schema",
+            "AttributeName=pk,KeyType=HASH",
+            "--billing-mode",
+            "PAY_PER_REQUEST",
+        ],
+    );
+    let put = |condition: &str| {
+        run_cli(
+            &url,
+            &[
+                "dynamodb",
+                "put-item",
+                "--table-name",
+                "executions",
+                "--item",
+                r#"{"pk": {"S": "execution#1"}, "version": {"N": "1"}}"#,
+                "--condition-expression",
+                condition,
+            ],
+        )
+    };
+    assert!(put("attribute_not_exists(pk)").status.success());
+    let refused = put("attribute_not_exists(pk)");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("ConditionalCheckFailedException"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let updated: Value = serde_json::from_str(&ok(&url, &["dynamodb", "update-item", "--table-name", "executions",
+        "--key", r#"{"pk": {"S": "execution#1"}}"#,
+        "--update-expression", "SET #v = #v + :one, ts = :ts ADD replied :keys",
+        "--condition-expression", "#v = :current",
+        "--expression-attribute-names", r##"{"#v": "version"}"##,
+        "--expression-attribute-values", r#"{":one": {"N": "1"}, ":current": {"N": "1"}, ":ts": {"S": "17.01"}, ":keys": {"SS": ["Build/Compile#1"]}}"#,
+        "--return-values", "ALL_NEW"])).unwrap();
+    assert_eq!(updated["Attributes"]["version"], json!({"N": "2"}));
+    assert_eq!(
+        updated["Attributes"]["replied"],
+        json!({"SS": ["Build/Compile#1"]})
+    );
+    let item: Value = serde_json::from_str(&ok(
+        &url,
+        &[
+            "dynamodb",
+            "get-item",
+            "--table-name",
+            "executions",
+            "--key",
+            r#"{"pk": {"S": "execution#1"}}"#,
+            "--consistent-read",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(item["Item"]["ts"], json!({"S": "17.01"}));
+    let missing = run_cli(
+        &url,
+        &[
+            "dynamodb",
+            "get-item",
+            "--table-name",
+            "nope",
+            "--key",
+            r#"{"pk": {"S": "x"}}"#,
+        ],
+    );
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("ResourceNotFoundException"));
+}
+
+// The CLI blocks its thread; the endpoints answer from the other worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_reads_pipeline_executions_and_action_executions() {
+    let aws = endpoints().await;
+    aws.codepipeline
+        .register_execution(json!({"pipelineName": "web", "pipelineExecutionId": "e-1",
+        "status": "Succeeded", "artifactRevisions": [{"name": "Source", "revisionId": "abc123"}]}));
+    aws.codepipeline.register_action_executions("web", "e-1", vec![json!({"pipelineExecutionId": "e-1",
+        "stageName": "Build", "actionName": "Compile", "status": "Failed", "startTime": 1_795_255_500.0,
+        "output": {"executionResult": {"errorDetails": {"code": "JobFailed", "message": "exit 2"}}}})]);
+    let url = aws.codepipeline_url();
+    let execution: Value = serde_json::from_str(&ok(
+        &url,
+        &[
+            "codepipeline",
+            "get-pipeline-execution",
+            "--pipeline-name",
+            "web",
+            "--pipeline-execution-id",
+            "e-1",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        execution["pipelineExecution"]["artifactRevisions"][0]["revisionId"],
+        "abc123"
+    );
+    let actions: Value = serde_json::from_str(&ok(
+        &url,
+        &[
+            "codepipeline",
+            "list-action-executions",
+            "--pipeline-name",
+            "web",
+            "--filter",
+            "pipelineExecutionId=e-1",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        actions["actionExecutionDetails"][0]["output"]["executionResult"]["errorDetails"]
+            ["message"],
+        "exit 2"
+    );
+    let missing = run_cli(
+        &url,
+        &[
+            "codepipeline",
+            "get-pipeline-execution",
+            "--pipeline-name",
+            "web",
+            "--pipeline-execution-id",
+            "e-2",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("PipelineExecutionNotFoundException"));
+}

@@ -1,0 +1,361 @@
+//! A local DynamoDB endpoint (`awsJson1_0`, `X-Amz-Target: DynamoDB_20120810.<Operation>`)
+//! for the notifiers' execution table: `CreateTable`, `DescribeTable`, `GetItem`, `PutItem`,
+//! `UpdateItem`, `DeleteItem` and `Scan`, with condition and update expressions
+//! ([`expression`]). Items live in memory, keyed by the table's hash (and range) key.
+
+mod expression;
+
+use crate::calls::{access_key_of, now_ms, Call, CallLog};
+use crate::faults::Faults;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use expression::{apply_update, condition_holds, Bindings, Item};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+const TARGET_PREFIX: &str = "DynamoDB_20120810";
+const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+const ERROR_PREFIX: &str = "com.amazonaws.dynamodb.v20120810#";
+
+struct Table {
+    key: Vec<String>,
+    /// Items by their key attributes, serialized.
+    items: BTreeMap<String, Item>,
+}
+
+/// Shared state of the local DynamoDB endpoint.
+#[derive(Clone)]
+pub struct LocalDynamoDb {
+    tables: Arc<Mutex<HashMap<String, Table>>>,
+    calls: CallLog,
+    faults: Faults,
+}
+
+type Answer = Result<Value, (StatusCode, String, String)>;
+
+fn bad(code: &str, message: impl Into<String>) -> (StatusCode, String, String) {
+    (StatusCode::BAD_REQUEST, code.to_string(), message.into())
+}
+
+impl LocalDynamoDb {
+    pub fn new(calls: CallLog, faults: Faults) -> Self {
+        Self {
+            tables: Arc::default(),
+            calls,
+            faults,
+        }
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", post(handle))
+            .with_state(self.clone())
+    }
+
+    /// Creates a table keyed by `key` (hash key, then optional range key), as a template declares it.
+    pub fn create_table(&self, name: &str, key: &[&str]) {
+        self.lock().insert(
+            name.to_string(),
+            Table {
+                key: key.iter().map(|k| k.to_string()).collect(),
+                items: BTreeMap::new(),
+            },
+        );
+    }
+
+    /// Every item of a table, in key order.
+    pub fn items(&self, table: &str) -> Vec<Value> {
+        self.lock()
+            .get(table)
+            .map(|t| t.items.values().map(|i| Value::Object(i.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Table>> {
+        self.tables
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn dispatch(&self, operation: &str, request: &Value) -> Answer {
+        match operation {
+            "CreateTable" => self.create(request),
+            "DescribeTable" => self.describe(request),
+            "GetItem" => self.get_item(request),
+            "PutItem" => self.put_item(request),
+            "UpdateItem" => self.update_item(request),
+            "DeleteItem" => self.delete_item(request),
+            "Scan" => self.scan(request),
+            other => Err(bad(
+                "UnknownOperationException",
+                format!("operation {other:?} is not served by pipeline-local"),
+            )),
+        }
+    }
+
+    fn create(&self, request: &Value) -> Answer {
+        let name = table_name(request)?;
+        let schema = request["KeySchema"].as_array().cloned().unwrap_or_default();
+        let mut key: Vec<(String, String)> = schema
+            .iter()
+            .map(|k| {
+                (
+                    k["KeyType"].as_str().unwrap_or("").to_string(),
+                    k["AttributeName"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        key.sort();
+        if key.is_empty() || key[0].0 != "HASH" {
+            return Err(bad("ValidationException", "KeySchema needs a HASH key"));
+        }
+        if self.lock().contains_key(name) {
+            return Err(bad(
+                "ResourceInUseException",
+                format!("Table already exists: {name}"),
+            ));
+        }
+        let names: Vec<&str> = key.iter().map(|(_, n)| n.as_str()).collect();
+        self.create_table(name, &names);
+        Ok(json!({"TableDescription": describe_table(name, &names)}))
+    }
+
+    fn describe(&self, request: &Value) -> Answer {
+        let name = table_name(request)?;
+        let tables = self.lock();
+        let table = tables.get(name).ok_or_else(|| not_found(name))?;
+        let key: Vec<&str> = table.key.iter().map(String::as_str).collect();
+        Ok(json!({"Table": describe_table(name, &key)}))
+    }
+
+    fn get_item(&self, request: &Value) -> Answer {
+        let name = table_name(request)?;
+        let tables = self.lock();
+        let table = tables.get(name).ok_or_else(|| not_found(name))?;
+        let key = item_key(table, &request["Key"], true)?;
+        Ok(match table.items.get(&key) {
+            Some(item) => json!({"Item": item}),
+            None => json!({}),
+        })
+    }
+
+    fn put_item(&self, request: &Value) -> Answer {
+        let name = table_name(request)?;
+        let item = request["Item"]
+            .as_object()
+            .cloned()
+            .ok_or_else(|| bad("ValidationException", "Item is required"))?;
+        let mut tables = self.lock();
+        let table = tables.get_mut(name).ok_or_else(|| not_found(name))?;
+        let key = item_key(table, &Value::Object(item.clone()), false)?;
+        check_condition(request, table.items.get(&key))?;
+        let old = table.items.insert(key, item);
+        Ok(returned(request, old, None))
+    }
+
+    fn update_item(&self, request: &Value) -> Answer {
+        let name = table_name(request)?;
+        let mut tables = self.lock();
+        let table = tables.get_mut(name).ok_or_else(|| not_found(name))?;
+        let key = item_key(table, &request["Key"], true)?;
+        let existing = table.items.get(&key).cloned();
+        check_condition(request, existing.as_ref())?;
+        let mut item = existing
+            .clone()
+            .unwrap_or_else(|| request["Key"].as_object().cloned().unwrap_or_default());
+        if let Some(update) = request["UpdateExpression"].as_str() {
+            let (names, values) = bindings(request);
+            apply_update(
+                update,
+                &mut item,
+                &Bindings {
+                    names: &names,
+                    values: &values,
+                },
+            )
+            .map_err(|e| bad("ValidationException", e))?;
+        }
+        for k in &table.key {
+            if item.get(k) != request["Key"].get(k) {
+                return Err(bad(
+                    "ValidationException",
+                    format!("Cannot update attribute {k}. This attribute is part of the key"),
+                ));
+            }
+        }
+        table.items.insert(key, item.clone());
+        Ok(returned(request, existing, Some(item)))
+    }
+
+    fn delete_item(&self, request: &Value) -> Answer {
+        let name = table_name(request)?;
+        let mut tables = self.lock();
+        let table = tables.get_mut(name).ok_or_else(|| not_found(name))?;
+        let key = item_key(table, &request["Key"], true)?;
+        check_condition(request, table.items.get(&key))?;
+        let old = table.items.remove(&key);
+        Ok(returned(request, old, None))
+    }
+
+    fn scan(&self, request: &Value) -> Answer {
+        let name = table_name(request)?;
+        let tables = self.lock();
+        let table = tables.get(name).ok_or_else(|| not_found(name))?;
+        let items: Vec<&Item> = table.items.values().collect();
+        Ok(json!({"Items": items, "Count": items.len(), "ScannedCount": items.len()}))
+    }
+}
+
+fn table_name(request: &Value) -> Result<&str, (StatusCode, String, String)> {
+    request["TableName"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| bad("ValidationException", "TableName is required"))
+}
+
+fn not_found(name: &str) -> (StatusCode, String, String) {
+    bad(
+        "ResourceNotFoundException",
+        format!("Requested resource not found: Table: {name} not found"),
+    )
+}
+
+fn describe_table(name: &str, key: &[&str]) -> Value {
+    let types = ["HASH", "RANGE"];
+    json!({
+        "TableName": name, "TableStatus": "ACTIVE",
+        "TableArn": format!("arn:aws:dynamodb:{}:000000000000:table/{name}", crate::endpoints::REGION),
+        "KeySchema": key.iter().zip(types).map(|(k, t)| json!({"AttributeName": k, "KeyType": t})).collect::<Vec<_>>(),
+        "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"}
+    })
+}
+
+/// The stored key of an item: its key attributes, which must all be there (and, for a `Key`
+/// parameter, be the only attributes).
+fn item_key(
+    table: &Table,
+    key: &Value,
+    exact: bool,
+) -> Result<String, (StatusCode, String, String)> {
+    let given = key
+        .as_object()
+        .ok_or_else(|| bad("ValidationException", "Key is required"))?;
+    let mut parts = Map::new();
+    for name in &table.key {
+        let value = given.get(name).ok_or_else(|| {
+            bad(
+                "ValidationException",
+                "The provided key element does not match the schema",
+            )
+        })?;
+        parts.insert(name.clone(), value.clone());
+    }
+    if exact && given.len() != table.key.len() {
+        return Err(bad(
+            "ValidationException",
+            "The provided key element does not match the schema",
+        ));
+    }
+    Ok(Value::Object(parts).to_string())
+}
+
+fn bindings(request: &Value) -> (Map<String, Value>, Map<String, Value>) {
+    let get = |field: &str| request[field].as_object().cloned().unwrap_or_default();
+    (
+        get("ExpressionAttributeNames"),
+        get("ExpressionAttributeValues"),
+    )
+}
+
+fn check_condition(
+    request: &Value,
+    existing: Option<&Item>,
+) -> Result<(), (StatusCode, String, String)> {
+    let Some(condition) = request["ConditionExpression"].as_str() else {
+        return Ok(());
+    };
+    let (names, values) = bindings(request);
+    let holds = condition_holds(
+        condition,
+        existing,
+        &Bindings {
+            names: &names,
+            values: &values,
+        },
+    )
+    .map_err(|e| bad("ValidationException", e))?;
+    if holds {
+        Ok(())
+    } else {
+        Err(bad(
+            "ConditionalCheckFailedException",
+            "The conditional request failed",
+        ))
+    }
+}
+
+fn returned(request: &Value, old: Option<Item>, new: Option<Item>) -> Value {
+    match request["ReturnValues"].as_str().unwrap_or("NONE") {
+        "ALL_OLD" => old.map(|i| json!({"Attributes": i})).unwrap_or(json!({})),
+        "ALL_NEW" => new.map(|i| json!({"Attributes": i})).unwrap_or(json!({})),
+        _ => json!({}),
+    }
+}
+
+fn respond(status: StatusCode, body: Value, error: Option<&str>) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
+    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    if let Some(code) = error.and_then(|c| HeaderValue::from_str(c).ok()) {
+        headers.insert("x-amzn-errortype", code);
+    }
+    response
+}
+
+async fn handle(State(db): State<LocalDynamoDb>, headers: HeaderMap, body: Bytes) -> Response {
+    let at_ms = now_ms();
+    let operation = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+        .and_then(|t| t.strip_prefix('.'))
+        .unwrap_or("")
+        .to_string();
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let answer = if request.is_null() {
+        Err(bad("SerializationException", "request body is not JSON"))
+    } else if let Some(fault) = db.faults.take("dynamodb", &operation, None) {
+        Err((
+            StatusCode::from_u16(fault.status).unwrap_or(StatusCode::BAD_REQUEST),
+            fault.code.clone(),
+            fault.message.clone(),
+        ))
+    } else {
+        db.dispatch(&operation, &request)
+    };
+    let response = match answer {
+        Ok(body) => respond(StatusCode::OK, body, None),
+        Err((status, code, message)) => respond(
+            status,
+            json!({"__type": format!("{ERROR_PREFIX}{code}"), "message": message}),
+            Some(&code),
+        ),
+    };
+    db.calls.record(Call {
+        service: "dynamodb",
+        operation,
+        at_ms,
+        status: response.status().as_u16(),
+        access_key: access_key_of(&headers),
+        detail: json!({"TableName": request["TableName"]}),
+    });
+    response
+}

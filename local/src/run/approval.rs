@@ -1,0 +1,203 @@
+//! A manual approval, as it happens on AWS with the Slack functions: CodePipeline publishes the
+//! approval request to the action's topic, approval-notifier (subscribed to it) posts the Slack
+//! message, and a person presses its button: here Approve (or Reject, then the reason dialog),
+//! sent to approval-responder's Function URL signed with the app's signing secret, as Slack
+//! does. The decision is whatever approval-responder recorded with `PutApprovalResult`.
+
+use crate::endpoints::LocalAws;
+use crate::runtime_api::{FunctionHost, Outcome};
+use crate::slack::{LocalSlack, SlackMessage};
+use pipeline_ext::slack::signature::sign;
+use serde_json::{json, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const BOT_TOKEN: &str = "xoxb-pipeline-local";
+pub const SIGNING_SECRET: &str = "pipeline-local-signing-secret";
+pub const APPROVER: &str = "U0LOCALAPPROVER";
+pub const CHANNEL: &str = "C0PIPELINELOCAL";
+
+pub struct ApprovalRequest<'a> {
+    pub pipeline: &'a str,
+    pub stage: &'a str,
+    pub action: &'a str,
+    pub custom_data: Option<String>,
+    pub external_link: Option<String>,
+}
+
+/// Where the decision came from, for the report.
+pub struct ApprovalOutcome {
+    pub approved: bool,
+    pub summary: String,
+    pub steps: Vec<String>,
+}
+
+pub async fn decide(
+    aws: &LocalAws,
+    slack: &LocalSlack,
+    notifiers: &[(String, &FunctionHost)],
+    responder: Option<&FunctionHost>,
+    request: &ApprovalRequest<'_>,
+    reject: bool,
+) -> Result<ApprovalOutcome, String> {
+    let token = uuid::Uuid::new_v4().to_string();
+    aws.codepipeline
+        .register_approval(&token, request.pipeline, request.stage, request.action);
+    if notifiers.is_empty() {
+        return Err("no function is subscribed to the approval's NotificationArn topic".into());
+    }
+    let responder = responder
+        .ok_or("no function with a FunctionUrlConfig (approval-responder) in the template")?;
+    let before = slack.messages().len();
+    let console = format!(
+        "https://console.aws.amazon.com/codesuite/codepipeline/pipelines/{}/view?region={}",
+        request.pipeline,
+        crate::endpoints::REGION
+    );
+    let message = json!({
+        "region": crate::endpoints::REGION, "consoleLink": console,
+        "approval": {"pipelineName": request.pipeline, "stageName": request.stage, "actionName": request.action,
+            "token": token, "expires": expires(), "externalEntityLink": request.external_link,
+            "approvalReviewLink": format!("{console}#/{}/{}/approve/{token}", request.stage, request.action),
+            "customData": request.custom_data}
+    });
+    let sns = json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
+        "EventSubscriptionArn": "arn:aws:sns:us-east-1:000000000000:approvals:local",
+        "Sns": {"Type": "Notification", "MessageId": uuid::Uuid::new_v4().to_string(),
+            "TopicArn": "arn:aws:sns:us-east-1:000000000000:approvals",
+            "Subject": format!("APPROVAL NEEDED: AWS CodePipeline {} for action {}", request.pipeline, request.action),
+            "Message": message.to_string(), "Timestamp": "2026-01-01T00:00:00.000Z"}}]});
+    let mut steps = Vec::new();
+    for (name, host) in notifiers {
+        let invocation = host.invoke(&sns).await;
+        if !matches!(invocation.outcome, Outcome::Response { .. }) {
+            return Err(format!(
+                "{name} failed on the approval request: {:?}",
+                invocation.outcome
+            ));
+        }
+        steps.push(format!("{name} received the SNS notification"));
+    }
+    let posted = slack
+        .messages()
+        .into_iter()
+        .skip(before)
+        .find(|m| m.blocks.to_string().contains("\"action_id\":\"approve\""))
+        .ok_or("approval-notifier posted no message with an Approve button")?;
+    steps.push(format!(
+        "Slack message posted to {} (ts {})",
+        posted.channel, posted.ts
+    ));
+    let button = if reject { "reject" } else { "approve" };
+    let answer = click(responder, &posted, button).await?;
+    steps.push(format!(
+        "{button} clicked by {APPROVER}: responder answered {answer}"
+    ));
+    if reject {
+        let view = slack
+            .views()
+            .last()
+            .cloned()
+            .ok_or("approval-responder opened no reason dialog after Reject")?;
+        let reason = "Rejected from pipeline-local run --reject";
+        let answer = submit_reason(responder, &view, reason).await?;
+        steps.push(format!("reason submitted: responder answered {answer}"));
+    }
+    let record = aws
+        .codepipeline
+        .approval(&token)
+        .ok_or("the approval vanished from the local CodePipeline")?;
+    let (status, summary) = record
+        .decision
+        .ok_or("approval-responder recorded no decision (PutApprovalResult was not called)")?;
+    Ok(ApprovalOutcome {
+        approved: status == "Approved",
+        summary,
+        steps,
+    })
+}
+
+fn expires() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + 7 * 24 * 3600;
+    aws_smithy_types::DateTime::from_secs(secs as i64)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}
+
+/// A Function URL request as Lambda delivers it, signed as Slack signs it.
+fn signed(payload: &Value) -> Value {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish();
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .to_string();
+    json!({
+        "version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "POST"}},
+        "headers": {"content-type": "application/x-www-form-urlencoded",
+                    "x-slack-request-timestamp": ts, "x-slack-signature": sign(SIGNING_SECRET, &ts, body.as_bytes())},
+        "body": body, "isBase64Encoded": false
+    })
+}
+
+async fn send(responder: &FunctionHost, payload: &Value) -> Result<String, String> {
+    let invocation = responder.invoke(&signed(payload)).await;
+    match invocation.outcome {
+        Outcome::Response { body } => Ok(format!("HTTP {}", body["statusCode"])),
+        other => Err(format!("approval-responder failed: {other:?}")),
+    }
+}
+
+async fn click(
+    responder: &FunctionHost,
+    message: &SlackMessage,
+    action_id: &str,
+) -> Result<String, String> {
+    let actions = message
+        .blocks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|b| b["type"] == "actions")
+        .ok_or("the approval message has no buttons")?;
+    let button = actions["elements"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["action_id"] == action_id)
+        .ok_or_else(|| format!("the approval message has no {action_id} button"))?;
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": APPROVER, "username": "local.approver", "name": "local.approver"},
+        "api_app_id": "A0PIPELINELOCAL",
+        "container": {"type": "message", "message_ts": message.ts, "channel_id": message.channel},
+        "trigger_id": "1.2.pipeline-local",
+        "channel": {"id": message.channel},
+        "message": {"ts": message.ts, "text": message.text, "blocks": message.blocks},
+        "actions": [{"type": "button", "action_id": action_id, "block_id": actions["block_id"],
+                     "value": button["value"], "action_ts": "1700000000.000100"}]
+    });
+    send(responder, &payload).await
+}
+
+async fn submit_reason(
+    responder: &FunctionHost,
+    view: &Value,
+    reason: &str,
+) -> Result<String, String> {
+    let block = pipeline_ext::slack::approval::REASON_BLOCK;
+    let input = pipeline_ext::slack::approval::REASON_INPUT;
+    let payload = json!({
+        "type": "view_submission",
+        "user": {"id": APPROVER, "username": "local.approver", "name": "local.approver"},
+        "api_app_id": "A0PIPELINELOCAL",
+        "view": {"id": "V0LOCAL", "callback_id": view["callback_id"], "private_metadata": view["private_metadata"],
+                 "state": {"values": {block: {input: {"type": "plain_text_input", "value": reason}}}}}
+    });
+    send(responder, &payload).await
+}

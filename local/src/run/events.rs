@@ -1,0 +1,111 @@
+//! CodePipeline's EventBridge state-change events, delivered to the functions the template's
+//! rules target, as the rule's pattern selects them (`source` and `detail-type`).
+
+use crate::runtime_api::{FunctionHost, Outcome};
+use serde_json::{json, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub struct EventTarget {
+    pub function: String,
+    pub host: FunctionHost,
+    pub pattern: Value,
+}
+
+pub struct EventBus {
+    pub targets: Vec<EventTarget>,
+    pub pipeline: String,
+    pub execution_id: String,
+    /// Failed deliveries, for the report.
+    pub failures: Vec<String>,
+}
+
+fn matches(pattern: &Value, event: &Value) -> bool {
+    let field = |name: &str| -> bool {
+        match pattern[name].as_array() {
+            Some(allowed) => allowed.iter().any(|a| a == &event[name]),
+            None => true,
+        }
+    };
+    field("source") && field("detail-type")
+}
+
+fn now_rfc3339() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    aws_smithy_types::DateTime::from_secs(secs as i64)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}
+
+impl EventBus {
+    async fn deliver(&mut self, detail_type: &str, mut detail: Value) {
+        detail["pipeline"] = json!(self.pipeline);
+        detail["execution-id"] = json!(self.execution_id);
+        detail["version"] = json!(1);
+        detail["pipeline-execution-attempt"] = json!(1);
+        let event = json!({
+            "version": "0", "id": uuid::Uuid::new_v4().to_string(), "detail-type": detail_type,
+            "source": "aws.codepipeline", "account": super::template::ACCOUNT_ID, "time": now_rfc3339(),
+            "region": crate::endpoints::REGION,
+            "resources": [format!("arn:aws:codepipeline:{}:{}:{}", crate::endpoints::REGION, super::template::ACCOUNT_ID, self.pipeline)],
+            "detail": detail
+        });
+        for target in &self.targets {
+            if !matches(&target.pattern, &event) {
+                continue;
+            }
+            let invocation = target.host.invoke(&event).await;
+            if !matches!(invocation.outcome, Outcome::Response { .. }) {
+                self.failures.push(format!(
+                    "{} on {} {}: {:?}",
+                    target.function, detail_type, detail["state"], invocation.outcome
+                ));
+            }
+        }
+    }
+
+    pub async fn pipeline(&mut self, state: &str) {
+        let mut detail = json!({"state": state});
+        if state == "STARTED" {
+            detail["execution-trigger"] = json!({"trigger-type": "StartPipelineExecution", "trigger-detail": "pipeline-local run"});
+        }
+        self.deliver("CodePipeline Pipeline Execution State Change", detail)
+            .await;
+    }
+
+    pub async fn stage(&mut self, stage: &str, state: &str) {
+        self.deliver(
+            "CodePipeline Stage Execution State Change",
+            json!({"stage": stage, "state": state}),
+        )
+        .await;
+    }
+
+    pub async fn action(
+        &mut self,
+        stage: &str,
+        action: &super::model::ActionDef,
+        state: &str,
+        summary: Option<&str>,
+    ) {
+        let mut detail = json!({"stage": stage, "action": action.name, "state": state,
+            "region": crate::endpoints::REGION,
+            "type": {"owner": action.owner, "provider": action.provider, "category": action.category, "version": "1"}});
+        if let Some(summary) = summary {
+            detail["execution-result"] = json!({"external-execution-summary": summary});
+            if state == "FAILED" {
+                detail["execution-result"]["error-code"] = json!("JobFailed");
+            }
+        }
+        self.deliver("CodePipeline Action Execution State Change", detail)
+            .await;
+    }
+
+    pub async fn shutdown(&self) {
+        for target in &self.targets {
+            target.host.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! Runs the pipeline: resources from the template, then stage by stage, action by action (in
+//! `RunOrder`), stopping at the first failed stage as CodePipeline does.
+
+use super::approval::{self, ApprovalRequest};
+use super::database::DatabaseTarget;
+use super::events::{EventBus, EventTarget};
+use super::model::{ActionDef, PipelineDef, Variables};
+use super::report::{ActionResult, ActionState, Report};
+use super::template::{FunctionDef, Template};
+use super::RunArgs;
+use crate::endpoints::LocalAws;
+use crate::job_invocation::run_job;
+use crate::runtime_api::{FunctionHost, FunctionSpec, Outcome};
+use crate::slack::LocalSlack;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const SLACK_SECRET_ARN: &str =
+    "arn:aws:secretsmanager:us-east-1:000000000000:secret:pipeline-local/slack";
+const DATABASE_SECRET_ARN: &str =
+    "arn:aws:secretsmanager:us-east-1:000000000000:secret:pipeline-local/database";
+
+pub struct Setup<'a> {
+    pub args: &'a RunArgs,
+    pub aws: &'a LocalAws,
+    pub slack: &'a LocalSlack,
+    pub slack_url: String,
+    pub health_url: String,
+    pub database: DatabaseTarget,
+    pub overrides: Vec<(String, String)>,
+}
+
+/// Where a built artifact is.
+#[derive(Clone, Debug)]
+pub struct ArtifactLocation {
+    pub bucket: String,
+    pub key: String,
+}
+
+struct Run<'a> {
+    setup: &'a Setup<'a>,
+    template: Template,
+    functions: Vec<FunctionDef>,
+    hosts: HashMap<String, FunctionHost>,
+    bin_dir: PathBuf,
+    pipeline: PipelineDef,
+    execution_id: String,
+    artifacts: HashMap<String, ArtifactLocation>,
+    variables: Variables,
+    events: EventBus,
+    report: Report,
+}
+
+/// The parameters `run` sets so the example pipeline runs on loopback; `--parameter` wins.
+fn embedded_parameters(setup: &Setup) -> Vec<(String, String)> {
+    vec![
+        ("CreateExamplePipeline".into(), "true".into()),
+        ("SlackSecretArn".into(), SLACK_SECRET_ARN.into()),
+        ("SlackChannel".into(), approval::CHANNEL.into()),
+        ("SlackApprovers".into(), approval::APPROVER.into()),
+        ("DatabaseSecretArn".into(), DATABASE_SECRET_ARN.into()),
+        ("ExampleHealthCheckUrl".into(), setup.health_url.clone()),
+        ("ExampleBakeSeconds".into(), "3".into()),
+        ("ExampleBakeIntervalSeconds".into(), "1".into()),
+    ]
+}
+
+pub async fn run_pipeline(setup: Setup<'_>) -> Result<bool, String> {
+    let declared = Template::load(&setup.args.template, &[]).map_err(|e| e.to_string())?;
+    let mut parameters: Vec<(String, String)> = embedded_parameters(&setup)
+        .into_iter()
+        .filter(|(k, _)| declared.parameter(k).is_some())
+        .collect();
+    for (key, value) in &setup.overrides {
+        parameters.retain(|(k, _)| k != key);
+        parameters.push((key.clone(), value.clone()));
+    }
+    let template = Template::load(&setup.args.template, &parameters).map_err(|e| e.to_string())?;
+    let functions = template.functions().map_err(|e| e.to_string())?;
+    let (logical_id, resource) = template
+        .resources_of_type("AWS::CodePipeline::Pipeline")
+        .next()
+        .ok_or_else(|| {
+            format!(
+                "{} declares no AWS::CodePipeline::Pipeline",
+                setup.args.template.display()
+            )
+        })?;
+    let properties = template
+        .resolve(&resource["Properties"])
+        .map_err(|e| e.to_string())?;
+    let name = properties["Name"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| super::template::function_name(logical_id));
+    let pipeline = PipelineDef::from_resource(name, &properties)?;
+    let bin_dir = match &setup.args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+            .ok_or("cannot tell where pipeline-local is")?,
+    };
+    let missing: Vec<&str> = functions
+        .iter()
+        .filter(|f| !bin_dir.join(&f.binary).exists())
+        .map(|f| f.binary.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "function binaries missing from {}: {}; build them with `cargo build --workspace --bins`",
+            bin_dir.display(),
+            missing.join(", ")
+        ));
+    }
+    let execution_id = uuid::Uuid::new_v4().to_string();
+    let mut run = Run {
+        events: EventBus {
+            targets: Vec::new(),
+            pipeline: pipeline.name.clone(),
+            execution_id: execution_id.clone(),
+            failures: Vec::new(),
+        },
+        report: Report::new(&pipeline.name, &execution_id),
+        setup: &setup,
+        template,
+        functions,
+        hosts: HashMap::new(),
+        bin_dir,
+        pipeline,
+        execution_id,
+        artifacts: HashMap::new(),
+        variables: Variables::default(),
+    };
+    run.provision().await?;
+    let succeeded = run.execute().await;
+    run.report.finish(
+        &run.setup.aws,
+        run.setup.slack,
+        &run.artifacts,
+        &run.variables,
+        &run.events.failures,
+    );
+    for host in run.hosts.values() {
+        host.shutdown().await;
+    }
+    run.events.shutdown().await;
+    Ok(succeeded)
+}
+
+impl Run<'_> {
+    /// Creates what the template's resources would be, and the secrets the parameters name.
+    async fn provision(&mut self) -> Result<(), String> {
+        let aws = self.setup.aws;
+        for (id, resource) in self.template.resources() {
+            let physical = self
+                .template
+                .physical_id(id, resource)
+                .map_err(|e| e.to_string())?;
+            match resource["Type"].as_str().unwrap_or_default() {
+                "AWS::S3::Bucket" => aws
+                    .s3
+                    .create_bucket(&physical)
+                    .map_err(|e| format!("bucket {physical}: {e}"))?,
+                "AWS::DynamoDB::Table" => {
+                    let properties = self
+                        .template
+                        .resolve(&resource["Properties"])
+                        .map_err(|e| e.to_string())?;
+                    let mut key: Vec<(String, String)> = properties["KeySchema"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|k| {
+                            (
+                                k["KeyType"].as_str().unwrap_or("").to_string(),
+                                k["AttributeName"].as_str().unwrap_or("").to_string(),
+                            )
+                        })
+                        .collect();
+                    key.sort();
+                    let names: Vec<&str> = key.iter().map(|(_, n)| n.as_str()).collect();
+                    aws.dynamodb.create_table(&physical, &names);
+                }
+                "AWS::CloudWatch::Alarm" => aws.cloudwatch.set_alarm(
+                    &physical,
+                    "OK",
+                    "pipeline-local: no datapoints breach the threshold",
+                ),
+                _ => {}
+            }
+        }
+        aws.secrets.put(
+            SLACK_SECRET_ARN,
+            json!({"bot_token": approval::BOT_TOKEN, "signing_secret": approval::SIGNING_SECRET}),
+        );
+        aws.secrets
+            .put(DATABASE_SECRET_ARN, self.setup.database.secret.clone());
+        let notifiers: Vec<FunctionDef> = self
+            .functions
+            .iter()
+            .filter(|f| f.events.values().any(|e| e["Type"] == "EventBridgeRule"))
+            .cloned()
+            .collect();
+        for function in notifiers {
+            for event in function
+                .events
+                .values()
+                .filter(|e| e["Type"] == "EventBridgeRule")
+            {
+                let host = self.start_host(&function).await?;
+                self.events.targets.push(EventTarget {
+                    function: function.binary.clone(),
+                    host,
+                    pattern: event["Properties"]["Pattern"].clone(),
+                });
+            }
+        }
+        let source = self
+            .pipeline
+            .stages
+            .iter()
+            .flat_map(|s| &s.actions)
+            .find(|a| a.category == "Source");
+        aws.codepipeline.register_execution(json!({
+            "pipelineName": self.pipeline.name, "pipelineExecutionId": self.execution_id,
+            "status": "InProgress", "pipelineVersion": 1,
+            "artifactRevisions": source.map(|a| vec![json!({"name": a.outputs.first().cloned().unwrap_or_default(),
+                "revisionId": "local", "revisionSummary": format!("{} (pipeline-local run)", self.setup.args.source.display())})]).unwrap_or_default(),
+            "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": "pipeline-local run"}
+        }));
+        self.variables.set(
+            "codepipeline",
+            [("PipelineExecutionId".to_string(), self.execution_id.clone())],
+        );
+        Ok(())
+    }
+
+    async fn start_host(&self, function: &FunctionDef) -> Result<FunctionHost, String> {
+        let mut spec = FunctionSpec::new(&function.binary, self.bin_dir.join(&function.binary));
+        spec.env = self.setup.aws.function_env();
+        spec.env.extend(function.environment.iter().cloned());
+        spec.env
+            .push(("SLACK_API_URL".into(), self.setup.slack_url.clone()));
+        spec.timeout = Duration::from_secs(function.timeout_seconds);
+        spec.memory_mb = function.memory_mb;
+        spec.echo_logs = self.setup.args.verbose;
+        FunctionHost::start(spec)
+            .await
+            .map_err(|e| format!("cannot host {}: {e}", function.binary))
+    }
+
+    /// The function an action's `FunctionName` (name or ARN) is.
+    fn function(&self, reference: &str) -> Option<&FunctionDef> {
+        self.functions
+            .iter()
+            .find(|f| f.name == reference || f.arn == reference || f.logical_id == reference)
+    }
+
+    async fn host(&mut self, function: &FunctionDef) -> Result<&FunctionHost, String> {
+        if !self.hosts.contains_key(&function.logical_id) {
+            let host = self.start_host(function).await?;
+            self.hosts.insert(function.logical_id.clone(), host);
+        }
+        Ok(&self.hosts[&function.logical_id])
+    }
+
+    async fn execute(&mut self) -> bool {
+        self.report.header(
+            &self.setup.args.template,
+            &self.setup.args.source,
+            &self.setup.database.label,
+        );
+        self.events.pipeline("STARTED").await;
+        let stages = self.pipeline.stages.clone();
+        let mut failed = false;
+        for stage in &stages {
+            self.report.stage(&stage.name);
+            self.events.stage(&stage.name, "STARTED").await;
+            let mut stage_failed = false;
+            for action in &stage.actions {
+                self.report.action_started(&stage.name, action);
+                self.events
+                    .action(&stage.name, action, "STARTED", None)
+                    .await;
+                let started = Instant::now();
+                let result = self.action(&stage.name, action).await;
+                let elapsed = started.elapsed();
+                let state = match &result.state {
+                    ActionState::Succeeded => "SUCCEEDED",
+                    ActionState::Failed => "FAILED",
+                    ActionState::Skipped => "ABANDONED",
+                };
+                if result.state == ActionState::Failed {
+                    self.register_failure(&stage.name, action, &result.summary);
+                }
+                self.events
+                    .action(&stage.name, action, state, Some(&result.summary))
+                    .await;
+                stage_failed |= result.state == ActionState::Failed;
+                self.report
+                    .action_finished(&stage.name, action, result, elapsed);
+                if stage_failed {
+                    break;
+                }
+            }
+            let state = if stage_failed { "FAILED" } else { "SUCCEEDED" };
+            self.events.stage(&stage.name, state).await;
+            self.report.stage_finished(&stage.name, state);
+            if stage_failed {
+                failed = true;
+                break;
+            }
+        }
+        let state = if failed { "FAILED" } else { "SUCCEEDED" };
+        self.setup.aws.codepipeline.set_execution_status(
+            &self.pipeline.name,
+            &self.execution_id,
+            if failed { "Failed" } else { "Succeeded" },
+        );
+        self.events.pipeline(state).await;
+        self.report.pipeline_finished(state);
+        !failed
+    }
+
+    /// Makes a failure visible to `ListActionExecutions`, as CodePipeline records it.
+    fn register_failure(&self, stage: &str, action: &ActionDef, message: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        self.setup.aws.codepipeline.register_action_executions(
+            &self.pipeline.name,
+            &self.execution_id,
+            vec![json!({"pipelineExecutionId": self.execution_id, "actionExecutionId": uuid::Uuid::new_v4().to_string(),
+                "stageName": stage, "actionName": action.name, "startTime": now, "lastUpdateTime": now, "status": "Failed",
+                "input": {"actionTypeId": {"category": action.category, "owner": action.owner, "provider": action.provider, "version": "1"}},
+                "output": {"executionResult": {"externalExecutionSummary": message,
+                    "errorDetails": {"code": "JobFailed", "message": message}}}})],
+        );
+    }
+
+    async fn action(&mut self, stage: &str, action: &ActionDef) -> ActionResult {
+        match (
+            action.category.as_str(),
+            action.owner.as_str(),
+            action.provider.as_str(),
+        ) {
+            ("Source", "AWS", "S3") => self.s3_source(action),
+            ("Invoke", "AWS", "Lambda") => self.invoke(action).await,
+            ("Approval", "AWS", "Manual") => self.approval(stage, action).await,
+            _ => ActionResult::skipped(format!(
+                "{} actions are not emulated by pipeline-local (they run on AWS only)",
+                action.kind()
+            )),
+        }
+    }
+
+    fn new_artifact(&self, name: &str) -> ArtifactLocation {
+        let short: String = uuid::Uuid::new_v4().simple().to_string()[..7].to_string();
+        let pipeline: String = self.pipeline.name.chars().take(20).collect();
+        let folder: String = name.chars().take(20).collect();
+        ArtifactLocation {
+            bucket: self.pipeline.artifact_bucket.clone(),
+            key: format!("{pipeline}/{folder}/{short}"),
+        }
+    }
+
+    fn s3_source(&mut self, action: &ActionDef) -> ActionResult {
+        let (Some(bucket), Some(key)) = (action.config("S3Bucket"), action.config("S3ObjectKey"))
+        else {
+            return ActionResult::failed(
+                "the S3 source action needs S3Bucket and S3ObjectKey".into(),
+            );
+        };
+        let folder = &self.setup.args.source;
+        let zipped = match crate::zips::zip_folder(folder) {
+            Ok(bytes) => bytes,
+            Err(e) => return ActionResult::failed(format!("cannot zip {}: {e}", folder.display())),
+        };
+        let aws = self.setup.aws;
+        if let Err(e) = aws.s3.put_file(&bucket, &key, &zipped) {
+            return ActionResult::failed(format!("cannot write s3://{bucket}/{key}: {e}"));
+        }
+        let mut notes = vec![format!(
+            "{} zipped ({} bytes) to s3://{bucket}/{key}",
+            folder.display(),
+            zipped.len()
+        )];
+        for output in &action.outputs {
+            let location = self.new_artifact(output);
+            if let Err(e) = aws.s3.put_file(&location.bucket, &location.key, &zipped) {
+                return ActionResult::failed(format!("cannot write the artifact {output}: {e}"));
+            }
+            notes.push(format!(
+                "artifact {output} → s3://{}/{}",
+                location.bucket, location.key
+            ));
+            self.artifacts.insert(output.clone(), location);
+        }
+        if let Some(namespace) = &action.namespace {
+            self.variables.set(
+                namespace,
+                [
+                    ("BucketName".to_string(), bucket.clone()),
+                    ("ObjectKey".to_string(), key.clone()),
+                ],
+            );
+        }
+        let summary = notes.remove(0);
+        ActionResult::succeeded(summary, notes)
+    }
+
+    async fn invoke(&mut self, action: &ActionDef) -> ActionResult {
+        let Some(reference) = action.config("FunctionName") else {
+            return ActionResult::failed("the Lambda invoke action has no FunctionName".into());
+        };
+        let Some(function) = self.function(&reference).cloned() else {
+            return ActionResult::skipped(format!(
+                "FunctionName {reference} is not a function of this template"
+            ));
+        };
+        let user_parameters = match action
+            .config("UserParameters")
+            .map(|p| self.variables.substitute(&p))
+            .transpose()
+        {
+            Ok(p) => p,
+            Err(e) => return ActionResult::failed(e),
+        };
+        let mut inputs = Vec::new();
+        for name in &action.inputs {
+            match self.artifacts.get(name) {
+                Some(location) => inputs.push(artifact_json(name, location)),
+                None => {
+                    return ActionResult::failed(format!(
+                        "input artifact {name} was not produced by an earlier action"
+                    ))
+                }
+            }
+        }
+        let outputs: Vec<(String, ArtifactLocation)> = action
+            .outputs
+            .iter()
+            .map(|name| (name.clone(), self.new_artifact(name)))
+            .collect();
+        let mut configuration = json!({"FunctionName": function.name});
+        if let Some(p) = &user_parameters {
+            configuration["UserParameters"] = json!(p);
+        }
+        let event = json!({"CodePipeline.job": {
+            "id": crate::harness::new_job_id(),
+            "accountId": super::template::ACCOUNT_ID,
+            "data": {
+                "actionConfiguration": {"configuration": configuration},
+                "inputArtifacts": inputs,
+                "outputArtifacts": outputs.iter().map(|(n, l)| artifact_json(n, l)).collect::<Vec<_>>()
+            }
+        }});
+        let aws = self.setup.aws;
+        let host = match self.host(&function).await {
+            Ok(host) => host,
+            Err(e) => return ActionResult::failed(e),
+        };
+        let job = match run_job(aws, host, event, 1000).await {
+            Ok(job) => job,
+            Err(e) => return ActionResult::failed(e.to_string()),
+        };
+        let invocations = job.invocations.len();
+        let last = job.record.as_ref().and_then(|r| r.results.last().cloned());
+        if job.succeeded() {
+            let last = last.unwrap_or(Value::Null);
+            let variables: Vec<(String, String)> = last["outputVariables"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect();
+            if let Some(namespace) = &action.namespace {
+                self.variables.set(namespace, variables.clone());
+            }
+            let mut notes = Vec::new();
+            if invocations > 1 {
+                notes.push(format!("{invocations} invocations (continuation tokens)"));
+            }
+            for (name, location) in outputs {
+                notes.push(format!(
+                    "artifact {name} → s3://{}/{}",
+                    location.bucket, location.key
+                ));
+                self.artifacts.insert(name, location);
+            }
+            let summary = last["executionDetails"]["summary"]
+                .as_str()
+                .unwrap_or("succeeded")
+                .to_string();
+            return ActionResult::succeeded(summary, notes);
+        }
+        let reason = match (&job.record, last) {
+            (Some(record), Some(last))
+                if record.status == crate::codepipeline::JobStatus::Failed =>
+            {
+                last["failureDetails"]["message"]
+                    .as_str()
+                    .unwrap_or("failed")
+                    .to_string()
+            }
+            _ => match job.invocations.last().map(|i| &i.outcome) {
+                Some(Outcome::Timeout) => {
+                    format!("{} timed out without reporting a result", function.binary)
+                }
+                Some(other) => format!("{} reported no result: {other:?}", function.binary),
+                None => "the function was not invoked".to_string(),
+            },
+        };
+        ActionResult::failed(reason)
+    }
+
+    async fn approval(&mut self, stage: &str, action: &ActionDef) -> ActionResult {
+        let custom_data = match action
+            .config("CustomData")
+            .map(|d| self.variables.substitute(&d))
+            .transpose()
+        {
+            Ok(d) => d,
+            Err(e) => return ActionResult::failed(e),
+        };
+        let topic = action.config("NotificationArn").unwrap_or_default();
+        let subscribed: Vec<FunctionDef> = self
+            .functions
+            .iter()
+            .filter(|f| {
+                f.events.values().any(|e| {
+                    e["Type"] == "SNS" && e["Properties"]["Topic"].as_str() == Some(topic.as_str())
+                })
+            })
+            .cloned()
+            .collect();
+        let responder_def = self
+            .template
+            .resources_of_type("AWS::Serverless::Function")
+            .find(|(_, r)| !r["Properties"]["FunctionUrlConfig"].is_null())
+            .and_then(|(id, _)| self.functions.iter().find(|f| &f.logical_id == id).cloned());
+        for function in subscribed.iter().chain(responder_def.iter()) {
+            if let Err(e) = self.host(function).await {
+                return ActionResult::failed(e);
+            }
+        }
+        let notifiers: Vec<(String, &FunctionHost)> = subscribed
+            .iter()
+            .map(|f| (f.binary.clone(), &self.hosts[&f.logical_id]))
+            .collect();
+        let responder = responder_def.as_ref().map(|f| &self.hosts[&f.logical_id]);
+        let request = ApprovalRequest {
+            pipeline: &self.pipeline.name,
+            stage,
+            action: &action.name,
+            custom_data,
+            external_link: action.config("ExternalEntityLink"),
+        };
+        match approval::decide(
+            self.setup.aws,
+            self.setup.slack,
+            &notifiers,
+            responder,
+            &request,
+            self.setup.args.reject,
+        )
+        .await
+        {
+            Ok(outcome) if outcome.approved => {
+                ActionResult::succeeded(outcome.summary, outcome.steps)
+            }
+            Ok(outcome) => ActionResult {
+                state: ActionState::Failed,
+                summary: outcome.summary,
+                notes: outcome.steps,
+            },
+            Err(e) => ActionResult::failed(e),
+        }
+    }
+}
+
+fn artifact_json(name: &str, location: &ArtifactLocation) -> Value {
+    json!({"name": name, "revision": null, "location": {"type": "S3",
+        "s3Location": {"bucketName": location.bucket, "objectKey": location.key}}})
+}

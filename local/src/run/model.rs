@@ -1,0 +1,163 @@
+//! The pipeline as the template declares it (resolved), and CodePipeline's variable syntax.
+
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+pub struct PipelineDef {
+    pub name: String,
+    pub artifact_bucket: String,
+    pub stages: Vec<StageDef>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StageDef {
+    pub name: String,
+    pub actions: Vec<ActionDef>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ActionDef {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub category: String,
+    pub owner: String,
+    pub provider: String,
+    pub configuration: Map<String, Value>,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub run_order: u64,
+}
+
+impl ActionDef {
+    pub fn kind(&self) -> String {
+        format!("{}/{}/{}", self.category, self.owner, self.provider)
+    }
+
+    pub fn config(&self, key: &str) -> Option<String> {
+        match self.configuration.get(key)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    }
+}
+
+impl PipelineDef {
+    /// Reads a resolved `AWS::CodePipeline::Pipeline` resource.
+    pub fn from_resource(name: String, properties: &Value) -> Result<Self, String> {
+        let artifact_bucket = properties["ArtifactStore"]["Location"]
+            .as_str()
+            .ok_or("the pipeline has no ArtifactStore.Location")?
+            .to_string();
+        let names = |list: &Value| -> Vec<String> {
+            list.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a["Name"].as_str().map(str::to_owned))
+                .collect()
+        };
+        let mut stages = Vec::new();
+        for stage in properties["Stages"]
+            .as_array()
+            .ok_or("the pipeline has no Stages")?
+        {
+            let mut actions = Vec::new();
+            for action in stage["Actions"].as_array().into_iter().flatten() {
+                let id = &action["ActionTypeId"];
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                actions.push(ActionDef {
+                    name: text(&action["Name"]),
+                    namespace: action["Namespace"].as_str().map(str::to_owned),
+                    category: text(&id["Category"]),
+                    owner: text(&id["Owner"]),
+                    provider: text(&id["Provider"]),
+                    configuration: action["Configuration"]
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    inputs: names(&action["InputArtifacts"]),
+                    outputs: names(&action["OutputArtifacts"]),
+                    run_order: action["RunOrder"].as_u64().unwrap_or(1),
+                });
+            }
+            actions.sort_by_key(|a| a.run_order);
+            stages.push(StageDef {
+                name: stage["Name"].as_str().unwrap_or_default().to_string(),
+                actions,
+            });
+        }
+        Ok(Self {
+            name,
+            artifact_bucket,
+            stages,
+        })
+    }
+}
+
+/// Output variables by namespace, plus `codepipeline.PipelineExecutionId`.
+#[derive(Debug, Default)]
+pub struct Variables {
+    pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Variables {
+    /// Replaces every `#{Namespace.Variable}` in `text`, as CodePipeline does before it runs an
+    /// action; a variable that is not known fails the action, naming it.
+    pub fn substitute(&self, text: &str) -> Result<String, String> {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("#{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed variable reference in {text:?}"))?;
+            let reference = &after[..end];
+            let value = reference
+                .split_once('.')
+                .and_then(|(ns, var)| self.namespaces.get(ns)?.get(var));
+            match value {
+                Some(value) => out.push_str(value),
+                None => {
+                    return Err(format!(
+                        "the variable #{{{reference}}} is not resolved: no action before this one produced it"
+                    ))
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    pub fn set(&mut self, namespace: &str, values: impl IntoIterator<Item = (String, String)>) {
+        self.namespaces
+            .entry(namespace.to_string())
+            .or_default()
+            .extend(values);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitutes_variables_and_names_unknown_ones() {
+        let mut variables = Variables::default();
+        variables.set(
+            "codepipeline",
+            [("PipelineExecutionId".to_string(), "e-1".to_string())],
+        );
+        variables.set("Migrate", [("SchemaVersion".to_string(), "3".to_string())]);
+        assert_eq!(
+            variables
+                .substitute("run #{codepipeline.PipelineExecutionId} at #{Migrate.SchemaVersion}")
+                .unwrap(),
+            "run e-1 at 3"
+        );
+        let err = variables.substitute("#{Build.Nope}").unwrap_err();
+        assert!(err.contains("#{Build.Nope}"), "{err}");
+    }
+}

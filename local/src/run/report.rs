@@ -1,0 +1,272 @@
+//! What `run` prints: a live line per stage and action, then the timeline, the Slack channel as
+//! a person would read it, the output variables and where the artifacts went. Also the local
+//! health endpoint the example deploy gate checks.
+
+use super::executor::ArtifactLocation;
+use super::model::{ActionDef, Variables};
+use crate::endpoints::LocalAws;
+use crate::slack::LocalSlack;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionState {
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+pub struct ActionResult {
+    pub state: ActionState,
+    pub summary: String,
+    pub notes: Vec<String>,
+}
+
+impl ActionResult {
+    pub fn succeeded(summary: String, notes: Vec<String>) -> Self {
+        Self {
+            state: ActionState::Succeeded,
+            summary,
+            notes,
+        }
+    }
+    pub fn failed(summary: String) -> Self {
+        Self {
+            state: ActionState::Failed,
+            summary,
+            notes: Vec::new(),
+        }
+    }
+    pub fn skipped(reason: String) -> Self {
+        Self {
+            state: ActionState::Skipped,
+            summary: reason,
+            notes: Vec::new(),
+        }
+    }
+}
+
+struct TimelineEntry {
+    stage: String,
+    action: String,
+    state: &'static str,
+    start: Duration,
+    took: Duration,
+}
+
+pub struct Report {
+    pipeline: String,
+    execution_id: String,
+    started: Instant,
+    timeline: Vec<TimelineEntry>,
+    action_started: Option<Instant>,
+    state: &'static str,
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+impl Report {
+    pub fn new(pipeline: &str, execution_id: &str) -> Self {
+        Self {
+            pipeline: pipeline.to_string(),
+            execution_id: execution_id.to_string(),
+            started: Instant::now(),
+            timeline: Vec::new(),
+            action_started: None,
+            state: "STARTED",
+        }
+    }
+
+    pub fn header(&mut self, template: &Path, source: &Path, database: &str) {
+        self.started = Instant::now();
+        println!(
+            "pipeline-local run: {} from {}\n  execution {}\n  source {}, database {}\n",
+            self.pipeline,
+            template.display(),
+            self.execution_id,
+            source.display(),
+            database
+        );
+    }
+
+    pub fn stage(&self, name: &str) {
+        println!("▶ {name}");
+    }
+
+    pub fn action_started(&mut self, _stage: &str, action: &ActionDef) {
+        self.action_started = Some(Instant::now());
+        println!("  … {} ({})", action.name, action.kind());
+    }
+
+    pub fn action_finished(
+        &mut self,
+        stage: &str,
+        action: &ActionDef,
+        result: ActionResult,
+        took: Duration,
+    ) {
+        let start = self
+            .action_started
+            .map(|s| s.duration_since(self.started))
+            .unwrap_or_default();
+        let (mark, state) = match result.state {
+            ActionState::Succeeded => ("✓", "SUCCEEDED"),
+            ActionState::Failed => ("✗", "FAILED"),
+            ActionState::Skipped => ("–", "SKIPPED"),
+        };
+        println!(
+            "  {mark} {} {state} in {}: {}",
+            action.name,
+            seconds(took),
+            one_line(&result.summary)
+        );
+        for note in &result.notes {
+            println!("      {note}");
+        }
+        self.timeline.push(TimelineEntry {
+            stage: stage.to_string(),
+            action: action.name.clone(),
+            state,
+            start,
+            took,
+        });
+    }
+
+    pub fn stage_finished(&self, name: &str, state: &str) {
+        println!("  {name}: {state}\n");
+    }
+
+    pub fn pipeline_finished(&mut self, state: &'static str) {
+        self.state = state;
+    }
+
+    pub fn finish(
+        &self,
+        aws: &LocalAws,
+        slack: &LocalSlack,
+        artifacts: &HashMap<String, ArtifactLocation>,
+        variables: &Variables,
+        event_failures: &[String],
+    ) {
+        println!("Timeline");
+        for entry in &self.timeline {
+            println!(
+                "  +{:>8}  {:>9}  {:<10} {:<14} {}",
+                seconds(entry.start),
+                seconds(entry.took),
+                entry.state,
+                entry.stage,
+                entry.action
+            );
+        }
+        println!("\nSlack (recorded)");
+        let messages = slack.messages();
+        if messages.is_empty() {
+            println!("  (no messages)");
+        }
+        for message in messages.iter().filter(|m| m.thread_ts.is_none()) {
+            println!(
+                "  #{} [{}]{}",
+                message.channel,
+                message.ts,
+                edited(message.updates)
+            );
+            print_blocks(&message.blocks, &message.text, "    ");
+            for reply in messages
+                .iter()
+                .filter(|m| m.thread_ts.as_deref() == Some(message.ts.as_str()))
+            {
+                println!("    ↳ reply [{}]", reply.ts);
+                print_blocks(&reply.blocks, &reply.text, "      ");
+            }
+        }
+        println!("\nOutput variables");
+        for (namespace, values) in &variables.namespaces {
+            for (key, value) in values {
+                println!("  {namespace}.{key} = {value}");
+            }
+        }
+        println!("\nArtifacts (local S3 under {})", aws.s3.root().display());
+        let mut names: Vec<&String> = artifacts.keys().collect();
+        names.sort();
+        for name in names {
+            let location = &artifacts[name];
+            println!("  {name}: s3://{}/{}", location.bucket, location.key);
+        }
+        for failure in event_failures {
+            println!("\nwarning: an EventBridge delivery failed: {failure}");
+        }
+        println!(
+            "\nPipeline {} {} in {}",
+            self.pipeline,
+            self.state,
+            seconds(self.started.elapsed())
+        );
+    }
+}
+
+fn edited(updates: u32) -> String {
+    if updates > 0 {
+        format!(" (edited {updates}×)")
+    } else {
+        String::new()
+    }
+}
+
+fn one_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if text.lines().count() > 1 {
+        format!("{line} …")
+    } else {
+        line.to_string()
+    }
+}
+
+/// Block Kit as text: each section and context on its own lines, buttons by label.
+fn print_blocks(blocks: &serde_json::Value, fallback: &str, indent: &str) {
+    let Some(blocks) = blocks.as_array().filter(|b| !b.is_empty()) else {
+        println!("{indent}{fallback}");
+        return;
+    };
+    for block in blocks {
+        let texts: Vec<String> = match block["type"].as_str() {
+            Some("section" | "header") => vec![block["text"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()],
+            Some("context") => block["elements"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["text"].as_str().map(str::to_owned))
+                .collect(),
+            Some("actions") => vec![block["elements"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| format!("[{}]", e["text"]["text"].as_str().unwrap_or("button")))
+                .collect::<Vec<_>>()
+                .join(" ")],
+            _ => Vec::new(),
+        };
+        for text in texts {
+            for line in text.lines() {
+                println!("{indent}{line}");
+            }
+        }
+    }
+}
+
+/// A loopback `GET /health` answering 200 `ok`, for the example deploy gate.
+pub async fn serve_health() -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}/health"))
+}
