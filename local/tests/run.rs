@@ -1,0 +1,171 @@
+//! `pipeline-local run` through its binary, on the repository's own template.yaml and
+//! examples/demo, with every function binary (the README's test command builds them first).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn run(args: &[&str]) -> (Output, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pipeline-local"))
+        .arg("run")
+        .args(args)
+        .current_dir(repository())
+        .output()
+        .expect("pipeline-local runs");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+#[test]
+fn runs_the_example_pipeline_end_to_end() {
+    let (out, text) = run(&[]);
+    assert!(out.status.success(), "{text}");
+    for stage in ["Source", "Process", "Migrate", "Approve", "Verify"] {
+        assert!(
+            text.contains(&format!("▶ {stage}\n")),
+            "{stage} missing:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("  {stage}: SUCCEEDED")),
+            "{stage} did not succeed:\n{text}"
+        );
+        assert!(
+            text.contains(&format!(":white_check_mark: *{stage}*  SUCCEEDED")),
+            "Slack misses {stage}:\n{text}"
+        );
+    }
+    for action in ["Demo", "Package", "Publish", "Apply", "ReleaseGate", "Gate"] {
+        assert!(
+            text.contains(&format!("✓ {action} SUCCEEDED")),
+            "{action}:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("Approved in Slack by local.approver (U0LOCALAPPROVER)"),
+        "{text}"
+    );
+    assert!(text.contains("Migrate.AppliedCount = 2"), "{text}");
+    assert!(text.contains("Publish.FilesPublished = 3"), "{text}");
+    assert!(
+        text.contains("invocations (continuation tokens)"),
+        "the bake continues:\n{text}"
+    );
+    // The approval's custom data got the earlier actions' output variables.
+    assert!(
+        text.contains("3 files published, schema version 20260101000002"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Pipeline pipeline-local-ExamplePipeline SUCCEEDED"),
+        "{text}"
+    );
+}
+
+#[test]
+fn reject_ends_in_a_rejected_approval_and_a_failing_exit_status() {
+    let (out, text) = run(&["--reject"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("✗ ReleaseGate FAILED"), "{text}");
+    assert!(text.contains("Rejected in Slack by local.approver (U0LOCALAPPROVER): Rejected from pipeline-local run --reject"), "{text}");
+    assert!(
+        !text.contains("▶ Verify"),
+        "nothing runs after a rejection:\n{text}"
+    );
+    // pipeline-notifier explained the rejection in the execution's thread.
+    assert!(text.contains("↳ reply"), "{text}");
+    assert!(
+        text.contains("*Approve / ReleaseGate* (approval) was rejected by <@U0LOCALAPPROVER>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Pipeline pipeline-local-ExamplePipeline FAILED"),
+        "{text}"
+    );
+}
+
+fn psql(database: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "5432",
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-tAc",
+            sql,
+        ])
+        .output()
+        .expect("psql is installed with PostgreSQL");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn database_url_applies_the_demo_migrations_to_postgres() {
+    let database = format!("run_demo_{}", std::process::id());
+    psql("test", &format!("DROP DATABASE IF EXISTS {database}"));
+    psql("test", &format!("CREATE DATABASE {database}"));
+    let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    let (out, text) = run(&["--database-url", &url]);
+    let applied = psql(&database, "SELECT string_agg(version::text, ',' ORDER BY version) FROM _sqlx_migrations WHERE success");
+    let notes = psql(&database, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'releases' AND column_name = 'notes'");
+    psql("test", &format!("DROP DATABASE {database}"));
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("database postgres 127.0.0.1:5432/{database}")),
+        "{text}"
+    );
+    assert_eq!(applied, "20260101000001,20260101000002");
+    assert_eq!(notes, "1");
+}
+
+#[test]
+fn actions_it_cannot_emulate_are_skipped_not_faked() {
+    let template = std::fs::read_to_string(repository().join("template.yaml")).unwrap();
+    let marker = "        - Name: Verify\n          Actions:\n";
+    assert!(template.contains(marker));
+    let with_codebuild = template.replace(
+        marker,
+        &format!(
+            "{marker}            - Name: IntegrationTests\n              ActionTypeId: {{Category: Test, Owner: AWS, Provider: CodeBuild, Version: \"1\"}}\n              Configuration: {{ProjectName: web-tests}}\n              InputArtifacts: [{{Name: Source}}]\n"
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("template.yaml");
+    std::fs::write(&path, with_codebuild).unwrap();
+    let (out, text) = run(&["--template", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("– IntegrationTests SKIPPED")
+            && text.contains("Test/AWS/CodeBuild actions are not emulated by pipeline-local"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SKIPPED    Verify         IntegrationTests"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_template_is_a_clear_error() {
+    let (out, text) = run(&["--template", "nope.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text.contains("error: cannot read nope.yaml"), "{text}");
+}
