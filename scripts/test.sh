@@ -38,8 +38,15 @@ if ! mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
 fi
 wait_for MariaDB "mariadb-admin -h 127.0.0.1 -u root ping"
 
-step "cfn-lint template.yaml"
+step "SAM CLI (tests/requirements-sam.txt, its own venv)"
+if [ ! -x .venv-sam/bin/python ]; then
+  python3 -m venv .venv-sam || { echo "error: python3 -m venv failed; install python3-venv" >&2; exit 1; }
+fi
+.venv-sam/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements-sam.txt
+
+step "template.yaml: cfn-lint and sam validate --lint"
 cfn-lint template.yaml
+SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml
 
 step "cargo build (every function binary)"
 # End-to-end tests start other packages' binaries (target/debug/<function>), which `cargo test`
