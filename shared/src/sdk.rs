@@ -16,3 +16,25 @@ pub async fn load_config() -> SdkConfig {
         .load()
         .await
 }
+
+/// `<Service> <Operation>: <Code>: <message>` for an SDK error, or the whole error chain when the
+/// service answered no code (a connection or timeout error).
+pub fn describe_error<E, R>(
+    service: &str,
+    operation: &str,
+    err: &aws_sdk_s3::error::SdkError<E, R>,
+) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{service} {operation}: {code}: {message}"),
+        (Some(code), None) => format!("{service} {operation}: {code}"),
+        _ => format!(
+            "{service} {operation}: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(err)
+        ),
+    }
+}

@@ -114,12 +114,5 @@ fn describe<E>(operation: &str, err: &aws_sdk_dynamodb::error::SdkError<E>) -> S
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("DynamoDB {operation}: {code}: {message}"),
-        (Some(code), None) => format!("DynamoDB {operation}: {code}"),
-        _ => format!(
-            "DynamoDB {operation}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(err)
-        ),
-    }
+    pipeline_ext::sdk::describe_error("DynamoDB", operation, err)
 }

@@ -168,14 +168,7 @@ fn classify<E>(operation: &str, err: &aws_sdk_codepipeline::error::SdkError<E>) 
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("CodePipeline {operation}: {code}: {message}"),
-        (Some(code), None) => format!("CodePipeline {operation}: {code}"),
-        _ => format!(
-            "CodePipeline {operation}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(err)
-        ),
-    };
+    let message = pipeline_ext::sdk::describe_error("CodePipeline", operation, err);
     match err.code() {
         Some(
             "PipelineNotFoundException"

@@ -313,12 +313,7 @@ fn describe<E>(operation: &str, err: &aws_sdk_dynamodb::error::SdkError<E>) -> S
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    StoreError(match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("DynamoDB {operation}: {code}: {message}"),
-        (Some(code), None) => format!("DynamoDB {operation}: {code}"),
-        _ => format!(
-            "DynamoDB {operation}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(err)
-        ),
-    })
+    StoreError(pipeline_ext::sdk::describe_error(
+        "DynamoDB", operation, err,
+    ))
 }
