@@ -3,7 +3,7 @@
 message posted to Slack), side by side with the Python/boto3 reference
 (bench/reference/python-pipeline-notifier) doing the same secret read, conditional DynamoDB claim,
 GetPipelineExecution, chat.postMessage and ts record, each run on fresh local endpoints
-(DynamoDB: one moto_server). Ours also keeps the folded execution record and its lease.
+(pipeline-local's CodePipeline, Secrets Manager, DynamoDB; a recorded Slack). Ours also keeps the folded execution record and its lease.
 
 Goal (issue 6): at least 15× faster, at most half the peak RSS.
 
@@ -28,9 +28,7 @@ def main():
         sys.exit("run scripts/test.sh once first: it installs boto3 into .venv")
     subprocess.run([os.path.join(ROOT, "target/release/examples/notify_bench"), str(opts.runs),
                     os.path.join(ROOT, "target/release/pipeline-notifier"), python,
-                    os.path.join(ROOT, "bench/reference/python-pipeline-notifier/bootstrap.py")], cwd=ROOT, check=True,
-                   env=dict(os.environ, MOTO_SERVER=os.path.join(ROOT, ".venv/bin/moto_server"),
-                            AWS_CLI=os.path.join(ROOT, ".venv/bin/aws")))
+                    os.path.join(ROOT, "bench/reference/python-pipeline-notifier/bootstrap.py")], cwd=ROOT, check=True)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
 //! Benchmark driver (bench/pipeline_notifier.py runs it): a cold start of a pipeline notifier
 //! plus the first event of an execution (the parent message posted), from process spawn to the
 //! response, side by side with the Python/boto3 reference, interleaved. Each run gets fresh
-//! local CodePipeline, Secrets Manager and Slack endpoints; DynamoDB is one moto_server.
+//! pipeline-local endpoints (CodePipeline, Secrets Manager, DynamoDB) and a recorded Slack.
 //!
 //! `notify_bench RUNS RUST_BINARY PYTHON SCRIPT`
 
 use pipeline_local::endpoints::LocalAws;
-use pipeline_local::moto_server::MotoServer;
 use pipeline_local::runtime_api::{FunctionHost, FunctionSpec, Outcome};
 use pipeline_local::slack::LocalSlack;
 use serde_json::json;
@@ -16,12 +15,12 @@ const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:111111111111:secret:s
 const TABLE: &str = "pipeline-executions";
 
 async fn one(
-    moto: &MotoServer,
     run: usize,
     program: &str,
     args: &[String],
 ) -> Result<(f64, f64), String> {
     let aws = LocalAws::start(None).await.map_err(|e| e.to_string())?;
+    aws.dynamodb.create_table(TABLE, &["pk"]);
     aws.secrets.put(
         SECRET_ARN,
         json!({"bot_token": "xoxb-bench", "signing_secret": "unused"}),
@@ -42,7 +41,6 @@ async fn one(
         ("SLACK_API_URL".into(), slack_url),
         ("SLACK_CHANNEL".into(), "C0DEPLOYS".into()),
         ("EXECUTIONS_TABLE".into(), TABLE.into()),
-        ("AWS_ENDPOINT_URL_DYNAMODB".into(), moto.url.clone()),
     ]);
     spec.timeout = Duration::from_secs(30);
     let host = FunctionHost::start(spec).await.map_err(|e| e.to_string())?;
@@ -84,19 +82,6 @@ async fn main() -> Result<(), String> {
         return Err("usage: notify_bench RUNS RUST_BINARY PYTHON SCRIPT".into());
     };
     let runs: usize = runs.parse().map_err(|_| "RUNS must be a number")?;
-    let moto = MotoServer::start();
-    moto.cli(&[
-        "dynamodb",
-        "create-table",
-        "--table-name",
-        TABLE,
-        "--attribute-definitions",
-        "AttributeName=pk,AttributeType=S",
-        "--key-schema",
-        "AttributeName=pk,KeyType=HASH",
-        "--billing-mode",
-        "PAY_PER_REQUEST",
-    ]);
     let subjects = [
         ("rust pipeline-notifier", rust.clone(), vec![]),
         (
@@ -108,7 +93,7 @@ async fn main() -> Result<(), String> {
     let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(), Vec::new()];
     for run in 0..runs {
         for (i, (_, program, args)) in subjects.iter().enumerate() {
-            results[i].push(one(&moto, run, program, args).await?);
+            results[i].push(one(run, program, args).await?);
         }
     }
     println!("cold start + first event of an execution (parent message posted), spawn → response ({runs} runs each, interleaved)\n");

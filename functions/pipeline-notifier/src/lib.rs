@@ -22,7 +22,7 @@ use pipeline_ext::secrets::SecretCache;
 use pipeline_ext::slack::{SlackClient, SlackSecret};
 use serde_json::{json, Value};
 use std::time::Duration;
-use store::{ExecutionItem, ExecutionStore};
+use store::{ExecutionItem, ExecutionStore, Shown};
 use tokio::time::Instant;
 
 /// Longest wait for one Slack call, rate-limit waits included.
@@ -74,16 +74,6 @@ pub struct Notifier {
     http: reqwest::Client,
 }
 
-/// How one render round ended.
-enum Rendered {
-    /// Slack shows the latest version, or the execution is not to be shown (yet).
-    Done,
-    /// Another invocation holds the lease and will show this event.
-    LeftToOther,
-    /// Rendered a version; read again in case more arrived meanwhile.
-    Again,
-}
-
 impl Notifier {
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
         Ok(Self {
@@ -115,116 +105,80 @@ impl Notifier {
             tracing::info!(pipeline = %change.pipeline, "pipeline not in PIPELINES; event skipped");
             return Ok(json!({"skipped": "pipeline not in PIPELINES"}));
         }
-        let fresh = self.fold(&change).await?;
+        let (fresh, item) = self.fold(&change).await?;
         if !fresh {
             tracing::info!(event_id = %change.event_id, execution = %change.execution_id, "event already applied (repeat delivery)");
         }
-        self.publish(&change.execution_id, deadline).await?;
+        self.publish(item, deadline).await?;
         Ok(json!({"execution": change.execution_id, "state": change.state, "duplicate": !fresh}))
     }
 
-    /// Folds the event into the stored record; false when it was already there.
-    async fn fold(&self, change: &StateChange) -> Result<bool, String> {
+    /// Folds the event into the stored record; returns whether it was new, and the item.
+    async fn fold(&self, change: &StateChange) -> Result<(bool, ExecutionItem), String> {
+        let id = &change.execution_id;
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let item = self
-                .store
-                .load(&change.execution_id)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (mut record, read_version) = match item {
-                Some(item) => (item.record, Some(item.version)),
+            let item = self.store.load(id).await.map_err(|e| e.to_string())?;
+            let (mut record, read_version) = match &item {
+                Some(item) => (item.record.clone(), Some(item.version)),
                 None => (ExecutionRecord::new(change), None),
             };
             if !record.apply(change) {
-                return Ok(false);
+                return Ok((false, item.unwrap_or_default()));
             }
-            if self
+            let saved = self
                 .store
                 .save(&record, read_version)
                 .await
-                .map_err(|e| e.to_string())?
-            {
+                .map_err(|e| e.to_string())?;
+            if let Some(saved) = saved {
                 log_change(change);
-                return Ok(true);
+                return Ok((true, saved));
             }
         }
         Err(format!(
-            "execution {}: gave up after {MAX_WRITE_ATTEMPTS} conflicting writes",
-            change.execution_id
+            "execution {id}: gave up after {MAX_WRITE_ATTEMPTS} conflicting writes"
         ))
     }
 
     /// Brings Slack up to date with the stored record, unless another invocation is doing it.
-    async fn publish(&self, execution_id: &str, deadline: Instant) -> Result<(), String> {
+    async fn publish(&self, mut item: ExecutionItem, deadline: Instant) -> Result<(), String> {
+        let id = item.record.execution_id.clone();
         for _ in 0..MAX_RENDER_ROUNDS {
-            match self.render_round(execution_id, deadline).await? {
-                Rendered::Done | Rendered::LeftToOther => return Ok(()),
-                Rendered::Again => continue,
+            if item.rendered >= item.version || !self.shown(&item) {
+                return Ok(());
+            }
+            let owner = uuid::Uuid::new_v4().to_string();
+            // Under the lease, the item as it is now: the message may have been posted meanwhile.
+            let Some(leased) = self
+                .store
+                .acquire(&id, &owner)
+                .await
+                .map_err(|e| e.to_string())?
+            else {
+                // The holder's release will show this event.
+                return Ok(());
+            };
+            let mut shown = Shown::default();
+            let rendered = self.render(&leased, &owner, &mut shown, deadline).await;
+            if rendered.is_ok() {
+                shown.rendered = Some(leased.version);
+            }
+            let released = self.store.release(&id, &owner, &shown).await;
+            rendered?;
+            match released.map_err(|e| e.to_string())? {
+                Some(after) => item = after,
+                None => {
+                    tracing::warn!(execution = %id, "lease expired while rendering; another invocation took over");
+                    return Ok(());
+                }
             }
         }
-        tracing::warn!(execution = %execution_id, "still changing after {MAX_RENDER_ROUNDS} renders; the next event shows the rest");
+        tracing::warn!(execution = %id, "still changing after {MAX_RENDER_ROUNDS} renders; the next event shows the rest");
         Ok(())
-    }
-
-    async fn render_round(
-        &self,
-        execution_id: &str,
-        deadline: Instant,
-    ) -> Result<Rendered, String> {
-        let store_err = |e: store::StoreError| e.to_string();
-        let Some(item) = self.store.load(execution_id).await.map_err(store_err)? else {
-            return Ok(Rendered::Done);
-        };
-        if item.rendered >= item.version || !self.shown(&item) {
-            return Ok(Rendered::Done);
-        }
-        let owner = uuid::Uuid::new_v4().to_string();
-        if !self
-            .store
-            .acquire(execution_id, &owner)
-            .await
-            .map_err(store_err)?
-        {
-            return Ok(Rendered::LeftToOther);
-        }
-        // Read again under the lease: the message may have been posted meanwhile.
-        let item = match self.store.load(execution_id).await {
-            Ok(Some(item)) => item,
-            Ok(None) => return Ok(Rendered::Done),
-            Err(err) => {
-                self.release(execution_id, &owner, None).await;
-                return Err(err.to_string());
-            }
-        };
-        match self.render(&item, &owner, deadline).await {
-            Ok(()) => {
-                let released = self
-                    .store
-                    .release(execution_id, &owner, Some(item.version))
-                    .await
-                    .map_err(store_err)?;
-                Ok(if released {
-                    Rendered::Again
-                } else {
-                    tracing::warn!(execution = %execution_id, "lease expired while rendering; another invocation took over");
-                    Rendered::LeftToOther
-                })
-            }
-            Err(err) => {
-                self.release(execution_id, &owner, None).await;
-                Err(err)
-            }
-        }
     }
 
     fn shown(&self, item: &ExecutionItem) -> bool {
         item.ts.is_some() || self.config.filters.state(item.record.state())
-    }
-
-    async fn release(&self, execution_id: &str, owner: &str, rendered: Option<u64>) {
-        if let Err(err) = self.store.release(execution_id, owner, rendered).await {
-            tracing::warn!(execution = %execution_id, error = %err, "could not release the lease; it expires by itself");
-        }
     }
 
     /// Posts or updates the parent message and answers new failures in its thread.
@@ -232,18 +186,16 @@ impl Notifier {
         &self,
         item: &ExecutionItem,
         owner: &str,
+        shown: &mut Shown,
         deadline: Instant,
     ) -> Result<(), String> {
         let record = &item.record;
         let id = &record.execution_id;
-        let source = self.source(item, owner).await;
         let pending: Vec<&ActionRecord> = record
             .failed_actions()
             .filter(|a| !item.replied.contains(&a.failure_key()))
             .collect();
-        let delivered = self
-            .deliver(item, owner, source.as_ref(), &pending, deadline)
-            .await;
+        let delivered = self.deliver(item, owner, shown, &pending, deadline).await;
         let Err(slack_error) = delivered else {
             return Ok(());
         };
@@ -267,7 +219,10 @@ impl Notifier {
         self.sns
             .publish()
             .topic_arn(topic)
-            .subject(message::truncate_subject(&format!("CodePipeline {}", message::headline(record))))
+            .subject(message::truncate_subject(&format!(
+                "CodePipeline {}",
+                message::headline(record)
+            )))
             .message(format!(
                 "{}\n(Slack failed: {slack_error})",
                 message::fallback_text(record, &unsent)
@@ -295,20 +250,22 @@ impl Notifier {
         &self,
         item: &ExecutionItem,
         owner: &str,
-        source: Option<&SourceInfo>,
+        shown: &mut Shown,
         pending: &[&ActionRecord],
         deadline: Instant,
     ) -> Result<(), String> {
         let record = &item.record;
         let id = &record.execution_id;
-        let secret: SlackSecret = self
-            .secrets
-            .get_json(&self.config.slack_secret_arn)
-            .await
-            .map_err(|e| e.to_string())?;
+        // The secret and the source revision are independent: read them together.
+        let (secret, source) = tokio::join!(
+            self.secrets
+                .get_json::<SlackSecret>(&self.config.slack_secret_arn),
+            self.source(item, shown)
+        );
+        let secret = secret.map_err(|e| e.to_string())?;
         let slack = SlackClient::new(self.http.clone(), &self.config.api_url, secret.bot_token);
         let call_deadline = || (Instant::now() + SLACK_CALL_BUDGET).min(deadline);
-        let (text, blocks) = message::parent(record, source);
+        let (text, blocks) = message::parent(record, source.as_ref());
         let channel = item
             .channel
             .clone()
@@ -336,14 +293,8 @@ impl Notifier {
                 let ts = answer["ts"].as_str().unwrap_or_default().to_string();
                 let channel = answer["channel"].as_str().unwrap_or(&channel).to_string();
                 tracing::info!(execution = %id, pipeline = %record.pipeline, ts = %ts, "parent message posted");
-                if !self
-                    .store
-                    .posted(id, owner, &channel, &ts)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    return Err("lost the lease while posting the parent message".into());
-                }
+                // Recorded with the release, on every path, so a retry never posts a second one.
+                shown.message = Some((channel, ts.clone()));
                 ts
             }
         };
@@ -357,6 +308,11 @@ impl Notifier {
                 Vec::new()
             }
         };
+        let channel = shown
+            .message
+            .as_ref()
+            .map(|(c, _)| c.clone())
+            .unwrap_or(channel);
         for action in pending {
             let detail = failures
                 .iter()
@@ -378,7 +334,7 @@ impl Notifier {
     }
 
     /// The trigger and source revisions, looked up once per execution.
-    async fn source(&self, item: &ExecutionItem, owner: &str) -> Option<SourceInfo> {
+    async fn source(&self, item: &ExecutionItem, shown: &mut Shown) -> Option<SourceInfo> {
         if let Some(stored) = &item.source {
             return serde_json::from_str(stored).ok();
         }
@@ -398,14 +354,8 @@ impl Notifier {
                 return None;
             }
         };
-        let stored = serde_json::to_string(&source.clone().unwrap_or_default()).unwrap_or_default();
-        if let Err(err) = self
-            .store
-            .set_source(&record.execution_id, owner, &stored)
-            .await
-        {
-            tracing::warn!(error = %err, "could not store the source revision");
-        }
+        shown.source =
+            Some(serde_json::to_string(&source.clone().unwrap_or_default()).unwrap_or_default());
         source
     }
 }

@@ -5,16 +5,17 @@
 //!   condition on the version read: concurrent invocations never lose each other's events, and
 //!   an event id already in the record is not applied twice.
 //! - Only the holder of the `lease_owner`/`lease_until` lease talks to Slack for the execution:
-//!   it posts the parent message (so there is one), updates it, posts the thread replies and
-//!   records what it showed (`rendered`, `ts`, `replied`). It releases the lease and then reads
-//!   the version again; an invocation that finds the lease taken leaves after writing its
-//!   event, because the holder's read after release sees that event. A lease left by a run that
+//!   it posts the parent message (so there is one), updates it, posts the thread replies
+//!   (each recorded in `replied` at once) and, when it gives the lease back, records what it
+//!   showed (`rendered`, `ts`, `source`). The release returns the item, so the holder sees any
+//!   version written meanwhile and renders again; an invocation that finds the lease taken
+//!   leaves after writing its event, because the holder's release sees that event. A lease left by a run that
 //!   died expires after [`LEASE_SECONDS`].
 //! - `expires_at` is the table's TTL attribute.
 
 use crate::execution::ExecutionRecord;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -74,34 +75,19 @@ impl ExecutionStore {
             .send()
             .await
             .map_err(|e| describe("GetItem", &e))?;
-        let Some(item) = output.item else {
-            return Ok(None);
-        };
-        let record = string(&item, "record").unwrap_or_default();
-        let record: ExecutionRecord = serde_json::from_str(&record).map_err(|e| {
-            StoreError(format!(
-                "the stored record of execution {execution_id} is unreadable: {e}"
-            ))
-        })?;
-        Ok(Some(ExecutionItem {
-            record,
-            version: number(&item, "version"),
-            rendered: number(&item, "rendered"),
-            channel: string(&item, "channel"),
-            ts: string(&item, "ts"),
-            replied: strings(&item, "replied"),
-            fallback: strings(&item, "fallback"),
-            source: string(&item, "source"),
-        }))
+        output
+            .item
+            .map(|item| parse(execution_id, &item))
+            .transpose()
     }
 
-    /// Writes the record if the item is still at `read_version` (`None`: not created yet).
-    /// `Ok(false)` when another invocation wrote first.
+    /// Writes the record if the item is still at `read_version` (`None`: not created yet), and
+    /// returns the item as written; `Ok(None)` when another invocation wrote first.
     pub async fn save(
         &self,
         record: &ExecutionRecord,
         read_version: Option<u64>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<ExecutionItem>, StoreError> {
         let json = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
         let mut update = self
             .client
@@ -119,18 +105,24 @@ impl ExecutionStore {
             .expression_attribute_values(
                 ":expires",
                 AttributeValue::N((now() + KEEP_SECONDS).to_string()),
-            );
+            )
+            .return_values(ReturnValue::AllNew);
         update = match read_version {
             None => update.condition_expression("attribute_not_exists(pk)"),
             Some(version) => update
                 .condition_expression("#version = :read")
                 .expression_attribute_values(":read", AttributeValue::N(version.to_string())),
         };
-        conditional(update.send().await, "UpdateItem")
+        self.written(&record.execution_id, update.send().await)
     }
 
-    /// Takes the rendering lease; `Ok(false)` while another invocation holds it.
-    pub async fn acquire(&self, execution_id: &str, owner: &str) -> Result<bool, StoreError> {
+    /// Takes the rendering lease and returns the item as it is under the lease; `Ok(None)`
+    /// while another invocation holds it.
+    pub async fn acquire(
+        &self,
+        execution_id: &str,
+        owner: &str,
+    ) -> Result<Option<ExecutionItem>, StoreError> {
         let now = now();
         let result = self
             .client
@@ -147,34 +139,13 @@ impl ExecutionStore {
                 AttributeValue::N((now + LEASE_SECONDS).to_string()),
             )
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        conditional(result, "UpdateItem")
+        self.written(execution_id, result)
     }
 
-    /// Records the parent message, while holding the lease.
-    pub async fn posted(
-        &self,
-        execution_id: &str,
-        owner: &str,
-        channel: &str,
-        ts: &str,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .leased_update(
-                execution_id,
-                owner,
-                "SET channel = :channel, ts = :ts",
-                &[
-                    (":channel", AttributeValue::S(channel.into())),
-                    (":ts", AttributeValue::S(ts.into())),
-                ],
-            )
-            .await;
-        conditional(result, "UpdateItem")
-    }
-
-    /// Adds `key` to the string set `set` (`replied` or `fallback`), while holding the lease.
+    /// Adds `keys` to the string set `set` (`replied` or `fallback`), while holding the lease.
     pub async fn remember(
         &self,
         execution_id: &str,
@@ -183,86 +154,136 @@ impl ExecutionStore {
         keys: &[String],
     ) -> Result<bool, StoreError> {
         let result = self
-            .leased_update(
-                execution_id,
-                owner,
-                &format!("ADD {set} :keys"),
-                &[(":keys", AttributeValue::Ss(keys.to_vec()))],
-            )
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", key(execution_id))
+            .update_expression(format!("ADD {set} :keys"))
+            .condition_expression("lease_owner = :me")
+            .expression_attribute_values(":me", AttributeValue::S(owner.into()))
+            .expression_attribute_values(":keys", AttributeValue::Ss(keys.to_vec()))
+            .send()
             .await;
-        conditional(result, "UpdateItem")
+        Ok(self
+            .written(
+                execution_id,
+                result.map(|_| None::<HashMap<String, AttributeValue>>),
+            )?
+            .is_some())
     }
 
-    pub async fn set_source(
-        &self,
-        execution_id: &str,
-        owner: &str,
-        source: &str,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .leased_update(
-                execution_id,
-                owner,
-                "SET #source = :source",
-                &[(":source", AttributeValue::S(source.into()))],
-            )
-            .await;
-        conditional(result, "UpdateItem")
-    }
-
-    /// Gives the lease back, recording the version shown when rendering succeeded.
+    /// Gives the lease back with what the holder showed: the version rendered (when rendering
+    /// succeeded), the parent message and the source revision (when new). Returns the item
+    /// after release; `Ok(None)` when the lease had expired and another invocation took it.
     pub async fn release(
         &self,
         execution_id: &str,
         owner: &str,
-        rendered: Option<u64>,
-    ) -> Result<bool, StoreError> {
-        let result = match rendered {
-            Some(version) => {
-                self.leased_update(
-                    execution_id,
-                    owner,
-                    "SET rendered = :rendered REMOVE lease_owner, lease_until",
-                    &[(":rendered", AttributeValue::N(version.to_string()))],
-                )
-                .await
-            }
-            None => {
-                self.leased_update(execution_id, owner, "REMOVE lease_owner, lease_until", &[])
-                    .await
-            }
-        };
-        conditional(result, "UpdateItem")
-    }
-
-    async fn leased_update(
-        &self,
-        execution_id: &str,
-        owner: &str,
-        expression: &str,
-        values: &[(&str, AttributeValue)],
-    ) -> Result<
-        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
-        aws_sdk_dynamodb::error::SdkError<
-            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
-        >,
-    > {
+        shown: &Shown,
+    ) -> Result<Option<ExecutionItem>, StoreError> {
+        let mut sets = Vec::new();
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", key(execution_id))
-            .update_expression(expression)
             .condition_expression("lease_owner = :me")
-            .expression_attribute_values(":me", AttributeValue::S(owner.into()));
-        if expression.contains("#source") {
-            update = update.expression_attribute_names("#source", "source");
+            .expression_attribute_values(":me", AttributeValue::S(owner.into()))
+            .return_values(ReturnValue::AllNew);
+        if let Some(version) = shown.rendered {
+            sets.push("rendered = :rendered");
+            update = update
+                .expression_attribute_values(":rendered", AttributeValue::N(version.to_string()));
         }
-        for (name, value) in values {
-            update = update.expression_attribute_values(*name, value.clone());
+        if let Some((channel, ts)) = &shown.message {
+            sets.push("channel = :channel, ts = :ts");
+            update = update
+                .expression_attribute_values(":channel", AttributeValue::S(channel.clone()))
+                .expression_attribute_values(":ts", AttributeValue::S(ts.clone()));
         }
-        update.send().await
+        if let Some(source) = &shown.source {
+            sets.push("#source = :source");
+            update = update
+                .expression_attribute_names("#source", "source")
+                .expression_attribute_values(":source", AttributeValue::S(source.clone()));
+        }
+        let set = if sets.is_empty() {
+            String::new()
+        } else {
+            format!("SET {} ", sets.join(", "))
+        };
+        let result = update
+            .update_expression(format!("{set}REMOVE lease_owner, lease_until"))
+            .send()
+            .await;
+        self.written(execution_id, result)
     }
+
+    /// The item a conditional `UpdateItem` returned, `None` when its condition failed.
+    fn written<O: UpdatedItem, E>(
+        &self,
+        execution_id: &str,
+        result: Result<O, aws_sdk_dynamodb::error::SdkError<E>>,
+    ) -> Result<Option<ExecutionItem>, StoreError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match result {
+            Ok(output) => match output.item() {
+                Some(item) => parse(execution_id, item).map(Some),
+                None => Ok(Some(ExecutionItem::default())),
+            },
+            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(None),
+            Err(err) => Err(describe("UpdateItem", &err)),
+        }
+    }
+}
+
+/// What a lease holder showed in Slack, recorded when it gives the lease back.
+#[derive(Debug, Default)]
+pub struct Shown {
+    pub rendered: Option<u64>,
+    pub message: Option<(String, String)>,
+    pub source: Option<String>,
+}
+
+/// Outputs that may carry the item (`ReturnValues: ALL_NEW`).
+trait UpdatedItem {
+    fn item(&self) -> Option<&HashMap<String, AttributeValue>>;
+}
+
+impl UpdatedItem for aws_sdk_dynamodb::operation::update_item::UpdateItemOutput {
+    fn item(&self) -> Option<&HashMap<String, AttributeValue>> {
+        self.attributes.as_ref()
+    }
+}
+
+impl UpdatedItem for Option<HashMap<String, AttributeValue>> {
+    fn item(&self) -> Option<&HashMap<String, AttributeValue>> {
+        self.as_ref()
+    }
+}
+
+fn parse(
+    execution_id: &str,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<ExecutionItem, StoreError> {
+    let record = string(item, "record").unwrap_or_default();
+    let record: ExecutionRecord = serde_json::from_str(&record).map_err(|e| {
+        StoreError(format!(
+            "the stored record of execution {execution_id} is unreadable: {e}"
+        ))
+    })?;
+    Ok(ExecutionItem {
+        record,
+        version: number(item, "version"),
+        rendered: number(item, "rendered"),
+        channel: string(item, "channel"),
+        ts: string(item, "ts"),
+        replied: strings(item, "replied"),
+        fallback: strings(item, "fallback"),
+        source: string(item, "source"),
+    })
 }
 
 fn key(execution_id: &str) -> AttributeValue {
@@ -292,21 +313,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
-}
-
-/// `Ok(true)` when written, `Ok(false)` when the condition did not hold.
-fn conditional<T, E>(
-    result: Result<T, aws_sdk_dynamodb::error::SdkError<E>>,
-    operation: &str,
-) -> Result<bool, StoreError>
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    match result {
-        Ok(_) => Ok(true),
-        Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(false),
-        Err(err) => Err(describe(operation, &err)),
-    }
 }
 
 fn describe<E>(operation: &str, err: &aws_sdk_dynamodb::error::SdkError<E>) -> StoreError
