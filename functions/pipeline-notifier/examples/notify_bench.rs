@@ -14,11 +14,7 @@ use std::time::Duration;
 const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:111111111111:secret:slack";
 const TABLE: &str = "pipeline-executions";
 
-async fn one(
-    run: usize,
-    program: &str,
-    args: &[String],
-) -> Result<(f64, f64), String> {
+async fn one(run: usize, program: &str, args: &[String]) -> Result<(f64, f64), String> {
     let aws = LocalAws::start(None).await.map_err(|e| e.to_string())?;
     aws.dynamodb.create_table(TABLE, &["pk"]);
     aws.secrets.put(
