@@ -8,6 +8,7 @@
 //! - [`job_invocation`] drives a CodePipeline job through a function, continuations included.
 //! - [`run`] executes the example pipeline of `template.yaml` end to end.
 
+pub mod bench_table;
 pub mod calls;
 pub mod cloudwatch;
 pub mod codepipeline;

@@ -92,29 +92,12 @@ async fn main() -> Result<(), String> {
             results[i].push(one(run, program, args).await?);
         }
     }
-    println!("cold start + first event of an execution (parent message posted), spawn → response ({runs} runs each, interleaved)\n");
-    println!(
-        "{:28} {:>10} {:>8} {:>13}",
-        "subject", "median ms", "p90 ms", "peak RSS MiB"
-    );
-    let mut medians = Vec::new();
-    for (i, (name, _, _)) in subjects.iter().enumerate() {
-        let mut ms: Vec<f64> = results[i].iter().map(|r| r.0).collect();
-        ms.sort_by(|a, b| a.total_cmp(b));
-        let mut rss: Vec<f64> = results[i].iter().map(|r| r.1).collect();
-        rss.sort_by(|a, b| a.total_cmp(b));
-        let median = ms[ms.len() / 2];
-        let p90 = ms[(ms.len() * 9 / 10).min(ms.len() - 1)];
-        medians.push((median, rss[rss.len() / 2]));
-        println!(
-            "{name:28} {median:>10.1} {p90:>8.1} {:>13.1}",
-            rss[rss.len() / 2]
-        );
-    }
-    println!(
-        "\nspeed-up: {:.1}× (goal ≥ 15×); peak RSS ratio {:.2} (goal ≤ 0.5)",
-        medians[1].0 / medians[0].0,
-        medians[0].1 / medians[1].1
+    let names: Vec<&str> = subjects.iter().map(|(name, _, _)| *name).collect();
+    pipeline_local::bench_table::print(
+        &format!("cold start + first event of an execution (parent message posted), spawn → response ({runs} runs each, interleaved)"),
+        &names,
+        &results,
+        "goal: ≥ 15× faster, RSS ratio ≤ 0.5",
     );
     Ok(())
 }
