@@ -163,22 +163,17 @@ impl Notifier {
         let Some(topic) = &self.config.fallback_topic_arn else {
             return Err(format!("approval request not delivered: {why}"));
         };
-        self.sns
-            .publish()
-            .topic_arn(topic)
-            .subject("CodePipeline approval needed")
-            .message(format!(
-                "{}\n(Slack failed: {why})",
-                message::plain_text(notification)
-            ))
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "approval request not delivered: {why}; the fallback topic failed too: {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(&e)
-                )
-            })?;
+        pipeline_ext::slack::fallback::publish_copy(
+            &self.sns,
+            topic,
+            "CodePipeline approval needed",
+            &message::plain_text(notification),
+            why,
+        )
+        .await
+        .map_err(|e| {
+            format!("approval request not delivered: {why}; the fallback topic failed too: {e}")
+        })?;
         tracing::warn!(topic = %topic, "approval request sent to the fallback topic instead of Slack");
         Ok(())
     }

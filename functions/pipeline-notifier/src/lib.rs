@@ -216,25 +216,19 @@ impl Notifier {
                 "failure notice not delivered: Slack: {slack_error}"
             ));
         };
-        self.sns
-            .publish()
-            .topic_arn(topic)
-            .subject(message::truncate_subject(&format!(
-                "CodePipeline {}",
-                message::headline(record)
-            )))
-            .message(format!(
-                "{}\n(Slack failed: {slack_error})",
-                message::fallback_text(record, &unsent)
-            ))
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "failure notice not delivered: Slack: {slack_error}; the fallback topic failed too: {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(&e)
-                )
-            })?;
+        pipeline_ext::slack::fallback::publish_copy(
+            &self.sns,
+            topic,
+            &format!("CodePipeline {}", message::headline(record)),
+            &message::fallback_text(record, &unsent),
+            &slack_error,
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "failure notice not delivered: Slack: {slack_error}; the fallback topic failed too: {e}"
+            )
+        })?;
         tracing::warn!(execution = %id, topic = %topic, "failure notice sent to the fallback topic instead of Slack");
         let mut keys: Vec<String> = unsent.iter().map(|a| a.failure_key()).collect();
         if failed_run {

@@ -259,21 +259,6 @@ pub fn log_stream_url(arn: &str) -> Option<String> {
     ))
 }
 
-/// An SNS subject: at most 100 printable ASCII characters.
-pub fn truncate_subject(subject: &str) -> String {
-    subject
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(100)
-        .collect()
-}
-
 /// The plain-text copy published to the fallback topic when Slack cannot be reached.
 pub fn fallback_text(record: &ExecutionRecord, failures: &[&ActionRecord]) -> String {
     let mut text = format!(

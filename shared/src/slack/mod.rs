@@ -3,6 +3,7 @@
 
 pub mod approval;
 mod client;
+pub mod fallback;
 pub mod mrkdwn;
 pub mod signature;
 
