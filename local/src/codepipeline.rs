@@ -1,21 +1,14 @@
 //! A local CodePipeline endpoint: the job and approval calls the functions make, and the
 //! execution reads (`GetPipelineExecution`, `ListActionExecutions`) pipeline-notifier makes.
 
-use crate::calls::{access_key_of, now_ms, Call, CallLog};
+use crate::calls::CallLog;
 use crate::faults::Faults;
-use crate::json_rpc;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use axum::routing::post;
+use crate::service::{AwsJson, JsonService, ServiceError};
 use axum::Router;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-
-const TARGET_PREFIX: &str = "CodePipeline_20150709";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum JobStatus {
@@ -94,10 +87,9 @@ impl LocalCodePipeline {
         }
     }
 
+    /// The endpoint's routes (awsJson 1.1).
     pub fn router(&self) -> Router {
-        Router::new()
-            .route("/", post(handle))
-            .with_state(self.clone())
+        crate::service::router(self.clone(), self.calls.clone(), self.faults.clone())
     }
 
     /// Makes a job known, as CodePipeline does before invoking the function.
@@ -189,72 +181,37 @@ impl LocalCodePipeline {
     }
 }
 
-async fn handle(State(cp): State<LocalCodePipeline>, headers: HeaderMap, body: Bytes) -> Response {
-    let at_ms = now_ms();
-    let operation = json_rpc::operation(&headers, TARGET_PREFIX)
-        .unwrap_or("")
-        .to_string();
-    let (response, detail) = match json_rpc::parse_body(&body) {
-        Err(response) => (response, Value::Null),
-        Ok(request) => {
-            let response = match cp.faults.take("codepipeline", &operation, None) {
-                Some(fault) => json_rpc::error(
-                    StatusCode::from_u16(fault.status).unwrap_or(StatusCode::BAD_REQUEST),
-                    &fault.code,
-                    &fault.message,
-                ),
-                None => dispatch(&cp, &operation, &request),
-            };
-            (response, request)
-        }
-    };
-    cp.calls.record(Call {
-        service: "codepipeline",
-        operation,
-        at_ms,
-        status: response.status().as_u16(),
-        access_key: access_key_of(&headers),
-        detail,
-    });
-    response
-}
+impl JsonService for LocalCodePipeline {
+    const NAME: &'static str = "codepipeline";
+    const TARGET_PREFIX: &'static str = "CodePipeline_20150709";
+    const AWS_JSON: AwsJson = AwsJson::V1_1;
 
-fn dispatch(cp: &LocalCodePipeline, operation: &str, request: &Value) -> Response {
-    let result = match operation {
-        "PutJobSuccessResult" => put_job_result(cp, request, true),
-        "PutJobFailureResult" => put_job_result(cp, request, false),
-        "GetJobDetails" => get_job_details(cp, request),
-        "PutApprovalResult" => put_approval_result(cp, request),
-        "GetPipelineExecution" => get_pipeline_execution(cp, request),
-        "ListActionExecutions" => list_action_executions(cp, request),
-        "" => Err(invalid(
-            "UnknownOperationException",
-            "missing X-Amz-Target header",
-        )),
-        other => Err(invalid(
-            "UnknownOperationException",
-            &format!("operation {other} is not served by pipeline-local"),
-        )),
-    };
-    match result {
-        Ok(body) => json_rpc::ok(body),
-        Err(response) => response,
+    fn dispatch(&self, operation: &str, request: &Value) -> Result<Value, ServiceError> {
+        match operation {
+            "PutJobSuccessResult" => put_job_result(self, request, true),
+            "PutJobFailureResult" => put_job_result(self, request, false),
+            "GetJobDetails" => get_job_details(self, request),
+            "PutApprovalResult" => put_approval_result(self, request),
+            "GetPipelineExecution" => get_pipeline_execution(self, request),
+            "ListActionExecutions" => list_action_executions(self, request),
+            other => Err(ServiceError::unknown_operation(other)),
+        }
     }
 }
 
-fn invalid(code: &str, message: &str) -> Response {
-    json_rpc::error(StatusCode::BAD_REQUEST, code, message)
+fn invalid(code: &str, message: &str) -> ServiceError {
+    ServiceError::client(code, message)
 }
 
-fn str_field<'a>(request: &'a Value, name: &str) -> Result<&'a str, Response> {
+fn str_field<'a>(request: &'a Value, name: &str) -> Result<&'a str, ServiceError> {
     request
         .get(name)
         .and_then(Value::as_str)
-        .ok_or_else(|| invalid("ValidationException", &format!("1 validation error detected: Value at '{name}' failed to satisfy constraint: Member must not be null")))
+        .ok_or_else(|| ServiceError::missing_member(name))
 }
 
 /// Checks the request against the API's documented constraints, as CodePipeline does.
-fn validate_job_result(request: &Value, success: bool) -> Result<(), Response> {
+fn validate_job_result(request: &Value, success: bool) -> Result<(), ServiceError> {
     let too_long = |field: &str, max: usize| {
         invalid("ValidationException", &format!("Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"))
     };
@@ -338,7 +295,7 @@ fn put_job_result(
     cp: &LocalCodePipeline,
     request: &Value,
     success: bool,
-) -> Result<Value, Response> {
+) -> Result<Value, ServiceError> {
     let job_id = str_field(request, "jobId")?;
     validate_job_result(request, success)?;
     let mut state = cp.lock();
@@ -363,7 +320,7 @@ fn put_job_result(
     Ok(json!({}))
 }
 
-fn get_job_details(cp: &LocalCodePipeline, request: &Value) -> Result<Value, Response> {
+fn get_job_details(cp: &LocalCodePipeline, request: &Value) -> Result<Value, ServiceError> {
     let job_id = str_field(request, "jobId")?;
     let state = cp.lock();
     let job = state.jobs.get(job_id).ok_or_else(|| {
@@ -375,7 +332,7 @@ fn get_job_details(cp: &LocalCodePipeline, request: &Value) -> Result<Value, Res
     Ok(json!({"jobDetails": {"id": job_id, "accountId": job.account_id, "data": job.data}}))
 }
 
-fn put_approval_result(cp: &LocalCodePipeline, request: &Value) -> Result<Value, Response> {
+fn put_approval_result(cp: &LocalCodePipeline, request: &Value) -> Result<Value, ServiceError> {
     let token = str_field(request, "token")?;
     let pipeline = str_field(request, "pipelineName")?;
     let stage = str_field(request, "stageName")?;
@@ -420,7 +377,7 @@ fn put_approval_result(cp: &LocalCodePipeline, request: &Value) -> Result<Value,
     Ok(json!({"approvedAt": approved_at}))
 }
 
-fn get_pipeline_execution(cp: &LocalCodePipeline, request: &Value) -> Result<Value, Response> {
+fn get_pipeline_execution(cp: &LocalCodePipeline, request: &Value) -> Result<Value, ServiceError> {
     let pipeline = str_field(request, "pipelineName")?;
     let execution_id = str_field(request, "pipelineExecutionId")?;
     let state = cp.lock();
@@ -437,7 +394,7 @@ fn get_pipeline_execution(cp: &LocalCodePipeline, request: &Value) -> Result<Val
     }
 }
 
-fn list_action_executions(cp: &LocalCodePipeline, request: &Value) -> Result<Value, Response> {
+fn list_action_executions(cp: &LocalCodePipeline, request: &Value) -> Result<Value, ServiceError> {
     let pipeline = str_field(request, "pipelineName")?;
     let execution_id = request
         .pointer("/filter/pipelineExecutionId")
@@ -478,7 +435,7 @@ fn list_action_executions(cp: &LocalCodePipeline, request: &Value) -> Result<Val
     Ok(body)
 }
 
-fn pipeline_not_found(pipeline: &str) -> Response {
+fn pipeline_not_found(pipeline: &str) -> ServiceError {
     invalid(
         "PipelineNotFoundException",
         &format!("Account does not have a pipeline with name '{pipeline}'"),

@@ -17,7 +17,7 @@ pub mod endpoints;
 pub mod faults;
 pub mod harness;
 pub mod job_invocation;
-mod json_rpc;
+pub mod service;
 pub mod moto_server;
 pub mod run;
 pub mod runtime_api;

@@ -3,20 +3,14 @@
 //! The file maps secret ids (names or ARNs, as the functions are configured) to values: a
 //! string is served as is, anything else as its JSON text.
 
-use crate::calls::{access_key_of, now_ms, Call, CallLog};
+use crate::calls::CallLog;
 use crate::faults::Faults;
-use crate::json_rpc;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use axum::routing::post;
+use crate::service::{AwsJson, JsonService, ServiceError};
+use axum::http::StatusCode;
 use axum::Router;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
-
-const TARGET_PREFIX: &str = "secretsmanager";
 
 #[derive(Clone)]
 pub struct LocalSecrets {
@@ -59,82 +53,61 @@ impl LocalSecrets {
         }
     }
 
+    /// The endpoint's routes (awsJson 1.1).
     pub fn router(&self) -> Router {
-        Router::new()
-            .route("/", post(handle))
-            .with_state(self.clone())
+        crate::service::router(self.clone(), self.calls.clone(), self.faults.clone())
     }
 }
 
-async fn handle(State(local): State<LocalSecrets>, headers: HeaderMap, body: Bytes) -> Response {
-    let at_ms = now_ms();
-    let operation = json_rpc::operation(&headers, TARGET_PREFIX)
-        .unwrap_or("")
-        .to_string();
-    let request = match json_rpc::parse_body(&body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let secret_id = request
+impl JsonService for LocalSecrets {
+    const NAME: &'static str = "secretsmanager";
+    const TARGET_PREFIX: &'static str = "secretsmanager";
+    const AWS_JSON: AwsJson = AwsJson::V1_1;
+
+    fn dispatch(&self, operation: &str, request: &Value) -> Result<Value, ServiceError> {
+        match operation {
+            "GetSecretValue" => get_secret_value(self, &secret_id(request)),
+            other => Err(ServiceError::unknown_operation(other)),
+        }
+    }
+
+    fn fault_key(&self, request: &Value) -> Option<String> {
+        Some(secret_id(request))
+    }
+
+    /// Only which secret was asked for: the value is never recorded.
+    fn call_detail(&self, request: &Value) -> Value {
+        json!({"SecretId": secret_id(request)})
+    }
+}
+
+fn secret_id(request: &Value) -> String {
+    request
         .get("SecretId")
         .and_then(Value::as_str)
         .unwrap_or("")
-        .to_string();
-    let response = if let Some(fault) =
-        local
-            .faults
-            .take("secretsmanager", &operation, Some(&secret_id))
-    {
-        json_rpc::error(
-            StatusCode::from_u16(fault.status).unwrap_or(StatusCode::BAD_REQUEST),
-            &fault.code,
-            &fault.message,
-        )
-    } else if operation != "GetSecretValue" {
-        json_rpc::error(
-            StatusCode::BAD_REQUEST,
-            "UnknownOperationException",
-            &format!("operation {operation} is not served by pipeline-local"),
-        )
-    } else {
-        get_secret_value(&local, &secret_id)
-    };
-    // The secret's value is never recorded, only which secret was asked for.
-    local.calls.record(Call {
-        service: "secretsmanager",
-        operation,
-        at_ms,
-        status: response.status().as_u16(),
-        access_key: access_key_of(&headers),
-        detail: json!({"SecretId": secret_id}),
-    });
-    response
+        .to_string()
 }
 
-fn get_secret_value(local: &LocalSecrets, secret_id: &str) -> Response {
+fn get_secret_value(local: &LocalSecrets, secret_id: &str) -> Result<Value, ServiceError> {
     if secret_id.is_empty() {
-        return json_rpc::error(
-            StatusCode::BAD_REQUEST,
+        return Err(ServiceError::client(
             "InvalidParameterException",
             "SecretId is required",
-        );
+        ));
     }
-    let secrets = match local.secrets.read() {
-        Ok(secrets) => secrets,
-        Err(_) => {
-            return json_rpc::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalServiceError",
-                "state poisoned",
-            )
-        }
-    };
+    let secrets = local.secrets.read().map_err(|_| {
+        ServiceError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServiceError",
+            "state poisoned",
+        )
+    })?;
     let Some(value) = secrets.get(secret_id) else {
-        return json_rpc::error(
-            StatusCode::BAD_REQUEST,
+        return Err(ServiceError::client(
             "ResourceNotFoundException",
             "Secrets Manager can't find the specified secret.",
-        );
+        ));
     };
     let text = match value {
         Value::String(s) => s.clone(),
@@ -146,7 +119,7 @@ fn get_secret_value(local: &LocalSecrets, secret_id: &str) -> Response {
     } else {
         format!("arn:aws:secretsmanager:us-east-1:000000000000:secret:{name}")
     };
-    json_rpc::ok(json!({
+    Ok(json!({
         "ARN": arn,
         "Name": name,
         "SecretString": text,

@@ -5,22 +5,14 @@
 
 mod expression;
 
-use crate::calls::{access_key_of, now_ms, Call, CallLog};
+use crate::calls::CallLog;
 use crate::faults::Faults;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use crate::service::{AwsJson, JsonService, ServiceError};
 use axum::Router;
 use expression::{apply_update, condition_holds, Bindings, Item};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-
-const TARGET_PREFIX: &str = "DynamoDB_20120810";
-const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
-const ERROR_PREFIX: &str = "com.amazonaws.dynamodb.v20120810#";
 
 struct Table {
     key: Vec<String>,
@@ -36,10 +28,10 @@ pub struct LocalDynamoDb {
     faults: Faults,
 }
 
-type Answer = Result<Value, (StatusCode, String, String)>;
+type Answer = Result<Value, ServiceError>;
 
-fn bad(code: &str, message: impl Into<String>) -> (StatusCode, String, String) {
-    (StatusCode::BAD_REQUEST, code.to_string(), message.into())
+fn bad(code: &str, message: impl Into<String>) -> ServiceError {
+    ServiceError::client(code, message)
 }
 
 impl LocalDynamoDb {
@@ -51,10 +43,9 @@ impl LocalDynamoDb {
         }
     }
 
+    /// The endpoint's routes (awsJson 1.0).
     pub fn router(&self) -> Router {
-        Router::new()
-            .route("/", post(handle))
-            .with_state(self.clone())
+        crate::service::router(self.clone(), self.calls.clone(), self.faults.clone())
     }
 
     /// Creates a table keyed by `key` (hash key, then optional range key), as a template declares it.
@@ -82,7 +73,7 @@ impl LocalDynamoDb {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn dispatch(&self, operation: &str, request: &Value) -> Answer {
+    fn operation(&self, operation: &str, request: &Value) -> Answer {
         match operation {
             "CreateTable" => self.create(request),
             "DescribeTable" => self.describe(request),
@@ -91,10 +82,7 @@ impl LocalDynamoDb {
             "UpdateItem" => self.update_item(request),
             "DeleteItem" => self.delete_item(request),
             "Scan" => self.scan(request),
-            other => Err(bad(
-                "UnknownOperationException",
-                format!("operation {other:?} is not served by pipeline-local"),
-            )),
+            other => Err(ServiceError::unknown_operation(other)),
         }
     }
 
@@ -211,14 +199,14 @@ impl LocalDynamoDb {
     }
 }
 
-fn table_name(request: &Value) -> Result<&str, (StatusCode, String, String)> {
+fn table_name(request: &Value) -> Result<&str, ServiceError> {
     request["TableName"]
         .as_str()
         .filter(|n| !n.is_empty())
         .ok_or_else(|| bad("ValidationException", "TableName is required"))
 }
 
-fn not_found(name: &str) -> (StatusCode, String, String) {
+fn not_found(name: &str) -> ServiceError {
     bad(
         "ResourceNotFoundException",
         format!("Requested resource not found: Table: {name} not found"),
@@ -237,11 +225,7 @@ fn describe_table(name: &str, key: &[&str]) -> Value {
 
 /// The stored key of an item: its key attributes, which must all be there (and, for a `Key`
 /// parameter, be the only attributes).
-fn item_key(
-    table: &Table,
-    key: &Value,
-    exact: bool,
-) -> Result<String, (StatusCode, String, String)> {
+fn item_key(table: &Table, key: &Value, exact: bool) -> Result<String, ServiceError> {
     let given = key
         .as_object()
         .ok_or_else(|| bad("ValidationException", "Key is required"))?;
@@ -272,10 +256,7 @@ fn bindings(request: &Value) -> (Map<String, Value>, Map<String, Value>) {
     )
 }
 
-fn check_condition(
-    request: &Value,
-    existing: Option<&Item>,
-) -> Result<(), (StatusCode, String, String)> {
+fn check_condition(request: &Value, existing: Option<&Item>) -> Result<(), ServiceError> {
     let Some(condition) = request["ConditionExpression"].as_str() else {
         return Ok(());
     };
@@ -307,55 +288,17 @@ fn returned(request: &Value, old: Option<Item>, new: Option<Item>) -> Value {
     }
 }
 
-fn respond(status: StatusCode, body: Value, error: Option<&str>) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
-    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
-        headers.insert("x-amzn-requestid", id);
-    }
-    if let Some(code) = error.and_then(|c| HeaderValue::from_str(c).ok()) {
-        headers.insert("x-amzn-errortype", code);
-    }
-    response
-}
+impl JsonService for LocalDynamoDb {
+    const NAME: &'static str = "dynamodb";
+    const TARGET_PREFIX: &'static str = "DynamoDB_20120810";
+    const AWS_JSON: AwsJson = AwsJson::V1_0;
+    const ERROR_TYPE_PREFIX: &'static str = "com.amazonaws.dynamodb.v20120810#";
 
-async fn handle(State(db): State<LocalDynamoDb>, headers: HeaderMap, body: Bytes) -> Response {
-    let at_ms = now_ms();
-    let operation = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-        .and_then(|t| t.strip_prefix('.'))
-        .unwrap_or("")
-        .to_string();
-    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let answer = if request.is_null() {
-        Err(bad("SerializationException", "request body is not JSON"))
-    } else if let Some(fault) = db.faults.take("dynamodb", &operation, None) {
-        Err((
-            StatusCode::from_u16(fault.status).unwrap_or(StatusCode::BAD_REQUEST),
-            fault.code.clone(),
-            fault.message.clone(),
-        ))
-    } else {
-        db.dispatch(&operation, &request)
-    };
-    let response = match answer {
-        Ok(body) => respond(StatusCode::OK, body, None),
-        Err((status, code, message)) => respond(
-            status,
-            json!({"__type": format!("{ERROR_PREFIX}{code}"), "message": message}),
-            Some(&code),
-        ),
-    };
-    db.calls.record(Call {
-        service: "dynamodb",
-        operation,
-        at_ms,
-        status: response.status().as_u16(),
-        access_key: access_key_of(&headers),
-        detail: json!({"TableName": request["TableName"]}),
-    });
-    response
+    fn dispatch(&self, operation: &str, request: &Value) -> Answer {
+        self.operation(operation, request)
+    }
+
+    fn call_detail(&self, request: &Value) -> Value {
+        json!({"TableName": request["TableName"]})
+    }
 }
