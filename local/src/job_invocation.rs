@@ -6,26 +6,81 @@ use crate::codepipeline::JobRecord;
 use crate::endpoints::LocalAws;
 use crate::runtime_api::{FunctionHost, Invocation};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+/// One job driven to its end: every invocation and what the function reported.
 #[derive(Debug, Serialize)]
 pub struct JobRun {
+    /// The job id of the event.
     pub job_id: String,
+    /// Each invocation of the function, continuations included.
     pub invocations: Vec<Invocation>,
     /// What the function reported, as the local CodePipeline recorded it.
     pub record: Option<JobRecord>,
 }
 
 impl JobRun {
+    /// The job ended with `PutJobSuccessResult` (without a continuation token).
     pub fn succeeded(&self) -> bool {
         self.record
             .as_ref()
             .is_some_and(|r| r.status == crate::codepipeline::JobStatus::Succeeded)
     }
+
+    /// Every `PutJob*Result` request the function made, in order.
+    pub fn results(&self) -> &[Value] {
+        self.record.as_ref().map_or(&[], |r| r.results.as_slice())
+    }
+
+    /// The last report: the final one once the job ended.
+    pub fn last_result(&self) -> Option<&Value> {
+        self.results().last()
+    }
+
+    /// The final failure's `(type, message)`, if the job failed.
+    pub fn failure(&self) -> Option<(String, String)> {
+        let details = self.last_result()?.get("failureDetails")?;
+        Some((
+            details["type"].as_str().unwrap_or_default().to_string(),
+            details["message"].as_str().unwrap_or_default().to_string(),
+        ))
+    }
+
+    /// The last report's `executionDetails.summary`.
+    pub fn summary(&self) -> Option<&str> {
+        self.last_result()?
+            .pointer("/executionDetails/summary")?
+            .as_str()
+    }
+
+    /// The output variables of the final success report (empty when it had none).
+    pub fn output_variables(&self) -> Option<Map<String, Value>> {
+        let last = self.last_result()?;
+        if last.get("failureDetails").is_some() {
+            return None;
+        }
+        Some(
+            last.get("outputVariables")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+        )
+    }
 }
 
+/// A job id unique within this process, shaped like CodePipeline's.
+pub fn new_job_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{:04x}-4000-8000-{:012x}", &random[..8], n & 0xffff, n)
+}
+
+/// Why an event could not be run as a job.
 #[derive(Debug, thiserror::Error)]
 pub enum JobEventError {
+    /// The event lacks the named part of a `CodePipeline.job` event.
     #[error("the event is not a CodePipeline job event: {0}")]
     NotAJob(&'static str),
 }

@@ -6,22 +6,20 @@
 //!   CloudWatch alarms and DynamoDB on loopback, speaking their real wire protocols, recording every call ([`calls`]) and
 //!   injecting planned failures ([`faults`]).
 //! - [`job_invocation`] drives a CodePipeline job through a function, continuations included.
-//! - [`run`] executes the example pipeline of `template.yaml` end to end.
+//! - [`pipeline`] executes the pipeline of `template.yaml` end to end; [`cli`] is the command line.
 
-pub mod bench_table;
 pub mod calls;
+pub mod cli;
 pub mod cloudwatch;
 pub mod codepipeline;
 pub mod dynamodb;
 pub mod endpoints;
 pub mod faults;
-pub mod harness;
 pub mod job_invocation;
-pub mod service;
-pub mod moto_server;
-pub mod run;
+pub mod pipeline;
 pub mod runtime_api;
 pub mod s3;
 pub mod secretsmanager;
+pub mod service;
 pub mod slack;
 pub mod zips;

@@ -1,9 +1,7 @@
 //! `pipeline-local`: run the CodePipeline extension functions locally.
 
-mod invoke_command;
-
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use pipeline_local::cli;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -20,18 +18,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the example pipeline of template.yaml end to end on examples/demo.
-    Run(pipeline_local::run::RunArgs),
+    Run(cli::run::Args),
     /// Run one function once on an event and print what it reported and wrote.
-    Invoke(invoke_command::InvokeArgs),
+    Invoke(cli::invoke::Args),
     /// Start the local endpoints and print the environment variables to reach them.
-    Serve {
-        /// Keep objects in this folder (default: a temporary folder).
-        #[arg(long)]
-        state_dir: Option<PathBuf>,
-        /// JSON file of secret id → value for the Secrets Manager endpoint.
-        #[arg(long)]
-        secrets: Option<PathBuf>,
-    },
+    Serve(cli::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,35 +39,9 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => pipeline_local::run::run(args).await,
-            Command::Invoke(args) => invoke_command::run(args).await,
-            Command::Serve { state_dir, secrets } => serve(state_dir, secrets).await,
+            Command::Run(args) => cli::run::main(args).await,
+            Command::Invoke(args) => cli::invoke::main(args).await,
+            Command::Serve(args) => cli::serve::main(args).await,
         }
     })
-}
-
-async fn serve(state_dir: Option<PathBuf>, secrets: Option<PathBuf>) -> ExitCode {
-    let aws = match pipeline_local::endpoints::LocalAws::start(state_dir.as_deref()).await {
-        Ok(aws) => aws,
-        Err(err) => {
-            eprintln!("error: cannot start the local endpoints: {err}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Some(path) = secrets {
-        if let Err(err) = aws.secrets.load_file(&path) {
-            eprintln!("error: {err}");
-            return ExitCode::from(2);
-        }
-    }
-    println!(
-        "# pipeline-local endpoints; objects in {}",
-        aws.s3.root().display()
-    );
-    for (key, value) in aws.function_env() {
-        println!("export {key}={value}");
-    }
-    println!("# Ctrl-C to stop");
-    let _ = tokio::signal::ctrl_c().await;
-    ExitCode::SUCCESS
 }

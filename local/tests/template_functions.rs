@@ -1,7 +1,7 @@
 //! template.yaml and the workspace agree: every function crate is deployed by the template, and
 //! every function the template deploys is a binary of the workspace.
 
-use pipeline_local::run::template::Template;
+use pipeline_local::pipeline::template::Template;
 use std::collections::BTreeSet;
 use std::path::Path;
 

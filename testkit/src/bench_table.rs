@@ -27,3 +27,46 @@ pub fn print(title: &str, names: &[&str], results: &[Vec<(f64, f64)>], goal: &st
         medians[0].1 / medians[1].1
     );
 }
+
+/// The command line every cold-start driver takes: `RUNS RUST_BINARY PYTHON SCRIPT`. Runs
+/// `one(run, program, args)` for our binary and for the Python reference (the interpreter with
+/// the script as its argument), interleaved, then prints the table.
+pub async fn compare_with_python<F, Fut>(
+    driver: &str,
+    ours: &str,
+    title: &str,
+    goal: &str,
+    mut one: F,
+) -> Result<(), String>
+where
+    F: FnMut(usize, String, Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(f64, f64), String>>,
+{
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [runs, rust, python, script] = args.as_slice() else {
+        return Err(format!("usage: {driver} RUNS RUST_BINARY PYTHON SCRIPT"));
+    };
+    let runs: usize = runs.parse().map_err(|_| "RUNS must be a number")?;
+    let subjects = [
+        (ours, rust.clone(), vec![]),
+        (
+            "python + boto3 reference",
+            python.clone(),
+            vec![script.clone()],
+        ),
+    ];
+    let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(), Vec::new()];
+    for run in 0..runs {
+        for (i, (_, program, args)) in subjects.iter().enumerate() {
+            results[i].push(one(run, program.clone(), args.clone()).await?);
+        }
+    }
+    let names: Vec<&str> = subjects.iter().map(|(name, _, _)| *name).collect();
+    print(
+        &format!("{title} ({runs} runs each, interleaved)"),
+        &names,
+        &results,
+        goal,
+    );
+    Ok(())
+}

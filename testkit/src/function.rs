@@ -1,24 +1,27 @@
-//! Running one function against fresh local endpoints: what tests and benchmarks need.
+//! One function binary behind the Runtime API host with fresh local endpoints.
 
-use crate::endpoints::{LocalAws, REGION};
-use crate::job_invocation::{run_job, JobEventError, JobRun};
-use crate::runtime_api::{FunctionHost, FunctionSpec};
-use serde_json::{json, Value};
+use pipeline_local::endpoints::{LocalAws, REGION};
+use pipeline_local::job_invocation::{run_job, JobEventError, JobRun};
+use pipeline_local::runtime_api::{FunctionHost, FunctionSpec};
+use serde_json::Value;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Credentials a test's own S3 client signs with.
+/// The access key a test's own S3 client signs with (accepted by every [`LocalFunction`]).
 pub const CLIENT_ACCESS_KEY: &str = "AKIATESTCLIENT";
-const CLIENT_SECRET_KEY: &str = "test-client-secret";
+/// The secret key paired with [`CLIENT_ACCESS_KEY`].
+pub const CLIENT_SECRET_KEY: &str = "test-client-secret";
 
 /// A function binary behind the Runtime API host, with its own local AWS endpoints.
 pub struct LocalFunction {
+    /// The function's local AWS endpoints.
     pub aws: LocalAws,
+    /// The Runtime API host running the binary.
     pub host: FunctionHost,
 }
 
 impl LocalFunction {
+    /// Starts `program` as function `name` with `timeout` and `env` on top of the endpoints'.
     pub async fn start(
         name: &str,
         program: impl AsRef<Path>,
@@ -46,6 +49,7 @@ impl LocalFunction {
         s3_client(&self.aws.s3_url(), CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY)
     }
 
+    /// Everything the function logged so far, one line each.
     pub fn logs(&self) -> String {
         self.host.logs().join("\n")
     }
@@ -68,81 +72,6 @@ pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(config)
-}
-
-/// Builds `CodePipeline.job` events.
-#[derive(Clone, Debug)]
-pub struct JobEventBuilder {
-    event: Value,
-}
-
-impl JobEventBuilder {
-    /// A job for `function` with a fresh job id and the given `UserParameters`.
-    pub fn new(function: &str, user_parameters: &Value) -> Self {
-        let event = json!({
-            "CodePipeline.job": {
-                "id": new_job_id(),
-                "accountId": "111111111111",
-                "data": {
-                    "actionConfiguration": {"configuration": {"FunctionName": function, "UserParameters": user_parameters.to_string()}},
-                    "inputArtifacts": [],
-                    "outputArtifacts": []
-                }
-            }
-        });
-        Self { event }
-    }
-
-    pub fn job_id(&self) -> String {
-        self.event["CodePipeline.job"]["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    fn artifact(list: &mut Value, name: &str, bucket: &str, key: &str) {
-        if let Some(items) = list.as_array_mut() {
-            items.push(json!({"name": name, "revision": "local", "location": {"type": "S3", "s3Location": {"bucketName": bucket, "objectKey": key}}}));
-        }
-    }
-
-    pub fn input(mut self, name: &str, bucket: &str, key: &str) -> Self {
-        Self::artifact(
-            &mut self.event["CodePipeline.job"]["data"]["inputArtifacts"],
-            name,
-            bucket,
-            key,
-        );
-        self
-    }
-
-    pub fn output(mut self, name: &str, bucket: &str, key: &str) -> Self {
-        Self::artifact(
-            &mut self.event["CodePipeline.job"]["data"]["outputArtifacts"],
-            name,
-            bucket,
-            key,
-        );
-        self
-    }
-
-    pub fn kms_key(mut self, key_id: &str) -> Self {
-        self.event["CodePipeline.job"]["data"]["encryptionKey"] =
-            json!({"id": key_id, "type": "KMS"});
-        self
-    }
-
-    pub fn build(self) -> Value {
-        self.event
-    }
-}
-
-/// A job id unique within this process, shaped like CodePipeline's.
-pub fn new_job_id() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{}-{:04x}-4000-8000-{:012x}", &random[..8], n & 0xffff, n)
 }
 
 /// A workspace binary in the same target folder as the running test (`target/debug/NAME`),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 /// A running `moto_server` on a free loopback port, stopped when dropped.
 pub struct MotoServer {
     child: Child,
+    /// `http://127.0.0.1:PORT`.
     pub url: String,
 }
 
@@ -62,6 +63,24 @@ impl MotoServer {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl MotoServer {
+    /// Creates a DynamoDB table keyed by the string `pk`, as the template's executions table.
+    pub fn create_executions_table(&self, table: &str) {
+        self.cli(&[
+            "dynamodb",
+            "create-table",
+            "--table-name",
+            table,
+            "--attribute-definitions",
+            "AttributeName=pk,AttributeType=S",
+            "--key-schema",
+            "AttributeName=pk,KeyType=HASH",
+            "--billing-mode",
+            "PAY_PER_REQUEST",
+        ]);
     }
 }
 

@@ -6,20 +6,14 @@
 
 use pipeline_ext::slack::approval::ApprovalRef;
 use pipeline_ext::slack::signature::sign;
-use pipeline_local::endpoints::LocalAws;
-use pipeline_local::runtime_api::{FunctionHost, FunctionSpec, Outcome};
-use pipeline_local::slack::LocalSlack;
+use pipeline_local::runtime_api::Outcome;
+use pipeline_testkit::SlackFunctions;
 use serde_json::json;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:111111111111:secret:slack";
-
-async fn one(program: &str, args: &[String]) -> Result<(f64, f64), String> {
-    let aws = LocalAws::start(None).await.map_err(|e| e.to_string())?;
-    aws.secrets.put(
-        SECRET_ARN,
-        json!({"bot_token": "xoxb-bench", "signing_secret": "bench-signing-secret"}),
-    );
+async fn one(_run: usize, program: String, args: Vec<String>) -> Result<(f64, f64), String> {
+    let mut world = SlackFunctions::start("C1").await;
+    world.set_env("APPROVERS", "U0APPROVER");
     let token = format!(
         "{:x}",
         SystemTime::now()
@@ -27,20 +21,12 @@ async fn one(program: &str, args: &[String]) -> Result<(f64, f64), String> {
             .unwrap()
             .as_nanos()
     );
-    aws.codepipeline
+    world
+        .aws
+        .codepipeline
         .register_approval(&token, "web", "Staging", "Approve");
-    let slack = LocalSlack::new("xoxb-bench", aws.calls.clone(), aws.faults.clone());
-    let slack_url = slack.start().await.map_err(|e| e.to_string())?;
-    let mut spec = FunctionSpec::new("approval-responder", program);
-    spec.args = args.to_vec();
-    spec.env = aws.function_env();
-    spec.env.extend([
-        ("SLACK_SECRET_ARN".to_string(), SECRET_ARN.to_string()),
-        ("SLACK_API_URL".into(), slack_url),
-        ("APPROVERS".into(), "U0APPROVER".into()),
-    ]);
-    spec.timeout = Duration::from_secs(30);
-    let host = FunctionHost::start(spec).await.map_err(|e| e.to_string())?;
+    let host = world.host("approval-responder", &program, &args).await;
+    let aws = &world.aws;
     let value = ApprovalRef {
         pipeline: "web".into(),
         stage: "Staging".into(),
@@ -59,7 +45,7 @@ async fn one(program: &str, args: &[String]) -> Result<(f64, f64), String> {
         .unwrap()
         .as_secs()
         .to_string();
-    let request = json!({"headers": {"x-slack-request-timestamp": ts, "x-slack-signature": sign("bench-signing-secret", &ts, body.as_bytes())},
+    let request = json!({"headers": {"x-slack-request-timestamp": ts, "x-slack-signature": sign(SlackFunctions::SIGNING_SECRET, &ts, body.as_bytes())},
         "body": body, "isBase64Encoded": false});
     let invocation = host.invoke(&request).await;
     host.shutdown().await;
@@ -83,31 +69,12 @@ async fn one(program: &str, args: &[String]) -> Result<(f64, f64), String> {
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [runs, rust, python, script] = args.as_slice() else {
-        return Err("usage: click_bench RUNS RUST_BINARY PYTHON SCRIPT".into());
-    };
-    let runs: usize = runs.parse().map_err(|_| "RUNS must be a number")?;
-    let subjects = [
-        ("rust approval-responder", rust.clone(), vec![]),
-        (
-            "python + boto3 reference",
-            python.clone(),
-            vec![script.clone()],
-        ),
-    ];
-    let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(), Vec::new()];
-    for _ in 0..runs {
-        for (i, (_, program, args)) in subjects.iter().enumerate() {
-            results[i].push(one(program, args).await?);
-        }
-    }
-    let names: Vec<&str> = subjects.iter().map(|(name, _, _)| *name).collect();
-    pipeline_local::bench_table::print(
-        &format!("cold start + one verified Approve click, spawn → response ({runs} runs each, interleaved)"),
-        &names,
-        &results,
+    pipeline_testkit::bench_table::compare_with_python(
+        "click_bench",
+        "rust approval-responder",
+        "cold start + one verified Approve click, spawn → response",
         "goal: ≥ 15× faster",
-    );
-    Ok(())
+        one,
+    )
+    .await
 }

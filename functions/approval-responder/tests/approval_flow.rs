@@ -3,110 +3,59 @@
 //! signs it and built from that message's button, into approval-responder, and the decision in
 //! the local CodePipeline. DynamoDB is moto_server.
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use pipeline_ext::slack::signature::sign;
-use pipeline_local::endpoints::LocalAws;
 use pipeline_local::faults::Fault;
-use pipeline_local::harness::workspace_binary;
-use pipeline_local::moto_server::MotoServer;
-use pipeline_local::runtime_api::{FunctionHost, FunctionSpec, Outcome};
-use pipeline_local::slack::LocalSlack;
+use pipeline_local::runtime_api::{FunctionHost, Outcome};
+use pipeline_testkit::{workspace_binary, SlackFunctions};
 use serde_json::{json, Value};
+use std::ops::Deref;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const BOT_TOKEN: &str = "xoxb-local-bot-token";
-const SIGNING_SECRET: &str = "local-signing-secret-4f9a1c";
-const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:111111111111:secret:slack";
+const SIGNING_SECRET: &str = SlackFunctions::SIGNING_SECRET;
 const CHANNEL: &str = "C0APPROVALS";
-const TABLE: &str = "pipeline-executions";
 const APPROVER: &str = "U0APPROVER";
 const TOKEN: &str = "3f0b3a51-7d2c-4a58-9b9e-0c5d1f1e2a3b";
 
+/// Both approval functions in one Slack world (DynamoDB on moto_server).
 struct Flow {
-    aws: LocalAws,
-    slack: LocalSlack,
+    world: SlackFunctions,
     notifier: FunctionHost,
     responder: FunctionHost,
-    _moto: MotoServer,
 }
 
-async fn flow(approvers: &str) -> Flow {
-    let moto = MotoServer::start();
-    let aws = LocalAws::start(None).await.unwrap();
-    aws.secrets.put(
-        SECRET_ARN,
-        json!({"bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}),
-    );
-    aws.codepipeline
-        .register_approval(TOKEN, "web", "Staging", "ReleaseApproval");
-    let slack = LocalSlack::new(BOT_TOKEN, aws.calls.clone(), aws.faults.clone());
-    let slack_url = slack.start().await.unwrap();
-    create_table(&moto.url).await;
-    let mut env = aws.function_env();
-    env.extend([
-        ("SLACK_SECRET_ARN".to_string(), SECRET_ARN.to_string()),
-        ("SLACK_API_URL".into(), slack_url),
-        ("SLACK_CHANNEL".into(), CHANNEL.into()),
-        ("EXECUTIONS_TABLE".into(), TABLE.into()),
-        ("APPROVERS".into(), approvers.into()),
-        ("AWS_ENDPOINT_URL_DYNAMODB".into(), moto.url.clone()),
-    ]);
-    let start = |name: &str, program: std::path::PathBuf| {
-        let mut spec = FunctionSpec::new(name, program);
-        spec.env = env.clone();
-        spec.timeout = Duration::from_secs(30);
-        FunctionHost::start(spec)
-    };
-    let notifier = start("approval-notifier", workspace_binary("approval-notifier"))
-        .await
-        .unwrap();
-    let responder = start(
-        "approval-responder",
-        env!("CARGO_BIN_EXE_approval-responder").into(),
-    )
-    .await
-    .unwrap();
-    Flow {
-        aws,
-        slack,
-        notifier,
-        responder,
-        _moto: moto,
+impl Deref for Flow {
+    type Target = SlackFunctions;
+    fn deref(&self) -> &SlackFunctions {
+        &self.world
     }
 }
 
-async fn create_table(endpoint: &str) {
-    let config = aws_sdk_dynamodb::config::Builder::new()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "t", "t", None, None, "test",
-        ))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
-        .create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
+async fn flow(approvers: &str) -> Flow {
+    let mut world = SlackFunctions::start_with_moto(CHANNEL).await;
+    world.set_env("APPROVERS", approvers);
+    world
+        .aws
+        .codepipeline
+        .register_approval(TOKEN, "web", "Staging", "ReleaseApproval");
+    let notifier = world
+        .host(
+            "approval-notifier",
+            workspace_binary("approval-notifier"),
+            &[],
         )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
+        .await;
+    let responder = world
+        .host(
+            "approval-responder",
+            env!("CARGO_BIN_EXE_approval-responder"),
+            &[],
         )
-        .send()
-        .await
-        .expect("CreateTable on moto");
+        .await;
+    Flow {
+        world,
+        notifier,
+        responder,
+    }
 }
 
 fn sns_event(token: &str, custom_data: &str) -> Value {
@@ -523,8 +472,9 @@ async fn answers_within_three_seconds_when_slack_never_answers() {
 
 #[tokio::test]
 async fn when_slack_fails_the_request_goes_to_the_fallback_topic() {
-    // A flow of its own, with FALLBACK_TOPIC_ARN on moto's SNS and a queue to read it from.
-    let moto = MotoServer::start();
+    // A world of its own, with FALLBACK_TOPIC_ARN on moto's SNS and a queue to read it from.
+    let mut world = SlackFunctions::start_with_moto(CHANNEL).await;
+    let moto = world.moto();
     let topic = moto.cli(&["sns", "create-topic", "--name", "approvals-fallback"])["TopicArn"]
         .as_str()
         .unwrap()
@@ -543,25 +493,15 @@ async fn when_slack_fails_the_request_goes_to_the_fallback_topic() {
         "--notification-endpoint",
         "arn:aws:sqs:us-east-1:123456789012:fallback-copy",
     ]);
-    create_table(&moto.url).await;
-    let aws = LocalAws::start(None).await.unwrap();
-    aws.secrets.put(
-        SECRET_ARN,
-        json!({"bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET}),
-    );
-    let slack = LocalSlack::new(BOT_TOKEN, aws.calls.clone(), aws.faults.clone());
-    let mut spec = FunctionSpec::new("approval-notifier", workspace_binary("approval-notifier"));
-    spec.env = aws.function_env();
-    spec.env.extend([
-        ("SLACK_SECRET_ARN".to_string(), SECRET_ARN.to_string()),
-        ("SLACK_API_URL".into(), slack.start().await.unwrap()),
-        ("SLACK_CHANNEL".into(), CHANNEL.into()),
-        ("EXECUTIONS_TABLE".into(), TABLE.into()),
-        ("FALLBACK_TOPIC_ARN".into(), topic),
-        ("AWS_ENDPOINT_URL_DYNAMODB".into(), moto.url.clone()),
-        ("AWS_ENDPOINT_URL_SNS".into(), moto.url.clone()),
-    ]);
-    let notifier = FunctionHost::start(spec).await.unwrap();
+    world.set_env("FALLBACK_TOPIC_ARN", &topic);
+    let notifier = world
+        .host(
+            "approval-notifier",
+            workspace_binary("approval-notifier"),
+            &[],
+        )
+        .await;
+    let (aws, slack, moto) = (&world.aws, &world.slack, world.moto());
     aws.faults.add(Fault::new(
         "slack",
         "chat.postMessage",

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use pipeline_local::moto_server::MotoServer;
+use pipeline_testkit::MotoServer;
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -26,7 +26,7 @@ async fn republishing_on_moto_uploads_changes_deletes_removals_and_invalidates()
         ("AWS_ENDPOINT_URL_CLOUDFRONT", moto.url.as_str()),
     ];
     let f = processor(&env).await;
-    let s3 = pipeline_local::harness::s3_client(&moto.url, "testing", "testing");
+    let s3 = pipeline_testkit::s3_client(&moto.url, "testing", "testing");
     for bucket in [ARTIFACTS, SITE] {
         s3.create_bucket().bucket(bucket).send().await.unwrap();
     }

@@ -6,7 +6,7 @@ use common::*;
 use pipeline_local::faults::Fault;
 use serde_json::json;
 
-fn site_puts(f: &pipeline_local::harness::LocalFunction) -> usize {
+fn site_puts(f: &pipeline_testkit::LocalFunction) -> usize {
     f.aws
         .calls
         .of("s3", "PutObject")
@@ -15,7 +15,7 @@ fn site_puts(f: &pipeline_local::harness::LocalFunction) -> usize {
         .count()
 }
 
-async fn site_keys(f: &pipeline_local::harness::LocalFunction, prefix: &str) -> Vec<String> {
+async fn site_keys(f: &pipeline_testkit::LocalFunction, prefix: &str) -> Vec<String> {
     let mut keys = Vec::new();
     let mut pages = f
         .s3_client()

@@ -27,11 +27,7 @@ fn source_files() -> Vec<(String, Vec<u8>)> {
     ]
 }
 
-fn output(
-    f: &pipeline_local::harness::LocalFunction,
-    e: &Value,
-    name: &str,
-) -> Vec<(String, Vec<u8>)> {
+fn output(f: &pipeline_testkit::LocalFunction, e: &Value, name: &str) -> Vec<(String, Vec<u8>)> {
     read_zip(
         std::fs::read(f.aws.s3.object_path(ARTIFACTS, &output_key(e, name)))
             .expect("output written"),

@@ -6,9 +6,9 @@ use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use pipeline_local::harness::{JobEventBuilder, LocalFunction};
 use pipeline_local::job_invocation::JobRun;
 use pipeline_local::runtime_api::Outcome;
+use pipeline_testkit::{JobEventBuilder, JobRunAssertions, LocalFunction};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -119,13 +119,7 @@ fn results(run: &JobRun) -> &[Value] {
 }
 
 fn final_failure(run: &JobRun) -> (String, String) {
-    let last = results(run).last().expect("a result");
-    let details = &last["failureDetails"];
-    assert!(details.is_object(), "expected a failure, got {last}");
-    (
-        details["type"].as_str().unwrap().to_string(),
-        details["message"].as_str().unwrap().to_string(),
-    )
+    JobRunAssertions::failure(run)
 }
 
 fn continuations(run: &JobRun) -> usize {

@@ -4,76 +4,57 @@
 
 use pipeline_local::endpoints::LocalAws;
 use pipeline_local::faults::Fault;
-use pipeline_local::moto_server::MotoServer;
-use pipeline_local::runtime_api::{FunctionHost, FunctionSpec, Outcome};
+use pipeline_local::runtime_api::{FunctionHost, Outcome};
 use pipeline_local::slack::{LocalSlack, SlackMessage};
+use pipeline_testkit::{MotoServer, SlackFunctions};
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::ops::Deref;
 
-const BOT_TOKEN: &str = "xoxb-local-bot-token";
-const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:111111111111:secret:slack";
+const BOT_TOKEN: &str = SlackFunctions::BOT_TOKEN;
 const CHANNEL: &str = "C0DEPLOYS";
-const TABLE: &str = "pipeline-executions";
+const TABLE: &str = SlackFunctions::TABLE;
 const PIPELINE: &str = "web";
 const EXEC_A: &str = "5f1c2d3e-aaaa-4bbb-8ccc-0123456789ab";
 const EXEC_B: &str = "9e8d7c6b-bbbb-4ccc-8ddd-ba9876543210";
 
 struct Setup {
-    aws: LocalAws,
-    slack: LocalSlack,
-    moto: MotoServer,
+    world: SlackFunctions,
     /// Several instances of the function, as Lambda runs concurrent events.
     instances: Vec<FunctionHost>,
 }
 
+impl Deref for Setup {
+    type Target = SlackFunctions;
+    fn deref(&self) -> &SlackFunctions {
+        &self.world
+    }
+}
+
+impl Setup {
+    fn moto(&self) -> &MotoServer {
+        self.world.moto()
+    }
+}
+
 async fn setup(extra_env: &[(&str, &str)], instances: usize) -> Setup {
-    let moto = MotoServer::start();
-    moto.cli(&[
-        "dynamodb",
-        "create-table",
-        "--table-name",
-        TABLE,
-        "--attribute-definitions",
-        "AttributeName=pk,AttributeType=S",
-        "--key-schema",
-        "AttributeName=pk,KeyType=HASH",
-        "--billing-mode",
-        "PAY_PER_REQUEST",
-    ]);
-    let aws = LocalAws::start(None).await.unwrap();
-    aws.secrets.put(
-        SECRET_ARN,
-        json!({"bot_token": BOT_TOKEN, "signing_secret": "unused-here"}),
-    );
-    let slack = LocalSlack::new(BOT_TOKEN, aws.calls.clone(), aws.faults.clone());
-    let mut env = aws.function_env();
-    env.extend([
-        ("SLACK_SECRET_ARN".to_string(), SECRET_ARN.to_string()),
-        ("SLACK_API_URL".into(), slack.start().await.unwrap()),
-        ("SLACK_CHANNEL".into(), CHANNEL.into()),
-        ("EXECUTIONS_TABLE".into(), TABLE.into()),
-        ("AWS_ENDPOINT_URL_DYNAMODB".into(), moto.url.clone()),
-        ("AWS_ENDPOINT_URL_SNS".into(), moto.url.clone()),
-    ]);
-    env.extend(
-        extra_env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
+    let mut world = SlackFunctions::start_with_moto(CHANNEL).await;
+    for (key, value) in extra_env {
+        world.set_env(key, value);
+    }
     let mut hosts = Vec::new();
     for i in 0..instances {
-        let mut spec = FunctionSpec::new(
-            &format!("pipeline-notifier-{i}"),
-            env!("CARGO_BIN_EXE_pipeline-notifier"),
+        hosts.push(
+            world
+                .host(
+                    &format!("pipeline-notifier-{i}"),
+                    env!("CARGO_BIN_EXE_pipeline-notifier"),
+                    &[],
+                )
+                .await,
         );
-        spec.env = env.clone();
-        spec.timeout = Duration::from_secs(60);
-        hosts.push(FunctionHost::start(spec).await.unwrap());
     }
     Setup {
-        aws,
-        slack,
-        moto,
+        world,
         instances: hosts,
     }
 }
@@ -527,7 +508,9 @@ async fn pipelines_outside_the_filter_make_no_slack_call_and_states_wait_for_the
         "no Slack call for a filtered pipeline"
     );
     assert!(logs(&setup).contains("pipeline not in PIPELINES"));
-    let stored = setup.moto.cli(&["dynamodb", "scan", "--table-name", TABLE]);
+    let stored = setup
+        .moto()
+        .cli(&["dynamodb", "scan", "--table-name", TABLE]);
     assert_eq!(stored["Count"], 0, "nothing stored for it either");
 
     // Only FAILED executions are shown: nothing until the run fails, then the whole story.
@@ -576,18 +559,19 @@ async fn slack_rate_limits_are_waited_out_and_failures_fail_or_go_to_the_fallbac
 
     // With a fallback topic, a failure Slack cannot show is copied there instead.
     let topic = setup
-        .moto
+        .moto()
         .cli(&["sns", "create-topic", "--name", "deploys-fallback"])["TopicArn"]
         .as_str()
         .unwrap()
         .to_string();
     let queue = setup
-        .moto
+        .moto()
         .cli(&["sqs", "create-queue", "--queue-name", "deploys-copy"])["QueueUrl"]
         .as_str()
         .unwrap()
         .to_string();
-    setup.moto.cli(&[
+    let mut setup = setup;
+    setup.moto().cli(&[
         "sns",
         "subscribe",
         "--topic-arn",
@@ -597,13 +581,14 @@ async fn slack_rate_limits_are_waited_out_and_failures_fail_or_go_to_the_fallbac
         "--notification-endpoint",
         "arn:aws:sqs:us-east-1:123456789012:deploys-copy",
     ]);
-    let mut spec = FunctionSpec::new(
-        "pipeline-notifier-fallback",
-        env!("CARGO_BIN_EXE_pipeline-notifier"),
-    );
-    spec.env = setup.instances[0].spec().env.clone();
-    spec.env.push(("FALLBACK_TOPIC_ARN".into(), topic));
-    let notifier = FunctionHost::start(spec).await.unwrap();
+    setup.world.set_env("FALLBACK_TOPIC_ARN", &topic);
+    let notifier = setup
+        .host(
+            "pipeline-notifier-fallback",
+            env!("CARGO_BIN_EXE_pipeline-notifier"),
+            &[],
+        )
+        .await;
     setup
         .aws
         .faults
@@ -624,7 +609,7 @@ async fn slack_rate_limits_are_waited_out_and_failures_fail_or_go_to_the_fallbac
         invocation.outcome
     );
     let received = setup
-        .moto
+        .moto()
         .cli(&["sqs", "receive-message", "--queue-url", &queue]);
     let copy = received["Messages"][0]["Body"]
         .as_str()

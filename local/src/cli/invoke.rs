@@ -1,16 +1,17 @@
 //! `pipeline-local invoke FUNCTION --event FILE`.
 
-use pipeline_local::calls::Call;
-use pipeline_local::endpoints::LocalAws;
-use pipeline_local::job_invocation::{run_job, JobRun};
-use pipeline_local::runtime_api::{FunctionHost, FunctionSpec, Invocation, Outcome};
+use crate::calls::Call;
+use crate::endpoints::LocalAws;
+use crate::job_invocation::{run_job, JobRun};
+use crate::runtime_api::{FunctionHost, FunctionSpec, Invocation, Outcome};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-#[derive(clap::Args)]
-pub struct InvokeArgs {
+/// Arguments of `pipeline-local invoke`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
     /// The function (a workspace binary such as `artifact-processor`).
     function: String,
     /// The event JSON file (see events/).
@@ -57,7 +58,8 @@ pub struct InvokeArgs {
     quiet: bool,
 }
 
-pub async fn run(args: InvokeArgs) -> ExitCode {
+/// Exit status 0 only if the job succeeded; 2 when it could not run.
+pub async fn main(args: Args) -> ExitCode {
     match invoke(args).await {
         Ok(code) => code,
         Err(message) => {
@@ -67,7 +69,7 @@ pub async fn run(args: InvokeArgs) -> ExitCode {
     }
 }
 
-async fn invoke(args: InvokeArgs) -> Result<ExitCode, String> {
+async fn invoke(args: Args) -> Result<ExitCode, String> {
     let text = std::fs::read_to_string(&args.event)
         .map_err(|e| format!("cannot read event {}: {e}", args.event.display()))?;
     let mut event: Value = serde_json::from_str(&text)
@@ -92,7 +94,7 @@ async fn invoke(args: InvokeArgs) -> Result<ExitCode, String> {
             .create_bucket(bucket)
             .map_err(|e| format!("cannot create bucket {bucket}: {e}"))?;
     }
-    for bucket in pipeline_local::job_invocation::artifact_buckets(&event) {
+    for bucket in crate::job_invocation::artifact_buckets(&event) {
         aws.s3
             .create_bucket(&bucket)
             .map_err(|e| format!("cannot create bucket {bucket}: {e}"))?;
@@ -163,7 +165,7 @@ async fn invoke(args: InvokeArgs) -> Result<ExitCode, String> {
     Ok(code)
 }
 
-fn resolve_program(args: &InvokeArgs) -> Result<PathBuf, String> {
+fn resolve_program(args: &Args) -> Result<PathBuf, String> {
     if let Some(binary) = &args.binary {
         return Ok(binary.clone());
     }
@@ -216,7 +218,7 @@ fn seed_artifact(aws: &LocalAws, event: &Value, spec: &str) -> Result<(), String
         .unwrap_or_default();
     let path = Path::new(path);
     let size = if path.is_dir() {
-        let bytes = pipeline_local::zips::zip_folder(path)
+        let bytes = crate::zips::zip_folder(path)
             .map_err(|e| format!("cannot zip {}: {e}", path.display()))?;
         aws.s3
             .put_file(bucket, key, &bytes)

@@ -1,6 +1,7 @@
 //! CodePipeline's EventBridge state-change events, delivered to the functions the template's
 //! rules target, as the rule's pattern selects them (`source` and `detail-type`).
 
+use super::ExecutionState;
 use crate::runtime_api::{FunctionHost, Outcome};
 use serde_json::{json, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -66,36 +67,39 @@ impl EventBus {
         }
     }
 
-    pub async fn pipeline(&mut self, state: &str) {
-        let mut detail = json!({"state": state});
-        if state == "STARTED" {
+    /// A pipeline execution state change.
+    pub async fn pipeline(&mut self, state: ExecutionState) {
+        let mut detail = json!({"state": state.event_name()});
+        if state == ExecutionState::Started {
             detail["execution-trigger"] = json!({"trigger-type": "StartPipelineExecution", "trigger-detail": "pipeline-local run"});
         }
         self.deliver("CodePipeline Pipeline Execution State Change", detail)
             .await;
     }
 
-    pub async fn stage(&mut self, stage: &str, state: &str) {
+    /// A stage execution state change.
+    pub async fn stage(&mut self, stage: &str, state: ExecutionState) {
         self.deliver(
             "CodePipeline Stage Execution State Change",
-            json!({"stage": stage, "state": state}),
+            json!({"stage": stage, "state": state.event_name()}),
         )
         .await;
     }
 
+    /// An action execution state change.
     pub async fn action(
         &mut self,
         stage: &str,
         action: &super::model::ActionDef,
-        state: &str,
+        state: ExecutionState,
         summary: Option<&str>,
     ) {
-        let mut detail = json!({"stage": stage, "action": action.name, "state": state,
+        let mut detail = json!({"stage": stage, "action": action.name, "state": state.event_name(),
             "region": crate::endpoints::REGION,
             "type": {"owner": action.owner, "provider": action.provider, "category": action.category, "version": "1"}});
         if let Some(summary) = summary {
             detail["execution-result"] = json!({"external-execution-summary": summary});
-            if state == "FAILED" {
+            if state == ExecutionState::Failed {
                 detail["execution-result"]["error-code"] = json!("JobFailed");
             }
         }

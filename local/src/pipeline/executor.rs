@@ -2,16 +2,13 @@
 //! `RunOrder`), stopping at the first failed stage as CodePipeline does.
 
 use super::approval::{self, ApprovalRequest};
-use super::database::DatabaseTarget;
 use super::events::{EventBus, EventTarget};
 use super::model::{ActionDef, PipelineDef, Variables};
 use super::report::{ActionResult, ActionState, Report};
 use super::template::{FunctionDef, Template};
-use super::RunArgs;
-use crate::endpoints::LocalAws;
+use super::{ExecutionContext, ExecutionState};
 use crate::job_invocation::run_job;
 use crate::runtime_api::{FunctionHost, FunctionSpec, Outcome};
-use crate::slack::LocalSlack;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,25 +19,18 @@ const SLACK_SECRET_ARN: &str =
 const DATABASE_SECRET_ARN: &str =
     "arn:aws:secretsmanager:us-east-1:000000000000:secret:pipeline-local/database";
 
-pub struct Setup<'a> {
-    pub args: &'a RunArgs,
-    pub aws: &'a LocalAws,
-    pub slack: &'a LocalSlack,
-    pub slack_url: String,
-    pub health_url: String,
-    pub database: DatabaseTarget,
-    pub overrides: Vec<(String, String)>,
-}
-
 /// Where a built artifact is.
 #[derive(Clone, Debug)]
 pub struct ArtifactLocation {
+    /// The bucket.
     pub bucket: String,
+    /// The object key.
     pub key: String,
 }
 
-struct Run<'a> {
-    setup: &'a Setup<'a>,
+/// One execution of the pipeline, as it progresses.
+struct Execution<'a> {
+    context: &'a ExecutionContext<'a>,
     template: Template,
     functions: Vec<FunctionDef>,
     hosts: HashMap<String, FunctionHost>,
@@ -54,30 +44,32 @@ struct Run<'a> {
 }
 
 /// The parameters `run` sets so the example pipeline runs on loopback; `--parameter` wins.
-fn embedded_parameters(setup: &Setup) -> Vec<(String, String)> {
+fn embedded_parameters(context: &ExecutionContext) -> Vec<(String, String)> {
     vec![
         ("CreateExamplePipeline".into(), "true".into()),
         ("SlackSecretArn".into(), SLACK_SECRET_ARN.into()),
         ("SlackChannel".into(), approval::CHANNEL.into()),
         ("SlackApprovers".into(), approval::APPROVER.into()),
         ("DatabaseSecretArn".into(), DATABASE_SECRET_ARN.into()),
-        ("ExampleHealthCheckUrl".into(), setup.health_url.clone()),
+        ("ExampleHealthCheckUrl".into(), context.health_url.clone()),
         ("ExampleBakeSeconds".into(), "3".into()),
         ("ExampleBakeIntervalSeconds".into(), "1".into()),
     ]
 }
 
-pub async fn run_pipeline(setup: Setup<'_>) -> Result<bool, String> {
-    let declared = Template::load(&setup.args.template, &[]).map_err(|e| e.to_string())?;
-    let mut parameters: Vec<(String, String)> = embedded_parameters(&setup)
+/// Executes the template's pipeline once; `Ok(true)` when it succeeded.
+pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
+    let declared = Template::load(&context.options.template, &[]).map_err(|e| e.to_string())?;
+    let mut parameters: Vec<(String, String)> = embedded_parameters(&context)
         .into_iter()
         .filter(|(k, _)| declared.parameter(k).is_some())
         .collect();
-    for (key, value) in &setup.overrides {
+    for (key, value) in &context.overrides {
         parameters.retain(|(k, _)| k != key);
         parameters.push((key.clone(), value.clone()));
     }
-    let template = Template::load(&setup.args.template, &parameters).map_err(|e| e.to_string())?;
+    let template =
+        Template::load(&context.options.template, &parameters).map_err(|e| e.to_string())?;
     let functions = template.functions().map_err(|e| e.to_string())?;
     let (logical_id, resource) = template
         .resources_of_type("AWS::CodePipeline::Pipeline")
@@ -85,7 +77,7 @@ pub async fn run_pipeline(setup: Setup<'_>) -> Result<bool, String> {
         .ok_or_else(|| {
             format!(
                 "{} declares no AWS::CodePipeline::Pipeline",
-                setup.args.template.display()
+                context.options.template.display()
             )
         })?;
     let properties = template
@@ -96,7 +88,7 @@ pub async fn run_pipeline(setup: Setup<'_>) -> Result<bool, String> {
         .map(str::to_owned)
         .unwrap_or_else(|| super::template::function_name(logical_id));
     let pipeline = PipelineDef::from_resource(name, &properties)?;
-    let bin_dir = match &setup.args.bin_dir {
+    let bin_dir = match &context.options.bin_dir {
         Some(dir) => dir.clone(),
         None => std::env::current_exe()
             .ok()
@@ -116,7 +108,7 @@ pub async fn run_pipeline(setup: Setup<'_>) -> Result<bool, String> {
         ));
     }
     let execution_id = uuid::Uuid::new_v4().to_string();
-    let mut run = Run {
+    let mut execution = Execution {
         events: EventBus {
             targets: Vec::new(),
             pipeline: pipeline.name.clone(),
@@ -124,7 +116,7 @@ pub async fn run_pipeline(setup: Setup<'_>) -> Result<bool, String> {
             failures: Vec::new(),
         },
         report: Report::new(&pipeline.name, &execution_id),
-        setup: &setup,
+        context: &context,
         template,
         functions,
         hosts: HashMap::new(),
@@ -134,26 +126,26 @@ pub async fn run_pipeline(setup: Setup<'_>) -> Result<bool, String> {
         artifacts: HashMap::new(),
         variables: Variables::default(),
     };
-    run.provision().await?;
-    let succeeded = run.execute().await;
-    run.report.finish(
-        &run.setup.aws,
-        run.setup.slack,
-        &run.artifacts,
-        &run.variables,
-        &run.events.failures,
+    execution.provision().await?;
+    let succeeded = execution.run_stages().await;
+    execution.report.finish(
+        execution.context.aws,
+        execution.context.slack,
+        &execution.artifacts,
+        &execution.variables,
+        &execution.events.failures,
     );
-    for host in run.hosts.values() {
+    for host in execution.hosts.values() {
         host.shutdown().await;
     }
-    run.events.shutdown().await;
+    execution.events.shutdown().await;
     Ok(succeeded)
 }
 
-impl Run<'_> {
+impl Execution<'_> {
     /// Creates what the template's resources would be, and the secrets the parameters name.
     async fn provision(&mut self) -> Result<(), String> {
-        let aws = self.setup.aws;
+        let aws = self.context.aws;
         for (id, resource) in self.template.resources() {
             let physical = self
                 .template
@@ -197,7 +189,7 @@ impl Run<'_> {
             json!({"bot_token": approval::BOT_TOKEN, "signing_secret": approval::SIGNING_SECRET}),
         );
         aws.secrets
-            .put(DATABASE_SECRET_ARN, self.setup.database.secret.clone());
+            .put(DATABASE_SECRET_ARN, self.context.database.secret.clone());
         let notifiers: Vec<FunctionDef> = self
             .functions
             .iter()
@@ -228,7 +220,7 @@ impl Run<'_> {
             "pipelineName": self.pipeline.name, "pipelineExecutionId": self.execution_id,
             "status": "InProgress", "pipelineVersion": 1,
             "artifactRevisions": source.map(|a| vec![json!({"name": a.outputs.first().cloned().unwrap_or_default(),
-                "revisionId": "local", "revisionSummary": format!("{} (pipeline-local run)", self.setup.args.source.display())})]).unwrap_or_default(),
+                "revisionId": "local", "revisionSummary": format!("{} (pipeline-local run)", self.context.options.source.display())})]).unwrap_or_default(),
             "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": "pipeline-local run"}
         }));
         self.variables.set(
@@ -240,13 +232,13 @@ impl Run<'_> {
 
     async fn start_host(&self, function: &FunctionDef) -> Result<FunctionHost, String> {
         let mut spec = FunctionSpec::new(&function.binary, self.bin_dir.join(&function.binary));
-        spec.env = self.setup.aws.function_env();
+        spec.env = self.context.aws.function_env();
         spec.env.extend(function.environment.iter().cloned());
         spec.env
-            .push(("SLACK_API_URL".into(), self.setup.slack_url.clone()));
+            .push(("SLACK_API_URL".into(), self.context.slack_url.clone()));
         spec.timeout = Duration::from_secs(function.timeout_seconds);
         spec.memory_mb = function.memory_mb;
-        spec.echo_logs = self.setup.args.verbose;
+        spec.echo_logs = self.context.options.verbose;
         FunctionHost::start(spec)
             .await
             .map_err(|e| format!("cannot host {}: {e}", function.binary))
@@ -267,31 +259,34 @@ impl Run<'_> {
         Ok(&self.hosts[&function.logical_id])
     }
 
-    async fn execute(&mut self) -> bool {
+    /// Runs stage after stage, stopping at the first that fails; true when all succeeded.
+    async fn run_stages(&mut self) -> bool {
         self.report.header(
-            &self.setup.args.template,
-            &self.setup.args.source,
-            &self.setup.database.label,
+            &self.context.options.template,
+            &self.context.options.source,
+            &self.context.database.label,
         );
-        self.events.pipeline("STARTED").await;
+        self.events.pipeline(ExecutionState::Started).await;
         let stages = self.pipeline.stages.clone();
         let mut failed = false;
         for stage in &stages {
             self.report.stage(&stage.name);
-            self.events.stage(&stage.name, "STARTED").await;
+            self.events
+                .stage(&stage.name, ExecutionState::Started)
+                .await;
             let mut stage_failed = false;
             for action in &stage.actions {
                 self.report.action_started(&stage.name, action);
                 self.events
-                    .action(&stage.name, action, "STARTED", None)
+                    .action(&stage.name, action, ExecutionState::Started, None)
                     .await;
                 let started = Instant::now();
                 let result = self.action(&stage.name, action).await;
                 let elapsed = started.elapsed();
                 let state = match &result.state {
-                    ActionState::Succeeded => "SUCCEEDED",
-                    ActionState::Failed => "FAILED",
-                    ActionState::Skipped => "ABANDONED",
+                    ActionState::Succeeded => ExecutionState::Succeeded,
+                    ActionState::Failed => ExecutionState::Failed,
+                    ActionState::Skipped => ExecutionState::Abandoned,
                 };
                 if result.state == ActionState::Failed {
                     self.register_failure(&stage.name, action, &result.summary);
@@ -306,7 +301,11 @@ impl Run<'_> {
                     break;
                 }
             }
-            let state = if stage_failed { "FAILED" } else { "SUCCEEDED" };
+            let state = if stage_failed {
+                ExecutionState::Failed
+            } else {
+                ExecutionState::Succeeded
+            };
             self.events.stage(&stage.name, state).await;
             self.report.stage_finished(&stage.name, state);
             if stage_failed {
@@ -314,11 +313,15 @@ impl Run<'_> {
                 break;
             }
         }
-        let state = if failed { "FAILED" } else { "SUCCEEDED" };
-        self.setup.aws.codepipeline.set_execution_status(
+        let state = if failed {
+            ExecutionState::Failed
+        } else {
+            ExecutionState::Succeeded
+        };
+        self.context.aws.codepipeline.set_execution_status(
             &self.pipeline.name,
             &self.execution_id,
-            if failed { "Failed" } else { "Succeeded" },
+            state.api_name(),
         );
         self.events.pipeline(state).await;
         self.report.pipeline_finished(state);
@@ -331,7 +334,7 @@ impl Run<'_> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        self.setup.aws.codepipeline.register_action_executions(
+        self.context.aws.codepipeline.register_action_executions(
             &self.pipeline.name,
             &self.execution_id,
             vec![json!({"pipelineExecutionId": self.execution_id, "actionExecutionId": uuid::Uuid::new_v4().to_string(),
@@ -375,12 +378,12 @@ impl Run<'_> {
                 "the S3 source action needs S3Bucket and S3ObjectKey".into(),
             );
         };
-        let folder = &self.setup.args.source;
+        let folder = &self.context.options.source;
         let zipped = match crate::zips::zip_folder(folder) {
             Ok(bytes) => bytes,
             Err(e) => return ActionResult::failed(format!("cannot zip {}: {e}", folder.display())),
         };
-        let aws = self.setup.aws;
+        let aws = self.context.aws;
         if let Err(e) = aws.s3.put_file(&bucket, &key, &zipped) {
             return ActionResult::failed(format!("cannot write s3://{bucket}/{key}: {e}"));
         }
@@ -451,7 +454,7 @@ impl Run<'_> {
             configuration["UserParameters"] = json!(p);
         }
         let event = json!({"CodePipeline.job": {
-            "id": crate::harness::new_job_id(),
+            "id": crate::job_invocation::new_job_id(),
             "accountId": super::template::ACCOUNT_ID,
             "data": {
                 "actionConfiguration": {"configuration": configuration},
@@ -459,7 +462,7 @@ impl Run<'_> {
                 "outputArtifacts": outputs.iter().map(|(n, l)| artifact_json(n, l)).collect::<Vec<_>>()
             }
         }});
-        let aws = self.setup.aws;
+        let aws = self.context.aws;
         let host = match self.host(&function).await {
             Ok(host) => host,
             Err(e) => return ActionResult::failed(e),
@@ -561,12 +564,12 @@ impl Run<'_> {
             external_link: action.config("ExternalEntityLink"),
         };
         match approval::decide(
-            self.setup.aws,
-            self.setup.slack,
+            self.context.aws,
+            self.context.slack,
             &notifiers,
             responder,
             &request,
-            self.setup.args.reject,
+            self.context.options.reject,
         )
         .await
         {

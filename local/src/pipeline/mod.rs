@@ -1,5 +1,6 @@
-//! `pipeline-local run`: the example pipeline of `template.yaml`, executed stage by stage on
-//! `examples/demo` with the real function binaries behind the local endpoints.
+//! The pipeline of a SAM template (by default the example pipeline of `template.yaml` on
+//! `examples/demo`), executed stage by stage with the real function binaries behind the local
+//! endpoints; `pipeline-local run` ([`crate::cli::run`]) sets up its surroundings and calls [`execute`].
 //!
 //! What CodePipeline would do, this does: the S3 source action zips the demo folder into the
 //! source bucket and the artifact store; Lambda invoke actions become jobs for the function the
@@ -16,100 +17,54 @@ mod events;
 mod executor;
 mod model;
 mod report;
+mod state;
 pub mod template;
+
+pub use approval::BOT_TOKEN as SLACK_BOT_TOKEN;
+pub use database::DatabaseTarget;
+pub use executor::execute;
+pub use report::serve_health;
+pub use state::ExecutionState;
 
 use crate::endpoints::LocalAws;
 use crate::slack::LocalSlack;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-#[derive(clap::Args, Debug)]
-pub struct RunArgs {
+/// What to execute and how: the template, the source and the choices a person makes.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Options {
     /// The SAM template holding the pipeline.
     #[arg(long, default_value = "template.yaml")]
     pub template: PathBuf,
     /// The folder the S3 source action delivers (zipped).
     #[arg(long, default_value = "examples/demo")]
     pub source: PathBuf,
-    /// Run the migrations against this database instead of a SQLite file
-    /// (postgres://user:password@host:port/db or mysql://…).
-    #[arg(long)]
-    pub database_url: Option<String>,
     /// Click Reject on the approval instead of Approve.
     #[arg(long)]
     pub reject: bool,
-    /// Override a template parameter: KEY=VALUE (repeatable).
-    #[arg(long = "parameter", value_name = "KEY=VALUE")]
-    pub parameters: Vec<String>,
     /// Where the function binaries are (default: next to pipeline-local).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
-    /// Keep S3 objects and the SQLite database in this folder (default: a temporary folder).
-    #[arg(long)]
-    pub state_dir: Option<PathBuf>,
     /// Echo the functions' log lines.
     #[arg(long)]
     pub verbose: bool,
 }
 
-pub async fn run(args: RunArgs) -> ExitCode {
-    match execute(args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-async fn execute(args: RunArgs) -> Result<bool, String> {
-    let mut overrides = Vec::new();
-    for pair in &args.parameters {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("--parameter {pair:?}: expected KEY=VALUE"))?;
-        overrides.push((key.to_string(), value.to_string()));
-    }
-    let temp = match &args.state_dir {
-        Some(_) => None,
-        None => Some(
-            tempfile::Builder::new()
-                .prefix("pipeline-local-run-")
-                .tempdir()
-                .map_err(|e| format!("cannot create a temporary folder: {e}"))?,
-        ),
-    };
-    let state_dir = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| temp.as_ref().expect("temp").path().to_path_buf());
-    std::fs::create_dir_all(&state_dir)
-        .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
-    let aws = LocalAws::start(Some(&state_dir))
-        .await
-        .map_err(|e| format!("cannot start the local endpoints: {e}"))?;
-    let slack = LocalSlack::new(approval::BOT_TOKEN, aws.calls.clone(), aws.faults.clone());
-    let slack_url = slack
-        .start()
-        .await
-        .map_err(|e| format!("cannot start the local Slack: {e}"))?;
-    let health_url = report::serve_health()
-        .await
-        .map_err(|e| format!("cannot start the local health endpoint: {e}"))?;
-    let database = database::DatabaseTarget::new(args.database_url.as_deref(), &state_dir)?;
-    let setup = executor::Setup {
-        args: &args,
-        aws: &aws,
-        slack: &slack,
-        slack_url,
-        health_url,
-        database,
-        overrides,
-    };
-    let succeeded = executor::run_pipeline(setup).await?;
-    if temp.is_some() {
-        println!("\n(state was in a temporary folder, now removed; keep it with --state-dir DIR)");
-    }
-    Ok(succeeded)
+/// Everything an execution runs against: the local endpoints, the recorded Slack, the health
+/// endpoint the deploy gate checks, the database the migrations go to, and parameter overrides.
+pub struct ExecutionContext<'a> {
+    /// What to execute.
+    pub options: &'a Options,
+    /// The local AWS endpoints.
+    pub aws: &'a LocalAws,
+    /// The recorded Slack.
+    pub slack: &'a LocalSlack,
+    /// `SLACK_API_URL` of the Slack functions.
+    pub slack_url: String,
+    /// The loopback health endpoint (the example deploy gate's check).
+    pub health_url: String,
+    /// Where migrations go.
+    pub database: DatabaseTarget,
+    /// Template parameters from `--parameter KEY=VALUE`; they win over the embedded defaults.
+    pub overrides: Vec<(String, String)>,
 }

@@ -4,6 +4,7 @@
 
 use super::executor::ArtifactLocation;
 use super::model::{ActionDef, Variables};
+use super::ExecutionState;
 use crate::endpoints::LocalAws;
 use crate::slack::LocalSlack;
 use std::collections::HashMap;
@@ -61,7 +62,7 @@ pub struct Report {
     started: Instant,
     timeline: Vec<TimelineEntry>,
     action_started: Option<Instant>,
-    state: &'static str,
+    state: ExecutionState,
 }
 
 fn seconds(d: Duration) -> String {
@@ -76,7 +77,7 @@ impl Report {
             started: Instant::now(),
             timeline: Vec::new(),
             action_started: None,
-            state: "STARTED",
+            state: ExecutionState::Started,
         }
     }
 
@@ -135,11 +136,11 @@ impl Report {
         });
     }
 
-    pub fn stage_finished(&self, name: &str, state: &str) {
+    pub fn stage_finished(&self, name: &str, state: ExecutionState) {
         println!("  {name}: {state}\n");
     }
 
-    pub fn pipeline_finished(&mut self, state: &'static str) {
+    pub fn pipeline_finished(&mut self, state: ExecutionState) {
         self.state = state;
     }
 

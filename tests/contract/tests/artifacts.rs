@@ -39,7 +39,7 @@ fn central_headers(bytes: &[u8]) -> Vec<usize> {
         .collect()
 }
 
-fn read_back(h: &pipeline_local::harness::LocalFunction, key: &str) -> Vec<(String, Vec<u8>)> {
+fn read_back(h: &pipeline_testkit::LocalFunction, key: &str) -> Vec<(String, Vec<u8>)> {
     let bytes = std::fs::read(h.aws.s3.object_path(BUCKET, key)).expect("output artifact exists");
     pipeline_local::zips::unzip(bytes).expect("output is a valid zip")
 }

@@ -1,4 +1,4 @@
-//! One test per guarantee of the invoke-action contract (DESIGN §3), through the real
+//! One test per guarantee of the invoke-action contract (docs/architecture.md §3), through the real
 //! Runtime API host, the fixture binary and the local CodePipeline endpoint.
 
 mod common;
@@ -284,7 +284,7 @@ async fn repeat_delivery_to_a_new_container_is_dropped_after_invalid_job_state()
 }
 
 fn first_event_with_credentials(
-    h: &pipeline_local::harness::LocalFunction,
+    h: &pipeline_testkit::LocalFunction,
     mut event: serde_json::Value,
 ) -> serde_json::Value {
     let issued = h.aws.issue_credentials();

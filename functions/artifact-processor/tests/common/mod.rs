@@ -1,8 +1,8 @@
 //! The artifact-processor binary behind the Runtime API host, and site artifacts to feed it.
 #![allow(dead_code)]
 
-use pipeline_local::harness::{JobEventBuilder, LocalFunction};
 use pipeline_local::job_invocation::JobRun;
+use pipeline_testkit::{JobEventBuilder, JobRunAssertions, LocalFunction};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ pub async fn run(f: &LocalFunction, event: Value) -> JobRun {
 
 /// A job with the given steps, input `Source` (stored at `in/<id>.zip`) and the named outputs.
 pub fn event(steps: Value, outputs: &[&str]) -> Value {
-    let id = pipeline_local::harness::new_job_id();
+    let id = pipeline_testkit::new_job_id();
     let mut builder =
         JobEventBuilder::new("artifact-processor", &serde_json::json!({ "steps": steps }))
             .input("Source", ARTIFACTS, &format!("in/{id}.zip"))
@@ -89,28 +89,13 @@ pub fn site(n: usize, version: u32) -> Vec<(String, Vec<u8>)> {
 }
 
 pub fn success_vars(run: &JobRun) -> serde_json::Map<String, Value> {
-    let record = run.record.as_ref().expect("record");
-    let last = record.results.last().expect("a result");
-    assert!(last.get("failureDetails").is_none(), "job failed: {last}");
-    last["outputVariables"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default()
+    run.variables()
 }
 
+/// The failure of a job that reported exactly once.
 pub fn failure(run: &JobRun) -> (String, String) {
-    let record = run.record.as_ref().expect("record");
-    assert_eq!(record.results.len(), 1, "{:?}", record.results);
-    let details = &record.results[0]["failureDetails"];
-    assert!(
-        details.is_object(),
-        "expected a failure: {:?}",
-        record.results[0]
-    );
-    (
-        details["type"].as_str().unwrap().to_string(),
-        details["message"].as_str().unwrap().to_string(),
-    )
+    run.only_result();
+    JobRunAssertions::failure(run)
 }
 
 pub fn publish_step(prefix: &str) -> Value {

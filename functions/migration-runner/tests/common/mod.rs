@@ -2,8 +2,8 @@
 //! fresh database per test on the machine's PostgreSQL and MariaDB servers (or a SQLite file).
 #![allow(dead_code)]
 
-use pipeline_local::harness::{JobEventBuilder, LocalFunction};
 use pipeline_local::job_invocation::JobRun;
+use pipeline_testkit::{JobEventBuilder, JobRunAssertions, LocalFunction};
 use serde_json::{json, Value};
 use sqlx::mysql::MySqlConnection;
 use sqlx::postgres::PgConnection;
@@ -259,37 +259,19 @@ impl Runner {
 }
 
 pub fn last(run: &JobRun) -> &Value {
-    run.record
-        .as_ref()
-        .expect("a job record")
-        .results
-        .last()
-        .expect("a result")
+    JobRunAssertions::last(run)
 }
 
 pub fn variables(run: &JobRun) -> serde_json::Map<String, Value> {
-    let last = last(run);
-    assert!(last.get("failureDetails").is_none(), "job failed: {last}");
-    last["outputVariables"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default()
+    run.variables()
 }
 
 pub fn summary(run: &JobRun) -> String {
-    last(run)["executionDetails"]["summary"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    JobRunAssertions::summary(run)
 }
 
 pub fn failure(run: &JobRun) -> (String, String) {
-    let details = &last(run)["failureDetails"];
-    assert!(details.is_object(), "expected a failure: {}", last(run));
-    (
-        details["type"].as_str().unwrap().to_string(),
-        details["message"].as_str().unwrap().to_string(),
-    )
+    JobRunAssertions::failure(run)
 }
 
 /// A small schema in three migrations, with a reversible one and a `-- no-transaction` one.

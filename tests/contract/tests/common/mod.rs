@@ -1,14 +1,15 @@
 //! The fixture action behind the Runtime API host, and helpers to build its job events.
 #![allow(dead_code)]
 
-use pipeline_local::harness::{JobEventBuilder, LocalFunction};
 use pipeline_local::job_invocation::JobRun;
+use pipeline_testkit::{JobEventBuilder, LocalFunction};
 use serde_json::Value;
 use std::time::Duration;
 
 #[allow(unused_imports)]
-pub use pipeline_local::harness::CLIENT_ACCESS_KEY as TEST_KEY;
-pub const TEST_SECRET: &str = "test-client-secret";
+pub use pipeline_testkit::{
+    JobRunAssertions, CLIENT_ACCESS_KEY as TEST_KEY, CLIENT_SECRET_KEY as TEST_SECRET,
+};
 pub const BUCKET: &str = "codepipeline-artifacts";
 
 pub async fn harness(timeout: Duration, env: &[(&str, &str)]) -> LocalFunction {
@@ -26,7 +27,7 @@ pub async fn harness(timeout: Duration, env: &[(&str, &str)]) -> LocalFunction {
 
 /// A job event with input `Source` and output `Copied` and the given parameters.
 pub fn job_event(params: Value) -> Value {
-    let id = pipeline_local::harness::new_job_id();
+    let id = pipeline_testkit::new_job_id();
     JobEventBuilder::new("fixture-action", &params)
         .input("Source", BUCKET, &format!("in/{id}.zip"))
         .output("Copied", BUCKET, &format!("out/{id}.zip"))
@@ -55,25 +56,13 @@ pub fn output_key(event: &Value) -> String {
 
 /// The single result the job reported.
 pub fn only_result(run: &JobRun) -> Value {
-    let record = run.record.as_ref().expect("job record");
-    assert_eq!(
-        record.results.len(),
-        1,
-        "expected exactly one result, got {:?}",
-        record.results
-    );
-    record.results[0].clone()
+    run.only_result().clone()
 }
 
+/// The failure of a job that reported exactly once.
 pub fn failure(run: &JobRun) -> (String, String) {
-    let result = only_result(run);
-    let details = result
-        .get("failureDetails")
-        .unwrap_or_else(|| panic!("expected a failure, got {result}"));
-    (
-        details["type"].as_str().unwrap().to_string(),
-        details["message"].as_str().unwrap().to_string(),
-    )
+    run.only_result();
+    JobRunAssertions::failure(run)
 }
 
 pub async fn run(f: &LocalFunction, event: Value) -> JobRun {

@@ -1,0 +1,6 @@
+//! The `pipeline-local` command line: one module per subcommand, each with its arguments and
+//! the function that carries it out and returns the exit status.
+
+pub mod invoke;
+pub mod run;
+pub mod serve;

@@ -1,0 +1,110 @@
+//! The Slack functions' world: local AWS holding the Slack secret, a recorded Slack, the
+//! executions table, and the environment approval-notifier, approval-responder and
+//! pipeline-notifier read.
+
+use crate::MotoServer;
+use pipeline_local::endpoints::LocalAws;
+use pipeline_local::runtime_api::{FunctionHost, FunctionSpec};
+use pipeline_local::slack::LocalSlack;
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+
+/// Local AWS, a recorded Slack and the Slack functions' environment.
+pub struct SlackFunctions {
+    /// The local endpoints (Secrets Manager holds the Slack secret at [`Self::SECRET_ARN`]).
+    pub aws: LocalAws,
+    /// The recorded Slack the functions post to.
+    pub slack: LocalSlack,
+    /// DynamoDB and SNS, when started with [`Self::start_with_moto`].
+    pub moto: Option<MotoServer>,
+    env: Vec<(String, String)>,
+}
+
+impl SlackFunctions {
+    /// The bot token of the Slack secret (the recorded Slack accepts only it).
+    pub const BOT_TOKEN: &'static str = "xoxb-local-bot-token";
+    /// The signing secret of the Slack secret.
+    pub const SIGNING_SECRET: &'static str = "local-signing-secret-4f9a1c";
+    /// `SLACK_SECRET_ARN`.
+    pub const SECRET_ARN: &'static str =
+        "arn:aws:secretsmanager:us-east-1:111111111111:secret:slack";
+    /// `EXECUTIONS_TABLE` (partition key `pk`).
+    pub const TABLE: &'static str = "pipeline-executions";
+
+    /// Everything on pipeline-local: the table in its DynamoDB, messages to `channel`.
+    pub async fn start(channel: &str) -> Self {
+        let functions = Self::start_local(channel).await;
+        functions.aws.dynamodb.create_table(Self::TABLE, &["pk"]);
+        functions
+    }
+
+    /// DynamoDB and SNS on moto_server (the independent implementation), the rest on
+    /// pipeline-local.
+    pub async fn start_with_moto(channel: &str) -> Self {
+        let moto = MotoServer::start();
+        moto.create_executions_table(Self::TABLE);
+        let mut functions = Self::start_local(channel).await;
+        functions
+            .set_env("AWS_ENDPOINT_URL_DYNAMODB", &moto.url)
+            .set_env("AWS_ENDPOINT_URL_SNS", &moto.url);
+        functions.moto = Some(moto);
+        functions
+    }
+
+    async fn start_local(channel: &str) -> Self {
+        let aws = LocalAws::start(None)
+            .await
+            .expect("the local endpoints start");
+        aws.secrets.put(
+            Self::SECRET_ARN,
+            json!({"bot_token": Self::BOT_TOKEN, "signing_secret": Self::SIGNING_SECRET}),
+        );
+        let slack = LocalSlack::new(Self::BOT_TOKEN, aws.calls.clone(), aws.faults.clone());
+        let slack_url = slack.start().await.expect("the local Slack starts");
+        let mut env = aws.function_env();
+        env.extend([
+            ("SLACK_SECRET_ARN".to_string(), Self::SECRET_ARN.to_string()),
+            ("SLACK_API_URL".into(), slack_url),
+            ("SLACK_CHANNEL".into(), channel.into()),
+            ("EXECUTIONS_TABLE".into(), Self::TABLE.into()),
+        ]);
+        Self {
+            aws,
+            slack,
+            moto: None,
+            env,
+        }
+    }
+
+    /// The moto_server this world uses; panics when it was started without one.
+    pub fn moto(&self) -> &MotoServer {
+        self.moto
+            .as_ref()
+            .expect("started with SlackFunctions::start_with_moto")
+    }
+
+    /// Sets (or replaces) a variable of every function started from now on.
+    pub fn set_env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Starts `program` (with `args`, e.g. a script for an interpreter) as function `name`,
+    /// with a 60-second timeout.
+    pub async fn host(
+        &self,
+        name: &str,
+        program: impl AsRef<Path>,
+        args: &[String],
+    ) -> FunctionHost {
+        let mut spec = FunctionSpec::new(name, program.as_ref());
+        spec.args = args.to_vec();
+        spec.env = self.env.clone();
+        spec.timeout = Duration::from_secs(60);
+        FunctionHost::start(spec)
+            .await
+            .unwrap_or_else(|e| panic!("{name} starts: {e}"))
+    }
+}
