@@ -21,7 +21,7 @@ use tokio::time::Instant;
 /// Time allowed for posting one message, Slack's rate-limit waits included.
 const POST_BUDGET: Duration = Duration::from_secs(20);
 
-/// Settings from the environment (DESIGN §4).
+/// Settings from the environment (README, "Configuration reference").
 #[derive(Clone, Debug)]
 pub struct Config {
     pub slack_secret_arn: String,

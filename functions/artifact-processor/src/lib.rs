@@ -1,6 +1,6 @@
 //! artifact-processor: the invoke action that post-processes CodePipeline artifacts.
 //!
-//! Steps run in order (DESIGN §4): `publish` a build into an S3 site bucket, write
+//! Steps run in order (README, "artifact-processor"): `publish` a build into an S3 site bucket, write
 //! `image_definitions`, `render` placeholders, write a checksum `manifest`, `filter` files and
 //! `promote` an artifact to a release bucket. Input artifacts are streamed with bounded memory
 //! and checked as untrusted; outputs are written with SSE-KMS and the job's key.

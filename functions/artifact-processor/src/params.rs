@@ -1,4 +1,4 @@
-//! `UserParameters` of the artifact-processor (DESIGN §4).
+//! `UserParameters` of the artifact-processor (README, "artifact-processor").
 
 use indexmap::IndexMap;
 use serde::Deserialize;

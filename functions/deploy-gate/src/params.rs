@@ -1,4 +1,4 @@
-//! deploy-gate `UserParameters` (DESIGN §4) and the checks made on them before anything runs.
+//! deploy-gate `UserParameters` (README, "deploy-gate") and the checks made on them before anything runs.
 
 use pipeline_ext::job::JobError;
 use serde::Deserialize;

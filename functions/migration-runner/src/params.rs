@@ -1,4 +1,4 @@
-//! migration-runner `UserParameters` (DESIGN §4).
+//! migration-runner `UserParameters` (README, "migration-runner").
 
 use pipeline_ext::job::JobError;
 use serde::Deserialize;

@@ -32,7 +32,7 @@ const MAX_WRITE_ATTEMPTS: usize = 25;
 /// Render rounds per invocation: each round shows everything written before it started.
 const MAX_RENDER_ROUNDS: usize = 10;
 
-/// Settings from the environment (DESIGN §4).
+/// Settings from the environment (README, "Configuration reference").
 #[derive(Clone, Debug)]
 pub struct Config {
     pub slack_secret_arn: String,
