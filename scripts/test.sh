@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the pinned Python test tools into .venv,
-# lints the SAM template, then runs every Rust test (unit, end-to-end through the Runtime API
+# lints the SAM template, checks formatting, clippy, rustdoc and unused dependencies with
+# warnings denied, then runs every Rust test (unit, end-to-end through the Runtime API
 # host, AWS CLI wire tests). Fails loudly when a tool cannot be installed; never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,16 @@ fi
 step "template.yaml: cfn-lint and sam validate --lint"
 cfn-lint template.yaml
 SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml
+
+step "Lint and doc gates: rustfmt, clippy, rustdoc, unused dependencies"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --locked
+# cargo-machete reads the sources (no network, no build); pinned so every machine checks alike.
+if ! cargo machete --version 2>/dev/null | grep -q "0.9.2"; then
+  cargo install cargo-machete --locked --version 0.9.2 || { echo "error: cannot install cargo-machete" >&2; exit 1; }
+fi
+cargo machete
 
 step "cargo build (every function binary)"
 # End-to-end tests start other packages' binaries (target/debug/<function>), which `cargo test`

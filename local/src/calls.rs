@@ -6,21 +6,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 /// One process-wide clock, so call times and process spawn times compare.
-pub fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
+pub fn clock_start() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
 }
 
-/// Milliseconds since [`epoch`].
-pub fn now_ms() -> f64 {
-    epoch().elapsed().as_secs_f64() * 1000.0
+/// Milliseconds since [`clock_start`].
+pub fn ms_since_start() -> f64 {
+    clock_start().elapsed().as_secs_f64() * 1000.0
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Call {
     pub service: &'static str,
     pub operation: String,
-    /// Milliseconds since [`epoch`] when the call arrived.
+    /// Milliseconds since [`clock_start`] when the call arrived.
     pub at_ms: f64,
     pub status: u16,
     /// The access key id that signed the request, if it was signed.

@@ -5,7 +5,7 @@
 //! process warm between invocations, kills it when an invocation overruns its timeout, and
 //! starts a new one (a cold start) when the next event arrives.
 
-use crate::calls::now_ms;
+use crate::calls::ms_since_start;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -82,7 +82,7 @@ pub struct Invocation {
     pub outcome: Outcome,
     /// Whether this invocation started a new process.
     pub cold_start: bool,
-    /// Milliseconds since [`crate::calls::epoch`] when the process was spawned.
+    /// Milliseconds since [`crate::calls::clock_start`] when the process was spawned.
     pub spawned_at_ms: f64,
     pub started_at_ms: f64,
     pub finished_at_ms: f64,
@@ -189,7 +189,7 @@ impl FunctionHost {
                 match self.spawn() {
                     Ok(process) => process_slot.insert(process),
                     Err(err) => {
-                        let now = now_ms();
+                        let now = ms_since_start();
                         return Invocation {
                             request_id: String::new(),
                             outcome: Outcome::InitError {
@@ -207,8 +207,8 @@ impl FunctionHost {
             }
         };
         let request_id = uuid::Uuid::new_v4().to_string();
-        let started_at_ms = now_ms();
-        let deadline_ms = epoch_ms() + self.spec.timeout.as_millis() as u64;
+        let started_at_ms = ms_since_start();
+        let deadline_ms = unix_time_ms() + self.spec.timeout.as_millis() as u64;
         let (tx, rx) = oneshot::channel();
         if let Ok(mut waiting) = self.shared.waiting.lock() {
             waiting.responders.insert(request_id.clone(), tx);
@@ -250,7 +250,7 @@ impl FunctionHost {
             cold_start,
             spawned_at_ms,
             started_at_ms,
-            finished_at_ms: now_ms(),
+            finished_at_ms: ms_since_start(),
             peak_rss_kib,
         }
     }
@@ -296,7 +296,7 @@ impl FunctionHost {
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.spec.program.display()))?;
-        let spawned_at_ms = now_ms();
+        let spawned_at_ms = ms_since_start();
         let pid = child.id();
         if let Some(out) = child.stdout.take() {
             self.collect_lines(out);
@@ -375,7 +375,7 @@ async fn drain(shared: &Shared) {
     while rx.try_recv().is_ok() {}
 }
 
-fn epoch_ms() -> u64 {
+fn unix_time_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

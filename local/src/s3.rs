@@ -2,7 +2,7 @@
 //! SigV4 checked against the credentials pipeline-local issued, every call recorded, and
 //! planned faults injected.
 
-use crate::calls::{access_key_of, now_ms, Call, CallLog};
+use crate::calls::{access_key_of, ms_since_start, Call, CallLog};
 use crate::faults::Faults;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -176,7 +176,7 @@ const RECORDED_HEADERS: &[&str] = &[
 ];
 
 async fn handle(State(s3): State<LocalS3>, request: Request) -> Response {
-    let at_ms = now_ms();
+    let at_ms = ms_since_start();
     let uri = request.uri().clone();
     let headers = request.headers().clone();
     let (operation, bucket, key) = classify(

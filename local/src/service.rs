@@ -13,7 +13,7 @@
 //! (`SerializationException` if it cannot), applies a planned [`Fault`](crate::faults::Fault)
 //! if one matches, otherwise dispatches to the service, then records the call.
 
-use crate::calls::{access_key_of, now_ms, Call, CallLog};
+use crate::calls::{access_key_of, ms_since_start, Call, CallLog};
 use crate::faults::Faults;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -155,7 +155,7 @@ impl<S: JsonService> Front<S> {
         headers: &HeaderMap,
         request: Result<Value, ServiceError>,
     ) -> Result<Value, ServiceError> {
-        let at_ms = now_ms();
+        let at_ms = ms_since_start();
         let (result, detail) = match request {
             Err(error) => (Err(error), Value::Null),
             Ok(request) => {

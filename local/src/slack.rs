@@ -5,7 +5,7 @@
 //! Faults (service `slack`, operation = method): status 429 answers `ratelimited` with
 //! `Retry-After: 1`; code `hang` never answers; any other code answers `{"ok": false, "error": code}`.
 
-use crate::calls::{now_ms, Call, CallLog};
+use crate::calls::{ms_since_start, Call, CallLog};
 use crate::faults::Faults;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -148,7 +148,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let at_ms = now_ms();
+    let at_ms = ms_since_start();
     let request = parse_request(&headers, &body);
     let authorized = headers
         .get("authorization")

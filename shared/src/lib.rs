@@ -9,6 +9,8 @@
 //! - [`telemetry`]: logging setup that never prints events or credentials.
 //! - [`sdk`]: AWS SDK configuration from the environment.
 
+#![warn(missing_docs)]
+
 pub mod artifacts;
 pub mod job;
 pub mod sdk;

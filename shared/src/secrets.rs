@@ -8,22 +8,38 @@ use std::time::{Duration, Instant};
 /// How long a secret is reused before it is fetched again (rotation takes effect within this).
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 
+/// Why a secret could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    /// `GetSecretValue` failed.
     #[error("could not read secret {secret_id}: {code}: {message}")]
     Fetch {
+        /// The secret id or ARN.
         secret_id: String,
+        /// Secrets Manager's error code.
         code: String,
+        /// Its message.
         message: String,
     },
+    /// The secret holds binary data, not a string.
     #[error("secret {secret_id} has no SecretString (binary secrets are not supported)")]
-    NotAString { secret_id: String },
-    /// The message never quotes the secret's content.
+    NotAString {
+        /// The secret id or ARN.
+        secret_id: String,
+    },
+    /// The secret's JSON is not of the expected shape. The message never quotes the
+    /// secret's content.
     #[error("secret {secret_id} is not the expected JSON: {problem}")]
-    Shape { secret_id: String, problem: String },
+    Shape {
+        /// The secret id or ARN.
+        secret_id: String,
+        /// What is wrong with its JSON (never its value).
+        problem: String,
+    },
 }
 
 impl SecretError {
+    /// True when the function's role may not read the secret.
     pub fn is_access_denied(&self) -> bool {
         matches!(self, SecretError::Fetch { code, .. } if code == "AccessDeniedException")
     }
@@ -39,12 +55,15 @@ impl From<SecretError> for crate::job::JobError {
     }
 }
 
+/// Secret values by id, with the time each was fetched.
+type CachedSecrets = HashMap<String, (Instant, Arc<String>)>;
+
 /// Fetches secrets by id or ARN and keeps them for a TTL.
 #[derive(Clone)]
 pub struct SecretCache {
     client: aws_sdk_secretsmanager::Client,
     ttl: Duration,
-    entries: Arc<Mutex<HashMap<String, (Instant, Arc<String>)>>>,
+    entries: Arc<Mutex<CachedSecrets>>,
 }
 
 impl std::fmt::Debug for SecretCache {
@@ -56,10 +75,12 @@ impl std::fmt::Debug for SecretCache {
 }
 
 impl SecretCache {
+    /// A cache keeping values for five minutes.
     pub fn new(client: aws_sdk_secretsmanager::Client) -> Self {
         Self::with_ttl(client, DEFAULT_SECRET_TTL)
     }
 
+    /// A cache keeping values for `ttl`.
     pub fn with_ttl(client: aws_sdk_secretsmanager::Client, ttl: Duration) -> Self {
         Self {
             client,

@@ -19,6 +19,7 @@ pub struct SlackFunctions {
     /// DynamoDB and SNS, when started with [`Self::start_with_moto`].
     pub moto: Option<MotoServer>,
     env: Vec<(String, String)>,
+    fallback_queue: Option<String>,
 }
 
 impl SlackFunctions {
@@ -74,7 +75,49 @@ impl SlackFunctions {
             slack,
             moto: None,
             env,
+            fallback_queue: None,
         }
+    }
+
+    /// Sends the functions' fallback copies (`FALLBACK_TOPIC_ARN`) to a new SNS topic on
+    /// moto_server, subscribed by an SQS queue that [`Self::fallback_copy`] reads.
+    pub fn route_fallback_to_queue(&mut self, name: &str) {
+        let moto = self.moto();
+        let topic = moto.cli(&["sns", "create-topic", "--name", name])["TopicArn"]
+            .as_str()
+            .expect("a topic ARN")
+            .to_string();
+        let queue = moto.cli(&["sqs", "create-queue", "--queue-name", name])["QueueUrl"]
+            .as_str()
+            .expect("a queue URL")
+            .to_string();
+        moto.cli(&[
+            "sns",
+            "subscribe",
+            "--topic-arn",
+            &topic,
+            "--protocol",
+            "sqs",
+            "--notification-endpoint",
+            &format!("arn:aws:sqs:us-east-1:123456789012:{name}"),
+        ]);
+        self.set_env("FALLBACK_TOPIC_ARN", &topic);
+        self.fallback_queue = Some(queue);
+    }
+
+    /// The first copy that reached the fallback topic; panics when there is none.
+    pub fn fallback_copy(&self) -> String {
+        let queue = self
+            .fallback_queue
+            .as_deref()
+            .expect("SlackFunctions::route_fallback_to_queue was called");
+        let received = self
+            .moto()
+            .cli(&["sqs", "receive-message", "--queue-url", queue]);
+        received["Messages"][0]["Body"]
+            .as_str()
+            .expect("a copy on the fallback topic")
+            .to_string()
     }
 
     /// The moto_server this world uses; panics when it was started without one.

@@ -4,6 +4,10 @@
 //! Records that are not approval requests are logged and skipped. Each approval token is posted
 //! once whatever SNS redelivers (a conditional write in `EXECUTIONS_TABLE`). The invocation
 //! fails, so that SNS retries, only when a request reached neither Slack nor the fallback topic.
+//!
+//! Where things are: [`sns`] reads the SNS event and the approval inside it; `ledger` claims
+//! each approval token once in the table; [`message`] builds the Slack message; this file
+//! wires them to Slack and the fallback topic.
 
 mod ledger;
 pub mod message;

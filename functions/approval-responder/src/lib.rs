@@ -6,6 +6,10 @@
 //! opens a modal for the reason, and its submission records `Rejected`. The message is then
 //! rewritten in place. Slack wants an answer within 3 seconds: every outbound call shares one
 //! deadline well inside that.
+//!
+//! Where things are: [`request`] is the Function URL event and response; `interaction` reads
+//! Slack's interaction payloads; `approvers` decides who may click; `message` rewrites the
+//! approval message after a decision; this file verifies, authorizes and records.
 
 mod approvers;
 mod interaction;

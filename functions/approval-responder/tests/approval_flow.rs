@@ -37,13 +37,7 @@ async fn flow(approvers: &str) -> Flow {
         .aws
         .codepipeline
         .register_approval(TOKEN, "web", "Staging", "ReleaseApproval");
-    let notifier = world
-        .host(
-            "approval-notifier",
-            workspace_binary("approval-notifier"),
-            &[],
-        )
-        .await;
+    let notifier = notifier_host(&world).await;
     let responder = world
         .host(
             "approval-responder",
@@ -56,6 +50,16 @@ async fn flow(approvers: &str) -> Flow {
         notifier,
         responder,
     }
+}
+
+async fn notifier_host(world: &SlackFunctions) -> FunctionHost {
+    world
+        .host(
+            "approval-notifier",
+            workspace_binary("approval-notifier"),
+            &[],
+        )
+        .await
 }
 
 fn sns_event(token: &str, custom_data: &str) -> Value {
@@ -474,34 +478,9 @@ async fn answers_within_three_seconds_when_slack_never_answers() {
 async fn when_slack_fails_the_request_goes_to_the_fallback_topic() {
     // A world of its own, with FALLBACK_TOPIC_ARN on moto's SNS and a queue to read it from.
     let mut world = SlackFunctions::start_with_moto(CHANNEL).await;
-    let moto = world.moto();
-    let topic = moto.cli(&["sns", "create-topic", "--name", "approvals-fallback"])["TopicArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let queue = moto.cli(&["sqs", "create-queue", "--queue-name", "fallback-copy"])["QueueUrl"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    moto.cli(&[
-        "sns",
-        "subscribe",
-        "--topic-arn",
-        &topic,
-        "--protocol",
-        "sqs",
-        "--notification-endpoint",
-        "arn:aws:sqs:us-east-1:123456789012:fallback-copy",
-    ]);
-    world.set_env("FALLBACK_TOPIC_ARN", &topic);
-    let notifier = world
-        .host(
-            "approval-notifier",
-            workspace_binary("approval-notifier"),
-            &[],
-        )
-        .await;
-    let (aws, slack, moto) = (&world.aws, &world.slack, world.moto());
+    world.route_fallback_to_queue("fallback-copy");
+    let notifier = notifier_host(&world).await;
+    let (aws, slack) = (&world.aws, &world.slack);
     aws.faults.add(Fault::new(
         "slack",
         "chat.postMessage",
@@ -516,11 +495,7 @@ async fn when_slack_fails_the_request_goes_to_the_fallback_topic() {
         invocation.outcome
     );
     assert!(slack.messages().is_empty());
-    let received = moto.cli(&["sqs", "receive-message", "--queue-url", &queue]);
-    let copy = received["Messages"][0]["Body"]
-        .as_str()
-        .expect("a copy on the fallback topic")
-        .to_string();
+    let copy = world.fallback_copy();
     assert!(
         copy.contains("Approval needed: web / Staging / ReleaseApproval"),
         "{copy}"

@@ -4,6 +4,11 @@
 //! `image_definitions`, `render` placeholders, write a checksum `manifest`, `filter` files and
 //! `promote` an artifact to a release bucket. Input artifacts are streamed with bounded memory
 //! and checked as untrusted; outputs are written with SSE-KMS and the job's key.
+//!
+//! Where things are: `params` (the `UserParameters` and the checks made before any step runs),
+//! one module per step (`publish`, `image_definitions`, `render`, `manifest`, `promote`;
+//! `filter` lives in `transform`, which streams an input artifact into an output one), and the
+//! helpers they share: `globs` and `digest`. This file runs the steps in order.
 
 mod digest;
 mod globs;

@@ -34,14 +34,14 @@ pub fn render(text: &str, values: &IndexMap<String, String>) -> (String, BTreeSe
     while let Some(pos) = rest.find(['{', '<']) {
         out.push_str(&rest[..pos]);
         let tail = &rest[pos..];
-        let found = if tail.starts_with("{{") {
-            tail[2..].find("}}").and_then(|end| {
-                let name = tail[2..2 + end].trim();
+        let found = if let Some(inner) = tail.strip_prefix("{{") {
+            inner.find("}}").and_then(|end| {
+                let name = inner[..end].trim();
                 is_brace_name(name).then(|| (name, 2 + end + 2))
             })
-        } else if tail.starts_with('<') {
-            tail[1..].find('>').and_then(|end| {
-                let name = &tail[1..1 + end];
+        } else if let Some(inner) = tail.strip_prefix('<') {
+            inner.find('>').and_then(|end| {
+                let name = &inner[..end];
                 is_angle_name(name).then_some((name, 1 + end + 1))
             })
         } else {

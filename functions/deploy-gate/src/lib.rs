@@ -5,6 +5,10 @@
 //! across invocations: after each round the function returns a continuation token carrying
 //! the bake's start, the rounds done and the last results, so no single run lasts longer than
 //! one interval.
+//!
+//! Where things are: [`params`] (the checks and their validation), `round` (one round: the
+//! HTTP checks in `http_check`, then the alarms in `alarms`), `bake` (the bake period across
+//! invocations and its continuation state); this file decides pass, fail or continue.
 
 mod alarms;
 mod bake;

@@ -7,6 +7,11 @@
 //! out-of-order migrations, applies each migration with its history row in one transaction
 //! where the engine allows, and hands over to the next invocation through a continuation
 //! token when the Lambda's time runs short.
+//!
+//! Where things are: [`params`] and `target` (what to connect to, from `UserParameters` and
+//! the secret), `source` (the migration files), `database` (one connection, TLS, timeouts),
+//! `history` (the `_sqlx_migrations` table), `plan` (pending versus applied), `statements`
+//! (MySQL statement splitting), `run` (the three modes); this file is the handler.
 
 mod database;
 mod history;

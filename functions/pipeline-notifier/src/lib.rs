@@ -6,6 +6,11 @@
 //! Events of other types, and pipelines outside `PIPELINES`, are logged and skipped. The
 //! invocation fails (so Lambda retries it) only when the message or a failure notice could not
 //! be delivered to Slack nor to the fallback topic, or DynamoDB could not be used.
+//!
+//! Where things are: [`event`] (the EventBridge events), [`execution`] (the record folded from
+//! them), [`store`] (the table item, lease and processed events), [`lookup`] (CodePipeline
+//! reads), [`message`] (the Slack messages), [`filters`] (`PIPELINES`, `SHOW_STATES`); this file
+//! is the handler.
 
 pub mod event;
 pub mod execution;
@@ -29,8 +34,8 @@ use tokio::time::Instant;
 const SLACK_CALL_BUDGET: Duration = Duration::from_secs(20);
 /// Conditional-write retries before giving up on a very busy execution.
 const MAX_WRITE_ATTEMPTS: usize = 25;
-/// Render rounds per invocation: each round shows everything written before it started.
-const MAX_RENDER_ROUNDS: usize = 10;
+/// Slack update rounds per invocation: each round shows everything written before it started.
+const MAX_UPDATE_ROUNDS: usize = 10;
 
 /// Settings from the environment (README, "Configuration reference").
 #[derive(Clone, Debug)]
@@ -143,7 +148,7 @@ impl Notifier {
     /// Brings Slack up to date with the stored record, unless another invocation is doing it.
     async fn publish(&self, mut item: ExecutionItem, deadline: Instant) -> Result<(), String> {
         let id = item.record.execution_id.clone();
-        for _ in 0..MAX_RENDER_ROUNDS {
+        for _ in 0..MAX_UPDATE_ROUNDS {
             if item.rendered >= item.version || !self.shown(&item) {
                 return Ok(());
             }
@@ -159,21 +164,23 @@ impl Notifier {
                 return Ok(());
             };
             let mut shown = Shown::default();
-            let rendered = self.render(&leased, &owner, &mut shown, deadline).await;
-            if rendered.is_ok() {
+            let updated = self
+                .update_slack(&leased, &owner, &mut shown, deadline)
+                .await;
+            if updated.is_ok() {
                 shown.rendered = Some(leased.version);
             }
             let released = self.store.release(&id, &owner, &shown).await;
-            rendered?;
+            updated?;
             match released.map_err(|e| e.to_string())? {
                 Some(after) => item = after,
                 None => {
-                    tracing::warn!(execution = %id, "lease expired while rendering; another invocation took over");
+                    tracing::warn!(execution = %id, "lease expired while updating Slack; another invocation took over");
                     return Ok(());
                 }
             }
         }
-        tracing::warn!(execution = %id, "still changing after {MAX_RENDER_ROUNDS} renders; the next event shows the rest");
+        tracing::warn!(execution = %id, "still changing after {MAX_UPDATE_ROUNDS} updates; the next event shows the rest");
         Ok(())
     }
 
@@ -182,7 +189,7 @@ impl Notifier {
     }
 
     /// Posts or updates the parent message and answers new failures in its thread.
-    async fn render(
+    async fn update_slack(
         &self,
         item: &ExecutionItem,
         owner: &str,

@@ -37,7 +37,7 @@ pub struct ExecutionItem {
     pub replied: Vec<String>,
     /// Failure keys already copied to the fallback topic.
     pub fallback: Vec<String>,
-    /// The source revision, once looked up (JSON written by [`crate::source`]).
+    /// The source revision, once looked up (JSON written by [`crate::lookup::SourceInfo`]).
     pub source: Option<String>,
 }
 

@@ -558,30 +558,8 @@ async fn slack_rate_limits_are_waited_out_and_failures_fail_or_go_to_the_fallbac
     assert!(shown(&parents(&setup.slack)[0]).contains("*Source*  STARTED"));
 
     // With a fallback topic, a failure Slack cannot show is copied there instead.
-    let topic = setup
-        .moto()
-        .cli(&["sns", "create-topic", "--name", "deploys-fallback"])["TopicArn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let queue = setup
-        .moto()
-        .cli(&["sqs", "create-queue", "--queue-name", "deploys-copy"])["QueueUrl"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let mut setup = setup;
-    setup.moto().cli(&[
-        "sns",
-        "subscribe",
-        "--topic-arn",
-        &topic,
-        "--protocol",
-        "sqs",
-        "--notification-endpoint",
-        "arn:aws:sqs:us-east-1:123456789012:deploys-copy",
-    ]);
-    setup.world.set_env("FALLBACK_TOPIC_ARN", &topic);
+    setup.world.route_fallback_to_queue("deploys-copy");
     let notifier = setup
         .host(
             "pipeline-notifier-fallback",
@@ -608,13 +586,7 @@ async fn slack_rate_limits_are_waited_out_and_failures_fail_or_go_to_the_fallbac
         "not lost, so no retry: {:?}",
         invocation.outcome
     );
-    let received = setup
-        .moto()
-        .cli(&["sqs", "receive-message", "--queue-url", &queue]);
-    let copy = received["Messages"][0]["Body"]
-        .as_str()
-        .expect("a copy on the fallback topic")
-        .to_string();
+    let copy = setup.fallback_copy();
     assert!(
         copy.contains("Failed: Build / Compile: exit status 2"),
         "{copy}"

@@ -1,7 +1,7 @@
 //! A local DynamoDB endpoint (`awsJson1_0`, `X-Amz-Target: DynamoDB_20120810.<Operation>`)
 //! for the notifiers' execution table: `CreateTable`, `DescribeTable`, `GetItem`, `PutItem`,
 //! `UpdateItem`, `DeleteItem` and `Scan`, with condition and update expressions
-//! ([`expression`]). Items live in memory, keyed by the table's hash (and range) key.
+//! (the `expression` module). Items live in memory, keyed by the table's hash (and range) key.
 
 mod expression;
 

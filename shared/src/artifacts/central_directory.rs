@@ -35,13 +35,21 @@ const S_IFLNK: u32 = 0o120_000;
 /// One entry as the central directory describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZipEntry {
+    /// The entry's path inside the archive.
     pub name: String,
+    /// A folder entry (name ends in `/` or the Unix mode says so).
     pub is_dir: bool,
+    /// Declared uncompressed size in bytes.
     pub size: u64,
+    /// Declared compressed size in bytes.
     pub compressed_size: u64,
+    /// Declared CRC-32 of the uncompressed data.
     pub crc32: u32,
+    /// Compression method (0 stored, 8 deflate).
     pub method: u16,
+    /// General-purpose bit flags.
     pub flags: u16,
+    /// Offset of the entry's local header in the archive.
     pub header_offset: u64,
     /// Unix permission bits, when the archive was made on Unix.
     pub unix_mode: Option<u32>,

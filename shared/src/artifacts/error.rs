@@ -2,29 +2,43 @@
 
 use crate::job::JobError;
 
+/// What went wrong reading or writing an artifact.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
     /// An S3 call failed. `code` is S3's error code when it sent one.
     #[error("S3 {operation} on s3://{bucket}/{key} failed: {}", .code.as_deref().map(|c| format!("{c}: {}", .message)).unwrap_or_else(|| .message.clone()))]
     S3 {
+        /// The S3 operation (`GetObject`, `PutObject`…).
         operation: &'static str,
+        /// The bucket.
         bucket: String,
+        /// The object key.
         key: String,
+        /// S3's error code, when it sent one.
         code: Option<String>,
+        /// S3's message, or the transport error.
         message: String,
     },
 
     /// The object is not a readable zip archive.
     #[error("artifact s3://{bucket}/{key} is not a valid zip archive: {reason}")]
     NotAZip {
+        /// The bucket.
         bucket: String,
+        /// The object key.
         key: String,
+        /// Why it cannot be read as a zip.
         reason: String,
     },
 
     /// An entry that must never be extracted (path traversal, absolute path, symlink...).
     #[error("refused unsafe zip entry `{name}`: {reason}")]
-    UnsafeEntry { name: String, reason: String },
+    UnsafeEntry {
+        /// The entry's name as stored.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
 
     /// The archive is over a configured limit (entries, size, expansion ratio).
     #[error("refused zip archive: {0}")]
@@ -32,11 +46,21 @@ pub enum ArtifactError {
 
     /// An entry's data does not match its headers (CRC, size, compression stream).
     #[error("corrupt zip entry `{name}`: {reason}")]
-    CorruptEntry { name: String, reason: String },
+    CorruptEntry {
+        /// The entry's name.
+        name: String,
+        /// What does not match.
+        reason: String,
+    },
 
     /// A zip feature we do not read (encryption, an unknown compression method).
     #[error("unsupported zip entry `{name}`: {reason}")]
-    Unsupported { name: String, reason: String },
+    Unsupported {
+        /// The entry's name.
+        name: String,
+        /// The feature it uses.
+        reason: String,
+    },
 
     /// Misuse of the writer (an entry name that is not a safe relative path, a write with no
     /// open entry).
@@ -45,6 +69,7 @@ pub enum ArtifactError {
 }
 
 impl ArtifactError {
+    /// True when S3 refused the job's credentials (denied, unknown or expired key, KMS denied).
     pub fn is_access_denied(&self) -> bool {
         matches!(self, ArtifactError::S3 { code: Some(code), .. } if code == "AccessDenied" || code == "Forbidden" || code == "InvalidAccessKeyId" || code == "ExpiredToken" || code == "KMS.AccessDeniedException")
     }

@@ -18,6 +18,7 @@ impl ZipLimits {
     /// bytes) and is not checked.
     pub const RATIO_FLOOR: u64 = 1 << 20;
 
+    /// The defaults, overridden by `ARTIFACT_MAX_ENTRIES`, `ARTIFACT_MAX_BYTES` and `ARTIFACT_MAX_RATIO`.
     pub fn from_env() -> Self {
         let default = Self::default();
         let read = |name: &str, fallback: u64| {

@@ -33,6 +33,7 @@ pub struct ArtifactStore {
 }
 
 impl ArtifactStore {
+    /// A store for one job: S3 signed with the job's `artifactCredentials`, the function's endpoint settings kept.
     pub fn for_job(
         sdk_config: &SdkConfig,
         credentials: &ArtifactCredentials,
@@ -59,11 +60,13 @@ impl ArtifactStore {
         }
     }
 
+    /// Replaces the zip limits (default: [`ZipLimits::from_env`]).
     pub fn with_limits(mut self, limits: ZipLimits) -> Self {
         self.limits = limits;
         self
     }
 
+    /// Replaces the multipart part size (default 8 MiB).
     pub fn with_part_size(mut self, part_size: usize) -> Self {
         self.part_size = part_size;
         self
@@ -79,10 +82,12 @@ impl ArtifactStore {
         self.kms_key_id.as_deref()
     }
 
+    /// The multipart part size in bytes.
     pub fn part_size(&self) -> usize {
         self.part_size
     }
 
+    /// The zip limits in force.
     pub fn limits(&self) -> ZipLimits {
         self.limits
     }

@@ -26,6 +26,7 @@ pub struct ArtifactReader {
 }
 
 impl ArtifactReader {
+    /// Reads the end of the zip and its central directory with ranged GETs and checks every entry before any data is read.
     pub async fn open(
         client: &aws_sdk_s3::Client,
         bucket: &str,

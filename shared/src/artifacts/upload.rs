@@ -27,10 +27,13 @@ pub enum Encryption {
 /// Headers of an uploaded object.
 #[derive(Clone, Debug, Default)]
 pub struct ObjectOptions {
+    /// `Content-Type`.
     pub content_type: Option<String>,
+    /// `Cache-Control`.
     pub cache_control: Option<String>,
     /// User metadata (`x-amz-meta-*`).
     pub metadata: Vec<(String, String)>,
+    /// Server-side encryption of the object.
     pub encryption: Encryption,
 }
 
@@ -50,6 +53,7 @@ pub struct ObjectUpload {
 }
 
 impl ObjectUpload {
+    /// Starts an upload to `bucket/key`; nothing is visible until [`Self::finish`].
     pub fn new(
         client: aws_sdk_s3::Client,
         bucket: &str,
@@ -72,6 +76,7 @@ impl ObjectUpload {
         }
     }
 
+    /// Appends bytes; a full part is sent while the next one fills.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), ArtifactError> {
         self.buffer.extend_from_slice(data);
         self.written += data.len() as u64;
@@ -146,6 +151,7 @@ impl ObjectUpload {
         Ok(())
     }
 
+    /// Completes the upload (one `PutObject` when small, multipart otherwise) and returns the size written.
     pub async fn finish(mut self) -> Result<u64, ArtifactError> {
         let result = self.complete().await;
         if result.is_err() {

@@ -19,9 +19,13 @@ const DOS_DATE: u16 = (1 << 5) | 1;
 /// What was written, for summaries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WrittenArtifact {
+    /// The bucket.
     pub bucket: String,
+    /// The object key.
     pub key: String,
+    /// How many entries the zip holds.
     pub entries: usize,
+    /// Size of the zip in bytes.
     pub bytes: u64,
 }
 

@@ -10,47 +10,64 @@ use std::fmt;
 /// The whole Lambda event: `{"CodePipeline.job": {...}}`.
 #[derive(Clone, Deserialize, Serialize)]
 pub struct JobEvent {
+    /// The job.
     #[serde(rename = "CodePipeline.job")]
     pub job: JobPayload,
 }
 
+/// A CodePipeline job: its id, account and data.
 #[derive(Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobPayload {
+    /// The job id, used in every report.
     pub id: String,
+    /// The AWS account of the pipeline.
     #[serde(default)]
     pub account_id: String,
+    /// The job's configuration, artifacts and credentials.
     pub data: JobData,
 }
 
+/// What the action gives the function.
 #[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobData {
+    /// The action's configuration.
     #[serde(default)]
     pub action_configuration: ActionConfiguration,
+    /// Input artifacts, in the action's order.
     #[serde(default)]
     pub input_artifacts: Vec<Artifact>,
+    /// Output artifacts the function must write.
     #[serde(default)]
     pub output_artifacts: Vec<Artifact>,
+    /// Temporary credentials for the artifact bucket (redacted from `Debug`).
     #[serde(default)]
     pub artifact_credentials: Option<ArtifactCredentials>,
+    /// The KMS key artifacts are encrypted with, when the pipeline has one.
     #[serde(default)]
     pub encryption_key: Option<EncryptionKey>,
+    /// Present when CodePipeline re-invokes with a token the function returned.
     #[serde(default)]
     pub continuation_token: Option<String>,
 }
 
+/// The action's configuration block.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct ActionConfiguration {
+    /// Its `configuration` map.
     #[serde(default)]
     pub configuration: Configuration,
 }
 
+/// The Lambda invoke action's configuration.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Configuration {
+    /// `FunctionName`.
     #[serde(default)]
     pub function_name: Option<String>,
+    /// `UserParameters`, a string (our functions expect JSON).
     #[serde(default)]
     pub user_parameters: Option<String>,
 }
@@ -59,24 +76,33 @@ pub struct Configuration {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Artifact {
+    /// The artifact's name in the pipeline.
     pub name: String,
+    /// The source revision, when CodePipeline gives one.
     #[serde(default)]
     pub revision: Option<String>,
+    /// Where the artifact is stored.
     pub location: ArtifactLocation,
 }
 
+/// Where an artifact is stored.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactLocation {
+    /// `S3`.
     #[serde(rename = "type", default)]
     pub location_type: String,
+    /// The bucket and key.
     pub s3_location: S3Location,
 }
 
+/// An S3 object.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct S3Location {
+    /// The bucket.
     pub bucket_name: String,
+    /// The object key.
     pub object_key: String,
 }
 
@@ -84,8 +110,11 @@ pub struct S3Location {
 #[derive(Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactCredentials {
+    /// Access key id.
     pub access_key_id: String,
+    /// Secret access key.
     pub secret_access_key: String,
+    /// Session token.
     pub session_token: String,
     /// Epoch milliseconds in real events; tolerated as any JSON value.
     #[serde(default)]
@@ -102,10 +131,13 @@ impl fmt::Debug for ArtifactCredentials {
     }
 }
 
+/// The key artifacts are encrypted with.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EncryptionKey {
+    /// Key id or ARN.
     pub id: String,
+    /// `KMS`.
     #[serde(rename = "type", default)]
     pub key_type: String,
 }

@@ -6,12 +6,16 @@ use std::fmt;
 /// The failure types CodePipeline accepts in `PutJobFailureResult`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureKind {
+    /// The job failed (the default).
     JobFailed,
+    /// The action's configuration or artifacts are wrong.
     ConfigurationError,
+    /// The function was not allowed to do something.
     PermissionError,
 }
 
 impl FailureKind {
+    /// The name CodePipeline expects.
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::JobFailed => "JobFailed",
@@ -24,23 +28,29 @@ impl FailureKind {
 /// A failure a handler reports; the message is what the pipeline's user reads in the console.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobError {
+    /// The failure type.
     pub kind: FailureKind,
+    /// What the pipeline's user reads in the console.
     pub message: String,
 }
 
 impl JobError {
+    /// A failure of that type.
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
         }
     }
+    /// A `JobFailed` failure.
     pub fn failed(message: impl Into<String>) -> Self {
         Self::new(FailureKind::JobFailed, message)
     }
+    /// A `ConfigurationError` failure.
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(FailureKind::ConfigurationError, message)
     }
+    /// A `PermissionError` failure.
     pub fn permission(message: impl Into<String>) -> Self {
         Self::new(FailureKind::PermissionError, message)
     }
@@ -62,17 +72,21 @@ impl std::error::Error for JobError {}
 /// A finished job: what the console shows and the variables later actions can use.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobSuccess {
+    /// `executionDetails.summary`.
     pub summary: String,
+    /// Output variables for later actions (`#{Namespace.Key}`).
     pub output_variables: BTreeMap<String, String>,
 }
 
 impl JobSuccess {
+    /// A success with that summary and no variables.
     pub fn new(summary: impl Into<String>) -> Self {
         Self {
             summary: summary.into(),
             output_variables: BTreeMap::new(),
         }
     }
+    /// Adds an output variable.
     pub fn variable(mut self, key: impl Into<String>, value: impl ToString) -> Self {
         self.output_variables.insert(key.into(), value.to_string());
         self
@@ -87,8 +101,11 @@ pub enum JobOutcome<S> {
     /// Not done yet: report success with a continuation token carrying `state`; CodePipeline
     /// invokes the function again with it.
     Continue {
+        /// Handed back typed on the next invocation.
         state: S,
+        /// `executionDetails.summary` of this round.
         summary: String,
+        /// `executionDetails.percentComplete`.
         percent_complete: Option<u8>,
     },
 }

@@ -17,16 +17,20 @@ pub const MAX_OUTPUT_VARIABLES_BYTES: usize = 122_880;
 /// What CodePipeline said to our report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
+    /// CodePipeline recorded the result.
     Accepted,
     /// `InvalidJobStateException` / `JobNotFoundException`: the job was already completed by an
     /// earlier delivery of the same event.
     AlreadyCompleted,
 }
 
+/// A report CodePipeline did not accept.
 #[derive(Debug, thiserror::Error)]
 #[error("could not report the job result to CodePipeline ({operation}): {message}")]
 pub struct ReportError {
+    /// The CodePipeline operation.
     pub operation: &'static str,
+    /// Why it failed.
     pub message: String,
 }
 
@@ -38,10 +42,12 @@ pub struct JobReporter {
 }
 
 impl JobReporter {
+    /// A reporter using that client.
     pub fn new(client: aws_sdk_codepipeline::Client) -> Self {
         Self { client }
     }
 
+    /// Reports success with a summary, external execution id and output variables.
     pub async fn success(
         &self,
         job_id: &str,
@@ -60,6 +66,7 @@ impl JobReporter {
         classify("PutJobSuccessResult", request.send().await)
     }
 
+    /// Reports success with a continuation token.
     pub async fn continuation(
         &self,
         job_id: &str,
@@ -77,6 +84,7 @@ impl JobReporter {
         classify("PutJobSuccessResult", request.send().await)
     }
 
+    /// Reports a failure.
     pub async fn failure(
         &self,
         job_id: &str,

@@ -25,14 +25,19 @@ const REMEMBERED_JOBS: usize = 256;
 
 /// One job as the handler sees it: typed parameters, continuation state, artifacts, time.
 pub struct Job<P, S> {
+    /// The job id.
     pub id: String,
+    /// The pipeline's account.
     pub account_id: String,
     /// The Lambda request id; reported as `externalExecutionId`.
     pub request_id: String,
+    /// The typed `UserParameters`.
     pub params: P,
     /// Present when CodePipeline re-invoked us with a continuation token we issued.
     pub state: Option<S>,
+    /// Input artifacts.
     pub inputs: Vec<Artifact>,
+    /// Output artifacts.
     pub outputs: Vec<Artifact>,
     artifacts: Option<ArtifactStore>,
     deadline: Instant,
@@ -46,10 +51,12 @@ impl<P, S> Job<P, S> {
             .ok_or_else(|| JobError::config("the job event carries no artifactCredentials"))
     }
 
+    /// The input artifact of that name (`ConfigurationError` when the action has none).
     pub fn input(&self, name: &str) -> Result<&Artifact, JobError> {
         find_artifact(&self.inputs, name, "input")
     }
 
+    /// The output artifact of that name (`ConfigurationError` when the action has none).
     pub fn output(&self, name: &str) -> Result<&Artifact, JobError> {
         find_artifact(&self.outputs, name, "output")
     }
@@ -59,6 +66,7 @@ impl<P, S> Job<P, S> {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
+    /// When the runner stops the handler to report (Lambda deadline minus the safety margin).
     pub fn deadline(&self) -> Instant {
         self.deadline
     }
@@ -106,6 +114,7 @@ impl JobRunner {
         Self::new(&crate::sdk::load_config().await)
     }
 
+    /// Replaces the time kept back from the Lambda deadline for reporting (default 5 s).
     pub fn with_safety_margin(mut self, margin: Duration) -> Self {
         self.safety_margin = margin;
         self

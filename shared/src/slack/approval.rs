@@ -5,10 +5,13 @@ use serde::{Deserialize, Serialize};
 
 /// `action_id`s of the two buttons.
 pub const APPROVE_ACTION: &str = "approve";
+/// `action_id` of the Reject button.
 pub const REJECT_ACTION: &str = "reject";
 /// `callback_id` of the reject-reason modal, and its input's ids.
 pub const REJECT_VIEW: &str = "reject_reason";
+/// `block_id` of the reason input in the reject modal.
 pub const REASON_BLOCK: &str = "reason";
+/// `action_id` of the reason input.
 pub const REASON_INPUT: &str = "reason_input";
 /// `block_id` of the buttons, replaced by the decision.
 pub const ACTIONS_BLOCK: &str = "approval_actions";
@@ -17,21 +20,27 @@ pub const ACTIONS_BLOCK: &str = "approval_actions";
 /// token is a UUID, so the encoded value stays far below Slack's limit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalRef {
+    /// Pipeline name.
     #[serde(rename = "p")]
     pub pipeline: String,
+    /// Stage name.
     #[serde(rename = "s")]
     pub stage: String,
+    /// Action name.
     #[serde(rename = "a")]
     pub action: String,
+    /// The approval token.
     #[serde(rename = "t")]
     pub token: String,
 }
 
 impl ApprovalRef {
+    /// The button value.
     pub fn encode(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// Reads a button value; `None` when it is not ours.
     pub fn decode(value: &str) -> Option<Self> {
         let parsed: Self = serde_json::from_str(value).ok()?;
         let fits = |s: &str, max: usize| !s.is_empty() && s.len() <= max;

@@ -12,19 +12,41 @@ pub const DEFAULT_API_URL: &str = "https://slack.com/api";
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 const MAX_ATTEMPTS: u32 = 4;
 
+/// A Slack Web API call that did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum SlackError {
     /// Slack answered `{"ok": false, "error": code}`.
     #[error("Slack {method} failed: {code}")]
-    Api { method: String, code: String },
+    Api {
+        /// The Web API method.
+        method: String,
+        /// Slack's error code.
+        code: String,
+    },
+    /// Still rate limited when the call's deadline came.
     #[error(
         "Slack {method} is rate limited (retry after {retry_after_s} s), past this call's deadline"
     )]
-    RateLimited { method: String, retry_after_s: u64 },
+    RateLimited {
+        /// The Web API method.
+        method: String,
+        /// Slack's `Retry-After` in seconds.
+        retry_after_s: u64,
+    },
+    /// No answer before the deadline.
     #[error("Slack {method} did not answer before the deadline")]
-    Timeout { method: String },
+    Timeout {
+        /// The Web API method.
+        method: String,
+    },
+    /// The request did not complete (connection, TLS, body).
     #[error("Slack {method}: {message}")]
-    Transport { method: String, message: String },
+    Transport {
+        /// The Web API method.
+        method: String,
+        /// The transport error.
+        message: String,
+    },
 }
 
 impl SlackError {
@@ -61,6 +83,7 @@ enum Body<'a> {
 }
 
 impl SlackClient {
+    /// A client for `api_url` (Slack's, or a loopback recorder) with the bot token.
     pub fn new(
         http: reqwest::Client,
         api_url: impl Into<String>,

@@ -14,7 +14,9 @@ use serde::Deserialize;
 /// The Slack secret in Secrets Manager (`SLACK_SECRET_ARN`). `Debug` shows neither value.
 #[derive(Clone, Deserialize)]
 pub struct SlackSecret {
+    /// `bot_token` (`xoxb-…`).
     pub bot_token: String,
+    /// `signing_secret` of the Slack app.
     #[serde(default)]
     pub signing_secret: String,
 }

@@ -10,18 +10,24 @@ use subtle::ConstantTimeEq;
 /// How far a request's timestamp may be from now, either way.
 pub const MAX_CLOCK_SKEW_SECONDS: u64 = 5 * 60;
 
+/// Why a request is not taken as Slack's.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
+    /// No timestamp header.
     #[error("no X-Slack-Request-Timestamp header")]
     MissingTimestamp,
+    /// No signature header.
     #[error("no X-Slack-Signature header")]
     MissingSignature,
+    /// The timestamp is not a number.
     #[error("X-Slack-Request-Timestamp is not a Unix time")]
     BadTimestamp,
+    /// Too far from now: a replay or a skewed clock.
     #[error(
         "the request is {0} s away from now (at most 300 s allowed): a replay or a skewed clock"
     )]
     Stale(u64),
+    /// The signature does not match.
     #[error("the signature does not match the body")]
     Mismatch,
 }
