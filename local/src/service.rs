@@ -11,7 +11,9 @@
 //!
 //! For every request the router, in this order: reads the operation, parses the body
 //! (`SerializationException` if it cannot), applies a planned [`Fault`](crate::faults::Fault)
-//! if one matches, otherwise dispatches to the service, then records the call.
+//! if one matches, otherwise dispatches to the service, then records the call. A fault whose
+//! code is [`HANG`] never answers: the call is recorded (status 0) and the connection is held
+//! open until the client gives up.
 
 use crate::calls::{access_key_of, ms_since_start, Call, CallLog};
 use crate::faults::Faults;
@@ -23,6 +25,9 @@ use axum::routing::post;
 use axum::Router;
 use ciborium::Value as Cbor;
 use serde_json::{json, Value};
+
+/// The fault code that makes an operation never answer (a hung connection).
+pub const HANG: &str = "hang";
 
 /// An error answered in the service's own shape.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,7 +154,7 @@ struct Front<S> {
 
 impl<S: JsonService> Front<S> {
     /// The common request path: faults, dispatch, call log.
-    fn answer(
+    async fn answer(
         &self,
         operation: &str,
         headers: &HeaderMap,
@@ -161,6 +166,16 @@ impl<S: JsonService> Front<S> {
             Ok(request) => {
                 let key = self.service.fault_key(&request);
                 let result = match self.faults.take(S::NAME, operation, key.as_deref()) {
+                    Some(fault) if fault.code == HANG => {
+                        self.record(
+                            operation,
+                            at_ms,
+                            0,
+                            headers,
+                            self.service.call_detail(&request),
+                        );
+                        return std::future::pending().await;
+                    }
                     Some(fault) => Err(ServiceError::new(
                         StatusCode::from_u16(fault.status).unwrap_or(StatusCode::BAD_REQUEST),
                         &fault.code,
@@ -178,15 +193,20 @@ impl<S: JsonService> Front<S> {
                 (result, self.service.call_detail(&request))
             }
         };
+        let status = result.as_ref().map_or_else(|e| e.status.as_u16(), |_| 200);
+        self.record(operation, at_ms, status, headers, detail);
+        result
+    }
+
+    fn record(&self, operation: &str, at_ms: f64, status: u16, headers: &HeaderMap, detail: Value) {
         self.calls.record(Call {
             service: S::NAME,
             operation: operation.to_string(),
             at_ms,
-            status: result.as_ref().map_or_else(|e| e.status.as_u16(), |_| 200),
+            status,
             access_key: access_key_of(headers),
             detail,
         });
-        result
     }
 }
 
@@ -212,7 +232,7 @@ async fn aws_json<S: JsonService>(
             )
         })
     };
-    let (status, body, error_code) = match front.answer(&operation, &headers, request) {
+    let (status, body, error_code) = match front.answer(&operation, &headers, request).await {
         Ok(body) => (StatusCode::OK, body, None),
         Err(error) => (
             error.status,
@@ -254,7 +274,7 @@ async fn rpc_v2_cbor<S: JsonService>(
                 )
             })
     };
-    let (status, body, query_error) = match front.answer(&operation, &headers, request) {
+    let (status, body, query_error) = match front.answer(&operation, &headers, request).await {
         Ok(body) => (StatusCode::OK, cbor_of(&body, None, &protocol), None),
         Err(error) => {
             let body = json!({

@@ -1,5 +1,6 @@
 //! Secrets Manager JSON secrets, cached across warm invocations.
 
+use crate::sdk::SdkFailure;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,16 +12,9 @@ pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 /// Why a secret could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    /// `GetSecretValue` failed.
-    #[error("could not read secret {secret_id}: {code}: {message}")]
-    Fetch {
-        /// The secret id or ARN.
-        secret_id: String,
-        /// Secrets Manager's error code.
-        code: String,
-        /// Its message.
-        message: String,
-    },
+    /// `GetSecretValue` failed (the failure names the secret).
+    #[error("could not read the secret: {0}")]
+    Fetch(SdkFailure),
     /// The secret holds binary data, not a string.
     #[error("secret {secret_id} has no SecretString (binary secrets are not supported)")]
     NotAString {
@@ -41,16 +35,19 @@ pub enum SecretError {
 impl SecretError {
     /// True when the function's role may not read the secret.
     pub fn is_access_denied(&self) -> bool {
-        matches!(self, SecretError::Fetch { code, .. } if code == "AccessDeniedException")
+        matches!(self, SecretError::Fetch(failure) if failure.is_permission())
     }
 }
 
 impl From<SecretError> for crate::job::JobError {
     fn from(err: SecretError) -> Self {
-        if err.is_access_denied() {
-            crate::job::JobError::permission(err.to_string())
-        } else {
-            crate::job::JobError::config(err.to_string())
+        match &err {
+            _ if err.is_access_denied() => crate::job::JobError::permission(err.to_string()),
+            // Secrets Manager was busy or unreachable: not the configuration's fault.
+            SecretError::Fetch(failure) if failure.is_transient() => {
+                crate::job::JobError::failed(err.to_string())
+            }
+            _ => crate::job::JobError::config(err.to_string()),
         }
     }
 }
@@ -101,14 +98,9 @@ impl SecretCache {
             .send()
             .await
             .map_err(|err| {
-                use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-                SecretError::Fetch {
-                    secret_id: secret_id.to_string(),
-                    code: err.code().unwrap_or("error").to_string(),
-                    message: err.message().map(str::to_owned).unwrap_or_else(|| {
-                        aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()
-                    }),
-                }
+                SecretError::Fetch(
+                    SdkFailure::from_sdk("SecretsManager", "GetSecretValue", &err).on(secret_id),
+                )
             })?;
         let value = Arc::new(
             output

@@ -110,9 +110,9 @@ fn now() -> u64 {
         .unwrap_or_default()
 }
 
-fn describe<E>(operation: &str, err: &aws_sdk_dynamodb::error::SdkError<E>) -> String
+fn describe<E>(operation: &'static str, err: &aws_sdk_dynamodb::error::SdkError<E>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    pipeline_ext::sdk::describe_error("DynamoDB", operation, err)
+    pipeline_ext::sdk::SdkFailure::from_sdk("DynamoDB", operation, err).to_string()
 }

@@ -297,9 +297,9 @@ impl Responder {
             Ok(Err(err)) => match err.code() {
                 Some("ApprovalAlreadyCompletedException") => Some(Outcome::AlreadyDecided),
                 Some("InvalidApprovalTokenException") => Some(Outcome::Expired),
-                code => {
+                _ => {
                     self.forget(&approval.token);
-                    tracing::error!(code = code.unwrap_or("none"), error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "PutApprovalResult failed");
+                    tracing::error!(error = %pipeline_ext::sdk::SdkFailure::from_sdk("CodePipeline", "PutApprovalResult", &err), "PutApprovalResult failed");
                     Some(Outcome::Expired)
                 }
             },

@@ -41,12 +41,10 @@ pub async fn run(
         .send()
         .await
         .map_err(|e| {
-            JobError::failed(format!(
-                "promote: reading s3://{}/{} failed: {}",
-                source.bucket_name,
-                source.object_key,
-                aws_smithy_types::error::display::DisplayErrorContext(&e)
-            ))
+            JobError::from(
+                pipeline_ext::sdk::SdkFailure::from_sdk("S3", "GetObject", &e)
+                    .on(format!("s3://{}/{}", source.bucket_name, source.object_key)),
+            )
         })?;
     let encryption = match step.encryption {
         PromoteEncryption::Aes256 => Encryption::S3Managed,

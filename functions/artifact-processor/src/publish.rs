@@ -18,6 +18,7 @@ use pipeline_ext::artifacts::{
     ArtifactError, EntryStream, ObjectOptions, ObjectUpload, DEFAULT_PART_SIZE,
 };
 use pipeline_ext::job::{Job, JobError};
+use pipeline_ext::sdk::SdkFailure;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -128,25 +129,13 @@ impl Target {
 
     fn sdk_failed<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
         &self,
-        operation: &str,
+        operation: &'static str,
         key: &str,
         err: aws_sdk_s3::error::SdkError<E>,
     ) -> JobError {
-        let denied = err.code() == Some("AccessDenied")
-            || err
-                .raw_response()
-                .is_some_and(|r| r.status().as_u16() == 403);
-        let text = match (err.code(), err.message()) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (Some(code), None) => code.to_string(),
-            _ => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
-        };
-        let error = self.failed(operation, key, text);
-        if denied {
-            JobError::permission(error.message)
-        } else {
-            error
-        }
+        SdkFailure::from_sdk("S3", operation, &err)
+            .on(format!("s3://{}/{key}", self.bucket))
+            .into()
     }
 
     async fn list(&self, prefix: &str) -> Result<HashMap<String, Existing>, JobError> {
@@ -159,7 +148,7 @@ impl Target {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.sdk_failed("listing", prefix, e))?;
+            let page = page.map_err(|e| self.sdk_failed("ListObjectsV2", prefix, e))?;
             for object in page.contents() {
                 if let Some(key) = object.key() {
                     found.insert(
@@ -200,7 +189,7 @@ impl Target {
             .key(key)
             .send()
             .await
-            .map_err(|e| self.sdk_failed("reading", key, e))?;
+            .map_err(|e| self.sdk_failed("HeadObject", key, e))?;
         let etag = head.e_tag().map(|e| e.trim_matches('"'));
         let stored = head
             .metadata()
@@ -225,7 +214,7 @@ impl Target {
             .body(ByteStream::from(data))
             .send()
             .await
-            .map_err(|e| self.sdk_failed("uploading", key, e))?;
+            .map_err(|e| self.sdk_failed("PutObject", key, e))?;
         Ok(())
     }
 }
@@ -470,12 +459,10 @@ async fn publish_large(
 }
 
 fn upload_error(target: &Target, key: &str, err: ArtifactError) -> JobError {
-    let denied = err.is_access_denied();
-    let error = target.failed("uploading", key, err);
-    if denied {
-        JobError::permission(error.message)
-    } else {
-        error
+    match err {
+        // The failure names the operation, bucket and key already.
+        ArtifactError::S3(failure) => failure.into(),
+        other => target.failed("uploading", key, other),
     }
 }
 
@@ -499,7 +486,7 @@ async fn delete_keys(target: &Target, keys: &[String]) -> Result<(), JobError> {
             .delete(delete)
             .send()
             .await
-            .map_err(|e| target.sdk_failed("deleting stale keys from", first, e))?;
+            .map_err(|e| target.sdk_failed("DeleteObjects", first, e))?;
         if let Some(error) = output.errors().first() {
             return Err(target.failed(
                 "deleting",
@@ -555,19 +542,12 @@ async fn invalidate(
         .send()
         .await
         .map_err(|e| {
-            use aws_sdk_cloudfront::error::ProvideErrorMetadata;
-            let text = format!(
-                "CloudFront invalidation of distribution {distribution} failed: {}",
-                e.message().map(str::to_owned).unwrap_or_else(|| {
-                    aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()
-                })
-            );
-            if e.code() == Some("AccessDenied") {
-                JobError::permission(text)
-            } else if e.code() == Some("NoSuchDistribution") {
-                JobError::config(text)
+            let failure = SdkFailure::from_sdk("CloudFront", "CreateInvalidation", &e)
+                .on(format!("distribution {distribution}"));
+            if failure.code() == "NoSuchDistribution" {
+                JobError::config(failure.to_string())
             } else {
-                JobError::failed(text)
+                failure.into()
             }
         })?;
     Ok(output

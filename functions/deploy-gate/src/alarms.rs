@@ -121,14 +121,5 @@ fn describe_error<E>(err: aws_sdk_cloudwatch::error::SdkError<E>) -> JobError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let code = err.code().map(str::to_string);
-    let message = match err.message() {
-        Some(message) => format!("{}: {message}", code.as_deref().unwrap_or("error")),
-        None => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
-    };
-    let message = format!("CloudWatch DescribeAlarms failed: {message}");
-    match code.as_deref() {
-        Some("AccessDenied" | "AccessDeniedException") => JobError::permission(message),
-        _ => JobError::failed(message),
-    }
+    pipeline_ext::sdk::SdkFailure::from_sdk("CloudWatch", "DescribeAlarms", &err).into()
 }

@@ -4,6 +4,7 @@
 
 use aws_sdk_codepipeline::error::ProvideErrorMetadata;
 use aws_sdk_codepipeline::types::{ActionExecutionDetail, ActionExecutionFilter};
+use pipeline_ext::sdk::SdkFailure;
 use serde::{Deserialize, Serialize};
 
 /// The source side of an execution.
@@ -164,19 +165,18 @@ fn commit_message(summary: &str) -> String {
         .unwrap_or_else(|| summary.to_string())
 }
 
-fn classify<E>(operation: &str, err: &aws_sdk_codepipeline::error::SdkError<E>) -> LookupError
+fn classify<E>(
+    operation: &'static str,
+    err: &aws_sdk_codepipeline::error::SdkError<E>,
+) -> LookupError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let message = pipeline_ext::sdk::describe_error("CodePipeline", operation, err);
-    match err.code() {
-        Some(
-            "PipelineNotFoundException"
-            | "PipelineExecutionNotFoundException"
-            | "AccessDeniedException"
-            | "ValidationException",
-        ) => LookupError::Permanent(message),
-        _ => LookupError::Transient(message),
+    let failure = SdkFailure::from_sdk("CodePipeline", operation, err);
+    if failure.is_transient() {
+        LookupError::Transient(failure.to_string())
+    } else {
+        LookupError::Permanent(failure.to_string())
     }
 }
 

@@ -1,24 +1,14 @@
 //! Errors of artifact IO, each mapping to one CodePipeline failure type.
 
 use crate::job::JobError;
+use crate::sdk::SdkFailure;
 
 /// What went wrong reading or writing an artifact.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    /// An S3 call failed. `code` is S3's error code when it sent one.
-    #[error("S3 {operation} on s3://{bucket}/{key} failed: {}", .code.as_deref().map(|c| format!("{c}: {}", .message)).unwrap_or_else(|| .message.clone()))]
-    S3 {
-        /// The S3 operation (`GetObject`, `PutObject`…).
-        operation: &'static str,
-        /// The bucket.
-        bucket: String,
-        /// The object key.
-        key: String,
-        /// S3's error code, when it sent one.
-        code: Option<String>,
-        /// S3's message, or the transport error.
-        message: String,
-    },
+    /// An S3 call failed.
+    #[error("{0}")]
+    S3(SdkFailure),
 
     /// The object is not a readable zip archive.
     #[error("artifact s3://{bucket}/{key} is not a valid zip archive: {reason}")]
@@ -71,7 +61,24 @@ pub enum ArtifactError {
 impl ArtifactError {
     /// True when S3 refused the job's credentials (denied, unknown or expired key, KMS denied).
     pub fn is_access_denied(&self) -> bool {
-        matches!(self, ArtifactError::S3 { code: Some(code), .. } if code == "AccessDenied" || code == "Forbidden" || code == "InvalidAccessKeyId" || code == "ExpiredToken" || code == "KMS.AccessDeniedException")
+        matches!(self, ArtifactError::S3(failure) if failure.is_permission())
+    }
+
+    /// An S3 failure without an answer from S3 (a broken stream, a failed task).
+    pub(crate) fn s3_transport(
+        operation: &'static str,
+        bucket: &str,
+        key: &str,
+        message: String,
+    ) -> Self {
+        ArtifactError::S3(SdkFailure {
+            service: "S3",
+            operation,
+            resource: Some(format!("s3://{bucket}/{key}")),
+            code: None,
+            status: None,
+            message,
+        })
     }
 }
 
@@ -95,23 +102,7 @@ pub(crate) fn s3_error<E>(
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    use aws_sdk_s3::error::ProvideErrorMetadata;
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    let code = err.code().map(str::to_owned).or_else(|| match status {
-        // HEAD answers carry no body, so no code: the status tells.
-        Some(403) => Some("AccessDenied".to_string()),
-        Some(404) => Some("NoSuchKey".to_string()),
-        _ => None,
-    });
-    let message = err
-        .message()
-        .map(str::to_owned)
-        .unwrap_or_else(|| aws_smithy_types::error::display::DisplayErrorContext(&err).to_string());
-    ArtifactError::S3 {
-        operation,
-        bucket: bucket.to_string(),
-        key: key.to_string(),
-        code,
-        message,
-    }
+    ArtifactError::S3(
+        SdkFailure::from_sdk("S3", operation, &err).on(format!("s3://{bucket}/{key}")),
+    )
 }

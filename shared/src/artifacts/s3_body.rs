@@ -39,13 +39,7 @@ impl S3Body {
     }
 
     fn stream_error(&self, message: String) -> ArtifactError {
-        ArtifactError::S3 {
-            operation: "GetObject",
-            bucket: self.bucket.clone(),
-            key: self.key.clone(),
-            code: None,
-            message,
-        }
+        ArtifactError::s3_transport("GetObject", &self.bucket, &self.key, message)
     }
 
     /// Makes sure some bytes are buffered; false at the end of the body.

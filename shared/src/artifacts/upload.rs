@@ -139,12 +139,13 @@ impl ObjectUpload {
 
     async fn wait_in_flight(&mut self) -> Result<(), ArtifactError> {
         if let Some(task) = self.in_flight.take() {
-            let part = task.await.map_err(|e| ArtifactError::S3 {
-                operation: "UploadPart",
-                bucket: self.bucket.clone(),
-                key: self.key.clone(),
-                code: None,
-                message: format!("upload task failed: {e}"),
+            let part = task.await.map_err(|e| {
+                ArtifactError::s3_transport(
+                    "UploadPart",
+                    &self.bucket,
+                    &self.key,
+                    format!("upload task failed: {e}"),
+                )
             })??;
             self.parts.push(part);
         }
@@ -215,7 +216,7 @@ impl ObjectUpload {
                 .send()
                 .await;
             if let Err(err) = result {
-                tracing::warn!(bucket = %self.bucket, key = %self.key, error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "could not abort multipart upload; an S3 lifecycle rule will clean it up");
+                tracing::warn!(bucket = %self.bucket, key = %self.key, error = %crate::sdk::SdkFailure::from_sdk("S3", "AbortMultipartUpload", &err), "could not abort multipart upload; an S3 lifecycle rule will clean it up");
             }
         }
         self.buffer = Vec::new();

@@ -1,7 +1,8 @@
 //! Sends the job's result to CodePipeline, within the API's limits.
 
 use super::outcome::{JobError, JobSuccess};
-use aws_sdk_codepipeline::error::{ProvideErrorMetadata, SdkError};
+use crate::sdk::SdkFailure;
+use aws_sdk_codepipeline::error::SdkError;
 use aws_sdk_codepipeline::types::{ExecutionDetails, FailureDetails, FailureType};
 use std::collections::BTreeMap;
 
@@ -24,14 +25,19 @@ pub enum Delivery {
     AlreadyCompleted,
 }
 
-/// A report CodePipeline did not accept.
+/// A report CodePipeline did not accept, or did not answer.
 #[derive(Debug, thiserror::Error)]
-#[error("could not report the job result to CodePipeline ({operation}): {message}")]
+#[error("could not report the job result to CodePipeline: {failure}")]
 pub struct ReportError {
-    /// The CodePipeline operation.
-    pub operation: &'static str,
-    /// Why it failed.
-    pub message: String,
+    /// The failed call.
+    pub failure: SdkFailure,
+}
+
+impl ReportError {
+    /// CodePipeline answered and refused this report as it was: sending it again changes nothing.
+    pub fn is_refusal(&self) -> bool {
+        self.failure.is_refusal()
+    }
 }
 
 /// Reports results for jobs through the real CodePipeline client (whose retry policy covers
@@ -102,8 +108,14 @@ impl JobReporter {
             .external_execution_id(execution_id)
             .build()
             .map_err(|e| ReportError {
-                operation: "PutJobFailureResult",
-                message: e.to_string(),
+                failure: SdkFailure {
+                    service: "CodePipeline",
+                    operation: "PutJobFailureResult",
+                    resource: Some(job_id.to_string()),
+                    code: Some("InvalidRequest".into()),
+                    status: None,
+                    message: e.to_string(),
+                },
             })?;
         let request = self
             .client
@@ -124,26 +136,22 @@ fn details(summary: &str, execution_id: &str, percent_complete: Option<u8>) -> E
 
 fn classify<T, E>(
     operation: &'static str,
-    result: Result<T, SdkError<E>>,
+    result: Result<T, SdkError<E, aws_sdk_codepipeline::config::http::HttpResponse>>,
 ) -> Result<Delivery, ReportError>
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_sdk_codepipeline::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
     match result {
         Ok(_) => Ok(Delivery::Accepted),
-        Err(err) => match err.code() {
-            Some("InvalidJobStateException") | Some("JobNotFoundException") => {
-                Ok(Delivery::AlreadyCompleted)
+        Err(err) => {
+            let failure = SdkFailure::from_sdk("CodePipeline", operation, &err);
+            match failure.code() {
+                "InvalidJobStateException" | "JobNotFoundException" => {
+                    Ok(Delivery::AlreadyCompleted)
+                }
+                _ => Err(ReportError { failure }),
             }
-            code => Err(ReportError {
-                operation,
-                message: match (code, err.message()) {
-                    (Some(code), Some(message)) => format!("{code}: {message}"),
-                    (Some(code), None) => code.to_string(),
-                    _ => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
-                },
-            }),
-        },
+        }
     }
 }
 

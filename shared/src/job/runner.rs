@@ -5,10 +5,11 @@ use super::continuation;
 use super::event::{job_id_of, Artifact, JobEvent};
 use super::outcome::{JobError, JobOutcome, JobSuccess};
 use super::params::parse_user_parameters;
-use super::report::{validate_output_variables, Delivery, JobReporter};
+use super::report::{validate_output_variables, Delivery, JobReporter, ReportError};
 use crate::artifacts::ArtifactStore;
+use crate::sdk::SdkFailure;
 use aws_config::SdkConfig;
-use lambda_runtime::{Error as LambdaError, LambdaEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -20,6 +21,14 @@ use tokio::time::Instant;
 
 /// Time kept back from the Lambda deadline for reporting the result.
 pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::from_secs(5);
+/// Time kept back from the Lambda deadline for answering the Runtime API after reporting.
+const RUNTIME_RESERVE: Duration = Duration::from_millis(200);
+/// A report attempt with less time than this is not started.
+const MIN_REPORT_ATTEMPT: Duration = Duration::from_millis(100);
+/// Lambda `errorType` of an invocation whose event is not a CodePipeline job.
+pub const ERROR_NOT_A_JOB: &str = "NotACodePipelineJob";
+/// Lambda `errorType` of an invocation whose result CodePipeline never took.
+pub const ERROR_NOT_REPORTED: &str = "JobResultNotReported";
 /// How many finished job ids a warm container remembers to recognise repeat deliveries.
 const REMEMBERED_JOBS: usize = 256;
 
@@ -127,7 +136,7 @@ impl JobRunner {
         &self,
         event: LambdaEvent<Value>,
         handler: F,
-    ) -> Result<Value, LambdaError>
+    ) -> Result<Value, Diagnostic>
     where
         P: DeserializeOwned + Send + 'static,
         S: Serialize + DeserializeOwned + Send + 'static,
@@ -141,7 +150,11 @@ impl JobRunner {
                 request_id,
                 "event is not a CodePipeline job (no `CodePipeline.job.id`); nothing to report"
             );
-            return Err("event is not a CodePipeline job event".into());
+            return Err(Diagnostic {
+                error_type: ERROR_NOT_A_JOB.into(),
+                error_message: "event is not a CodePipeline job event (no `CodePipeline.job.id`)"
+                    .into(),
+            });
         };
         if self.already_finished(&job_id) {
             tracing::warn!(
@@ -168,7 +181,11 @@ impl JobRunner {
             Ok(job) => run_until(work_deadline, handler(job)).await,
             Err(err) => Err(err),
         };
-        self.report(&job_id, &request_id, outcome).await
+        let report_deadline = deadline
+            .checked_sub(RUNTIME_RESERVE)
+            .unwrap_or_else(Instant::now);
+        self.report(&job_id, &request_id, outcome, report_deadline)
+            .await
     }
 
     fn prepare<P, S>(
@@ -218,7 +235,8 @@ impl JobRunner {
         job_id: &str,
         request_id: &str,
         outcome: Result<JobOutcome<S>, JobError>,
-    ) -> Result<Value, LambdaError> {
+        until: Instant,
+    ) -> Result<Value, Diagnostic> {
         let outcome = outcome.and_then(|o| match o {
             JobOutcome::Succeeded(success) => validate_output_variables(&success.output_variables)
                 .map(|_| Prepared::Done(success)),
@@ -232,31 +250,60 @@ impl JobRunner {
                 percent_complete,
             }),
         });
-        let (result, label, failure) = match &outcome {
+        let (result, label) = match &outcome {
             Ok(Prepared::Done(success)) => (
-                self.reporter.success(job_id, success, request_id).await,
+                self.deliver(job_id, "PutJobSuccessResult", until, || {
+                    self.reporter.success(job_id, success, request_id)
+                })
+                .await,
                 "success",
-                None,
             ),
             Ok(Prepared::Continue {
                 token,
                 summary,
                 percent_complete,
             }) => (
-                self.reporter
-                    .continuation(job_id, token, summary, *percent_complete, request_id)
-                    .await,
+                self.deliver(job_id, "PutJobSuccessResult", until, || {
+                    self.reporter.continuation(
+                        job_id,
+                        token,
+                        summary,
+                        *percent_complete,
+                        request_id,
+                    )
+                })
+                .await,
                 "continuation",
-                None,
             ),
             Err(error) => {
                 tracing::warn!(job_id, failure_type = error.kind.as_str(), message = %error.message, "job failed");
                 (
-                    self.reporter.failure(job_id, error, request_id).await,
+                    self.report_failure(job_id, request_id, error, until).await,
+                    "failure",
+                )
+            }
+        };
+        // A success CodePipeline refused (an output variable it does not take, a summary it
+        // does not accept) must not leave the job hanging: report a failure that says why.
+        let (result, label, failure) = match result {
+            Err(err) if label != "failure" && err.is_refusal() => {
+                let error = JobError::failed(format!(
+                    "CodePipeline refused the {label} report: {}",
+                    err.failure
+                ));
+                tracing::warn!(job_id, error = %err, "success report refused; reporting a failure instead");
+                (
+                    self.report_failure(job_id, request_id, &error, until).await,
                     "failure",
                     Some(error.kind.as_str()),
                 )
             }
+            Ok(delivery) if label == "failure" => (
+                Ok(delivery),
+                label,
+                outcome.as_ref().err().map(|e| e.kind.as_str()),
+            ),
+            other => (other, label, None),
         };
         match result {
             Ok(Delivery::Accepted) => {
@@ -272,10 +319,77 @@ impl JobRunner {
                 Ok(response(job_id, "already-completed", None))
             }
             Err(err) => {
-                tracing::error!(job_id, error = %err, "job result could not be reported");
-                Err(err.into())
+                tracing::error!(job_id, error = %err, "job result could not be reported before the Lambda deadline");
+                Err(Diagnostic {
+                    error_type: ERROR_NOT_REPORTED.into(),
+                    error_message: err.to_string(),
+                })
             }
         }
+    }
+
+    async fn report_failure(
+        &self,
+        job_id: &str,
+        request_id: &str,
+        error: &JobError,
+        until: Instant,
+    ) -> Result<Delivery, ReportError> {
+        self.deliver(job_id, "PutJobFailureResult", until, || {
+            self.reporter.failure(job_id, error, request_id)
+        })
+        .await
+    }
+
+    /// Sends one report, each attempt bounded by a share of the time left before `until`, and
+    /// tries again after a timeout or a transient error while time remains. A refusal is final.
+    async fn deliver<F, Fut>(
+        &self,
+        job_id: &str,
+        operation: &'static str,
+        until: Instant,
+        attempt: F,
+    ) -> Result<Delivery, ReportError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Delivery, ReportError>>,
+    {
+        let mut last = None;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left < MIN_REPORT_ATTEMPT {
+                break;
+            }
+            // Half of what is left, so a hung connection still leaves room for another try.
+            let limit = if left > Duration::from_secs(2) {
+                left / 2
+            } else {
+                left
+            };
+            match tokio::time::timeout(limit, attempt()).await {
+                Ok(Ok(delivery)) => return Ok(delivery),
+                Ok(Err(err)) if err.is_refusal() => return Err(err),
+                Ok(Err(err)) => {
+                    tracing::warn!(job_id, error = %err, "report attempt failed; trying again");
+                    last = Some(err);
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        job_id,
+                        operation,
+                        timeout_ms = limit.as_millis() as u64,
+                        "CodePipeline did not answer the report in time; trying again"
+                    );
+                    last = Some(ReportError {
+                        failure: SdkFailure::timed_out("CodePipeline", operation, limit),
+                    });
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ReportError {
+            failure: SdkFailure::timed_out("CodePipeline", operation, Duration::ZERO)
+                .on(job_id.to_string()),
+        }))
     }
 
     fn already_finished(&self, job_id: &str) -> bool {

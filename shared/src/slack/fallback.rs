@@ -16,7 +16,11 @@ pub async fn publish_copy(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| crate::sdk::describe_error("SNS", "Publish", &e))
+        .map_err(|e| {
+            crate::sdk::SdkFailure::from_sdk("SNS", "Publish", &e)
+                .on(topic)
+                .to_string()
+        })
 }
 
 /// An SNS subject: at most 100 printable ASCII characters.

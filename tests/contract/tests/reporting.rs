@@ -1,0 +1,108 @@
+//! Reporting is bounded: a CodePipeline that hangs or refuses the report never leaves the job
+//! without a result, and never holds the function past its deadline.
+
+mod common;
+
+use common::*;
+use pipeline_local::faults::Fault;
+use pipeline_local::runtime_api::Outcome;
+use pipeline_local::service::HANG;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_report_still_arrives_when_codepipeline_hangs_on_the_first_attempt() {
+    let h = harness(Duration::from_secs(20), &[]).await;
+    h.aws
+        .faults
+        .add(Fault::new("codepipeline", "PutJobSuccessResult", HANG, 0).times(1));
+    let run = run(&h, job_event(json!({"succeed": {}}))).await;
+    assert!(run.succeeded(), "{:?}\n{}", run.record, h.logs());
+    let statuses: Vec<u16> = h
+        .aws
+        .calls
+        .of("codepipeline", "PutJobSuccessResult")
+        .iter()
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [0, 200],
+        "the hung attempt, then the one that landed"
+    );
+    assert!(
+        h.logs()
+            .contains("CodePipeline did not answer the report in time"),
+        "{}",
+        h.logs()
+    );
+}
+
+#[tokio::test]
+async fn the_invocation_ends_before_the_deadline_when_codepipeline_never_answers() {
+    let h = harness(Duration::from_secs(8), &[]).await;
+    h.aws.faults.add(Fault::new("codepipeline", "*", HANG, 0));
+    let run = run(&h, job_event(json!({"succeed": {}}))).await;
+    assert!(run.results().is_empty());
+    let invocation = &run.invocations[0];
+    match &invocation.outcome {
+        Outcome::Error {
+            error_type,
+            error_message,
+        } => {
+            assert_eq!(error_type, "JobResultNotReported");
+            assert!(
+                error_message.contains("CodePipeline PutJobSuccessResult"),
+                "{error_message}"
+            );
+        }
+        other => panic!("expected the function to give up before its timeout, got {other:?}"),
+    }
+    assert!(
+        h.logs()
+            .contains("job result could not be reported before the Lambda deadline"),
+        "{}",
+        h.logs()
+    );
+    assert!(
+        h.aws.calls.count("codepipeline", "PutJobSuccessResult") >= 2,
+        "attempts are retried within the margin"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_success_report_is_followed_by_a_failure_report_that_says_why() {
+    let h = harness(Duration::from_secs(20), &[]).await;
+    h.aws.faults.add(
+        Fault::new(
+            "codepipeline",
+            "PutJobSuccessResult",
+            "ValidationException",
+            400,
+        )
+        .times(1),
+    );
+    let run = run(&h, job_event(json!({"succeed": {}}))).await;
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "JobFailed");
+    assert!(
+        message.contains("CodePipeline refused the success report")
+            && message.contains("ValidationException"),
+        "{message}"
+    );
+    assert_eq!(
+        h.aws.calls.count("codepipeline", "PutJobSuccessResult"),
+        1,
+        "a refusal is not sent again"
+    );
+}
+
+#[tokio::test]
+async fn an_event_that_is_not_a_job_gets_a_stable_error_type() {
+    let h = harness(Duration::from_secs(10), &[]).await;
+    let invocation = h.host.invoke(&json!({"detail-type": "not a job"})).await;
+    match &invocation.outcome {
+        Outcome::Error { error_type, .. } => assert_eq!(error_type, "NotACodePipelineJob"),
+        other => panic!("expected an invocation error, got {other:?}"),
+    }
+}
