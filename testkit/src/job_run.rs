@@ -12,11 +12,11 @@ pub trait JobRunAssertions {
     fn last(&self) -> &Value;
     /// The failure's `(type, message)`; asserts the job ended in one failure report, after
     /// nothing but continuations.
-    fn failure(&self) -> (String, String);
+    fn expect_failure(&self) -> (String, String);
     /// The final success's output variables; asserts the job succeeded.
-    fn variables(&self) -> Map<String, Value>;
+    fn expect_variables(&self) -> Map<String, Value>;
     /// The last report's summary (empty when it had none).
-    fn summary(&self) -> String;
+    fn summary_text(&self) -> String;
 }
 
 impl JobRunAssertions for JobRun {
@@ -35,7 +35,7 @@ impl JobRunAssertions for JobRun {
             .unwrap_or_else(|| panic!("the job reported nothing: {:?}", self.record))
     }
 
-    fn failure(&self) -> (String, String) {
+    fn expect_failure(&self) -> (String, String) {
         let results = self.results();
         let earlier = &results[..results.len().saturating_sub(1)];
         assert!(
@@ -45,12 +45,12 @@ impl JobRunAssertions for JobRun {
         JobRun::failure(self).unwrap_or_else(|| panic!("expected a failure: {}", self.last()))
     }
 
-    fn variables(&self) -> Map<String, Value> {
+    fn expect_variables(&self) -> Map<String, Value> {
         self.output_variables()
             .unwrap_or_else(|| panic!("job failed: {}", self.last()))
     }
 
-    fn summary(&self) -> String {
+    fn summary_text(&self) -> String {
         JobRun::summary(self).unwrap_or_default().to_string()
     }
 }

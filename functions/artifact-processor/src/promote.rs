@@ -32,6 +32,8 @@ pub async fn run(
     let store = job.artifacts()?;
     let artifact = job.input(&step.input)?;
     let reader = store.open(artifact).await?;
+    // What is promoted is checked as fully as what is published.
+    reader.verify().await?;
     let source = &artifact.location.s3_location;
     let object = store
         .client()

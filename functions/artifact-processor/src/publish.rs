@@ -239,7 +239,11 @@ pub async fn run(
         client: clients.s3.clone(),
         bucket: step.bucket.clone(),
     });
-    let existing = target.list(&prefix).await?;
+    // Nothing is published from an archive that turns out bad halfway: every entry's CRC,
+    // size and local header is checked first (while the bucket is listed).
+    let (verified, existing) = tokio::join!(reader.verify(), target.list(&prefix));
+    verified?;
+    let existing = existing?;
     let mut entries = reader.stream().await?;
 
     let slots = Arc::new(Semaphore::new(step.concurrency));

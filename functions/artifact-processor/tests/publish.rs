@@ -212,6 +212,13 @@ async fn hostile_zips_publish_nothing_and_delete_nothing() {
 }
 
 #[tokio::test]
+async fn a_crc_failure_in_the_third_entry_publishes_nothing_at_all() {
+    let mut zip = zip_of(&site(5, 1));
+    corrupt_crc(&mut zip, 2);
+    assert_hostile_zip_publishes_nothing(zip, "CRC-32 mismatch").await;
+}
+
+#[tokio::test]
 async fn delete_stale_never_touches_keys_outside_the_prefix() {
     let f = processor(&[]).await;
     f.aws.s3.put_file(SITE, "outside/keep.txt", b"x").unwrap();

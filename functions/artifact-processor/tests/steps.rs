@@ -240,3 +240,64 @@ async fn promote_refuses_a_hostile_artifact() {
     assert!(message.contains("path traversal"), "{message}");
     assert!(!f.aws.s3.exists("releases", "x.zip"));
 }
+
+/// Promotes `zip` and checks it was refused with `expected` and nothing reached the release bucket.
+async fn assert_promote_refuses(zip: Vec<u8>, expected: &str) {
+    let f = processor(&[]).await;
+    let e = event(
+        json!([{"promote": {"input": "Source", "bucket": "releases", "key": "x.zip"}}]),
+        &[],
+    );
+    f.aws.s3.put_file(ARTIFACTS, &input_key(&e), &zip).unwrap();
+    let (kind, message) = failure(&run(&f, e).await);
+    assert_eq!(kind, "JobFailed");
+    assert!(
+        message.contains(expected),
+        "expected `{expected}` in: {message}"
+    );
+    assert!(!f.aws.s3.exists("releases", "x.zip"));
+    let release_writes = f
+        .aws
+        .calls
+        .all()
+        .into_iter()
+        .filter(|c| c.service == "s3" && c.detail["bucket"] == "releases")
+        .count();
+    assert_eq!(release_writes, 0, "the release bucket was touched");
+}
+
+#[tokio::test]
+async fn promote_checks_every_crc_before_shipping() {
+    let mut zip = zip_of(&source_files());
+    corrupt_crc(&mut zip, 0);
+    assert_promote_refuses(zip, "CRC-32 mismatch").await;
+}
+
+#[tokio::test]
+async fn promote_refuses_a_local_header_named_differently_from_the_central_directory() {
+    let mut zip = zip_of(&[("harmless-name.txt".into(), b"x".to_vec())]);
+    let local = records(&zip, [3, 4])[0];
+    zip[local + 30..local + 47].copy_from_slice(b"../../evil.txt...");
+    assert_promote_refuses(zip, "names a different file").await;
+}
+
+#[tokio::test]
+async fn promote_refuses_a_bomb_that_declares_a_small_size() {
+    // 300 MiB of zeros, declared as 100 bytes in both headers.
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    writer
+        .start_file("bomb.bin", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    let block = vec![0u8; 1024 * 1024];
+    for _ in 0..300 {
+        std::io::Write::write_all(&mut writer, &block).unwrap();
+    }
+    let mut zip = writer.finish().unwrap().into_inner();
+    for at in records(&zip, [1, 2]) {
+        zip[at + 24..at + 28].copy_from_slice(&100u32.to_le_bytes());
+    }
+    for at in records(&zip, [3, 4]) {
+        zip[at + 22..at + 26].copy_from_slice(&100u32.to_le_bytes());
+    }
+    assert_promote_refuses(zip, "expands beyond its declared size").await;
+}

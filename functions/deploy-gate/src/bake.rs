@@ -16,6 +16,12 @@ const REPORT_ALLOWANCE: Duration = Duration::from_millis(250);
 const MAX_DETAIL_CHARS: usize = 60;
 const MAX_RESULTS_CHARS: usize = 1_500;
 
+/// How far a token's start may lie ahead of this container's clock (clock skew between
+/// containers).
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+/// Beyond one interval per round passed, the time a bake may lose between invocations.
+const HANDOVER_SLACK: Duration = Duration::from_secs(300);
+
 /// The continuation state: when the bake started (wall clock, since invocations may run in
 /// different containers), how many rounds passed, and what the last round saw.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,12 +39,21 @@ pub async fn step(
     clients: &Clients,
 ) -> Result<JobOutcome<BakeState>, JobError> {
     let params = &job.params;
-    let mut state = job.state.clone().unwrap_or_else(|| BakeState {
-        started_ms: now_ms(),
-        ..BakeState::default()
-    });
-    let due_ms = state.started_ms
-        + (state.rounds as u64 * params.interval_seconds * 1000).min(params.bake_seconds * 1000);
+    let mut state = match &job.state {
+        Some(state) => {
+            check_token(state, params, now_ms())?;
+            state.clone()
+        }
+        None => BakeState {
+            started_ms: now_ms(),
+            ..BakeState::default()
+        },
+    };
+    let due_ms = state.started_ms.saturating_add(
+        u64::from(state.rounds)
+            .saturating_mul(params.interval_seconds.saturating_mul(1000))
+            .min(params.bake_seconds.saturating_mul(1000)),
+    );
     let wait = Duration::from_millis(due_ms.saturating_sub(now_ms()));
     if !wait.is_zero() {
         let usable = job.remaining().saturating_sub(round_cost(params));
@@ -54,7 +69,7 @@ pub async fn step(
     let deadline = job.deadline() - REPORT_ALLOWANCE;
     // Boxed: the round's future is deep (HTTP and SDK calls), and inlining it overflows rustc's layout depth.
     let results = Box::pin(round::run(params, clients, deadline)).await?;
-    state.rounds += 1;
+    state.rounds = state.rounds.saturating_add(1);
     let elapsed = Duration::from_millis(now_ms().saturating_sub(state.started_ms));
     let lines: Vec<String> = results.iter().map(|r| format!("- {r}")).collect();
     let failed: Vec<&CheckResult> = results.iter().filter(|r| !r.passed).collect();
@@ -94,6 +109,48 @@ pub async fn step(
     state.last = compact_results(&results);
     let note = format!("round {} passed", state.rounds);
     Ok(continuation(params, state, &note))
+}
+
+/// Refuses a continuation state this bake could not have produced: one that starts in the
+/// future (the bake would stall), or claims more time than its rounds account for (the bake
+/// would be skipped). A token is data that came back from outside; it is checked, not trusted.
+pub fn check_token(state: &BakeState, params: &Params, now_ms: u64) -> Result<(), JobError> {
+    let refuse = |why: String| {
+        Err(JobError::failed(format!(
+            "the deploy gate's continuation token is inconsistent ({why}); the bake was not resumed from it"
+        )))
+    };
+    if state.started_ms > now_ms.saturating_add(CLOCK_SKEW.as_millis() as u64) {
+        return refuse(format!(
+            "its bake starts {} s in the future",
+            (state.started_ms - now_ms) / 1000
+        ));
+    }
+    let interval_ms = params.interval_seconds.saturating_mul(1000);
+    let most_rounds = params
+        .bake_seconds
+        .checked_div(params.interval_seconds)
+        .unwrap_or(0)
+        .saturating_add(2);
+    if u64::from(state.rounds) > most_rounds {
+        return refuse(format!(
+            "{} rounds, more than a {} s bake every {} s has",
+            state.rounds, params.bake_seconds, params.interval_seconds
+        ));
+    }
+    let elapsed_ms = now_ms.saturating_sub(state.started_ms);
+    let accounted_ms = u64::from(state.rounds)
+        .saturating_add(1)
+        .saturating_mul(interval_ms)
+        .saturating_add(HANDOVER_SLACK.as_millis() as u64);
+    if elapsed_ms > accounted_ms {
+        return refuse(format!(
+            "it claims {} s of baking but only {} rounds passed",
+            elapsed_ms / 1000,
+            state.rounds
+        ));
+    }
+    Ok(())
 }
 
 /// The longest a round can take: the slowest check with all its retries, and the alarms.

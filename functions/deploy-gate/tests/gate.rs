@@ -119,7 +119,7 @@ fn results(run: &JobRun) -> &[Value] {
 }
 
 fn final_failure(run: &JobRun) -> (String, String) {
-    JobRunAssertions::failure(run)
+    run.expect_failure()
 }
 
 fn continuations(run: &JobRun) -> usize {

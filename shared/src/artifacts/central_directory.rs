@@ -18,6 +18,8 @@ pub(crate) const CENTRAL_HEADER_LEN: usize = 46;
 pub(crate) const EOCD_LEN: usize = 22;
 pub(crate) const ZIP64_LOCATOR_LEN: usize = 20;
 pub(crate) const ZIP64_EOCD_LEN: usize = 56;
+/// Why an archive with more than one possible end record is refused.
+const AMBIGUOUS_END: &str = "the archive comment holds zip records (a second archive hidden in the first, which other zip readers would read instead)";
 /// The end record plus the longest comment it may carry.
 pub(crate) const MAX_TAIL: u64 = (EOCD_LEN + u16::MAX as usize) as u64;
 
@@ -96,15 +98,30 @@ pub(crate) fn parse_tail(tail: &[u8], object_size: u64) -> Result<Tail, String> 
         ));
     }
     let tail_start = object_size - tail.len() as u64;
-    // The end record is the last one whose comment length reaches exactly the end of the file.
-    let pos = (0..=tail.len() - EOCD_LEN)
-        .rev()
-        .find(|&i| {
-            u32_at(tail, i) == EOCD_SIG
-                && i + EOCD_LEN + u16_at(tail, i + 20) as usize == tail.len()
-        })
+    // The end record is the one whose comment length reaches exactly the end of the file. Two
+    // such records (a whole zip hidden in the comment) mean two readers may see two archives.
+    let mut candidates = (0..=tail.len() - EOCD_LEN).rev().filter(|&i| {
+        u32_at(tail, i) == EOCD_SIG && i + EOCD_LEN + u16_at(tail, i + 20) as usize == tail.len()
+    });
+    let pos = candidates
+        .next()
         .ok_or("no end-of-central-directory record (not a zip file, or truncated)")?;
+    if candidates.next().is_some() {
+        return Err(AMBIGUOUS_END.into());
+    }
     let eocd = &tail[pos..];
+    let comment = &eocd[EOCD_LEN..];
+    if [
+        LOCAL_HEADER_SIG,
+        CENTRAL_HEADER_SIG,
+        EOCD_SIG,
+        ZIP64_EOCD_SIG,
+    ]
+    .iter()
+    .any(|sig| comment.windows(4).any(|w| w == sig.to_le_bytes()))
+    {
+        return Err(AMBIGUOUS_END.into());
+    }
     if u16_at(eocd, 4) != 0 || u16_at(eocd, 6) != 0 {
         return Err("multi-disk (split) archives are not supported".into());
     }
@@ -308,11 +325,27 @@ pub(crate) fn check_entries(
         )));
     }
     entries.sort_by_key(|e| e.header_offset);
-    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    if let Some(first) = entries.first() {
+        if first.header_offset != 0 {
+            return Err(ArtifactError::UnsafeEntry {
+                name: first.name.clone(),
+                reason: format!(
+                    "{} bytes of data come before the first entry (a self-extractor or a hidden archive)",
+                    first.header_offset
+                ),
+            });
+        }
+    }
+    if let Some(folder) = entries.iter().find(|e| e.is_dir && e.size > 0) {
+        return Err(ArtifactError::UnsafeEntry {
+            name: folder.name.clone(),
+            reason: "a folder entry that holds data".into(),
+        });
+    }
+    let mut seen = std::collections::HashMap::with_capacity(entries.len());
     for pair in entries.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
-        let min_end = a.header_offset + LOCAL_HEADER_LEN + a.name.len() as u64 + a.compressed_size;
-        if min_end > b.header_offset {
+        if data_end(a)? > b.header_offset {
             return Err(ArtifactError::UnsafeEntry {
                 name: b.name.clone(),
                 reason: format!(
@@ -323,9 +356,7 @@ pub(crate) fn check_entries(
         }
     }
     if let Some(last) = entries.last() {
-        if last.header_offset + LOCAL_HEADER_LEN + last.name.len() as u64 + last.compressed_size
-            > cd_offset
-        {
+        if data_end(last)? > cd_offset {
             return Err(ArtifactError::UnsafeEntry {
                 name: last.name.clone(),
                 reason: "its data overlaps the central directory".into(),
@@ -333,12 +364,40 @@ pub(crate) fn check_entries(
         }
     }
     for entry in &entries {
-        if !seen.insert(entry.name.trim_end_matches('/')) {
+        if let Some(other) = seen.insert(extracted_identity(&entry.name), entry.name.as_str()) {
             return Err(ArtifactError::UnsafeEntry {
                 name: entry.name.clone(),
-                reason: "the archive holds two entries with this path".into(),
+                reason: if other.trim_end_matches('/') == entry.name.trim_end_matches('/') {
+                    "the archive holds two entries with this path".into()
+                } else {
+                    format!("it collides with `{other}` once extracted (names equal ignoring case or Unicode normalization)")
+                },
             });
         }
     }
     Ok(entries)
+}
+
+/// Where an entry's data ends at the least (local header, name, compressed data); an offset or
+/// size past what 64 bits hold is refused, never wrapped.
+fn data_end(entry: &ZipEntry) -> Result<u64, ArtifactError> {
+    entry
+        .header_offset
+        .checked_add(LOCAL_HEADER_LEN)
+        .and_then(|n| n.checked_add(entry.name.len() as u64))
+        .and_then(|n| n.checked_add(entry.compressed_size))
+        .ok_or_else(|| ArtifactError::UnsafeEntry {
+            name: entry.name.clone(),
+            reason: "its offset and size overflow 64 bits".into(),
+        })
+}
+
+/// The file an entry becomes on a case-insensitive, normalizing file system or key space:
+/// NFC-normalized, lower-cased, without a folder's trailing `/`.
+fn extracted_identity(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.trim_end_matches('/')
+        .nfc()
+        .collect::<String>()
+        .to_lowercase()
 }

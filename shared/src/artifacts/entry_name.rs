@@ -1,13 +1,16 @@
 //! The rules a zip entry name must follow before anything is extracted or written under it.
 
-/// Checks that `name` is a plain relative path: no absolute path, drive letter, `..`
-/// component, backslash, NUL or other control character.
+/// Checks that `name` is a plain relative path: no absolute path, drive letter, `..`, `.` or
+/// empty component, backslash, NUL or other control character.
 pub fn check_entry_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("empty name");
     }
     if name.contains('\0') {
         return Err("name contains a NUL byte");
+    }
+    if name == "/" {
+        return Err("absolute path");
     }
     if name.chars().any(|c| c.is_control()) {
         return Err("name contains a control character");
@@ -24,6 +27,11 @@ pub fn check_entry_name(name: &str) -> Result<(), &'static str> {
     }
     if name.split('/').any(|part| part == "..") {
         return Err("path traversal: a `..` component");
+    }
+    // `a/./b` and `a//b` are `a/b` once extracted: one archive, one meaning.
+    let inner = name.strip_suffix('/').unwrap_or(name);
+    if inner.split('/').any(|part| part.is_empty() || part == ".") {
+        return Err("an empty or `.` path component (the same file as a plainer name)");
     }
     Ok(())
 }
@@ -59,6 +67,11 @@ mod tests {
             "a\0b",
             "a\nb",
             "a/..",
+            "a//b",
+            "a/./b",
+            "./a",
+            "/",
+            "a//",
         ] {
             assert!(check_entry_name(bad).is_err(), "{bad:?}");
         }

@@ -60,18 +60,20 @@ impl ArtifactReader {
         let end = match parse_tail(&tail, object_size).map_err(not_zip)? {
             Tail::Complete(end) => end,
             Tail::NeedZip64 { offset, eocd_pos } => {
-                let record =
-                    if offset >= tail_start && offset + ZIP64_EOCD_LEN as u64 <= object_size {
-                        let at = (offset - tail_start) as usize;
-                        tail[at..at + ZIP64_EOCD_LEN].to_vec()
-                    } else if offset + ZIP64_EOCD_LEN as u64 <= object_size {
-                        S3Body::get(client, bucket, key, offset, offset + ZIP64_EOCD_LEN as u64)
-                            .await?
-                            .read_exact(ZIP64_EOCD_LEN)
-                            .await?
-                    } else {
-                        return Err(not_zip("zip64 end record lies outside the archive".into()));
-                    };
+                let record_end = offset
+                    .checked_add(ZIP64_EOCD_LEN as u64)
+                    .ok_or_else(|| not_zip("zip64 end record lies outside the archive".into()))?;
+                let record = if offset >= tail_start && record_end <= object_size {
+                    let at = (offset - tail_start) as usize;
+                    tail[at..at + ZIP64_EOCD_LEN].to_vec()
+                } else if record_end <= object_size {
+                    S3Body::get(client, bucket, key, offset, record_end)
+                        .await?
+                        .read_exact(ZIP64_EOCD_LEN)
+                        .await?
+                } else {
+                    return Err(not_zip("zip64 end record lies outside the archive".into()));
+                };
                 parse_zip64_eocd(&record, offset, eocd_pos).map_err(not_zip)?
             }
         };
@@ -143,6 +145,17 @@ impl ArtifactReader {
     /// Sum of the entries' declared uncompressed sizes.
     pub fn total_size(&self) -> u64 {
         self.entries.iter().map(|e| e.size).sum()
+    }
+
+    /// Reads every entry's data once, discarding it, so that CRC-32s, actual sizes and local
+    /// headers are all known good before anything is written outside the artifact store.
+    /// Memory stays bounded (one chunk at a time).
+    pub async fn verify(&self) -> Result<(), ArtifactError> {
+        let mut stream = self.stream().await?;
+        while stream.next_entry().await?.is_some() {
+            while stream.read_chunk().await?.is_some() {}
+        }
+        Ok(())
     }
 
     /// Starts the sequential read of every entry's data.
@@ -237,6 +250,27 @@ impl EntryStream {
             return Err(corrupt(
                 "the local header's compression method differs from the central directory's".into(),
             ));
+        }
+        let local_flags = u16_at(&header, 6);
+        if local_flags & FLAG_ENCRYPTED != 0 {
+            return Err(ArtifactError::Unsupported {
+                name: entry.name.clone(),
+                reason: "the local header marks the entry encrypted".into(),
+            });
+        }
+        // Without a data descriptor the local header carries CRC and sizes; a reader that
+        // trusts them must see what the central directory says.
+        if local_flags & FLAG_DATA_DESCRIPTOR == 0 {
+            let differs =
+                |local: u32, central: u64| local != 0xFFFF_FFFF && u64::from(local) != central;
+            if u32_at(&header, 14) != entry.crc32
+                || differs(u32_at(&header, 18), entry.compressed_size)
+                || differs(u32_at(&header, 22), entry.size)
+            {
+                return Err(corrupt(
+                    "the local header's CRC-32 or sizes differ from the central directory's".into(),
+                ));
+            }
         }
         let inflater = (entry.method == METHOD_DEFLATED).then(|| Decompress::new(false));
         self.current = Some(OpenEntry {

@@ -89,13 +89,13 @@ pub fn site(n: usize, version: u32) -> Vec<(String, Vec<u8>)> {
 }
 
 pub fn success_vars(run: &JobRun) -> serde_json::Map<String, Value> {
-    run.variables()
+    run.expect_variables()
 }
 
 /// The failure of a job that reported exactly once.
 pub fn failure(run: &JobRun) -> (String, String) {
     run.only_result();
-    JobRunAssertions::failure(run)
+    run.expect_failure()
 }
 
 pub fn publish_step(prefix: &str) -> Value {
@@ -104,4 +104,19 @@ pub fn publish_step(prefix: &str) -> Value {
         "cache_control": {"index.html": "no-cache", "assets/**": "public, max-age=31536000, immutable"},
         "default_cache_control": "public, max-age=300"
     }})
+}
+
+/// Offsets of the zip records with signature `PK<a><b>` (central headers: 1, 2; local: 3, 4).
+pub fn records(zip: &[u8], kind: [u8; 2]) -> Vec<usize> {
+    (0..zip.len().saturating_sub(4))
+        .filter(|&i| zip[i..i + 4] == [0x50, 0x4b, kind[0], kind[1]])
+        .collect()
+}
+
+/// The same wrong CRC-32 in both headers of entry `index`: only reading its data can tell.
+pub fn corrupt_crc(zip: &mut [u8], index: usize) {
+    let central = records(zip, [1, 2])[index];
+    let local = records(zip, [3, 4])[index];
+    zip[central + 16] ^= 0xFF;
+    zip[local + 14] ^= 0xFF;
 }

@@ -263,15 +263,15 @@ pub fn last(run: &JobRun) -> &Value {
 }
 
 pub fn variables(run: &JobRun) -> serde_json::Map<String, Value> {
-    run.variables()
+    run.expect_variables()
 }
 
 pub fn summary(run: &JobRun) -> String {
-    JobRunAssertions::summary(run)
+    run.summary_text()
 }
 
 pub fn failure(run: &JobRun) -> (String, String) {
-    JobRunAssertions::failure(run)
+    run.expect_failure()
 }
 
 /// A small schema in three migrations, with a reversible one and a `-- no-transaction` one.

@@ -3,7 +3,7 @@
 
 use pipeline_local::job_invocation::JobRun;
 use pipeline_testkit::{JobEventBuilder, LocalFunction};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 #[allow(unused_imports)]
@@ -62,9 +62,62 @@ pub fn only_result(run: &JobRun) -> Value {
 /// The failure of a job that reported exactly once.
 pub fn failure(run: &JobRun) -> (String, String) {
     run.only_result();
-    JobRunAssertions::failure(run)
+    run.expect_failure()
 }
 
 pub async fn run(f: &LocalFunction, event: Value) -> JobRun {
     f.run(event).await.expect("a job event")
+}
+
+pub fn copy_event() -> serde_json::Value {
+    job_event(json!({"copy": {"input": "Source", "output": "Copied"}}))
+}
+
+pub fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let files: Vec<(String, Vec<u8>)> = entries
+        .iter()
+        .map(|(n, d)| (n.to_string(), d.to_vec()))
+        .collect();
+    pipeline_local::zips::zip_files(&files).unwrap()
+}
+
+/// Offsets of every central directory header in a zip.
+pub fn central_headers(bytes: &[u8]) -> Vec<usize> {
+    (0..bytes.len().saturating_sub(4))
+        .filter(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02])
+        .collect()
+}
+
+/// Offsets of every local file header in a zip.
+pub fn local_headers(bytes: &[u8]) -> Vec<usize> {
+    (0..bytes.len().saturating_sub(4))
+        .filter(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x03, 0x04])
+        .collect()
+}
+
+/// Runs the copy job on `zip` and checks it failed with `expected` in the message, and that
+/// nothing was written to S3.
+pub async fn assert_refused(zip: Vec<u8>, expected: &str) {
+    let h = harness(Duration::from_secs(30), &[]).await;
+    let event = copy_event();
+    h.aws.s3.put_file(BUCKET, &input_key(&event), &zip).unwrap();
+    let run = run(&h, event.clone()).await;
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "JobFailed");
+    assert!(
+        message.contains(expected),
+        "expected `{expected}` in: {message}"
+    );
+    assert!(
+        !h.aws.s3.exists(BUCKET, &output_key(&event)),
+        "an output artifact was written"
+    );
+    for op in [
+        "PutObject",
+        "UploadPart",
+        "CompleteMultipartUpload",
+        "CreateMultipartUpload",
+    ] {
+        assert_eq!(h.aws.calls.count("s3", op), 0, "{op} was called");
+    }
 }
