@@ -1,12 +1,16 @@
 //! One HTTP smoke check: a GET with a timeout, retried with backoff, judged on status and body.
 
-use crate::params::HttpCheck;
+use crate::params::{FollowRedirects, HttpCheck};
 use crate::round::CheckResult;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// How much of a body is searched for `contains`; health pages are small.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Redirects followed before a check gives up.
+const MAX_REDIRECTS: usize = 10;
+/// Characters of a body quoted when `contains` fails.
+const EXCERPT_CHARS: usize = 80;
 
 /// The pause before retry `n` (0-based): 250 ms, 500 ms, 1 s, …
 pub fn backoff(n: u32) -> Duration {
@@ -16,13 +20,19 @@ pub fn backoff(n: u32) -> Duration {
 /// Runs `check` until it passes, its retries are spent, or `deadline` leaves no time for
 /// another attempt. The result describes the last attempt.
 pub async fn run(client: &reqwest::Client, check: &HttpCheck, deadline: Instant) -> CheckResult {
-    let name = format!("GET {}", check.url);
+    let shown_url = crate::redact::url(&check.url);
+    let name = format!("GET {shown_url}");
     let mut attempt = 0;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let timeout = check.timeout().min(left);
+        let limit = if timeout < check.timeout() {
+            Limit::InvocationTime(check.timeout())
+        } else {
+            Limit::CheckTimeout
+        };
         let started = Instant::now();
-        let seen = attempt_once(client, check, timeout).await;
+        let seen = attempt_once(client, check, timeout, limit).await;
         let elapsed = started.elapsed();
         match seen {
             Ok(detail) => {
@@ -40,7 +50,7 @@ pub async fn run(client: &reqwest::Client, check: &HttpCheck, deadline: Instant)
                     };
                     return CheckResult::failed(name, format!("{problem} ({tries})"));
                 }
-                tracing::info!(url = %check.url, attempt = attempts, %problem, "check attempt failed; retrying");
+                tracing::info!(url = %shown_url, attempt = attempts, %problem, "check attempt failed; retrying");
                 tokio::time::sleep(pause).await;
                 attempt += 1;
             }
@@ -48,26 +58,31 @@ pub async fn run(client: &reqwest::Client, check: &HttpCheck, deadline: Instant)
     }
 }
 
+/// What bounded an attempt: the check's own timeout, or the invocation running out of time
+/// first (then the endpoint is not to blame).
+#[derive(Clone, Copy)]
+enum Limit {
+    CheckTimeout,
+    InvocationTime(Duration),
+}
+
 async fn attempt_once(
     client: &reqwest::Client,
     check: &HttpCheck,
     timeout: Duration,
+    limit: Limit,
 ) -> Result<String, String> {
-    let timed_out = || format!("timed out after {} ms", timeout.as_millis());
-    let exchange = async {
-        let response = client
-            .get(&check.url)
-            .send()
-            .await
-            .map_err(describe_error)?;
-        let status = response.status().as_u16();
-        let body = match &check.contains {
-            Some(_) => read_prefix(response).await?,
-            None => Vec::new(),
-        };
-        Ok::<_, String>((status, body))
+    let timed_out = || {
+        match limit {
+        Limit::CheckTimeout => format!("timed out after {} ms", timeout.as_millis()),
+        Limit::InvocationTime(allowed) => format!(
+            "not answered when the invocation's time ran out ({} ms left of the {} ms the check allows); raise the function's timeout or lower the check's timeout_ms",
+            timeout.as_millis(),
+            allowed.as_millis()
+        ),
+    }
     };
-    let (status, body) = tokio::time::timeout(timeout, exchange)
+    let (status, body) = tokio::time::timeout(timeout, exchange(client, check))
         .await
         .map_err(|_| timed_out())??;
     if status != check.status {
@@ -80,6 +95,64 @@ async fn attempt_once(
         )),
         Some(needle) => Ok(format!("status {status}, body contains {needle:?}")),
         None => Ok(format!("status {status}")),
+    }
+}
+
+/// One GET with the check's redirect policy; the final status and (when `contains` is set)
+/// the start of the body.
+async fn exchange(client: &reqwest::Client, check: &HttpCheck) -> Result<(u16, Vec<u8>), String> {
+    let first = reqwest::Url::parse(&check.url).map_err(|e| format!("not a URL: {e}"))?;
+    let mut url = first.clone();
+    for _ in 0..=MAX_REDIRECTS {
+        let response = client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(describe_error)?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok());
+        if let (true, Some(location)) = (status.is_redirection(), location) {
+            if check.follow_redirects == FollowRedirects::None {
+                return Ok((status.as_u16(), Vec::new()));
+            }
+            let next = url.join(location).map_err(|e| {
+                format!(
+                    "status {} redirects to an invalid location: {e}",
+                    status.as_u16()
+                )
+            })?;
+            if check.follow_redirects == FollowRedirects::SameHost && !same_host(&first, &next) {
+                return Err(format!(
+                    "status {} redirects to {} on another host; not followed (set \"follow_redirects\": \"any\" to follow it)",
+                    status.as_u16(),
+                    crate::redact::url(next.as_str())
+                ));
+            }
+            url = next;
+            continue;
+        }
+        let body = match &check.contains {
+            Some(_) => read_prefix(response).await?,
+            None => Vec::new(),
+        };
+        return Ok((status.as_u16(), body));
+    }
+    Err(format!("more than {MAX_REDIRECTS} redirects"))
+}
+
+/// The same host: on the same scheme the same port, or `http` → `https`; never down from
+/// `https` to `http`.
+fn same_host(first: &reqwest::Url, next: &reqwest::Url) -> bool {
+    if first.host_str() != next.host_str() {
+        return false;
+    }
+    match (first.scheme(), next.scheme()) {
+        ("https", "http") => false,
+        (a, b) if a == b => first.port_or_known_default() == next.port_or_known_default(),
+        _ => true,
     }
 }
 
@@ -99,13 +172,24 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// The start of a body, printable: control characters and invalid UTF-8 shown as `·`.
 fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
-    if body.len() > 120 {
-        format!("{text}…")
-    } else {
-        text
+    let text = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_CHARS * 4)]);
+    let mut shown: String = text
+        .chars()
+        .take(EXCERPT_CHARS)
+        .map(|c| {
+            if c.is_control() || c == '\u{fffd}' {
+                '·'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if text.chars().count() > EXCERPT_CHARS || body.len() > EXCERPT_CHARS * 4 {
+        shown.push('…');
     }
+    shown
 }
 
 /// reqwest's own message is generic ("error sending request"); the cause chain says what

@@ -14,6 +14,7 @@ mod alarms;
 mod bake;
 mod http_check;
 pub mod params;
+mod redact;
 mod round;
 
 pub use bake::BakeState;
@@ -36,6 +37,8 @@ impl Clients {
                 "codepipeline-deploy-gate/",
                 env!("CARGO_PKG_VERSION")
             ))
+            // Redirects are followed by the check itself, by its `follow_redirects`.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),

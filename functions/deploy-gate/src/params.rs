@@ -46,6 +46,23 @@ pub struct HttpCheck {
     /// Further attempts, with backoff, before the check counts as failed.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Which redirects are followed.
+    #[serde(default)]
+    pub follow_redirects: FollowRedirects,
+}
+
+/// Which redirects a check follows. A health check that ends up on another host checks
+/// something else than the deployment, so by default only the checked host's own redirects are.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FollowRedirects {
+    /// Redirects to the same host (`http` → `https` included, never back down).
+    #[default]
+    SameHost,
+    /// Any redirect.
+    Any,
+    /// None: a 3xx is the answer that is judged.
+    None,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -133,12 +150,16 @@ impl Params {
 
 impl HttpCheck {
     fn validate(&self) -> Result<(), JobError> {
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| JobError::config(format!("`url` `{}` is not a URL: {e}", self.url)))?;
+        let url = reqwest::Url::parse(&self.url).map_err(|e| {
+            JobError::config(format!(
+                "`url` `{}` is not a URL: {e}",
+                crate::redact::url(&self.url)
+            ))
+        })?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(JobError::config(format!(
                 "`url` `{}` must be an http:// or https:// URL with a host",
-                self.url
+                crate::redact::url(&self.url)
             )));
         }
         if !(100..=599).contains(&self.status) {

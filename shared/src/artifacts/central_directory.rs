@@ -26,6 +26,8 @@ pub(crate) const MAX_TAIL: u64 = (EOCD_LEN + u16::MAX as usize) as u64;
 pub(crate) const METHOD_STORED: u16 = 0;
 pub(crate) const METHOD_DEFLATED: u16 = 8;
 pub(crate) const FLAG_ENCRYPTED: u16 = 1;
+/// The latest zip specification version (6.3) an entry may need to be extracted.
+const MAX_VERSION_NEEDED: u16 = 63;
 pub(crate) const FLAG_DATA_DESCRIPTOR: u16 = 1 << 3;
 pub(crate) const FLAG_UTF8: u16 = 1 << 11;
 
@@ -192,6 +194,9 @@ pub(crate) fn parse_central_header(header: &[u8], rest: &[u8]) -> Result<ZipEntr
         return Err(corrupt("bad central directory header signature"));
     }
     let made_by = u16_at(header, 4);
+    // The low byte is the zip specification version (63 = 6.3) the entry needs; later
+    // versions mean features we do not read, and other readers refuse the whole archive.
+    let version_needed = u16_at(header, 6) & 0xFF;
     let flags = u16_at(header, 8);
     let method = u16_at(header, 10);
     let crc32 = u32_at(header, 16);
@@ -262,6 +267,16 @@ pub(crate) fn parse_central_header(header: &[u8], rest: &[u8]) -> Result<ZipEntr
                 reason: "special file (device, FIFO or socket) entries are refused".into(),
             })
         }
+    }
+    if version_needed > MAX_VERSION_NEEDED {
+        return Err(ArtifactError::Unsupported {
+            name,
+            reason: format!(
+                "it needs zip version {}.{} to extract (at most 6.3 is read)",
+                version_needed / 10,
+                version_needed % 10
+            ),
+        });
     }
     if flags & FLAG_ENCRYPTED != 0 {
         return Err(ArtifactError::Unsupported {

@@ -10,6 +10,9 @@ mod s3_body;
 mod upload;
 mod writer;
 
+#[cfg(test)]
+mod properties;
+
 pub use central_directory::ZipEntry;
 pub use entry_name::check_entry_name;
 pub use error::ArtifactError;
