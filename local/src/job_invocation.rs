@@ -131,13 +131,21 @@ pub async fn run_job(
     let mut registered = false;
     loop {
         let issued = aws.issue_credentials();
-        event["CodePipeline.job"]["data"]["artifactCredentials"] = json!({
+        let credentials = json!({
             "accessKeyId": issued.access_key_id,
             "secretAccessKey": issued.secret_access_key,
             "sessionToken": issued.session_token,
             "expirationTime": (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0) + 3_600_000) as u64,
         });
-        let data = event["CodePipeline.job"]["data"].clone();
+        // An event whose `data` is not an object is handed over as it is: the function must
+        // report it, and this host must not fall over it.
+        if let Some(data) = data_of(&mut event) {
+            data.insert("artifactCredentials".into(), credentials);
+        }
+        let data = event
+            .pointer("/CodePipeline.job/data")
+            .cloned()
+            .unwrap_or(Value::Null);
         if registered {
             aws.codepipeline.update_job_data(&job_id, data);
         } else {
@@ -152,7 +160,9 @@ pub async fn run_job(
             .and_then(|r| r.continuation_token());
         match token {
             Some(token) if invocations.len() <= max_continuations => {
-                event["CodePipeline.job"]["data"]["continuationToken"] = json!(token);
+                if let Some(data) = data_of(&mut event) {
+                    data.insert("continuationToken".into(), json!(token));
+                }
             }
             _ => break,
         }
@@ -162,4 +172,10 @@ pub async fn run_job(
         job_id,
         invocations,
     })
+}
+
+fn data_of(event: &mut Value) -> Option<&mut Map<String, Value>> {
+    event
+        .pointer_mut("/CodePipeline.job/data")
+        .and_then(Value::as_object_mut)
 }

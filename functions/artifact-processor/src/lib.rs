@@ -65,7 +65,7 @@ pub async fn handle(job: Job<Params, ()>, clients: Clients) -> Result<JobOutcome
         for (key, value) in report.variables {
             match key {
                 // Counts add up across several publish steps.
-                "FilesPublished" | "FilesDeleted" => {
+                "FilesPublished" | "FilesHeadersUpdated" | "FilesDeleted" => {
                     *totals.entry(key).or_default() += value.parse::<u64>().unwrap_or(0);
                 }
                 _ => {

@@ -31,6 +31,11 @@ const SMALL_FILE: u64 = 8 * 1024 * 1024;
 const MEMORY_BUDGET: u64 = 32 * 1024 * 1024;
 /// The metadata key holding the content's SHA-256.
 pub const SHA256_METADATA: &str = "sha256";
+/// User metadata naming the header rules (Content-Type table and `cache_control`) an object
+/// was published with, so that a change of rules re-publishes the headers of unchanged files.
+pub const HEADER_RULES_METADATA: &str = "publish-headers";
+/// Bumped when [`content_type`] changes what it answers.
+const CONTENT_TYPE_RULES: &str = "content-type-v1";
 /// `DeleteObjects` takes at most this many keys.
 const DELETE_BATCH: usize = 1000;
 
@@ -117,6 +122,11 @@ struct Existing {
 struct Target {
     client: aws_sdk_s3::Client,
     bucket: String,
+    /// Digest of the header rules of this publish.
+    header_rules: String,
+    /// The objects already there were published with other header rules: unchanged files get
+    /// their headers replaced (a `CopyObject` onto themselves) instead of being skipped.
+    refresh_headers: bool,
 }
 
 impl Target {
@@ -162,6 +172,49 @@ impl Target {
             }
         }
         Ok(found)
+    }
+
+    /// The header rules the objects under `prefix` were published with, read from one of
+    /// them (every publish leaves all of its objects on the same rules).
+    async fn published_header_rules(&self, key: &str) -> Result<Option<String>, JobError> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.sdk_failed("HeadObject", key, e))?;
+        Ok(head
+            .metadata()
+            .and_then(|m| m.get(HEADER_RULES_METADATA))
+            .cloned())
+    }
+
+    /// Replaces an unchanged object's headers with this publish's, without sending its data.
+    async fn refresh(&self, key: &str, options: ObjectOptions) -> Result<Fate, JobError> {
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .copy_source(format!("{}/{}", self.bucket, encode_path(key)))
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .set_content_type(options.content_type)
+            .set_cache_control(options.cache_control)
+            .set_metadata(Some(options.metadata.into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| self.sdk_failed("CopyObject", key, e))?;
+        Ok(Fate::HeadersOnly(key.to_string()))
+    }
+
+    /// What becomes of a file whose content is already there.
+    async fn keep(&self, key: &str, options: ObjectOptions) -> Result<Fate, JobError> {
+        if self.refresh_headers {
+            self.refresh(key, options).await
+        } else {
+            Ok(Fate::Unchanged)
+        }
     }
 
     async fn unchanged(
@@ -222,6 +275,8 @@ impl Target {
 /// What happened to one file.
 enum Fate {
     Uploaded(String),
+    /// Same content, new headers.
+    HeadersOnly(String),
     Unchanged,
 }
 
@@ -235,15 +290,27 @@ pub async fn run(
     let store = job.artifacts()?;
     // The whole table of contents is checked before anything is written.
     let reader = store.open(job.input(&step.input)?).await?;
-    let target = Arc::new(Target {
+    let mut target = Target {
         client: clients.s3.clone(),
         bucket: step.bucket.clone(),
-    });
+        header_rules: header_rules_digest(step),
+        refresh_headers: false,
+    };
     // Nothing is published from an archive that turns out bad halfway: every entry's CRC,
     // size and local header is checked first (while the bucket is listed).
     let (verified, existing) = tokio::join!(reader.verify(), target.list(&prefix));
     verified?;
     let existing = existing?;
+    let sample = reader
+        .entries()
+        .iter()
+        .map(|e| format!("{prefix}{}", e.name))
+        .find(|key| existing.contains_key(key));
+    if let Some(key) = sample {
+        target.refresh_headers =
+            target.published_header_rules(&key).await?.as_deref() != Some(&target.header_rules);
+    }
+    let target = Arc::new(target);
     let mut entries = reader.stream().await?;
 
     let slots = Arc::new(Semaphore::new(step.concurrency));
@@ -251,15 +318,18 @@ pub async fn run(
     let mut uploads: JoinSet<Result<Fate, JobError>> = JoinSet::new();
     let mut wanted: HashSet<String> = HashSet::new();
     let mut changed: Vec<String> = Vec::new();
+    let mut headers_only: Vec<String> = Vec::new();
     let mut unchanged = 0usize;
     let mut failure: Option<JobError> = None;
 
     let record = |result: Result<Result<Fate, JobError>, tokio::task::JoinError>,
                   changed: &mut Vec<String>,
+                  headers_only: &mut Vec<String>,
                   unchanged: &mut usize|
      -> Result<(), JobError> {
         match result {
             Ok(Ok(Fate::Uploaded(key))) => changed.push(key),
+            Ok(Ok(Fate::HeadersOnly(key))) => headers_only.push(key),
             Ok(Ok(Fate::Unchanged)) => *unchanged += 1,
             Ok(Err(err)) => return Err(err),
             Err(err) => return Err(JobError::failed(format!("upload task failed: {err}"))),
@@ -284,6 +354,7 @@ pub async fn run(
         let mut options = ObjectOptions {
             content_type: Some(content_type(&entry.name)),
             cache_control: rules.for_path(&entry.name),
+            metadata: vec![(HEADER_RULES_METADATA.into(), target.header_rules.clone())],
             ..ObjectOptions::default()
         };
         let prior = existing.get(&key).cloned();
@@ -315,7 +386,7 @@ pub async fn run(
                     .unchanged(&key, data.len() as u64, &sha256, &md5, prior)
                     .await?
                 {
-                    return Ok(Fate::Unchanged);
+                    return target.keep(&key, options).await;
                 }
                 target.put_small(&key, data, options).await?;
                 Ok(Fate::Uploaded(key))
@@ -323,18 +394,19 @@ pub async fn run(
         } else {
             match publish_large(&target, &mut entries, &key, options, prior).await {
                 Ok(Fate::Uploaded(key)) => changed.push(key),
+                Ok(Fate::HeadersOnly(key)) => headers_only.push(key),
                 Ok(Fate::Unchanged) => unchanged += 1,
                 Err(err) => failure = Some(err),
             }
         }
         while let Some(done) = uploads.try_join_next() {
-            if let Err(err) = record(done, &mut changed, &mut unchanged) {
+            if let Err(err) = record(done, &mut changed, &mut headers_only, &mut unchanged) {
                 failure.get_or_insert(err);
             }
         }
     }
     while let Some(done) = uploads.join_next().await {
-        if let Err(err) = record(done, &mut changed, &mut unchanged) {
+        if let Err(err) = record(done, &mut changed, &mut headers_only, &mut unchanged) {
             failure.get_or_insert(err);
         }
     }
@@ -360,9 +432,12 @@ pub async fn run(
     };
 
     let invalidation = match &step.cloudfront_distribution_id {
-        Some(distribution) if !changed.is_empty() || !stale.is_empty() => {
+        Some(distribution)
+            if !changed.is_empty() || !headers_only.is_empty() || !stale.is_empty() =>
+        {
             let mut paths: Vec<String> = changed
                 .iter()
+                .chain(headers_only.iter())
                 .chain(stale.iter())
                 .map(|k| format!("/{}", encode_path(k)))
                 .collect();
@@ -384,13 +459,15 @@ pub async fn run(
     };
 
     let mut summary = format!(
-        "s3://{}/{prefix}: {} uploaded, {unchanged} unchanged, {} deleted",
+        "s3://{}/{prefix}: {} uploaded, {} updated for headers only, {unchanged} unchanged, {} deleted",
         step.bucket,
         changed.len(),
+        headers_only.len(),
         stale.len()
     );
     let mut variables = vec![
         ("FilesPublished", changed.len().to_string()),
+        ("FilesHeadersUpdated", headers_only.len().to_string()),
         ("FilesDeleted", stale.len().to_string()),
     ];
     if let Some(id) = invalidation {
@@ -398,6 +475,17 @@ pub async fn run(
         variables.push(("InvalidationId", id));
     }
     Ok(StepReport { summary, variables })
+}
+
+/// A short digest of everything that decides an object's headers: the Content-Type table's
+/// version, the `cache_control` rules in order and the default.
+fn header_rules_digest(step: &PublishStep) -> String {
+    let rules = serde_json::json!([
+        CONTENT_TYPE_RULES,
+        step.cache_control.iter().collect::<Vec<_>>(),
+        step.default_cache_control,
+    ]);
+    crate::digest::sha256_hex(rules.to_string().as_bytes())[..16].to_string()
 }
 
 /// Spools a large entry to a temporary file while hashing it, then uploads it in parts if it
@@ -427,10 +515,12 @@ async fn publish_large(
         .await
         .map_err(|e| JobError::failed(format!("cannot spool {key}: {e}")))?;
     let (sha256, md5) = digests.finish();
+    options
+        .metadata
+        .push((SHA256_METADATA.into(), sha256.clone()));
     if target.unchanged(key, size, &sha256, &md5, prior).await? {
-        return Ok(Fate::Unchanged);
+        return target.keep(key, options).await;
     }
-    options.metadata.push((SHA256_METADATA.into(), sha256));
     let mut upload = ObjectUpload::new(
         target.client.clone(),
         &target.bucket,

@@ -27,8 +27,19 @@ pub fn check(step: &RenderStep) -> Result<(), JobError> {
 }
 
 /// The text with known placeholders replaced, and the names of unknown ones.
+#[cfg(test)]
 pub fn render(text: &str, values: &IndexMap<String, String>) -> (String, BTreeSet<String>) {
-    let mut out = String::with_capacity(text.len());
+    render_within(text, values, usize::MAX).unwrap_or_default()
+}
+
+/// Renders like `render` (the test-only wrapper), giving up (`None`) as soon as the output would pass `max_len` bytes: a few
+/// placeholders with long values can turn a small template into gigabytes.
+pub fn render_within(
+    text: &str,
+    values: &IndexMap<String, String>,
+    max_len: usize,
+) -> Option<(String, BTreeSet<String>)> {
+    let mut out = String::with_capacity(text.len().min(max_len));
     let mut missing = BTreeSet::new();
     let mut rest = text;
     while let Some(pos) = rest.find(['{', '<']) {
@@ -50,7 +61,12 @@ pub fn render(text: &str, values: &IndexMap<String, String>) -> (String, BTreeSe
         match found {
             Some((name, len)) => {
                 match values.get(name) {
-                    Some(value) => out.push_str(value),
+                    Some(value) => {
+                        if out.len().saturating_add(value.len()) > max_len {
+                            return None;
+                        }
+                        out.push_str(value)
+                    }
                     None => {
                         missing.insert(name.to_string());
                         out.push_str(&tail[..len]);
@@ -66,7 +82,7 @@ pub fn render(text: &str, values: &IndexMap<String, String>) -> (String, BTreeSe
         }
     }
     out.push_str(rest);
-    (out, missing)
+    (out.len() <= max_len).then_some((out, missing))
 }
 
 fn is_brace_name(name: &str) -> bool {
@@ -106,7 +122,16 @@ pub async fn run(job: &Job<crate::Params, ()>, step: &RenderStep) -> Result<Step
                     let text = String::from_utf8(bytes).map_err(|_| {
                         JobError::config(format!("render: `{}` is not UTF-8 text", entry.name))
                     })?;
-                    let (out, unknown) = render(&text, &step.values);
+                    let budget = pipeline_ext::artifacts::memory_budget_bytes();
+                    let (out, unknown) =
+                        render_within(&text, &step.values, usize::try_from(budget).unwrap_or(usize::MAX))
+                            .ok_or_else(|| {
+                                JobError::failed(format!(
+                                    "render: `{}` would grow past {} MiB once rendered, the share of the function's memory one file may take; shorten the values or raise the function's memory size",
+                                    entry.name,
+                                    budget >> 20
+                                ))
+                            })?;
                     missing.extend(
                         unknown
                             .into_iter()

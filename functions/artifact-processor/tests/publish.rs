@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use pipeline_local::faults::Fault;
+use pipeline_testkit::JobRunAssertions;
 use serde_json::json;
 
 fn site_puts(f: &pipeline_testkit::LocalFunction) -> usize {
@@ -270,4 +271,74 @@ async fn large_files_are_spooled_and_uploaded_in_parts() {
         .unwrap();
     assert_eq!(success_vars(&run(&f, again).await)["FilesPublished"], "0");
     assert_eq!(f.aws.calls.count("s3", "UploadPart"), 0);
+}
+
+#[tokio::test]
+async fn a_cache_control_change_updates_the_headers_of_unchanged_files() {
+    let f = processor(&[]).await;
+    let files = site(8, 1);
+    let publish = |step: serde_json::Value| {
+        let e = event(json!([step]), &[]);
+        f.aws
+            .s3
+            .put_file(ARTIFACTS, &input_key(&e), &zip_of(&files))
+            .unwrap();
+        e
+    };
+    assert!(run(&f, publish(publish_step("site"))).await.succeeded());
+
+    // Same bytes, same rules: nothing is copied, nothing uploaded.
+    f.aws.calls.clear();
+    let same = run(&f, publish(publish_step("site"))).await;
+    assert_eq!(success_vars(&same)["FilesHeadersUpdated"], "0");
+    assert_eq!(f.aws.calls.count("s3", "CopyObject"), 0);
+    assert_eq!(site_puts(&f), 0);
+
+    // Same bytes, new Cache-Control for the assets: every unchanged file gets its headers.
+    f.aws.calls.clear();
+    let mut step = publish_step("site");
+    step["publish"]["cache_control"] = json!({"assets/**": "public, max-age=60"});
+    let changed = run(&f, publish(step)).await;
+    let vars = success_vars(&changed);
+    assert_eq!(vars["FilesPublished"], "0");
+    assert_eq!(vars["FilesHeadersUpdated"], "8");
+    assert!(
+        changed
+            .summary_text()
+            .contains("8 updated for headers only"),
+        "{}",
+        changed.summary_text()
+    );
+    assert_eq!(site_puts(&f), 0, "no data was sent again");
+    let asset = files
+        .iter()
+        .map(|(name, _)| name)
+        .find(|n| n.starts_with("assets/"))
+        .unwrap();
+    let head = f
+        .s3_client()
+        .head_object()
+        .bucket(SITE)
+        .key(format!("site/{asset}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.cache_control(), Some("public, max-age=60"));
+    assert!(
+        head.content_type().unwrap().starts_with("text/javascript")
+            || head.content_type().unwrap().starts_with("text/css")
+    );
+    let index = f
+        .s3_client()
+        .head_object()
+        .bucket(SITE)
+        .key("site/index.html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        index.cache_control(),
+        Some("public, max-age=300"),
+        "the default now applies"
+    );
 }

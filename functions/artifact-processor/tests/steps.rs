@@ -301,3 +301,29 @@ async fn promote_refuses_a_bomb_that_declares_a_small_size() {
     }
     assert_promote_refuses(zip, "expands beyond its declared size").await;
 }
+
+#[tokio::test]
+async fn render_past_the_memory_budget_fails_cleanly_with_bounded_memory() {
+    // 1 MiB of placeholders, each replaced by 10 KiB: 2 GiB rendered, against a budget of a
+    // quarter of the function's 512 MiB.
+    let f = processor(&[]).await;
+    let steps = json!([{"render": {"input": "Source", "output": "Rendered", "files": ["bomb.json"],
+        "values": {"X": "x".repeat(10 * 1024)}}}]);
+    let e = event(steps, &["Rendered"]);
+    let template = "{{X}}".repeat(200 * 1024).into_bytes();
+    let zip = zip_of(&[("bomb.json".into(), template)]);
+    f.aws.s3.put_file(ARTIFACTS, &input_key(&e), &zip).unwrap();
+    let run = run(&f, e.clone()).await;
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "JobFailed");
+    assert!(
+        message.contains("`bomb.json` would grow past 128 MiB once rendered"),
+        "{message}"
+    );
+    let peak_mib = run.invocations[0].peak_rss_kib.unwrap_or(0) / 1024;
+    assert!(
+        peak_mib < 400,
+        "peak RSS {peak_mib} MiB: memory was not bounded"
+    );
+    assert!(!f.aws.s3.exists(ARTIFACTS, &output_key(&e, "Rendered")));
+}

@@ -11,6 +11,20 @@ pub struct ZipLimits {
     /// Highest expansion ratio (uncompressed : compressed), for the archive as a whole and for
     /// any single entry above [`ZipLimits::RATIO_FLOOR`] bytes.
     pub max_ratio: u64,
+    /// Largest central directory read into memory (its names and records).
+    pub max_directory_bytes: u64,
+}
+
+/// How much of the function's memory one piece of in-memory work may take: a quarter of
+/// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (which Lambda sets, in MiB; 1,024 MiB when unset), so that
+/// a job over it fails with a message instead of the process dying with no report.
+pub fn memory_budget_bytes() -> u64 {
+    let mib = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(1024);
+    mib.saturating_mul(1 << 20) / 4
 }
 
 impl ZipLimits {
@@ -32,6 +46,7 @@ impl ZipLimits {
             max_entries: read("ARTIFACT_MAX_ENTRIES", default.max_entries),
             max_total_bytes: read("ARTIFACT_MAX_BYTES", default.max_total_bytes),
             max_ratio: read("ARTIFACT_MAX_RATIO", default.max_ratio),
+            max_directory_bytes: memory_budget_bytes(),
         }
     }
 }
@@ -42,6 +57,7 @@ impl Default for ZipLimits {
             max_entries: 100_000,
             max_total_bytes: 4 << 30,
             max_ratio: 200,
+            max_directory_bytes: 64 << 20,
         }
     }
 }

@@ -16,7 +16,7 @@ mod properties;
 pub use central_directory::ZipEntry;
 pub use entry_name::check_entry_name;
 pub use error::ArtifactError;
-pub use limits::ZipLimits;
+pub use limits::{memory_budget_bytes, ZipLimits};
 pub use reader::{ArtifactReader, EntryStream};
 pub use upload::{Encryption, ObjectOptions, ObjectUpload, DEFAULT_PART_SIZE};
 pub use writer::{ArtifactWriter, WrittenArtifact};

@@ -84,7 +84,13 @@ impl ArtifactReader {
             )));
         }
 
-        let mut entries = Vec::with_capacity(end.entries as usize);
+        if end.cd_size > limits.max_directory_bytes {
+            return Err(ArtifactError::OverLimit(format!(
+                "the central directory is {} bytes, more than the {} bytes this function's memory allows for it (raise the function's memory size)",
+                end.cd_size, limits.max_directory_bytes
+            )));
+        }
+        let mut entries = Vec::with_capacity(end.entries.min(limits.max_entries) as usize);
         if end.cd_size > 0 {
             let mut cd = S3Body::get(
                 client,

@@ -244,3 +244,29 @@ async fn refuses_an_entry_with_a_bomb_ratio() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_central_directory_larger_than_the_memory_budget_is_refused_before_it_is_read() {
+    // 1 MiB of function memory: a quarter of it, 256 KiB, for the central directory.
+    let h = harness(
+        Duration::from_secs(30),
+        &[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1")],
+    )
+    .await;
+    let long = "n".repeat(180);
+    let names: Vec<String> = (0..3000).map(|i| format!("{long}/{i:05}")).collect();
+    let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
+    let event = copy_event();
+    h.aws
+        .s3
+        .put_file(BUCKET, &input_key(&event), &zip_with(&files))
+        .unwrap();
+    let run = run(&h, event.clone()).await;
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "JobFailed");
+    assert!(
+        message.contains("more than the 262144 bytes this function's memory allows"),
+        "{message}"
+    );
+    assert!(!h.aws.s3.exists(BUCKET, &output_key(&event)));
+}
