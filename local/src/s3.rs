@@ -206,6 +206,18 @@ async fn handle(State(s3): State<LocalS3>, request: Request) -> Response {
 
     let is_head = request.method() == Method::HEAD;
     let response = match s3.faults.take("s3", &operation, key.as_deref()) {
+        Some(fault) if fault.code == crate::service::HANG => {
+            // Recorded now (status 0): the connection is held until the client gives up.
+            s3.calls.record(Call {
+                service: "s3",
+                operation,
+                at_ms,
+                status: 0,
+                access_key: access_key_of(&headers),
+                detail: Value::Object(detail),
+            });
+            return std::future::pending().await;
+        }
         Some(fault) => xml_error(
             fault.status,
             &fault.code,

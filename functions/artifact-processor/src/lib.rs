@@ -56,6 +56,7 @@ pub async fn handle(job: Job<Params, ()>, clients: Clients) -> Result<JobOutcome
     let mut success = JobSuccess::default();
     for (index, step) in job.params.steps.iter().enumerate() {
         let label = format!("step {} ({})", index + 1, step.name());
+        job.doing(&label);
         // Boxed: each step is a large future, and nesting them all inline overflows rustc's layout depth.
         let report = Box::pin(run_step(&job, &clients, step))
             .await

@@ -350,6 +350,7 @@ pub async fn run(
             continue;
         }
         let key = format!("{prefix}{}", entry.name);
+        job.doing(format!("publishing s3://{}/{key}", step.bucket));
         wanted.insert(key.clone());
         let mut options = ObjectOptions {
             content_type: Some(content_type(&entry.name)),

@@ -223,6 +223,38 @@ impl ObjectUpload {
     }
 }
 
+impl Drop for ObjectUpload {
+    /// An upload dropped unfinished (its step failed, or the runner stopped the job at its
+    /// deadline) leaves nothing running and nothing behind: the part in flight is cancelled,
+    /// so it cannot land after the job's result was reported, and the multipart upload is
+    /// aborted.
+    fn drop(&mut self) {
+        if let Some(task) = self.in_flight.take() {
+            task.abort();
+        }
+        let Some(upload_id) = self.upload_id.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
+        runtime.spawn(async move {
+            let result = client
+                .abort_multipart_upload()
+                .bucket(&bucket)
+                .key(&key)
+                .upload_id(upload_id)
+                .send()
+                .await;
+            match result {
+                Ok(_) => tracing::info!(bucket = %bucket, key = %key, "unfinished multipart upload aborted"),
+                Err(err) => tracing::warn!(bucket = %bucket, key = %key, error = %crate::sdk::SdkFailure::from_sdk("S3", "AbortMultipartUpload", &err), "could not abort multipart upload; an S3 lifecycle rule will clean it up"),
+            }
+        });
+    }
+}
+
 fn sse_headers(encryption: &Encryption) -> (Option<ServerSideEncryption>, Option<String>) {
     match encryption {
         Encryption::BucketDefault => (None, None),

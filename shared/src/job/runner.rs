@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
@@ -50,9 +50,32 @@ pub struct Job<P, S> {
     pub outputs: Vec<Artifact>,
     artifacts: Option<ArtifactStore>,
     deadline: Instant,
+    activity: Activity,
+}
+
+/// What a job is doing right now, for the message when its time runs out.
+#[derive(Clone, Default)]
+struct Activity(Arc<Mutex<String>>);
+
+impl Activity {
+    fn set(&self, what: String) {
+        if let Ok(mut current) = self.0.lock() {
+            *current = what;
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.0.lock().map(|c| c.clone()).unwrap_or_default()
+    }
 }
 
 impl<P, S> Job<P, S> {
+    /// Notes what the job is doing now (a step, a key, a URL), so that a job stopped at its
+    /// deadline says what ran out of time, not only that time ran out.
+    pub fn doing(&self, what: impl Into<String>) {
+        self.activity.set(what.into());
+    }
+
     /// Artifact IO with the job's own credentials.
     pub fn artifacts(&self) -> Result<&ArtifactStore, JobError> {
         self.artifacts
@@ -177,8 +200,16 @@ impl JobRunner {
             "job started"
         );
 
-        let outcome = match self.prepare::<P, S>(payload, &request_id, work_deadline) {
-            Ok(job) => run_until(work_deadline, handler(job)).await,
+        let activity = Activity::default();
+        let outcome = match self.prepare::<P, S>(payload, &request_id, work_deadline, &activity) {
+            Ok(job) => {
+                let overrun = Overrun {
+                    started: Instant::now(),
+                    margin: self.safety_margin,
+                    activity,
+                };
+                run_until(work_deadline, overrun, handler(job)).await
+            }
             Err(err) => Err(err),
         };
         let report_deadline = deadline
@@ -193,6 +224,7 @@ impl JobRunner {
         payload: Value,
         request_id: &str,
         deadline: Instant,
+        activity: &Activity,
     ) -> Result<Job<P, S>, JobError>
     where
         P: DeserializeOwned,
@@ -227,6 +259,7 @@ impl JobRunner {
             outputs: job.data.output_artifacts,
             artifacts,
             deadline,
+            activity: activity.clone(),
         })
     }
 
@@ -428,7 +461,45 @@ fn response(job_id: &str, reported: &str, failure_type: Option<&str>) -> Value {
 
 /// Runs the handler on its own task so that a panic is caught and a handler that overruns is
 /// stopped at `deadline`.
-async fn run_until<S, Fut>(deadline: Instant, work: Fut) -> Result<JobOutcome<S>, JobError>
+/// What the message of a job stopped at its deadline says: how long it had, how much was kept
+/// back, and what it was doing.
+struct Overrun {
+    started: Instant,
+    margin: Duration,
+    activity: Activity,
+}
+
+impl Default for Overrun {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            margin: DEFAULT_SAFETY_MARGIN,
+            activity: Activity::default(),
+        }
+    }
+}
+
+impl Overrun {
+    fn message(&self) -> String {
+        let doing = self.activity.describe();
+        let doing = if doing.is_empty() {
+            String::new()
+        } else {
+            format!(" while {doing}")
+        };
+        format!(
+            "the action ran out of time after {:.1} s{doing} (the function's timeout, less {} s kept to report the result); raise the function's timeout or reduce the work per run",
+            self.started.elapsed().as_secs_f64(),
+            self.margin.as_secs()
+        )
+    }
+}
+
+async fn run_until<S, Fut>(
+    deadline: Instant,
+    overrun: Overrun,
+    work: Fut,
+) -> Result<JobOutcome<S>, JobError>
 where
     S: Send + 'static,
     Fut: Future<Output = Result<JobOutcome<S>, JobError>> + Send + 'static,
@@ -442,9 +513,10 @@ where
         },
         _ = tokio::time::sleep_until(deadline) => {
             task.abort();
-            Err(JobError::failed(
-                "the action ran out of time before the Lambda deadline; raise the function's timeout or reduce the work per run",
-            ))
+            // Wait (briefly) until the handler is dropped: its uploads cancel themselves and
+            // abort their multipart uploads on drop, before the failure is reported.
+            let _ = tokio::time::timeout(Duration::from_millis(250), &mut task).await;
+            Err(JobError::failed(overrun.message()))
         }
     }
 }
@@ -474,11 +546,12 @@ mod tests {
 
     #[tokio::test]
     async fn panics_become_job_failures() {
-        let result: Result<JobOutcome<()>, JobError> =
-            run_until(Instant::now() + Duration::from_secs(5), async {
-                panic!("boom at step 3")
-            })
-            .await;
+        let result: Result<JobOutcome<()>, JobError> = run_until(
+            Instant::now() + Duration::from_secs(5),
+            Overrun::default(),
+            async { panic!("boom at step 3") },
+        )
+        .await;
         let err = result.unwrap_err();
         assert_eq!(err.kind, super::super::FailureKind::JobFailed);
         assert!(err.message.contains("boom at step 3"));
@@ -487,12 +560,15 @@ mod tests {
     #[tokio::test]
     async fn overrunning_work_is_stopped_at_the_deadline() {
         let started = Instant::now();
-        let result: Result<JobOutcome<()>, JobError> =
-            run_until(Instant::now() + Duration::from_millis(50), async {
+        let result: Result<JobOutcome<()>, JobError> = run_until(
+            Instant::now() + Duration::from_millis(50),
+            Overrun::default(),
+            async {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 Ok(JobOutcome::Succeeded(JobSuccess::new("never")))
-            })
-            .await;
+            },
+        )
+        .await;
         assert!(result.unwrap_err().message.contains("ran out of time"));
         assert!(started.elapsed() < Duration::from_secs(5));
     }

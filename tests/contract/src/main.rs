@@ -70,6 +70,7 @@ async fn handle(job: Job<Params, Progress>) -> Result<JobOutcome<Progress>, JobE
         Params::Fail { message } => Err(JobError::failed(message.clone())),
         Params::Panic => panic!("fixture panicked on purpose"),
         Params::Sleep { millis } => {
+            job.doing(format!("sleeping {millis} ms"));
             tokio::time::sleep(Duration::from_millis(*millis)).await;
             Ok(JobOutcome::Succeeded(JobSuccess::new("slept")))
         }

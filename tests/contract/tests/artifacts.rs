@@ -270,3 +270,44 @@ async fn a_central_directory_larger_than_the_memory_budget_is_refused_before_it_
     );
     assert!(!h.aws.s3.exists(BUCKET, &output_key(&event)));
 }
+
+#[tokio::test]
+async fn at_the_deadline_the_upload_in_flight_is_cancelled_and_its_multipart_upload_aborted() {
+    // 8 s timeout: the runner stops the job 5 s before, while the first part hangs.
+    let h = harness(Duration::from_secs(8), &[]).await;
+    let event = copy_event();
+    let zip = zip_with(&[("big.bin", &pseudo_random(12 * 1024 * 1024, 7))]);
+    h.aws.s3.put_file(BUCKET, &input_key(&event), &zip).unwrap();
+    h.aws.faults.add(
+        pipeline_local::faults::Fault::new("s3", "UploadPart", pipeline_local::service::HANG, 0)
+            .times(1),
+    );
+    let run = run(&h, event.clone()).await;
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "JobFailed");
+    assert!(message.contains("ran out of time"), "{message}");
+    let reported_at = h
+        .aws
+        .calls
+        .of("codepipeline", "PutJobFailureResult")
+        .first()
+        .map(|c| c.at_ms)
+        .expect("a failure report");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let aborts = h.aws.calls.of("s3", "AbortMultipartUpload");
+    assert_eq!(aborts.len(), 1, "the open multipart upload is aborted");
+    assert_eq!(aborts[0].status, 204);
+    assert_eq!(h.aws.calls.count("s3", "CompleteMultipartUpload"), 0);
+    let late_parts = h
+        .aws
+        .calls
+        .of("s3", "UploadPart")
+        .iter()
+        .filter(|c| c.at_ms > reported_at)
+        .count();
+    assert_eq!(
+        late_parts, 0,
+        "a part landed after the failure was reported"
+    );
+    assert!(!h.aws.s3.exists(BUCKET, &output_key(&event)));
+}

@@ -106,3 +106,21 @@ async fn an_event_that_is_not_a_job_gets_a_stable_error_type() {
         other => panic!("expected an invocation error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_job_stopped_at_its_deadline_says_what_it_was_doing_and_how_long_it_had() {
+    // 7 s timeout, 5 s kept back: the job has about 2 s.
+    let h = harness(Duration::from_secs(7), &[]).await;
+    let run = run(&h, job_event(json!({"sleep": {"millis": 30000}}))).await;
+    let (kind, message) = failure(&run);
+    assert_eq!(kind, "JobFailed");
+    assert!(message.contains("while sleeping 30000 ms"), "{message}");
+    assert!(message.contains("less 5 s kept to report"), "{message}");
+    let had: f64 = message
+        .split("ran out of time after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|seconds| seconds.parse().ok())
+        .expect("how long the job had");
+    assert!(had > 0.0, "{message}");
+}
