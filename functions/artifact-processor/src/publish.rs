@@ -12,6 +12,7 @@ use crate::globs::GlobList;
 use crate::params::PublishStep;
 use crate::{Clients, StepReport};
 use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use pipeline_ext::artifacts::{
@@ -174,18 +175,22 @@ impl Target {
         Ok(found)
     }
 
-    /// The header rules the objects under `prefix` were published with, read from one of
-    /// them (every publish leaves all of its objects on the same rules).
-    async fn published_header_rules(&self, key: &str) -> Result<Option<String>, JobError> {
-        let head = self
-            .client
+    async fn head(&self, key: &str) -> Result<HeadObjectOutput, JobError> {
+        self.client
             .head_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
             .await
-            .map_err(|e| self.sdk_failed("HeadObject", key, e))?;
-        Ok(head
+            .map_err(|e| self.sdk_failed("HeadObject", key, e))
+    }
+
+    /// The header rules the objects under `prefix` were published with, read from one of
+    /// them (every publish leaves all of its objects on the same rules).
+    async fn published_header_rules(&self, key: &str) -> Result<Option<String>, JobError> {
+        Ok(self
+            .head(key)
+            .await?
             .metadata()
             .and_then(|m| m.get(HEADER_RULES_METADATA))
             .cloned())
@@ -235,14 +240,7 @@ impl Target {
             return Ok(true);
         }
         // No ETag in the listing, or not an MD5 (SSE-KMS, multipart): the object's metadata tells.
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.sdk_failed("HeadObject", key, e))?;
+        let head = self.head(key).await?;
         let etag = head.e_tag().map(|e| e.trim_matches('"'));
         let stored = head
             .metadata()
