@@ -9,6 +9,7 @@
 //!   recorded Slack, the executions table, and the environment the functions need.
 //! - [`MotoServer`]: `moto_server`, the independent implementation of the AWS APIs.
 //! - [`bench_table`]: the result table every benchmark driver prints.
+//! - [`zip_records`]: where a zip's headers are, for crafting hostile archives.
 
 pub mod bench_table;
 mod function;
@@ -16,6 +17,7 @@ mod job_event;
 mod job_run;
 mod moto;
 mod slack_functions;
+pub mod zip_records;
 
 pub use function::{
     s3_client, workspace_binary, LocalFunction, CLIENT_ACCESS_KEY, CLIENT_SECRET_KEY,

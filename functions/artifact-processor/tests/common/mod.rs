@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 use pipeline_local::job_invocation::JobRun;
+#[allow(unused_imports)]
+pub use pipeline_testkit::zip_records::{central_headers, local_headers};
 use pipeline_testkit::{JobEventBuilder, JobRunAssertions, LocalFunction};
 use serde_json::Value;
 use std::time::Duration;
@@ -106,17 +108,10 @@ pub fn publish_step(prefix: &str) -> Value {
     }})
 }
 
-/// Offsets of the zip records with signature `PK<a><b>` (central headers: 1, 2; local: 3, 4).
-pub fn records(zip: &[u8], kind: [u8; 2]) -> Vec<usize> {
-    (0..zip.len().saturating_sub(4))
-        .filter(|&i| zip[i..i + 4] == [0x50, 0x4b, kind[0], kind[1]])
-        .collect()
-}
-
 /// The same wrong CRC-32 in both headers of entry `index`: only reading its data can tell.
 pub fn corrupt_crc(zip: &mut [u8], index: usize) {
-    let central = records(zip, [1, 2])[index];
-    let local = records(zip, [3, 4])[index];
+    let central = central_headers(zip)[index];
+    let local = local_headers(zip)[index];
     zip[central + 16] ^= 0xFF;
     zip[local + 14] ^= 0xFF;
 }

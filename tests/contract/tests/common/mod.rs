@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 use pipeline_local::job_invocation::JobRun;
+#[allow(unused_imports)]
+pub use pipeline_testkit::zip_records::{central_headers, local_headers};
 use pipeline_testkit::{JobEventBuilder, LocalFunction};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -79,20 +81,6 @@ pub fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
         .map(|(n, d)| (n.to_string(), d.to_vec()))
         .collect();
     pipeline_local::zips::zip_files(&files).unwrap()
-}
-
-/// Offsets of every central directory header in a zip.
-pub fn central_headers(bytes: &[u8]) -> Vec<usize> {
-    (0..bytes.len().saturating_sub(4))
-        .filter(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02])
-        .collect()
-}
-
-/// Offsets of every local file header in a zip.
-pub fn local_headers(bytes: &[u8]) -> Vec<usize> {
-    (0..bytes.len().saturating_sub(4))
-        .filter(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x03, 0x04])
-        .collect()
 }
 
 /// Runs the copy job on `zip` and checks it failed with `expected` in the message, and that
