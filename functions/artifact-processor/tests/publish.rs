@@ -242,7 +242,7 @@ async fn delete_stale_never_touches_keys_outside_the_prefix() {
 }
 
 #[tokio::test]
-async fn large_files_are_spooled_and_uploaded_in_parts() {
+async fn large_files_are_uploaded_in_parts_without_a_spool_file() {
     let f = processor(&[]).await;
     let big: Vec<u8> = (0..20 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
@@ -341,4 +341,131 @@ async fn a_cache_control_change_updates_the_headers_of_unchanged_files() {
         Some("public, max-age=300"),
         "the default now applies"
     );
+}
+
+/// Incompressible bytes (an xorshift stream), so an archive of them is as large as its files.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// 48 files of 1 MiB of noise: an archive large enough to be read as parallel streams.
+fn noisy_site() -> Vec<(String, Vec<u8>)> {
+    (0..48)
+        .map(|i| (format!("media/clip-{i:02}.bin"), noise(1 << 20, i + 1)))
+        .collect()
+}
+
+/// Bytes of the artifact read by ranged GETs since the call log was cleared, and how many GETs.
+fn artifact_bytes_read(f: &pipeline_testkit::LocalFunction) -> (u64, usize) {
+    let gets = f.aws.calls.of("s3", "GetObject");
+    let ranges: Vec<(u64, u64)> = gets
+        .iter()
+        .filter(|c| c.detail["bucket"] == ARTIFACTS)
+        .filter_map(|c| {
+            let range = c.detail["range"].as_str()?.strip_prefix("bytes=")?;
+            let (start, end) = range.split_once('-')?;
+            Some((start.parse().ok()?, end.parse().ok()?))
+        })
+        .collect();
+    (
+        ranges.iter().map(|(start, end)| end + 1 - start).sum(),
+        ranges.len(),
+    )
+}
+
+#[tokio::test]
+async fn a_republish_reads_only_the_changed_files_of_the_artifact() {
+    let f = processor(&[]).await;
+    let mut files = noisy_site();
+    let first = event(json!([publish_step("media")]), &[]);
+    let zip = zip_of(&files);
+    f.aws
+        .s3
+        .put_file(ARTIFACTS, &input_key(&first), &zip)
+        .unwrap();
+    assert_eq!(success_vars(&run(&f, first).await)["FilesPublished"], "48");
+    let (read, gets) = artifact_bytes_read(&f);
+    assert!(
+        gets >= 6,
+        "a 48 MiB archive is verified and uploaded in parallel streams ({gets} GETs)"
+    );
+    assert!(read < 2 * zip.len() as u64 + (1 << 20), "{read} bytes read");
+    for (name, data) in [&files[0], &files[23], &files[47]] {
+        assert_eq!(
+            &std::fs::read(f.aws.s3.object_path(SITE, &format!("media/{name}"))).unwrap(),
+            data,
+            "{name}"
+        );
+    }
+
+    files[5].1 = noise(1 << 20, 1005);
+    files[40].1 = noise(1 << 20, 1040);
+    f.aws.calls.clear();
+    let second = event(json!([publish_step("media")]), &[]);
+    let zip = zip_of(&files);
+    f.aws
+        .s3
+        .put_file(ARTIFACTS, &input_key(&second), &zip)
+        .unwrap();
+    assert_eq!(success_vars(&run(&f, second).await)["FilesPublished"], "2");
+    assert_eq!(site_puts(&f), 2);
+    let (read, _) = artifact_bytes_read(&f);
+    assert!(
+        read < zip.len() as u64 + 3 * (1 << 20),
+        "the data pass reads the 2 changed files, not the whole archive again: {read} bytes of {}",
+        zip.len()
+    );
+    assert_eq!(
+        std::fs::read(
+            f.aws
+                .s3
+                .object_path(SITE, &format!("media/{}", files[40].0))
+        )
+        .unwrap(),
+        files[40].1
+    );
+}
+
+#[tokio::test]
+async fn a_crc_failure_in_the_last_stream_of_a_large_archive_publishes_nothing() {
+    let mut zip = zip_of(&noisy_site());
+    corrupt_crc(&mut zip, 46);
+    assert_hostile_zip_publishes_nothing(zip, "CRC-32 mismatch").await;
+}
+
+#[tokio::test]
+async fn uploads_carry_the_checksums_of_the_verify_pass() {
+    let f = processor(&[]).await;
+    let files = site(3, 1);
+    let e = event(json!([publish_step("")]), &[]);
+    f.aws
+        .s3
+        .put_file(ARTIFACTS, &input_key(&e), &zip_of(&files))
+        .unwrap();
+    assert_eq!(success_vars(&run(&f, e).await)["FilesPublished"], "3");
+    let head = f
+        .s3_client()
+        .head_object()
+        .bucket(SITE)
+        .key(&files[1].0)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    use sha2::Digest as _;
+    let sha256 = sha2::Sha256::digest(&files[1].1);
+    assert_eq!(
+        head.checksum_sha256(),
+        Some(aws_smithy_types::base64::encode(sha256).as_str()),
+        "S3 checked the bytes against the SHA-256 computed while verifying"
+    );
+    assert_eq!(head.metadata().unwrap()["sha256"], hex::encode(sha256));
 }

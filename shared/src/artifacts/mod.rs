@@ -3,6 +3,7 @@
 mod allocator;
 mod central_directory;
 mod entry_name;
+mod entry_stream;
 mod error;
 mod limits;
 mod reader;
@@ -15,9 +16,10 @@ mod properties;
 
 pub use central_directory::ZipEntry;
 pub use entry_name::check_entry_name;
+pub use entry_stream::EntryStream;
 pub use error::ArtifactError;
 pub use limits::{memory_budget_bytes, ZipLimits};
-pub use reader::{ArtifactReader, EntryStream};
+pub use reader::{ArtifactReader, EntryHasher, PARALLEL_READS};
 pub use upload::{Encryption, ObjectOptions, ObjectUpload, DEFAULT_PART_SIZE};
 pub use writer::{ArtifactWriter, WrittenArtifact};
 

@@ -1,18 +1,22 @@
 //! Streaming reads of an untrusted zip artifact in S3, with bounded memory.
 //!
 //! Opening an artifact reads only the end of the object and its central directory (ranged
-//! GETs) and checks every entry before any data is touched. Entry data then comes from one
-//! sequential GET, decompressed chunk by chunk, with actual sizes and CRCs checked.
+//! GETs) and checks every entry before any data is touched. Entry data then comes from
+//! ranged GETs (one per run of wanted entries, several in parallel for a large archive),
+//! decompressed chunk by chunk, with actual sizes and CRCs checked.
 
 use super::central_directory::*;
+use super::entry_stream::{EntryStream, ObjectSource, Span};
 use super::error::{s3_error, ArtifactError};
 use super::limits::ZipLimits;
 use super::s3_body::S3Body;
-use bytes::Bytes;
-use flate2::{Decompress, FlushDecompress, Status};
 
-/// Largest decompressed chunk handed out at once.
-const CHUNK: usize = 64 * 1024;
+/// Unwanted bytes between two wanted entries read through rather than skipped with a new GET.
+const COALESCE_GAP: u64 = 1024 * 1024;
+/// Each parallel stream reads at least this much of the archive.
+const MIN_PARALLEL_BYTES: u64 = 16 * 1024 * 1024;
+/// Parallel GETs for [`ArtifactReader::verify`].
+pub const PARALLEL_READS: usize = 4;
 
 /// An input artifact whose table of contents has been read and checked.
 pub struct ArtifactReader {
@@ -155,257 +159,154 @@ impl ArtifactReader {
 
     /// Reads every entry's data once, discarding it, so that CRC-32s, actual sizes and local
     /// headers are all known good before anything is written outside the artifact store.
-    /// Memory stays bounded (one chunk at a time).
+    /// Memory stays bounded (one chunk per stream).
     pub async fn verify(&self) -> Result<(), ArtifactError> {
-        let mut stream = self.stream().await?;
-        while stream.next_entry().await?.is_some() {
-            while stream.read_chunk().await?.is_some() {}
+        self.verify_with::<()>(PARALLEL_READS).await.map(|_| ())
+    }
+
+    /// Reads and checks every entry's data as [`Self::verify`] does, feeding each entry's
+    /// uncompressed data to a fresh `H`, and returns what each one computed, in entry order.
+    /// A large archive is read as up to `streams` ranged GETs in parallel, each on its own task.
+    pub async fn verify_with<H: EntryHasher>(
+        &self,
+        streams: usize,
+    ) -> Result<Vec<H::Output>, ArtifactError> {
+        let all: Vec<usize> = (0..self.entries.len()).collect();
+        let mut readers = tokio::task::JoinSet::new();
+        for (group_no, group) in self.partition(&all, streams).into_iter().enumerate() {
+            let mut stream = self.stream_selected(&group);
+            readers.spawn(async move {
+                let mut out = Vec::with_capacity(group.len());
+                while stream.next_entry().await?.is_some() {
+                    let mut hasher = H::default();
+                    while let Some(chunk) = stream.read_chunk().await? {
+                        hasher.update(&chunk);
+                    }
+                    out.push(hasher.finish());
+                }
+                Ok::<_, ArtifactError>((group_no, out))
+            });
         }
-        Ok(())
+        let mut groups = Vec::new();
+        while let Some(done) = readers.join_next().await {
+            match done {
+                Ok(Ok(group)) => groups.push(group),
+                // Dropping the set stops the other reads.
+                Ok(Err(err)) => return Err(err),
+                Err(err) => {
+                    return Err(ArtifactError::s3_transport(
+                        "GetObject",
+                        &self.bucket,
+                        &self.key,
+                        format!("a read task failed: {err}"),
+                    ))
+                }
+            }
+        }
+        groups.sort_by_key(|(group_no, _)| *group_no);
+        Ok(groups.into_iter().flat_map(|(_, out)| out).collect())
     }
 
     /// Starts the sequential read of every entry's data.
     pub async fn stream(&self) -> Result<EntryStream, ArtifactError> {
-        let start = self
-            .entries
-            .first()
-            .map(|e| e.header_offset)
-            .unwrap_or(self.cd_offset);
-        let body = if start < self.cd_offset {
-            Some(S3Body::get(&self.client, &self.bucket, &self.key, start, self.cd_offset).await?)
-        } else {
-            None
-        };
-        Ok(EntryStream {
-            body,
-            entries: self.entries.clone(),
-            next: 0,
-            current: None,
-            total_out: 0,
-            limits: self.limits,
-        })
-    }
-}
-
-/// The entries of an archive, read one after the other from one GET.
-pub struct EntryStream {
-    body: Option<S3Body>,
-    entries: Vec<ZipEntry>,
-    next: usize,
-    current: Option<OpenEntry>,
-    total_out: u64,
-    limits: ZipLimits,
-}
-
-struct OpenEntry {
-    entry: ZipEntry,
-    compressed_left: u64,
-    pending: Bytes,
-    inflater: Option<Decompress>,
-    produced: u64,
-    crc: crc32fast::Hasher,
-    done: bool,
-}
-
-impl EntryStream {
-    /// Moves to the next entry, skipping what is left of the current one.
-    pub async fn next_entry(&mut self) -> Result<Option<ZipEntry>, ArtifactError> {
-        if let Some(open) = self.current.take() {
-            if !open.done {
-                if let Some(body) = self.body.as_mut() {
-                    body.skip(open.compressed_left).await?;
-                }
-            }
-        }
-        let Some(entry) = self.entries.get(self.next).cloned() else {
-            return Ok(None);
-        };
-        self.next += 1;
-        let body = self
-            .body
-            .as_mut()
-            .ok_or_else(|| ArtifactError::CorruptEntry {
-                name: entry.name.clone(),
-                reason: "entry lies outside the archive data".into(),
-            })?;
-        let corrupt = |reason: String| ArtifactError::CorruptEntry {
-            name: entry.name.clone(),
-            reason,
-        };
-        if body.position > entry.header_offset {
-            return Err(ArtifactError::UnsafeEntry {
-                name: entry.name.clone(),
-                reason: "its local header overlaps the previous entry's data".into(),
-            });
-        }
-        body.skip(entry.header_offset - body.position).await?;
-        let header = body.read_exact(LOCAL_HEADER_LEN as usize).await?;
-        if u32_at(&header, 0) != LOCAL_HEADER_SIG {
-            return Err(corrupt("bad local header signature".into()));
-        }
-        let name_len = u16_at(&header, 26) as usize;
-        let extra_len = u16_at(&header, 28) as usize;
-        let name = body.read_exact(name_len).await?;
-        if name != entry.name.as_bytes() {
-            return Err(corrupt(
-                "the local header names a different file than the central directory".into(),
-            ));
-        }
-        body.skip(extra_len as u64).await?;
-        if u16_at(&header, 8) != entry.method {
-            return Err(corrupt(
-                "the local header's compression method differs from the central directory's".into(),
-            ));
-        }
-        let local_flags = u16_at(&header, 6);
-        if local_flags & FLAG_ENCRYPTED != 0 {
-            return Err(ArtifactError::Unsupported {
-                name: entry.name.clone(),
-                reason: "the local header marks the entry encrypted".into(),
-            });
-        }
-        // Without a data descriptor the local header carries CRC and sizes; a reader that
-        // trusts them must see what the central directory says.
-        if local_flags & FLAG_DATA_DESCRIPTOR == 0 {
-            let differs =
-                |local: u32, central: u64| local != 0xFFFF_FFFF && u64::from(local) != central;
-            if u32_at(&header, 14) != entry.crc32
-                || differs(u32_at(&header, 18), entry.compressed_size)
-                || differs(u32_at(&header, 22), entry.size)
-            {
-                return Err(corrupt(
-                    "the local header's CRC-32 or sizes differ from the central directory's".into(),
-                ));
-            }
-        }
-        let inflater = (entry.method == METHOD_DEFLATED).then(|| Decompress::new(false));
-        self.current = Some(OpenEntry {
-            compressed_left: entry.compressed_size,
-            pending: Bytes::new(),
-            inflater,
-            produced: 0,
-            crc: crc32fast::Hasher::new(),
-            done: false,
-            entry: entry.clone(),
-        });
-        Ok(Some(entry))
+        let all: Vec<usize> = (0..self.entries.len()).collect();
+        Ok(self.stream_selected(&all))
     }
 
-    /// The next chunk of the current entry's uncompressed data, or `None` at its end (after its
-    /// size and CRC were checked).
-    pub async fn read_chunk(&mut self) -> Result<Option<Bytes>, ArtifactError> {
-        let (Some(open), Some(body)) = (self.current.as_mut(), self.body.as_mut()) else {
-            return Ok(None);
-        };
-        loop {
-            if open.done {
-                return Ok(None);
-            }
-            if open.pending.is_empty() && open.compressed_left > 0 {
-                let want = open.compressed_left.min(CHUNK as u64) as usize;
-                let bytes = body
-                    .take(want)
-                    .await?
-                    .ok_or_else(|| ArtifactError::CorruptEntry {
-                        name: open.entry.name.clone(),
-                        reason: "the archive ends inside this entry's data".into(),
-                    })?;
-                open.compressed_left -= bytes.len() as u64;
-                open.pending = bytes;
-            }
-            let chunk = match open.inflater.as_mut() {
-                None => {
-                    let out = std::mem::take(&mut open.pending);
-                    if open.compressed_left == 0 {
-                        open.done = true;
-                    }
-                    out
-                }
-                Some(inflater) => {
-                    let mut out = Vec::with_capacity(CHUNK);
-                    let before_in = inflater.total_in();
-                    let status = inflater
-                        .decompress_vec(&open.pending, &mut out, FlushDecompress::None)
-                        .map_err(|e| ArtifactError::CorruptEntry {
-                            name: open.entry.name.clone(),
-                            reason: format!("bad deflate data: {e}"),
-                        })?;
-                    let consumed = (inflater.total_in() - before_in) as usize;
-                    let _ = open.pending.split_to(consumed);
-                    if status == Status::StreamEnd {
-                        open.done = true;
-                        // Bytes after the end of the deflate stream belong to nothing; drop them.
-                        let leftover = open.compressed_left;
-                        open.pending = Bytes::new();
-                        open.compressed_left = 0;
-                        body.skip(leftover).await?;
-                    } else if out.is_empty() && consumed == 0 && open.compressed_left == 0 {
-                        return Err(ArtifactError::CorruptEntry {
-                            name: open.entry.name.clone(),
-                            reason: "the deflate stream ends before its end marker".into(),
-                        });
-                    }
-                    Bytes::from(out)
-                }
+    /// A stream over the entries at `indices` (positions in [`Self::entries`], ascending).
+    /// Entries that lie close together are read with one GET; a long stretch of entries that
+    /// are not wanted is jumped over with a new ranged GET instead of being downloaded.
+    pub fn stream_selected(&self, indices: &[usize]) -> EntryStream {
+        let mut entries = Vec::with_capacity(indices.len());
+        let mut spans: Vec<Span> = Vec::new();
+        for &i in indices {
+            let Some(entry) = self.entries.get(i) else {
+                continue;
             };
-            open.produced += chunk.len() as u64;
-            self.total_out += chunk.len() as u64;
-            if open.produced > open.entry.size {
-                return Err(ArtifactError::OverLimit(format!(
-                    "entry `{}` expands beyond its declared size of {} bytes",
-                    open.entry.name, open.entry.size
-                )));
-            }
-            if self.total_out > self.limits.max_total_bytes {
-                return Err(ArtifactError::OverLimit(format!(
-                    "the archive expands beyond the limit of {} bytes",
-                    self.limits.max_total_bytes
-                )));
-            }
-            open.crc.update(&chunk);
-            if open.done {
-                if open.produced != open.entry.size {
-                    return Err(ArtifactError::CorruptEntry {
-                        name: open.entry.name.clone(),
-                        reason: format!(
-                            "{} bytes of data where the header declares {}",
-                            open.produced, open.entry.size
-                        ),
-                    });
+            let (start, end) = (entry.header_offset, self.data_end(i));
+            match spans.last_mut() {
+                Some(span)
+                    if span.end <= start
+                        && start - span.end <= COALESCE_GAP
+                        && span.start < span.end =>
+                {
+                    span.end = end.max(span.end)
                 }
-                let crc = std::mem::replace(&mut open.crc, crc32fast::Hasher::new()).finalize();
-                if crc != open.entry.crc32 {
-                    return Err(ArtifactError::CorruptEntry {
-                        name: open.entry.name.clone(),
-                        reason: format!(
-                            "CRC-32 mismatch (data {crc:08x}, header {:08x})",
-                            open.entry.crc32
-                        ),
-                    });
-                }
+                _ => spans.push(Span {
+                    first_entry: entries.len(),
+                    start,
+                    end: end.max(start),
+                }),
             }
-            if !chunk.is_empty() {
-                return Ok(Some(chunk));
-            }
+            entries.push(entry.clone());
         }
+        EntryStream::new(
+            ObjectSource {
+                client: self.client.clone(),
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+            },
+            entries,
+            spans,
+            self.limits,
+        )
     }
 
-    /// Reads the whole current entry into memory, refusing entries larger than `max_bytes`.
-    pub async fn read_to_vec(&mut self, max_bytes: usize) -> Result<Vec<u8>, ArtifactError> {
-        let mut out = Vec::new();
-        while let Some(chunk) = self.read_chunk().await? {
-            if out.len() + chunk.len() > max_bytes {
-                let name = self
-                    .current
-                    .as_ref()
-                    .map(|o| o.entry.name.clone())
-                    .unwrap_or_default();
-                return Err(ArtifactError::OverLimit(format!(
-                    "entry `{name}` is larger than {max_bytes} bytes"
-                )));
+    /// Splits `indices` (ascending) into at most `parts` runs of about the same number of
+    /// archive bytes, for parallel streams. An archive too small to gain from it stays whole.
+    pub fn partition(&self, indices: &[usize], parts: usize) -> Vec<Vec<usize>> {
+        let weight = |i: usize| {
+            self.entries
+                .get(i)
+                .map(|e| self.data_end(i).saturating_sub(e.header_offset))
+                .unwrap_or(0)
+        };
+        let total: u64 = indices.iter().map(|&i| weight(i)).sum();
+        let parts = parts.clamp(1, (total / MIN_PARALLEL_BYTES).max(1) as usize);
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut sum = 0u64;
+        for &i in indices {
+            let boundary = total / parts as u64 * groups.len() as u64;
+            if groups.len() < parts
+                && sum >= boundary
+                && groups.last().is_some_and(|g| !g.is_empty())
+            {
+                groups.push(Vec::new());
             }
-            out.extend_from_slice(&chunk);
+            sum += weight(i);
+            if let Some(group) = groups.last_mut() {
+                group.push(i);
+            }
         }
-        Ok(out)
+        groups.retain(|g| !g.is_empty());
+        groups
     }
+
+    /// Where entry `i`'s bytes end at the latest: the next entry's local header, or the
+    /// central directory.
+    fn data_end(&self, i: usize) -> u64 {
+        self.entries
+            .get(i + 1)
+            .map(|e| e.header_offset)
+            .unwrap_or(self.cd_offset)
+            .min(self.cd_offset)
+    }
+}
+
+/// Something computed over one entry's uncompressed data while it is verified (digests, a
+/// count), by [`ArtifactReader::verify_with`].
+pub trait EntryHasher: Default + Send + 'static {
+    /// What one entry yields.
+    type Output: Send + 'static;
+    /// Takes the next chunk of the entry's data.
+    fn update(&mut self, data: &[u8]);
+    /// The result for the whole entry.
+    fn finish(self) -> Self::Output;
+}
+
+/// Nothing computed: a plain check.
+impl EntryHasher for () {
+    type Output = ();
+    fn update(&mut self, _data: &[u8]) {}
+    fn finish(self) {}
 }

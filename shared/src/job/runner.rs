@@ -53,11 +53,17 @@ pub struct Job<P, S> {
     activity: Activity,
 }
 
-/// What a job is doing right now, for the message when its time runs out.
+/// What a job is doing right now, for the message when its time runs out. A clone is a
+/// handle on the same note, for work the job spreads over tasks.
 #[derive(Clone, Default)]
-struct Activity(Arc<Mutex<String>>);
+pub struct Activity(Arc<Mutex<String>>);
 
 impl Activity {
+    /// Notes what the job is doing now, as [`Job::doing`].
+    pub fn doing(&self, what: impl Into<String>) {
+        self.set(what.into());
+    }
+
     fn set(&self, what: String) {
         if let Ok(mut current) = self.0.lock() {
             *current = what;
@@ -74,6 +80,11 @@ impl<P, S> Job<P, S> {
     /// deadline says what ran out of time, not only that time ran out.
     pub fn doing(&self, what: impl Into<String>) {
         self.activity.set(what.into());
+    }
+
+    /// A handle on the job's activity note, for tasks the job spawns.
+    pub fn activity(&self) -> Activity {
+        self.activity.clone()
     }
 
     /// Artifact IO with the job's own credentials.

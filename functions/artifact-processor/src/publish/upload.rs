@@ -1,0 +1,226 @@
+//! The data phase of a publish: the files that changed are read again from the artifact (only
+//! their byte ranges, in parallel streams) and uploaded, small ones from memory with many in
+//! flight, large ones in parts. Their digests are known from the verify pass, so nothing is
+//! hashed twice and a large file is not spooled to disk.
+
+use super::target::Target;
+use crate::digest::{FileDigest, Sha256Check};
+use pipeline_ext::artifacts::{
+    ArtifactError, ArtifactReader, EntryStream, ObjectOptions, ObjectUpload, DEFAULT_PART_SIZE,
+    PARALLEL_READS,
+};
+use pipeline_ext::job::{Activity, JobError};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+/// Files up to this size are uploaded from memory with one `PutObject`.
+pub(super) const SMALL_FILE: u64 = 8 * 1024 * 1024;
+/// Bytes of file data held in memory at once, across all uploads in flight.
+const MEMORY_BUDGET_KIB: u32 = 32 * 1024;
+/// What a multipart upload holds: the part being filled and the one in flight.
+const LARGE_FILE_KIB: u32 = (2 * DEFAULT_PART_SIZE / 1024) as u32;
+
+/// A file whose content must be uploaded.
+pub(super) struct ChangedFile {
+    /// Its position in the archive's entries.
+    pub index: usize,
+    /// Its name in the archive.
+    pub name: String,
+    pub key: String,
+    pub size: u64,
+    pub digest: FileDigest,
+    pub options: ObjectOptions,
+}
+
+/// Why the upload phase stopped, and how many files it had uploaded by then.
+pub(super) struct UploadFailure {
+    pub error: JobError,
+    pub uploaded: usize,
+}
+
+struct Shared {
+    target: Arc<Target>,
+    slots: Arc<Semaphore>,
+    budget: Arc<Semaphore>,
+    uploaded: Mutex<Vec<String>>,
+    activity: Activity,
+}
+
+impl Shared {
+    fn record(&self, key: String) {
+        if let Ok(mut uploaded) = self.uploaded.lock() {
+            uploaded.push(key);
+        }
+    }
+
+    fn uploaded(&self) -> Vec<String> {
+        self.uploaded.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    async fn permits(
+        &self,
+        kib: u32,
+    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), JobError> {
+        let closed = |_| JobError::failed("the upload pool was closed");
+        let bytes = self
+            .budget
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .map_err(closed)?;
+        let slot = self.slots.clone().acquire_owned().await.map_err(closed)?;
+        Ok((bytes, slot))
+    }
+}
+
+/// Uploads `files` (in archive order) with `concurrency` requests in flight; returns the keys
+/// uploaded. A failure stops every stream and cancels the uploads in flight.
+pub(super) async fn upload_changed(
+    reader: &ArtifactReader,
+    target: Arc<Target>,
+    files: Vec<ChangedFile>,
+    concurrency: usize,
+    activity: Activity,
+) -> Result<Vec<String>, UploadFailure> {
+    let shared = Arc::new(Shared {
+        target,
+        slots: Arc::new(Semaphore::new(concurrency)),
+        budget: Arc::new(Semaphore::new(MEMORY_BUDGET_KIB as usize)),
+        uploaded: Mutex::new(Vec::new()),
+        activity,
+    });
+    let indices: Vec<usize> = files.iter().map(|f| f.index).collect();
+    let mut files = files.into_iter().peekable();
+    let mut streams = JoinSet::new();
+    for group in reader.partition(&indices, PARALLEL_READS) {
+        let stream = reader.stream_selected(&group);
+        let mine: Vec<ChangedFile> = group
+            .iter()
+            .filter_map(|&i| files.next_if(|f| f.index == i))
+            .collect();
+        streams.spawn(upload_group(shared.clone(), stream, mine));
+    }
+    while let Some(done) = streams.join_next().await {
+        let error = match done {
+            Ok(Ok(())) => continue,
+            Ok(Err(error)) => error,
+            Err(err) => JobError::failed(format!("an upload stream failed: {err}")),
+        };
+        // Dropping the set cancels the other streams and their uploads in flight.
+        drop(streams);
+        return Err(UploadFailure {
+            error,
+            uploaded: shared.uploaded().len(),
+        });
+    }
+    Ok(shared.uploaded())
+}
+
+async fn upload_group(
+    shared: Arc<Shared>,
+    mut stream: EntryStream,
+    files: Vec<ChangedFile>,
+) -> Result<(), JobError> {
+    let mut puts: JoinSet<Result<String, JobError>> = JoinSet::new();
+    let target = shared.target.clone();
+    for file in files {
+        let entry = stream
+            .next_entry()
+            .await?
+            .ok_or_else(|| JobError::failed(format!("the artifact ended before `{}`", file.key)))?;
+        if file.name != entry.name {
+            return Err(JobError::failed(format!(
+                "internal error: `{}` is not the entry planned for {}",
+                entry.name, file.key
+            )));
+        }
+        shared
+            .activity
+            .doing(format!("publishing s3://{}/{}", target.bucket, file.key));
+        if file.size <= SMALL_FILE {
+            let kib = (file.size / 1024 + 1).min(u64::from(MEMORY_BUDGET_KIB)) as u32;
+            let held = shared.permits(kib).await?;
+            // Read back in full (CRC-32 checked again) before the first byte is sent; S3
+            // checks it against the digests of the verify pass.
+            let data = stream.read_to_vec(SMALL_FILE as usize).await?;
+            let target = target.clone();
+            puts.spawn(async move {
+                let _held = held;
+                target
+                    .put_small(&file.key, data, &file.digest, file.options)
+                    .await?;
+                Ok(file.key)
+            });
+        } else {
+            let _held = shared.permits(LARGE_FILE_KIB).await?;
+            upload_large(&target, &mut stream, &file).await?;
+            shared.record(file.key);
+        }
+        while let Some(done) = puts.try_join_next() {
+            shared.record(finished(done)?);
+        }
+    }
+    while let Some(done) = puts.join_next().await {
+        shared.record(finished(done)?);
+    }
+    Ok(())
+}
+
+fn finished(
+    done: Result<Result<String, JobError>, tokio::task::JoinError>,
+) -> Result<String, JobError> {
+    done.map_err(|e| JobError::failed(format!("upload task failed: {e}")))?
+}
+
+/// Streams a large file into a multipart upload, one part buffered and one in flight. The
+/// upload is completed only when the bytes sent hash to the verified SHA-256.
+async fn upload_large(
+    target: &Target,
+    stream: &mut EntryStream,
+    file: &ChangedFile,
+) -> Result<(), JobError> {
+    let mut upload = ObjectUpload::new(
+        target.client.clone(),
+        &target.bucket,
+        &file.key,
+        file.options.clone(),
+        DEFAULT_PART_SIZE,
+    );
+    let mut check = Sha256Check::default();
+    loop {
+        let chunk = match stream.read_chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(err) => {
+                upload.abort().await;
+                return Err(err.into());
+            }
+        };
+        check.update(&chunk);
+        if let Err(err) = upload.write(&chunk).await {
+            upload.abort().await;
+            return Err(upload_error(target, &file.key, err));
+        }
+    }
+    if !check.matches(&file.digest.sha256) {
+        upload.abort().await;
+        return Err(JobError::failed(format!(
+            "the artifact changed while it was being published: `{}` no longer holds the content that was verified; nothing was written for it",
+            file.key
+        )));
+    }
+    upload
+        .finish()
+        .await
+        .map_err(|e| upload_error(target, &file.key, e))?;
+    Ok(())
+}
+
+fn upload_error(target: &Target, key: &str, err: ArtifactError) -> JobError {
+    match err {
+        // The failure names the operation, bucket and key already.
+        ArtifactError::S3(failure) => failure.into(),
+        other => target.failed("uploading", key, other),
+    }
+}

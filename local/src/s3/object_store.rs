@@ -1,0 +1,135 @@
+//! The object store behind the local S3: `s3s-fs` for every operation, with object data
+//! read in large blocks on a blocking thread. `s3s-fs` streams a GET in 4 KiB reads, each one
+//! a hop through tokio's blocking pool; at that rate the local S3, not the function under
+//! test, set the pace of every artifact benchmark.
+
+use bytes::Bytes;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, S3};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use tokio::sync::mpsc;
+
+/// One read from disk; up to four are buffered ahead of the network per GET.
+const READ_BLOCK: usize = 256 * 1024;
+const READ_AHEAD: usize = 4;
+
+pub(super) struct LocalObjectStore {
+    fs: s3s_fs::FileSystem,
+    root: PathBuf,
+}
+
+impl LocalObjectStore {
+    pub fn new(fs: s3s_fs::FileSystem, root: PathBuf) -> Self {
+        Self { fs, root }
+    }
+}
+
+/// Where a GET's bytes start, from the `Content-Range` `s3s-fs` computed (`bytes a-b/size`).
+fn range_start(content_range: Option<&str>) -> Option<u64> {
+    let range = content_range?.strip_prefix("bytes ")?;
+    range.split_once('-')?.0.parse().ok()
+}
+
+/// `len` bytes of `path` from `start`, read on a blocking thread.
+fn file_stream(
+    path: PathBuf,
+    start: u64,
+    len: u64,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
+    let (sender, mut receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let read = || -> Result<std::fs::File, std::io::Error> {
+            let mut file = std::fs::File::open(&path)?;
+            file.seek(SeekFrom::Start(start))?;
+            Ok(file)
+        };
+        let mut file = match read() {
+            Ok(file) => file.take(len),
+            Err(err) => {
+                let _ = sender.blocking_send(Err(err));
+                return;
+            }
+        };
+        loop {
+            let mut block = vec![0u8; READ_BLOCK];
+            match file.read(&mut block) {
+                Ok(0) => return,
+                Ok(n) => {
+                    block.truncate(n);
+                    if sender.blocking_send(Ok(Bytes::from(block))).is_err() {
+                        // The client went away.
+                        return;
+                    }
+                }
+                Err(err) => {
+                    let _ = sender.blocking_send(Err(err));
+                    return;
+                }
+            }
+        }
+    });
+    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// The `S3` implementation: every operation `s3s-fs` has, passed through, except `get_object`.
+macro_rules! object_store {
+    ($($name:ident: $input:ty => $output:ty;)*) => {
+        #[async_trait::async_trait]
+        impl S3 for LocalObjectStore {
+            /// `s3s-fs` answers (headers, ETag, range checks, errors); the body is ours.
+            async fn get_object(
+                &self,
+                req: S3Request<GetObjectInput>,
+            ) -> S3Result<S3Response<GetObjectOutput>> {
+                let path = self.root.join(&req.input.bucket).join(&req.input.key);
+                let mut response = self.fs.get_object(req).await?;
+                let output = &mut response.output;
+                let len = output.content_length.unwrap_or(0).max(0) as u64;
+                let start = range_start(output.content_range.as_deref()).unwrap_or(0);
+                output.body = Some(StreamingBlob::wrap(file_stream(path, start, len)));
+                Ok(response)
+            }
+
+            $(
+                async fn $name(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    self.fs.$name(req).await
+                }
+            )*
+        }
+    };
+}
+
+object_store! {
+    create_bucket: CreateBucketInput => CreateBucketOutput;
+    copy_object: CopyObjectInput => CopyObjectOutput;
+    delete_bucket: DeleteBucketInput => DeleteBucketOutput;
+    delete_object: DeleteObjectInput => DeleteObjectOutput;
+    delete_objects: DeleteObjectsInput => DeleteObjectsOutput;
+    get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput;
+    head_bucket: HeadBucketInput => HeadBucketOutput;
+    head_object: HeadObjectInput => HeadObjectOutput;
+    list_buckets: ListBucketsInput => ListBucketsOutput;
+    list_objects: ListObjectsInput => ListObjectsOutput;
+    list_objects_v2: ListObjectsV2Input => ListObjectsV2Output;
+    put_object: PutObjectInput => PutObjectOutput;
+    create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput;
+    upload_part: UploadPartInput => UploadPartOutput;
+    upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput;
+    list_parts: ListPartsInput => ListPartsOutput;
+    complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput;
+    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_start_of_a_content_range() {
+        assert_eq!(range_start(Some("bytes 100-199/1000")), Some(100));
+        assert_eq!(range_start(Some("bytes 0-0/1")), Some(0));
+        assert_eq!(range_start(None), None);
+        assert_eq!(range_start(Some("garbage")), None);
+    }
+}
