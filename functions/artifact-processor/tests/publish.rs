@@ -79,6 +79,12 @@ async fn republishing_uploads_only_changed_files_and_deletes_removed_ones() {
         "exactly the 10 changed files are uploaded"
     );
     assert_eq!(f.aws.calls.count("s3", "DeleteObjects"), 1);
+    assert_eq!(
+        f.aws.calls.count("s3", "HeadObject"),
+        2 + 10,
+        "the listing's ETags decide for unchanged files: HEADs only for the artifact, one published \
+         object's header rules, and the 10 files whose ETag differs (an SSE-KMS ETag is no MD5)"
+    );
     let keys = site_keys(&f, "site/").await;
     assert_eq!(keys.len(), 2995);
     for gone in &removed {
@@ -468,4 +474,26 @@ async fn uploads_carry_the_checksums_of_the_verify_pass() {
         "S3 checked the bytes against the SHA-256 computed while verifying"
     );
     assert_eq!(head.metadata().unwrap()["sha256"], hex::encode(sha256));
+}
+
+#[tokio::test]
+async fn slow_down_answers_are_retried_with_back_off_and_the_publish_completes() {
+    let f = processor(&[]).await;
+    let files = site(40, 1);
+    f.aws.faults.add(
+        Fault::new("s3", "PutObject", "SlowDown", 503)
+            .on_key("assets/")
+            .times(6),
+    );
+    let e = event(json!([publish_step("site")]), &[]);
+    f.aws
+        .s3
+        .put_file(ARTIFACTS, &input_key(&e), &zip_of(&files))
+        .unwrap();
+    assert_eq!(success_vars(&run(&f, e).await)["FilesPublished"], "40");
+    let puts = f.aws.calls.of("s3", "PutObject");
+    let slowed = puts.iter().filter(|c| c.status == 503).count();
+    assert_eq!(slowed, 6, "every planned SlowDown was answered");
+    assert_eq!(puts.iter().filter(|c| c.status == 200).count(), 40);
+    assert_eq!(site_keys(&f, "site/").await.len(), 40);
 }

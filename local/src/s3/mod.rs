@@ -137,17 +137,7 @@ impl LocalS3 {
     /// object again on every GET and HEAD: eight ranged GETs of a 190 MB artifact cost more
     /// CPU than the function reading them.
     fn record_etag(&self, bucket: &str, key: &str, md5: &[u8]) -> std::io::Result<()> {
-        let encode = |s: &str| {
-            aws_smithy_types::base64::encode(s)
-                .trim_end_matches('=')
-                .replace('+', "-")
-                .replace('/', "_")
-        };
-        let path = self.root.join(format!(
-            ".bucket-{}.object-{}.internal.json",
-            encode(bucket),
-            encode(key)
-        ));
+        let path = object_store::internal_info_path(&self.root, bucket, key);
         let etag: String = md5.iter().map(|b| format!("{b:02x}")).collect();
         std::fs::write(path, json!({ "e_tag": etag }).to_string())
     }

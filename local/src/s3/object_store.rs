@@ -7,7 +7,7 @@ use bytes::Bytes;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 
 /// One read from disk; up to four are buffered ahead of the network per GET.
@@ -29,6 +29,28 @@ impl LocalObjectStore {
 fn range_start(content_range: Option<&str>) -> Option<u64> {
     let range = content_range?.strip_prefix("bytes ")?;
     range.split_once('-')?.0.parse().ok()
+}
+
+/// Where `s3s-fs` keeps an object's internal information (its ETag and checksums).
+pub(super) fn internal_info_path(root: &Path, bucket: &str, key: &str) -> PathBuf {
+    let encode = |s: &str| {
+        aws_smithy_types::base64::encode(s)
+            .trim_end_matches('=')
+            .replace('+', "-")
+            .replace('/', "_")
+    };
+    root.join(format!(
+        ".bucket-{}.object-{}.internal.json",
+        encode(bucket),
+        encode(key)
+    ))
+}
+
+/// The ETag recorded for an object when it was written, if any.
+fn recorded_etag(root: &Path, bucket: &str, key: &str) -> Option<String> {
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(internal_info_path(root, bucket, key)).ok()?).ok()?;
+    info.get("e_tag")?.as_str().map(str::to_owned)
 }
 
 /// `len` bytes of `path` from `start`, read on a blocking thread.
@@ -91,6 +113,23 @@ macro_rules! object_store {
                 Ok(response)
             }
 
+            /// `s3s-fs` lists no ETags; S3 always does, and change detection relies on it.
+            async fn list_objects_v2(
+                &self,
+                req: S3Request<ListObjectsV2Input>,
+            ) -> S3Result<S3Response<ListObjectsV2Output>> {
+                let bucket = req.input.bucket.clone();
+                let mut response = self.fs.list_objects_v2(req).await?;
+                for object in response.output.contents.iter_mut().flatten() {
+                    if object.e_tag.is_none() {
+                        if let Some(key) = &object.key {
+                            object.e_tag = recorded_etag(&self.root, &bucket, key).map(ETag::Strong);
+                        }
+                    }
+                }
+                Ok(response)
+            }
+
             $(
                 async fn $name(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
                     self.fs.$name(req).await
@@ -111,7 +150,6 @@ object_store! {
     head_object: HeadObjectInput => HeadObjectOutput;
     list_buckets: ListBucketsInput => ListBucketsOutput;
     list_objects: ListObjectsInput => ListObjectsOutput;
-    list_objects_v2: ListObjectsV2Input => ListObjectsV2Output;
     put_object: PutObjectInput => PutObjectOutput;
     create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput;
     upload_part: UploadPartInput => UploadPartOutput;

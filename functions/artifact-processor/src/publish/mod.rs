@@ -268,6 +268,17 @@ async fn compare(
     };
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut checks: JoinSet<Result<Result<Fate, ChangedFile>, JobError>> = JoinSet::new();
+    let record =
+        |done: Result<Result<Result<Fate, ChangedFile>, JobError>, tokio::task::JoinError>,
+         compared: &mut Compared|
+         -> Result<(), JobError> {
+            match done.map_err(|e| JobError::failed(format!("comparison task failed: {e}")))?? {
+                Ok(Fate::HeadersOnly(key)) => compared.headers_only.push(key),
+                Ok(Fate::Unchanged) => compared.unchanged += 1,
+                Err(file) => compared.changed.push(file),
+            }
+            Ok(())
+        };
     for file in files {
         let Some(prior) = existing.get(&file.key).cloned() else {
             compared.changed.push(file);
@@ -277,12 +288,22 @@ async fn compare(
             compared.changed.push(file);
             continue;
         }
-        let (target, slots) = (target.clone(), slots.clone());
+        if !target.refresh_headers && prior.etag.as_deref() == Some(file.digest.md5_hex().as_str())
+        {
+            // The listing decides: no request, no task.
+            compared.unchanged += 1;
+            continue;
+        }
+        // A slot is taken before the task exists, so at most `concurrency` are alive at once
+        // (each holds a request's state).
+        let slot = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| JobError::failed("the comparison pool was closed"))?;
+        let target = target.clone();
         checks.spawn(async move {
-            let _slot = slots
-                .acquire_owned()
-                .await
-                .map_err(|_| JobError::failed("the comparison pool was closed"))?;
+            let _slot = slot;
             if target
                 .unchanged(&file.key, file.size, &file.digest, Some(&prior))
                 .await?
@@ -292,13 +313,12 @@ async fn compare(
                 Ok(Err(file))
             }
         });
+        while let Some(done) = checks.try_join_next() {
+            record(done, &mut compared)?;
+        }
     }
     while let Some(done) = checks.join_next().await {
-        match done.map_err(|e| JobError::failed(format!("comparison task failed: {e}")))?? {
-            Ok(Fate::HeadersOnly(key)) => compared.headers_only.push(key),
-            Ok(Fate::Unchanged) => compared.unchanged += 1,
-            Err(file) => compared.changed.push(file),
-        }
+        record(done, &mut compared)?;
     }
     compared.changed.sort_by_key(|f| f.index);
     compared.headers_only.sort();
