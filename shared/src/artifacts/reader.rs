@@ -261,25 +261,11 @@ impl ArtifactReader {
                 .map(|e| self.data_end(i).saturating_sub(e.header_offset))
                 .unwrap_or(0)
         };
-        let total: u64 = indices.iter().map(|&i| weight(i)).sum();
-        let parts = parts.clamp(1, (total / MIN_PARALLEL_BYTES).max(1) as usize);
-        let mut groups: Vec<Vec<usize>> = vec![Vec::new()];
-        let mut sum = 0u64;
-        for &i in indices {
-            let boundary = total / parts as u64 * groups.len() as u64;
-            if groups.len() < parts
-                && sum >= boundary
-                && groups.last().is_some_and(|g| !g.is_empty())
-            {
-                groups.push(Vec::new());
-            }
-            sum += weight(i);
-            if let Some(group) = groups.last_mut() {
-                group.push(i);
-            }
-        }
-        groups.retain(|g| !g.is_empty());
-        groups
+        let weights: Vec<u64> = indices.iter().map(|&i| weight(i)).collect();
+        split_runs(&weights, parts, MIN_PARALLEL_BYTES)
+            .into_iter()
+            .map(|run| indices[run].to_vec())
+            .collect()
     }
 
     /// Where entry `i`'s bytes end at the latest: the next entry's local header, or the
@@ -291,6 +277,31 @@ impl ArtifactReader {
             .unwrap_or(self.cd_offset)
             .min(self.cd_offset)
     }
+}
+
+/// Splits items of these weights, in order, into at most `parts` contiguous, non-empty runs
+/// of about equal weight, with at least `min_part` per run (one run when the total is small).
+fn split_runs(weights: &[u64], parts: usize, min_part: u64) -> Vec<std::ops::Range<usize>> {
+    let total = weights.iter().fold(0u64, |sum, w| sum.saturating_add(*w));
+    let parts = parts.clamp(
+        1,
+        (total / min_part.max(1)).clamp(1, usize::MAX as u64) as usize,
+    );
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut sum = 0u64;
+    for (i, weight) in weights.iter().enumerate() {
+        let boundary = total / parts as u64 * (runs.len() as u64 + 1);
+        if runs.len() + 1 < parts && sum >= boundary && i > start {
+            runs.push(start..i);
+            start = i;
+        }
+        sum = sum.saturating_add(*weight);
+    }
+    if start < weights.len() {
+        runs.push(start..weights.len());
+    }
+    runs
 }
 
 /// Something computed over one entry's uncompressed data while it is verified (digests, a
@@ -309,4 +320,37 @@ impl EntryHasher for () {
     type Output = ();
     fn update(&mut self, _data: &[u8]) {}
     fn finish(self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_runs;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn runs_cover_every_item_once_in_order(
+            weights in proptest::collection::vec(0u64..u64::MAX / 4, 0..200),
+            parts in 0usize..9,
+            min_part in 0u64..1_000_000,
+        ) {
+            let runs = split_runs(&weights, parts, min_part);
+            prop_assert!(runs.len() <= parts.max(1));
+            let mut next = 0;
+            for run in &runs {
+                prop_assert_eq!(run.start, next);
+                prop_assert!(run.end > run.start, "empty run {:?}", run);
+                next = run.end;
+            }
+            prop_assert_eq!(next, weights.len());
+        }
+    }
+
+    #[test]
+    fn a_small_archive_is_one_run_and_a_large_one_is_split_evenly() {
+        assert_eq!(split_runs(&[10, 10, 10], 4, 100), vec![0..3]);
+        assert_eq!(split_runs(&[100; 8], 4, 100), vec![0..2, 2..4, 4..6, 6..8]);
+        assert_eq!(split_runs(&[100; 8], 2, 300), vec![0..4, 4..8]);
+        assert!(split_runs(&[], 4, 1).is_empty());
+    }
 }
