@@ -10,12 +10,14 @@
 //! - [`MotoServer`]: `moto_server`, the independent implementation of the AWS APIs.
 //! - [`bench_table`]: the result table every benchmark driver prints.
 //! - [`zip_records`]: where a zip's headers are, for crafting hostile archives.
+//! - [`noise`]: incompressible bytes.
 
 pub mod bench_table;
 mod function;
 mod job_event;
 mod job_run;
 mod moto;
+mod noise;
 mod slack_functions;
 pub mod zip_records;
 
@@ -25,5 +27,6 @@ pub use function::{
 pub use job_event::JobEventBuilder;
 pub use job_run::JobRunAssertions;
 pub use moto::MotoServer;
+pub use noise::noise;
 pub use pipeline_local::job_invocation::new_job_id;
 pub use slack_functions::SlackFunctions;

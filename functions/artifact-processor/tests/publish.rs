@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use pipeline_local::faults::Fault;
-use pipeline_testkit::JobRunAssertions;
+use pipeline_testkit::{noise, JobRunAssertions};
 use serde_json::json;
 
 fn site_puts(f: &pipeline_testkit::LocalFunction) -> usize {
@@ -347,19 +347,6 @@ async fn a_cache_control_change_updates_the_headers_of_unchanged_files() {
         Some("public, max-age=300"),
         "the default now applies"
     );
-}
-
-/// Incompressible bytes (an xorshift stream), so an archive of them is as large as its files.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
 }
 
 /// 48 files of 1 MiB of noise: an archive large enough to be read as parallel streams.

@@ -5,19 +5,8 @@ mod common;
 
 use common::*;
 use pipeline_local::endpoints::ROLE_ACCESS_KEY;
+use pipeline_testkit::noise;
 use std::time::Duration;
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
 
 fn read_back(h: &pipeline_testkit::LocalFunction, key: &str) -> Vec<(String, Vec<u8>)> {
     let bytes = std::fs::read(h.aws.s3.object_path(BUCKET, key)).expect("output artifact exists");
@@ -29,7 +18,7 @@ async fn copies_an_artifact_through_reader_and_writer_with_multipart_and_sse_kms
     let h = harness(Duration::from_secs(30), &[]).await;
     let key_id = "arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     let event = with_kms(copy_event(), key_id);
-    let big = pseudo_random(12 * 1024 * 1024, 7); // incompressible: the output needs two parts
+    let big = noise(12 * 1024 * 1024, 7); // incompressible: the output needs two parts
     let files: Vec<(&str, &[u8])> = vec![
         ("index.html", b"<h1>hi</h1>"),
         ("assets/app.js", b"console.log(1)"),
@@ -276,7 +265,7 @@ async fn at_the_deadline_the_upload_in_flight_is_cancelled_and_its_multipart_upl
     // 8 s timeout: the runner stops the job 5 s before, while the first part hangs.
     let h = harness(Duration::from_secs(8), &[]).await;
     let event = copy_event();
-    let zip = zip_with(&[("big.bin", &pseudo_random(12 * 1024 * 1024, 7))]);
+    let zip = zip_with(&[("big.bin", &noise(12 * 1024 * 1024, 7))]);
     h.aws.s3.put_file(BUCKET, &input_key(&event), &zip).unwrap();
     h.aws.faults.add(
         pipeline_local::faults::Fault::new("s3", "UploadPart", pipeline_local::service::HANG, 0)
@@ -320,7 +309,7 @@ async fn at_the_deadline_the_upload_in_flight_is_cancelled_and_its_multipart_upl
 async fn seeded_objects_are_served_with_their_recorded_etag_and_ranges_read_right() {
     use md5::{Digest as _, Md5};
     let h = harness(Duration::from_secs(30), &[]).await;
-    let data = pseudo_random(3 * 1024 * 1024 + 17, 11);
+    let data = noise(3 * 1024 * 1024 + 17, 11);
     let source = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(source.path(), &data).unwrap();
     h.aws
