@@ -10,7 +10,7 @@
 //! - [`MotoServer`]: `moto_server`, the independent implementation of the AWS APIs.
 //! - [`bench_table`]: the result table every benchmark driver prints.
 //! - [`zip_records`]: where a zip's headers are, for crafting hostile archives.
-//! - [`noise`]: incompressible bytes.
+//! - [`noise()`]: incompressible bytes.
 
 pub mod bench_table;
 mod function;
