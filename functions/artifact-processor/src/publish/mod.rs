@@ -288,8 +288,8 @@ async fn compare(
             compared.changed.push(file);
             continue;
         }
-        if !target.refresh_headers && prior.etag.as_deref() == Some(file.digest.md5_hex().as_str())
-        {
+        let listed_same = prior.etag.as_deref() == Some(file.digest.md5_hex().as_str());
+        if listed_same && !target.refresh_headers {
             // The listing decides: no request, no task.
             compared.unchanged += 1;
             continue;
@@ -304,10 +304,7 @@ async fn compare(
         let target = target.clone();
         checks.spawn(async move {
             let _slot = slot;
-            if target
-                .unchanged(&file.key, file.size, &file.digest, Some(&prior))
-                .await?
-            {
+            if listed_same || target.holds_content(&file.key, &file.digest).await? {
                 Ok(Ok(target.keep(&file.key, file.options).await?))
             } else {
                 Ok(Err(file))

@@ -134,33 +134,17 @@ impl Target {
         }
     }
 
-    /// True when the object at `key` holds this content already: same size and either the
-    /// listed ETag is the content's MD5 or (SSE-KMS, multipart) the SHA-256 in its metadata
-    /// is the content's.
-    pub async fn unchanged(
-        &self,
-        key: &str,
-        size: u64,
-        digest: &FileDigest,
-        existing: Option<&Existing>,
-    ) -> Result<bool, JobError> {
-        let Some(existing) = existing else {
-            return Ok(false);
-        };
-        if existing.size != size as i64 {
-            return Ok(false);
-        }
-        let md5 = digest.md5_hex();
-        if existing.etag.as_deref() == Some(md5.as_str()) {
-            return Ok(true);
-        }
+    /// True when the object at `key`, of the same size but with a listed ETag that is not the
+    /// content's MD5 (SSE-KMS, multipart), holds this content: its `HeadObject` says so by
+    /// the SHA-256 in its metadata, or by an ETag that is the MD5 after all.
+    pub async fn holds_content(&self, key: &str, digest: &FileDigest) -> Result<bool, JobError> {
         let head = self.head(key).await?;
         let etag = head.e_tag().map(|e| e.trim_matches('"'));
         let stored = head
             .metadata()
             .and_then(|m| m.get(SHA256_METADATA))
             .map(String::as_str);
-        Ok(stored == Some(digest.sha256_hex().as_str()) || etag == Some(md5.as_str()))
+        Ok(stored == Some(digest.sha256_hex().as_str()) || etag == Some(digest.md5_hex().as_str()))
     }
 
     /// One `PutObject` of content whose digests are known: S3 checks the bytes against them
