@@ -125,6 +125,13 @@ impl SecretCache {
         })
     }
 
+    /// Forgets the cached value, so the next read fetches the current one (after a rotation).
+    pub fn invalidate(&self, secret_id: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(secret_id);
+        }
+    }
+
     fn cached(&self, secret_id: &str) -> Option<Arc<String>> {
         let entries = self.entries.lock().ok()?;
         let (at, value) = entries.get(secret_id)?;

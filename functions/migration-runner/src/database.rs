@@ -40,13 +40,28 @@ pub enum Database {
 pub enum MigrationLock {
     Postgres(i64),
     MySql(String),
-    /// SQLite has no session locks: each migration runs in a `BEGIN IMMEDIATE` transaction
-    /// that re-checks the history, which serialises concurrent runs.
-    Sqlite,
+    /// SQLite has no session locks: an exclusive lock on `<database>.migration-lock`, which the
+    /// kernel releases when the process ends. Each migration also runs in a `BEGIN IMMEDIATE`
+    /// transaction that re-checks the history.
+    Sqlite(std::fs::File),
+}
+
+/// Why a connection failed: rejected credentials are worth one retry with a fresh secret.
+pub enum ConnectError {
+    Authentication(JobError),
+    Other(JobError),
+}
+
+impl From<ConnectError> for JobError {
+    fn from(err: ConnectError) -> Self {
+        match err {
+            ConnectError::Authentication(e) | ConnectError::Other(e) => e,
+        }
+    }
 }
 
 impl Database {
-    pub async fn connect(target: &ConnectTarget, timeout: Duration) -> Result<Self, JobError> {
+    pub async fn connect(target: &ConnectTarget, timeout: Duration) -> Result<Self, ConnectError> {
         let connecting = async {
             Ok::<_, sqlx::Error>(match target.engine {
                 Engine::Postgres => {
@@ -106,16 +121,23 @@ impl Database {
         };
         match tokio::time::timeout(timeout, connecting).await {
             Ok(Ok(db)) => Ok(db),
-            Ok(Err(err)) => Err(JobError::failed(format!(
-                "could not connect to the {}: {}",
-                target.describe(),
-                describe_sql_error(&err)
-            ))),
-            Err(_) => Err(JobError::failed(format!(
+            Ok(Err(err)) => {
+                let failure = JobError::failed(format!(
+                    "could not connect to the {}: {}",
+                    target.describe(),
+                    describe_sql_error(&err)
+                ));
+                Err(if is_authentication_failure(&err) {
+                    ConnectError::Authentication(failure)
+                } else {
+                    ConnectError::Other(failure)
+                })
+            }
+            Err(_) => Err(ConnectError::Other(JobError::failed(format!(
                 "could not connect to the {} within {} s; check the host, the security groups, and that a function in a VPC can reach it",
                 target.describe(),
                 timeout.as_secs()
-            ))),
+            )))),
         }
     }
 
@@ -177,7 +199,9 @@ impl Database {
                     .map_err(lock_error)?;
                 MigrationLock::MySql(format!("{:x}", lock_id(&name)))
             }
-            Database::Sqlite(_) => return Ok(MigrationLock::Sqlite),
+            Database::Sqlite(_) => {
+                return lock_file(&self.sqlite_path().await?, started, wait).await;
+            }
         };
         loop {
             let acquired = match (&mut *self, &lock) {
@@ -235,6 +259,10 @@ impl Database {
                     .await
                     .map(|_| ())
             }
+            (_, MigrationLock::Sqlite(file)) => {
+                let _ = file.unlock();
+                Ok(())
+            }
             _ => Ok(()),
         };
         if let Err(err) = released {
@@ -249,11 +277,69 @@ impl Database {
         }
     }
 
+    /// The file of the main SQLite database, as SQLite resolved it.
+    async fn sqlite_path(&mut self) -> Result<String, JobError> {
+        let Database::Sqlite(conn) = self else {
+            return Err(JobError::failed("not a SQLite database"));
+        };
+        let rows: Vec<(i64, String, String)> = sqlx::query_as("PRAGMA database_list")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(lock_error)?;
+        rows.into_iter()
+            .find(|(_, name, _)| name == "main")
+            .map(|(_, _, file)| file)
+            .filter(|file| !file.is_empty())
+            .ok_or_else(|| {
+                JobError::config(
+                    "the SQLite database has no file (in memory?); give a file path as `dbname`",
+                )
+            })
+    }
+
     /// Runs SQL text without parameters (several statements allowed).
     pub async fn execute(&mut self, sql: &str) -> Result<(), sqlx::Error> {
         let sql = sqlx::raw_sql(AssertSqlSafe(sql.to_string()));
         with_conn!(self, conn => sql.execute(conn).await.map(|_| ()))
     }
+}
+
+/// Takes an exclusive lock on the file beside a SQLite database, polling until `wait`.
+async fn lock_file(
+    database: &str,
+    started: Instant,
+    wait: Duration,
+) -> Result<MigrationLock, JobError> {
+    let path = format!("{database}.migration-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| JobError::failed(format!("could not open the lock file `{path}`: {e}")))?;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(MigrationLock::Sqlite(file)),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(JobError::failed(format!("could not lock `{path}`: {e}")))
+            }
+        }
+        if started.elapsed() + LOCK_POLL > wait {
+            return Err(JobError::failed(format!(
+                "another migration run holds the lock on this database; gave up after {} s (`lock_timeout_seconds`). Nothing was changed",
+                wait.as_secs()
+            )));
+        }
+        tokio::time::sleep(LOCK_POLL).await;
+    }
+}
+
+/// Rejected credentials: Postgres class 28, MySQL/MariaDB 1045 (SQLSTATE 28000).
+fn is_authentication_failure(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code.starts_with("28"))
 }
 
 /// sqlx's lock key: CRC-32 of the database name times a constant.
@@ -272,10 +358,23 @@ fn lock_error(err: sqlx::Error) -> JobError {
 /// the password in an error).
 pub fn describe_sql_error(err: &sqlx::Error) -> String {
     match err.as_database_error() {
-        Some(db) => match db.code() {
-            Some(code) => format!("{code}: {}", db.message()),
-            None => db.message().to_string(),
-        },
+        Some(db) => {
+            let code = db.code();
+            let text = match &code {
+                Some(code) => format!("{code}: {}", db.message()),
+                None => db.message().to_string(),
+            };
+            // Postgres query_canceled, MariaDB ER_STATEMENT_TIMEOUT, MySQL 3024.
+            let timed_out = matches!(code.as_deref(), Some("57014" | "70100"))
+                || db
+                    .message()
+                    .contains("maximum statement execution time exceeded");
+            if timed_out {
+                format!("{text} (cut off by the statement timeout, which never exceeds the function's time left: give the function more time, raise `statement_timeout_seconds`, or split the migration)")
+            } else {
+                text
+            }
+        }
         None => err.to_string(),
     }
 }

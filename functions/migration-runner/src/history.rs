@@ -2,8 +2,9 @@
 //! one migration together with its history row.
 
 use crate::database::{describe_sql_error, with_conn, Database};
+use crate::source::DownMigration;
 use crate::source::Migration;
-use crate::statements;
+use crate::statements::{self, Dialect, Split};
 use pipeline_ext::job::JobError;
 use sqlx::{AssertSqlSafe, Connection};
 use std::time::{Duration, Instant};
@@ -17,6 +18,8 @@ pub struct AppliedMigration {
     pub description: String,
     pub success: bool,
     pub checksum: Vec<u8>,
+    /// How long it took to apply (sqlx records nanoseconds; -1 while running).
+    pub execution_time: Duration,
 }
 
 /// sqlx's DDL for each engine, so either tool can take over the table.
@@ -88,17 +91,18 @@ pub async fn read(db: &mut Database) -> Result<Vec<AppliedMigration>, JobError> 
         return Ok(Vec::new());
     }
     const SELECT: &str =
-        "SELECT version, description, success, checksum FROM _sqlx_migrations ORDER BY version";
-    let rows: Vec<(i64, String, bool, Vec<u8>)> =
+        "SELECT version, description, success, checksum, execution_time FROM _sqlx_migrations ORDER BY version";
+    let rows: Vec<(i64, String, bool, Vec<u8>, i64)> =
         with_conn!(db, conn => sqlx::query_as(SELECT).fetch_all(conn).await).map_err(read_error)?;
     Ok(rows
         .into_iter()
         .map(
-            |(version, description, success, checksum)| AppliedMigration {
+            |(version, description, success, checksum, nanos)| AppliedMigration {
                 version,
                 description,
                 success,
                 checksum,
+                execution_time: Duration::from_nanos(u64::try_from(nanos).unwrap_or(0)),
             },
         )
         .collect())
@@ -237,12 +241,25 @@ async fn apply_recorded_first(
 /// Runs a migration statement by statement where it can be split, so a failure names the
 /// statement.
 async fn execute_statements(db: &mut Database, migration: &Migration) -> Result<(), String> {
+    run_sql(db, &migration.sql, |e| postgres_failure(migration, e)).await
+}
+
+/// Runs SQL text statement by statement on MySQL/MariaDB (as the `mysql` client splits it),
+/// whole elsewhere; `describe` words a whole-text failure.
+async fn run_sql(
+    db: &mut Database,
+    sql: &str,
+    describe: impl Fn(&sqlx::Error) -> String,
+) -> Result<(), String> {
     let split = match db {
-        Database::MySql { .. } => statements::split(&migration.sql),
+        Database::MySql { .. } => Some(
+            statements::split(sql, Dialect::MySql)
+                .map_err(|e| format!("line {}: {}", e.line, e.message))?,
+        ),
         _ => None,
     };
     match split {
-        Some(list) => {
+        Some(Split::Statements(list)) => {
             let total = list.len();
             for (index, statement) in list.iter().enumerate() {
                 db.execute(&statement.sql).await.map_err(|e| {
@@ -257,11 +274,94 @@ async fn execute_statements(db: &mut Database, migration: &Migration) -> Result<
             }
             Ok(())
         }
-        None => db.execute(&migration.sql).await.map_err(|e| match db {
-            Database::Postgres(_) => postgres_failure(migration, &e),
-            _ => describe_sql_error(&e),
-        }),
+        Some(Split::Whole) | None => db.execute(sql).await.map_err(|e| describe(&e)),
     }
+}
+
+/// Reverts one migration with its `.down.sql` and removes its history row. Where the engine
+/// has transactional DDL both commit together; on MySQL/MariaDB (and for a `-- no-transaction`
+/// down file) the row is first marked failed, so a failure part-way leaves the database
+/// visibly dirty, as `apply` does.
+pub async fn revert(
+    db: &mut Database,
+    migration: &Migration,
+    down: &DownMigration,
+) -> Result<Duration, JobError> {
+    let started = Instant::now();
+    let delete = match db {
+        Database::Postgres(_) => "DELETE FROM _sqlx_migrations WHERE version = $1",
+        _ => "DELETE FROM _sqlx_migrations WHERE version = ?",
+    };
+    let failed = |problem: String| {
+        JobError::failed(format!(
+            "reverting migration {} with `{}` failed and was rolled back; nothing of it was reverted: {problem}",
+            migration.label(),
+            down.file
+        ))
+    };
+    let transactional = !down.no_transaction && !matches!(db, Database::MySql { .. });
+    if transactional {
+        // IMMEDIATE: on SQLite, take the write lock before reading anything.
+        let begin = match db {
+            Database::Sqlite(_) => "BEGIN IMMEDIATE",
+            _ => "BEGIN",
+        };
+        db.execute(begin).await.map_err(begin_error)?;
+        let outcome = match run_sql(db, &down.sql, describe_sql_error).await {
+            Ok(()) => with_conn!(&mut *db, conn => sqlx::query(delete)
+                .bind(migration.version)
+                .execute(conn)
+                .await
+                .map(|_| ()))
+            .map_err(|e| describe_sql_error(&e)),
+            Err(problem) => Err(problem),
+        };
+        return match outcome {
+            Ok(()) => {
+                db.execute("COMMIT")
+                    .await
+                    .map_err(|e| failed(describe_sql_error(&e)))?;
+                Ok(started.elapsed())
+            }
+            Err(problem) => {
+                let _ = db.execute("ROLLBACK").await;
+                Err(failed(problem))
+            }
+        };
+    }
+    let mark_failed = match db {
+        Database::Postgres(_) => "UPDATE _sqlx_migrations SET success = FALSE WHERE version = $1",
+        _ => "UPDATE _sqlx_migrations SET success = FALSE WHERE version = ?",
+    };
+    with_conn!(&mut *db, conn => sqlx::query(mark_failed)
+        .bind(migration.version)
+        .execute(conn)
+        .await
+        .map(|_| ()))
+    .map_err(|e| failed(describe_sql_error(&e)))?;
+    if let Err(problem) = run_sql(db, &down.sql, describe_sql_error).await {
+        return Err(JobError::failed(format!(
+            "reverting migration {} with `{}` failed part-way: {problem}. Statements before the failing one may have been applied and cannot be rolled back on this engine; the migration is marked failed in {TABLE}. To repair: inspect the schema, finish or undo the revert by hand, then either `DELETE FROM {TABLE} WHERE version = {}` (reverted) or `UPDATE {TABLE} SET success = TRUE WHERE version = {}` (still applied)",
+            migration.label(),
+            down.file,
+            migration.version,
+            migration.version
+        )));
+    }
+    with_conn!(&mut *db, conn => sqlx::query(delete)
+        .bind(migration.version)
+        .execute(conn)
+        .await
+        .map(|_| ()))
+    .map_err(|e| {
+        JobError::failed(format!(
+            "migration {} was reverted, but removing its history row failed: {}. It is marked failed; run `DELETE FROM {TABLE} WHERE version = {}`",
+            migration.label(),
+            describe_sql_error(&e),
+            migration.version
+        ))
+    })?;
+    Ok(started.elapsed())
 }
 
 /// After a failure outside a transaction: if the failed row survived (a statement committed
@@ -303,6 +403,7 @@ fn begin_error(err: sqlx::Error) -> JobError {
 }
 
 /// Postgres reports where in the text the error is; turn that into the line and its SQL.
+/// Other engines' errors are described as they are.
 fn postgres_failure(migration: &Migration, err: &sqlx::Error) -> String {
     let described = describe_sql_error(err);
     let position = err

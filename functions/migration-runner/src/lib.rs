@@ -10,13 +10,17 @@
 //!
 //! Where things are: [`params`] and `target` (what to connect to, from `UserParameters` and
 //! the secret), `source` (the migration files), `database` (one connection, TLS, timeouts),
-//! `history` (the `_sqlx_migrations` table), `plan` (pending versus applied), `statements`
-//! (MySQL statement splitting), `run` (the three modes); this file is the handler.
+//! `history` (the `_sqlx_migrations` table), `plan` (pending versus applied), `lint` (what
+//! pending migrations would break), `statements` (MySQL statement splitting), `run` (apply),
+//! `inspect` (plan and verify), `revert`; this file is the handler.
 
 mod database;
 mod history;
+mod inspect;
+mod lint;
 pub mod params;
 mod plan;
+mod revert;
 mod run;
 mod source;
 mod statements;
@@ -25,9 +29,15 @@ mod target;
 pub use params::{Mode, Params};
 pub use run::RunState;
 
+use database::{ConnectError, Database};
 use pipeline_ext::job::{Job, JobError, JobOutcome};
 use pipeline_ext::secrets::SecretCache;
 use source::{MigrationSet, MigrationSetBuilder};
+use std::time::Duration;
+use target::ConnectTarget;
+
+/// Longest wait for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Largest migration file read from the artifact.
 const MAX_MIGRATION_BYTES: usize = 16 * 1024 * 1024;
@@ -51,14 +61,31 @@ pub async fn handle(
 ) -> Result<JobOutcome<RunState>, JobError> {
     job.params.validate()?;
     let set = read_migrations(&job).await?;
-    let secret = clients
-        .secrets
-        .get_string(&job.params.database_secret_arn)
-        .await?;
-    let target = target::ConnectTarget::resolve(&secret, &job.params)?;
-    run::run(&job, &set, &target)
-        .await
-        .map_err(|err| redact(err, &target.password))
+    let (target, db) = connect(&job, &clients).await?;
+    run::run(&job, &set, &target, db).await
+}
+
+/// Connects with the secret's credentials. Rejected credentials are tried once more with the
+/// secret read again, which is what a rotation looks like to a warm function.
+async fn connect(
+    job: &Job<Params, RunState>,
+    clients: &Clients,
+) -> Result<(ConnectTarget, Database), JobError> {
+    let arn = &job.params.database_secret_arn;
+    let secret = clients.secrets.get_string(arn).await?;
+    let target = ConnectTarget::resolve(&secret, &job.params)?;
+    match Database::connect(&target, CONNECT_TIMEOUT.min(job.remaining())).await {
+        Ok(db) => Ok((target, db)),
+        Err(ConnectError::Authentication(_)) => {
+            tracing::info!("the database refused the credentials; reading the secret again");
+            clients.secrets.invalidate(arn);
+            let secret = clients.secrets.get_string(arn).await?;
+            let target = ConnectTarget::resolve(&secret, &job.params)?;
+            let db = Database::connect(&target, CONNECT_TIMEOUT.min(job.remaining())).await?;
+            Ok((target, db))
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 async fn read_migrations(job: &Job<Params, RunState>) -> Result<MigrationSet, JobError> {
@@ -90,12 +117,4 @@ async fn read_migrations(job: &Job<Params, RunState>) -> Result<MigrationSet, Jo
         )));
     }
     Ok(set)
-}
-
-/// Database drivers do not put passwords in errors; this makes sure no message ever does.
-fn redact(mut err: JobError, password: &str) -> JobError {
-    if password.len() >= 3 && err.message.contains(password) {
-        err.message = err.message.replace(password, "<redacted>");
-    }
-    err
 }

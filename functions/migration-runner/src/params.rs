@@ -1,5 +1,6 @@
 //! migration-runner `UserParameters` (README, "migration-runner").
 
+use crate::lint::{LintParams, LintPolicy};
 use pipeline_ext::job::JobError;
 use serde::Deserialize;
 use std::time::Duration;
@@ -42,6 +43,12 @@ pub struct Params {
     /// with the function); when set, the server's certificate and host name are verified.
     #[serde(default)]
     pub tls_ca_file: Option<String>,
+    /// With `apply`, the same as `plan`; with `revert`, show what would be reverted.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Which lint findings deny and which warn (README, "Lint").
+    #[serde(default)]
+    pub lint: LintParams,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -53,6 +60,8 @@ pub enum Mode {
     Plan,
     /// Fail unless the database matches the artifact exactly.
     Verify,
+    /// Run `.down.sql` files from the highest applied version down to `target_version`.
+    Revert,
 }
 
 impl Mode {
@@ -61,6 +70,7 @@ impl Mode {
             Mode::Apply => "apply",
             Mode::Plan => "plan",
             Mode::Verify => "verify",
+            Mode::Revert => "revert",
         }
     }
 }
@@ -98,7 +108,17 @@ impl Params {
                 self.path
             )));
         }
+        if self.mode == Mode::Revert && self.target_version.is_none() {
+            return Err(JobError::config(
+                "`mode` `revert` needs `target_version`: the version to revert down to (it stays applied; 0 reverts everything)",
+            ));
+        }
+        self.lint_policy()?;
         Ok(())
+    }
+
+    pub fn lint_policy(&self) -> Result<LintPolicy, JobError> {
+        LintPolicy::new(&self.lint)
     }
 
     pub fn lock_timeout(&self) -> Duration {

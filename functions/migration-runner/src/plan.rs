@@ -55,8 +55,8 @@ pub struct MigrationPlan<'a> {
     /// In version order, up to `target_version`.
     pub pending: Vec<&'a Migration>,
     pub problems: Vec<Problem>,
-    /// Highest successfully applied version (0 when none).
-    pub schema_version: i64,
+    /// Highest successfully applied version; `None` when nothing is applied.
+    pub schema_version: Option<i64>,
     pub applied_count: usize,
 }
 
@@ -117,9 +117,14 @@ impl<'a> MigrationPlan<'a> {
         Self {
             pending,
             problems,
-            schema_version: highest.unwrap_or(0),
+            schema_version: highest,
             applied_count: history.iter().filter(|r| r.success).count(),
         }
+    }
+
+    /// `SchemaVersion` as the output variable carries it: the version, or `none`.
+    pub fn schema_version_text(&self) -> String {
+        version_text(self.schema_version)
     }
 
     /// All problems as one message, most urgent first.
@@ -130,6 +135,12 @@ impl<'a> MigrationPlan<'a> {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// A schema version for people and output variables: `none` when nothing is applied (so a
+/// database at version 0 and an empty one read differently).
+pub fn version_text(version: Option<i64>) -> String {
+    version.map_or_else(|| "none".to_string(), |v| v.to_string())
 }
 
 #[cfg(test)]
@@ -153,6 +164,7 @@ mod tests {
             description: "m".into(),
             success,
             checksum: set.migrations[&version].checksum.clone(),
+            execution_time: std::time::Duration::ZERO,
         }
     }
 
@@ -164,7 +176,7 @@ mod tests {
             plan.pending.iter().map(|m| m.version).collect::<Vec<_>>(),
             vec![2]
         );
-        assert_eq!(plan.schema_version, 1);
+        assert_eq!(plan.schema_version, Some(1));
         assert!(plan.problems.is_empty());
     }
 
@@ -181,6 +193,7 @@ mod tests {
                 description: "gone".into(),
                 success: true,
                 checksum: vec![1],
+                execution_time: std::time::Duration::ZERO,
             },
         ];
         let plan = MigrationPlan::new(&files, &history, None, false);

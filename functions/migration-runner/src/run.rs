@@ -1,18 +1,18 @@
-//! The three modes over one connection: `apply` (locked, resumable), `plan` and `verify`
-//! (read-only: no lock, no history table created).
+//! The modes over one connection: `apply` (locked, resumable) here, `plan` and `verify`
+//! (read-only: no lock, no history table created) in `inspect`, `revert` in `revert`.
 
-use crate::database::Database;
-use crate::history;
+use crate::database::{Database, MigrationLock};
 use crate::params::{Mode, Params};
-use crate::plan::MigrationPlan;
+use crate::plan::{version_text, MigrationPlan};
 use crate::source::MigrationSet;
 use crate::target::ConnectTarget;
+use crate::{history, inspect, lint, revert};
 use pipeline_ext::job::{Job, JobError, JobOutcome, JobSuccess};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// Longest wait for a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How many recent history rows judge how long a migration may take.
+const RECENT_DURATIONS: usize = 20;
 /// Time kept back before each migration; below it the run hands over to the next invocation.
 /// A quarter of the run's time, at most this; `MIGRATION_TIME_MARGIN_SECONDS` overrides it.
 const MAX_TIME_MARGIN: Duration = Duration::from_secs(60);
@@ -24,7 +24,7 @@ const MAX_STATE_LINE_CHARS: usize = 1_200;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunState {
     pub applied: u32,
-    pub from_version: i64,
+    pub from_version: Option<i64>,
     #[serde(default)]
     pub lines: Vec<String>,
     #[serde(default)]
@@ -32,7 +32,7 @@ pub struct RunState {
 }
 
 impl RunState {
-    fn record(&mut self, line: String) {
+    pub(crate) fn record(&mut self, line: String) {
         self.applied += 1;
         let used: usize = self.lines.iter().map(|l| l.len() + 8).sum();
         if self.more == 0 && used + line.len() <= MAX_STATE_LINE_CHARS {
@@ -42,7 +42,7 @@ impl RunState {
         }
     }
 
-    fn listing(&self) -> String {
+    pub(crate) fn listing(&self) -> String {
         let mut text: String = self.lines.iter().map(|l| format!("\n- {l}")).collect();
         if self.more > 0 {
             text.push_str(&format!("\n- … and {} more", self.more));
@@ -55,24 +55,36 @@ pub async fn run(
     job: &Job<Params, RunState>,
     set: &MigrationSet,
     target: &ConnectTarget,
+    mut db: Database,
 ) -> Result<JobOutcome<RunState>, JobError> {
-    let mut db = Database::connect(target, CONNECT_TIMEOUT.min(job.remaining())).await?;
     let outcome = match job.params.mode {
-        Mode::Apply => apply(job, set, target, &mut db).await,
-        Mode::Plan | Mode::Verify => inspect(job, set, target, &mut db).await,
+        Mode::Apply if !job.params.dry_run => apply(job, set, target, &mut db).await,
+        Mode::Apply | Mode::Plan | Mode::Verify => {
+            inspect::inspect(job, set, target, &mut db).await
+        }
+        Mode::Revert => revert::revert(job, set, target, &mut db).await,
     };
     db.close().await;
     outcome
 }
 
-async fn apply(
+/// Bounds the session's statements by the time left, then takes the migration lock.
+pub async fn lock_session(
     job: &Job<Params, RunState>,
-    set: &MigrationSet,
-    target: &ConnectTarget,
     db: &mut Database,
-) -> Result<JobOutcome<RunState>, JobError> {
+) -> Result<MigrationLock, JobError> {
+    limit_to_time_left(job, db).await?;
+    let lock_wait = job.params.lock_timeout().min(job.remaining());
+    db.lock(lock_wait).await
+}
+
+/// A statement must end (and fail cleanly) before the Lambda does: set again before each
+/// migration, as the time left shrinks.
+pub async fn limit_to_time_left(
+    job: &Job<Params, RunState>,
+    db: &mut Database,
+) -> Result<(), JobError> {
     let params = &job.params;
-    // A statement must end (and fail cleanly) before the Lambda does.
     let statement_timeout = params
         .statement_timeout()
         .min(job.remaining().saturating_sub(Duration::from_secs(2)))
@@ -81,9 +93,16 @@ async fn apply(
         statement_timeout,
         params.lock_timeout().max(Duration::from_secs(1)),
     )
-    .await?;
-    let lock_wait = params.lock_timeout().min(job.remaining());
-    let lock = db.lock(lock_wait).await?;
+    .await
+}
+
+async fn apply(
+    job: &Job<Params, RunState>,
+    set: &MigrationSet,
+    target: &ConnectTarget,
+    db: &mut Database,
+) -> Result<JobOutcome<RunState>, JobError> {
+    let lock = lock_session(job, db).await?;
     let result = apply_locked(job, set, target, db).await;
     db.unlock(lock).await;
     result
@@ -111,22 +130,43 @@ async fn apply_locked(
             plan.problems_message()
         )));
     }
+    let report = lint::check(&plan.pending, target.engine, &params.lint_policy()?)?;
+    if report.errors().next().is_some() {
+        return Err(JobError::failed(format!(
+            "refusing to apply to the {}: the lint policy denies {} changes; nothing was applied:\n- {}",
+            target.describe(),
+            report.errors().count(),
+            report.lines().join("\n- ")
+        )));
+    }
     let mut state = job.state.clone().unwrap_or(RunState {
         from_version: plan.schema_version,
         ..RunState::default()
     });
     let margin = time_margin(job.remaining());
+    // What one migration may take, judged by the recent history and by this run.
+    let mut longest = history
+        .iter()
+        .rev()
+        .filter(|r| r.success)
+        .take(RECENT_DURATIONS)
+        .map(|r| r.execution_time)
+        .max()
+        .unwrap_or_default();
     let total = plan.pending.len();
     let mut schema_version = plan.schema_version;
     for (index, migration) in plan.pending.iter().enumerate() {
+        let needed = margin.max(longest.mul_f64(1.25) + Duration::from_secs(1));
         // At least one migration per invocation, so a short timeout still makes progress.
-        if index > 0 && job.remaining() < margin {
+        if index > 0 && job.remaining() < needed {
             let done = state.applied as usize;
             let summary = format!(
-                "Applied {} of {} migrations so far to the {}; continuing in the next invocation.{}",
+                "Applied {} of {} migrations so far to the {}; continuing in the next invocation ({} s left, the next may need {} s).{}",
                 done,
                 done + total - index,
                 target.describe(),
+                job.remaining().as_secs(),
+                needed.as_secs(),
                 state.listing()
             );
             let percent = (done * 100 / (done + total - index).max(1)).min(99) as u8;
@@ -135,6 +175,9 @@ async fn apply_locked(
                 summary,
                 percent_complete: Some(percent),
             });
+        }
+        if index > 0 {
+            limit_to_time_left(job, db).await?;
         }
         tracing::info!(version = migration.version, description = %migration.description, "applying migration");
         let took = history::apply(db, migration).await.map_err(|e| {
@@ -153,121 +196,41 @@ async fn apply_locked(
             took_ms = took.as_millis() as u64,
             "migration applied"
         );
+        longest = longest.max(took);
         state.record(format!("{}: {} ms", migration.label(), took.as_millis()));
-        schema_version = schema_version.max(migration.version);
+        schema_version =
+            Some(schema_version.map_or(migration.version, |v| v.max(migration.version)));
     }
+    let lint_lines = if report.findings.is_empty() {
+        String::new()
+    } else {
+        format!("\n{}:\n- {}", report.tally(), report.lines().join("\n- "))
+    };
     let summary = if state.applied == 0 {
         format!(
-            "Nothing to apply: the {} is at schema version {schema_version} ({} migrations applied).",
+            "Nothing to apply: the {} is at schema version {} ({} migrations applied).",
             target.describe(),
+            version_text(schema_version),
             plan.applied_count
         )
     } else {
         format!(
-            "Applied {} migrations to the {}; schema version {} → {schema_version}.{}",
+            "Applied {} migrations to the {}; schema version {} → {}.{}{lint_lines}",
             state.applied,
             target.describe(),
-            state.from_version,
+            version_text(state.from_version),
+            version_text(schema_version),
             state.listing()
         )
     };
     Ok(JobOutcome::Succeeded(
         JobSuccess::new(summary)
-            .variable("SchemaVersion", schema_version)
+            .variable("SchemaVersion", version_text(schema_version))
             .variable("AppliedCount", state.applied)
-            .variable("PendingCount", 0),
+            .variable("PendingCount", 0)
+            .variable("LintErrors", 0)
+            .variable("LintWarnings", report.warnings().count()),
     ))
-}
-
-async fn inspect(
-    job: &Job<Params, RunState>,
-    set: &MigrationSet,
-    target: &ConnectTarget,
-    db: &mut Database,
-) -> Result<JobOutcome<RunState>, JobError> {
-    let params = &job.params;
-    let history = history::read(db).await?;
-    let plan = MigrationPlan::new(
-        set,
-        &history,
-        params.target_version,
-        params.allow_out_of_order,
-    );
-    let pending_lines: Vec<String> = plan
-        .pending
-        .iter()
-        .map(|m| {
-            format!(
-                "{} `{}` sha384:{}{}",
-                m.label(),
-                m.file,
-                hex::encode(&m.checksum),
-                if m.no_transaction {
-                    " (no-transaction)"
-                } else {
-                    ""
-                }
-            )
-        })
-        .collect();
-    match params.mode {
-        Mode::Verify => {
-            let mut problems: Vec<String> = plan.problems.iter().map(|p| p.to_string()).collect();
-            problems.extend(
-                plan.pending
-                    .iter()
-                    .map(|m| format!("migration {} is pending", m.label())),
-            );
-            if !problems.is_empty() {
-                return Err(JobError::failed(format!(
-                    "verification failed for the {}:\n{}",
-                    target.describe(),
-                    problems.join("\n")
-                )));
-            }
-            Ok(JobOutcome::Succeeded(
-                JobSuccess::new(format!(
-                    "Verified the {}: schema version {}, all {} migrations applied and unmodified.",
-                    target.describe(),
-                    plan.schema_version,
-                    plan.applied_count
-                ))
-                .variable("SchemaVersion", plan.schema_version)
-                .variable("AppliedCount", 0)
-                .variable("PendingCount", 0),
-            ))
-        }
-        _ => {
-            if !plan.problems.is_empty() {
-                return Err(JobError::failed(format!(
-                    "apply would refuse the {}:\n{}",
-                    target.describe(),
-                    plan.problems_message()
-                )));
-            }
-            let summary = if pending_lines.is_empty() {
-                format!(
-                    "Plan: nothing pending; the {} is at schema version {}.",
-                    target.describe(),
-                    plan.schema_version
-                )
-            } else {
-                format!(
-                    "Plan: {} pending migrations for the {} (schema version {}); nothing was changed:\n- {}",
-                    pending_lines.len(),
-                    target.describe(),
-                    plan.schema_version,
-                    pending_lines.join("\n- ")
-                )
-            };
-            Ok(JobOutcome::Succeeded(
-                JobSuccess::new(summary)
-                    .variable("SchemaVersion", plan.schema_version)
-                    .variable("AppliedCount", 0)
-                    .variable("PendingCount", plan.pending.len()),
-            ))
-        }
-    }
 }
 
 fn time_margin(remaining_at_start: Duration) -> Duration {

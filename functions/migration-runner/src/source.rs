@@ -15,6 +15,16 @@ pub struct Migration {
     pub sql: String,
     pub checksum: Vec<u8>,
     pub no_transaction: bool,
+    /// The `.down.sql` that undoes it, for `revert`.
+    pub down: Option<DownMigration>,
+}
+
+/// A `.down.sql` file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DownMigration {
+    pub file: String,
+    pub sql: String,
+    pub no_transaction: bool,
 }
 
 impl Migration {
@@ -40,7 +50,7 @@ pub struct MigrationSet {
 #[derive(Debug, Default)]
 pub struct MigrationSetBuilder {
     ups: BTreeMap<i64, (Kind, Migration)>,
-    downs: BTreeMap<i64, String>,
+    downs: BTreeMap<i64, DownMigration>,
 }
 
 impl MigrationSetBuilder {
@@ -55,8 +65,13 @@ impl MigrationSetBuilder {
         let sql = String::from_utf8(bytes)
             .map_err(|_| JobError::config(format!("`{name}` is not UTF-8 text")))?;
         if kind == Kind::Down {
-            if let Some(other) = self.downs.insert(version, name.to_string()) {
-                return Err(duplicate(version, &other, name));
+            let down = DownMigration {
+                file: name.to_string(),
+                no_transaction: sql.starts_with("-- no-transaction"),
+                sql,
+            };
+            if let Some(other) = self.downs.insert(version, down) {
+                return Err(duplicate(version, &other.file, name));
             }
             return Ok(());
         }
@@ -67,6 +82,7 @@ impl MigrationSetBuilder {
             checksum: Sha384::digest(sql.as_bytes()).to_vec(),
             no_transaction: sql.starts_with("-- no-transaction"),
             sql,
+            down: None,
         };
         if let Some((_, other)) = self.ups.insert(version, (kind, migration)) {
             return Err(duplicate(version, &other.file, name));
@@ -74,19 +90,21 @@ impl MigrationSetBuilder {
         Ok(())
     }
 
-    pub fn finish(self) -> Result<MigrationSet, JobError> {
-        for (version, down) in &self.downs {
-            match self.ups.get(version) {
-                Some((Kind::Up, _)) => {}
+    pub fn finish(mut self) -> Result<MigrationSet, JobError> {
+        for (version, down) in std::mem::take(&mut self.downs) {
+            match self.ups.get_mut(&version) {
+                Some((Kind::Up, up)) => up.down = Some(down),
                 Some((_, up)) => {
                     return Err(JobError::config(format!(
-                        "`{down}` has no matching `.up.sql`: version {version} is the simple migration `{}`",
+                        "`{}` has no matching `.up.sql`: version {version} is the simple migration `{}`",
+                        down.file,
                         up.file
                     )))
                 }
                 None => {
                     return Err(JobError::config(format!(
-                        "`{down}` has no matching `{version}_….up.sql`"
+                        "`{}` has no matching `{version}_….up.sql`",
+                        down.file
                     )))
                 }
             }

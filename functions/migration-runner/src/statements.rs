@@ -1,5 +1,12 @@
-//! Splitting a MySQL/MariaDB migration into statements, so that a failure can name the
-//! statement that failed (the server's multi-statement errors do not say which one).
+//! Splitting a MySQL/MariaDB migration into statements the way the `mysql` client does, so a
+//! failure can name the statement that failed (the server's multi-statement errors do not
+//! say which one) and the linter can read one statement at a time.
+//!
+//! The client's rules, kept here: `--` starts a comment only when followed by whitespace,
+//! `#` always does, `/* … */` is a comment but `/*! … */`, `/*M! … */` (executable comments)
+//! and `/*+ … */` (optimizer hints) are code the server runs; quotes `'…'` and `"…"` take
+//! backslash escapes and doubled quotes, backticks doubled backticks; `DELIMITER x` at the
+//! start of a statement changes the terminator and is not sent to the server.
 
 /// One statement and the line of the file it starts on (1-based).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,111 +32,311 @@ impl Statement {
     }
 }
 
-/// Splits on `;` outside quotes, backticks and comments. Returns `None` for SQL that only the
-/// server can split: stored programs (`CREATE PROCEDURE/FUNCTION/TRIGGER/EVENT`, whose
-/// `BEGIN … END` bodies hold semicolons), MariaDB's `BEGIN NOT ATOMIC` and the client-only
-/// `DELIMITER` command.
-pub fn split(sql: &str) -> Option<Vec<Statement>> {
-    if needs_the_server_to_split(sql) {
-        return None;
-    }
-    let bytes = sql.as_bytes();
+/// How a file is sent to the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// One statement at a time, as the `mysql` client sends them.
+    Statements(Vec<Statement>),
+    /// The file holds a stored program (`CREATE PROCEDURE … BEGIN …; END`, `BEGIN NOT ATOMIC`)
+    /// with no `DELIMITER`: only the server can tell where its body ends, so the whole file is
+    /// sent as one multi-statement query, as `sqlx migrate` sends every file.
+    Whole,
+}
+
+/// Why a file cannot be split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// The quoting rules of the dialect being split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// MySQL and MariaDB: backslash escapes in strings, `#` comments, `DELIMITER`.
+    MySql,
+    /// SQLite: strings are literal (no backslash escapes); no `DELIMITER`.
+    Sqlite,
+}
+
+/// Splits `sql` into statements (see the module documentation for the rules).
+pub fn split(sql: &str, dialect: Dialect) -> Result<Split, SplitError> {
+    let mut scanner = Scanner {
+        bytes: sql.as_bytes(),
+        sql,
+        dialect,
+        i: 0,
+        line: 1,
+    };
     let mut statements = Vec::new();
-    // Where the current statement's first code byte is, and its line.
-    let mut code_start: Option<(usize, usize)> = None;
-    let mut line = 1;
-    let mut i = 0;
-    while i < bytes.len() {
-        let byte = bytes[i];
-        let comment = byte == b'#'
-            || (byte == b'-' && bytes.get(i + 1) == Some(&b'-'))
-            || (byte == b'/' && bytes.get(i + 1) == Some(&b'*'));
-        if !byte.is_ascii_whitespace() && !comment && byte != b';' && code_start.is_none() {
-            code_start = Some((i, line));
+    let mut delimiter = ";".to_string();
+    let mut compound_under_semicolon = false;
+    let mut custom_delimiter = false;
+    loop {
+        let Some(start) = scanner.skip_trivia() else {
+            break;
+        };
+        let first_line = scanner.line;
+        if dialect == Dialect::MySql && scanner.at_word("DELIMITER") && scanner.word_ends_at(9) {
+            delimiter = scanner.delimiter_command(first_line)?;
+            custom_delimiter = true;
+            continue;
         }
-        match byte {
-            b'\n' => line += 1,
-            quote @ (b'\'' | b'"' | b'`') => {
-                i += 1;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'\\' if quote != b'`' => i += 1,
-                        b'\n' => line += 1,
-                        c if c == quote => {
-                            // A doubled quote is an escaped quote.
-                            if bytes.get(i + 1) == Some(&quote) {
-                                i += 1;
-                            } else {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
+        let end = scanner.statement_end(&delimiter);
+        let text = sql[start..end].trim_end();
+        if !text.is_empty() {
+            if delimiter == ";" && is_compound(text, dialect) {
+                compound_under_semicolon = true;
             }
-            b'#' | b'-' if comment => {
-                while i + 1 < bytes.len() && bytes[i + 1] != b'\n' {
-                    i += 1;
-                }
+            statements.push(Statement {
+                line: first_line,
+                sql: text.to_string(),
+            });
+        }
+        scanner.skip_delimiter(&delimiter);
+    }
+    if compound_under_semicolon && !custom_delimiter {
+        return Ok(Split::Whole);
+    }
+    Ok(Split::Statements(statements))
+}
+
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    sql: &'a str,
+    dialect: Dialect,
+    i: usize,
+    line: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self, offset: usize) -> Option<u8> {
+        self.bytes.get(self.i + offset).copied()
+    }
+
+    fn advance(&mut self) {
+        if self.bytes[self.i] == b'\n' {
+            self.line += 1;
+        }
+        self.i += 1;
+    }
+
+    /// Skips whitespace and comments; returns where code starts, or `None` at the end.
+    fn skip_trivia(&mut self) -> Option<usize> {
+        while self.i < self.bytes.len() {
+            if self.bytes[self.i].is_ascii_whitespace() {
+                self.advance();
+            } else if self.at_line_comment() {
+                self.skip_line();
+            } else if self.at_block_comment() {
+                self.skip_block_comment();
+            } else {
+                return Some(self.i);
             }
-            b'/' if comment => {
-                i += 2;
-                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
-                    if bytes[i] == b'\n' {
-                        line += 1;
-                    }
-                    i += 1;
-                }
-                i += 1;
+        }
+        None
+    }
+
+    fn at_line_comment(&self) -> bool {
+        match self.peek(0) {
+            Some(b'#') => self.dialect == Dialect::MySql,
+            // MySQL needs whitespace after `--`; SQLite does not.
+            Some(b'-') => {
+                self.peek(1) == Some(b'-')
+                    && (self.dialect == Dialect::Sqlite
+                        || self.peek(2).is_none_or(|c| c.is_ascii_whitespace()))
             }
-            b';' => {
-                if let Some((at, first_line)) = code_start.take() {
-                    statements.push(Statement {
-                        line: first_line,
-                        sql: sql[at..i].trim_end().to_string(),
-                    });
+            _ => false,
+        }
+    }
+
+    /// A comment the server ignores: not `/*!`, `/*M!` or `/*+`, which it runs.
+    fn at_block_comment(&self) -> bool {
+        if self.peek(0) != Some(b'/') || self.peek(1) != Some(b'*') {
+            return false;
+        }
+        if self.dialect == Dialect::Sqlite {
+            return true;
+        }
+        let executable = matches!(self.peek(2), Some(b'!' | b'+'))
+            || (self.peek(2) == Some(b'M') && self.peek(3) == Some(b'!'));
+        !executable
+    }
+
+    fn skip_line(&mut self) {
+        while self.i < self.bytes.len() && self.bytes[self.i] != b'\n' {
+            self.i += 1;
+        }
+    }
+
+    fn skip_block_comment(&mut self) {
+        self.i += 2;
+        while self.i < self.bytes.len() {
+            if self.bytes[self.i] == b'*' && self.peek(1) == Some(b'/') {
+                self.i += 2;
+                return;
+            }
+            self.advance();
+        }
+    }
+
+    fn skip_quoted(&mut self, quote: u8) {
+        self.i += 1;
+        while self.i < self.bytes.len() {
+            let byte = self.bytes[self.i];
+            if byte == b'\\' && quote != b'`' && self.dialect == Dialect::MySql {
+                self.i += 1;
+                if self.i < self.bytes.len() {
+                    self.advance();
                 }
+                continue;
+            }
+            if byte == quote {
+                if self.peek(1) == Some(quote) {
+                    self.i += 2;
+                    continue;
+                }
+                self.i += 1;
+                return;
+            }
+            self.advance();
+        }
+    }
+
+    fn at_word(&self, word: &str) -> bool {
+        self.bytes.len() >= self.i + word.len()
+            && self.bytes[self.i..self.i + word.len()].eq_ignore_ascii_case(word.as_bytes())
+    }
+
+    fn word_ends_at(&self, len: usize) -> bool {
+        self.peek(len).is_none_or(|c| c.is_ascii_whitespace())
+    }
+
+    /// Reads `DELIMITER x` (the rest of the line is the command) and returns `x`.
+    fn delimiter_command(&mut self, line: usize) -> Result<String, SplitError> {
+        let start = self.i;
+        self.skip_line();
+        let command = &self.sql[start..self.i];
+        let value = command[9..].split_whitespace().next().unwrap_or("");
+        if value.is_empty() || value.contains('\\') {
+            return Err(SplitError {
+                line,
+                message: "`DELIMITER` must be followed by the new delimiter (e.g. `DELIMITER //`), without backslashes".into(),
+            });
+        }
+        Ok(value.to_string())
+    }
+
+    /// Moves to the next `delimiter` outside quotes and comments (or the end), returning it.
+    fn statement_end(&mut self, delimiter: &str) -> usize {
+        while self.i < self.bytes.len() {
+            if self.bytes[self.i..].starts_with(delimiter.as_bytes()) {
+                return self.i;
+            }
+            match self.bytes[self.i] {
+                quote @ (b'\'' | b'"' | b'`') => self.skip_quoted(quote),
+                b'[' if self.dialect == Dialect::Sqlite => self.skip_quoted_until(b']'),
+                _ if self.at_line_comment() => self.skip_line(),
+                _ if self.at_block_comment() => self.skip_block_comment(),
+                _ => self.advance(),
+            }
+        }
+        self.i
+    }
+
+    fn skip_quoted_until(&mut self, close: u8) {
+        while self.i < self.bytes.len() && self.bytes[self.i] != close {
+            self.advance();
+        }
+        self.i = (self.i + 1).min(self.bytes.len());
+    }
+
+    fn skip_delimiter(&mut self, delimiter: &str) {
+        if self.bytes[self.i.min(self.bytes.len())..].starts_with(delimiter.as_bytes()) {
+            self.i += delimiter.len();
+        }
+    }
+}
+
+/// A stored program or compound block, whose body holds `;`s: only the server (or a
+/// `DELIMITER`) can tell where it ends.
+fn is_compound(statement: &str, dialect: Dialect) -> bool {
+    let words = code_words(statement, dialect, 12);
+    let Some(first) = words.first() else {
+        return false;
+    };
+    if first == "BEGIN" {
+        return words.get(1).is_some_and(|w| w == "NOT");
+    }
+    if first != "CREATE" {
+        return false;
+    }
+    for word in &words[1..] {
+        match word.as_str() {
+            "PROCEDURE" | "FUNCTION" | "TRIGGER" | "EVENT" | "PACKAGE" => return true,
+            "TABLE" | "VIEW" | "INDEX" | "UNIQUE" | "FULLTEXT" | "SPATIAL" | "DATABASE"
+            | "SCHEMA" | "USER" | "ROLE" | "SEQUENCE" | "SERVER" | "TEMPORARY" | "TABLESPACE" => {
+                return false
             }
             _ => {}
         }
-        i += 1;
     }
-    if let Some((at, first_line)) = code_start {
-        statements.push(Statement {
-            line: first_line,
-            sql: sql[at..].trim_end().to_string(),
-        });
-    }
-    Some(statements)
+    false
 }
 
-fn needs_the_server_to_split(sql: &str) -> bool {
-    let upper = sql.to_ascii_uppercase();
-    let words: Vec<&str> = upper.split_ascii_whitespace().collect();
-    if upper
-        .lines()
-        .any(|l| l.trim_start().starts_with("DELIMITER"))
-    {
-        return true;
+/// The first `limit` bare words of a statement, upper-cased, outside quotes and comments.
+fn code_words(statement: &str, dialect: Dialect, limit: usize) -> Vec<String> {
+    let mut scanner = Scanner {
+        bytes: statement.as_bytes(),
+        sql: statement,
+        dialect,
+        i: 0,
+        line: 1,
+    };
+    let mut words = Vec::new();
+    while scanner.i < scanner.bytes.len() && words.len() < limit {
+        let byte = scanner.bytes[scanner.i];
+        if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'$' {
+            let start = scanner.i;
+            while scanner
+                .peek(0)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$')
+            {
+                scanner.i += 1;
+            }
+            words.push(statement[start..scanner.i].to_ascii_uppercase());
+        } else if matches!(byte, b'\'' | b'"' | b'`') {
+            scanner.skip_quoted(byte);
+        } else if scanner.at_line_comment() {
+            scanner.skip_line();
+        } else if scanner.at_block_comment() {
+            scanner.skip_block_comment();
+        } else if byte == b'/' && scanner.peek(1) == Some(b'*') {
+            // An executable comment's marker (`/*!40101`): its words are code, its version is not.
+            scanner.i += 2;
+            while scanner
+                .peek(0)
+                .is_some_and(|c| c == b'!' || c == b'M' || c == b'+' || c.is_ascii_digit())
+            {
+                scanner.i += 1;
+            }
+        } else {
+            scanner.i += 1;
+        }
     }
-    words.windows(2).any(|w| {
-        (w[0] == "BEGIN" && w[1] == "NOT")
-            || (["PROCEDURE", "FUNCTION", "TRIGGER", "EVENT"].contains(&w[1])
-                && (w[0] == "CREATE" || w[0] == "EXISTS" || w[0].starts_with("DEFINER")))
-    }) || words.iter().any(|w| w.starts_with("DEFINER="))
+    words
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn sqls(sql: &str) -> Vec<(usize, String)> {
-        split(sql)
-            .expect("splittable")
-            .into_iter()
-            .map(|s| (s.line, s.sql))
-            .collect()
+        match split(sql, Dialect::MySql).expect("splittable") {
+            Split::Statements(list) => list.into_iter().map(|s| (s.line, s.sql)).collect(),
+            Split::Whole => panic!("sent whole"),
+        }
     }
 
     #[test]
@@ -149,16 +356,99 @@ mod tests {
     }
 
     #[test]
-    fn leaves_compound_statements_to_the_server() {
-        assert!(split("CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END").is_none());
-        assert!(split(
-            "DELIMITER //\nCREATE TRIGGER t BEFORE INSERT ON a FOR EACH ROW BEGIN END//"
-        )
-        .is_none());
+    fn executable_comments_are_statements_the_server_runs() {
+        let sql = "/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE */;\n/*M!100100 SET @x = 1 */;\n/* plain; */\nSELECT /*+ MAX_EXECUTION_TIME(1000) */ 1;\n";
+        assert_eq!(
+            sqls(sql),
+            vec![
+                (1, "/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE */".to_string()),
+                (2, "/*M!100100 SET @x = 1 */".to_string()),
+                (4, "SELECT /*+ MAX_EXECUTION_TIME(1000) */ 1".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn double_dash_needs_a_space_to_be_a_comment() {
+        assert_eq!(
+            sqls("UPDATE t SET x = 1--1;\n-- real; comment\nSELECT 2;"),
+            vec![
+                (1, "UPDATE t SET x = 1--1".to_string()),
+                (3, "SELECT 2".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn delimiter_commands_split_stored_programs_as_the_mysql_client_does() {
+        let sql = "CREATE TABLE t (x INT);\nDELIMITER //\nCREATE PROCEDURE p()\nBEGIN\n  SELECT 1;\n  SELECT 2;\nEND//\ndelimiter ;\nCALL p();\n";
+        assert_eq!(
+            sqls(sql),
+            vec![
+                (1, "CREATE TABLE t (x INT)".to_string()),
+                (
+                    3,
+                    "CREATE PROCEDURE p()\nBEGIN\n  SELECT 1;\n  SELECT 2;\nEND".to_string()
+                ),
+                (9, "CALL p()".to_string()),
+            ]
+        );
+        let err = split("DELIMITER\nSELECT 1;", Dialect::MySql).unwrap_err();
+        assert_eq!(err.line, 1);
+    }
+
+    #[test]
+    fn stored_programs_without_delimiter_go_to_the_server_whole() {
+        for sql in [
+            "CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END",
+            "CREATE OR REPLACE PROCEDURE p() BEGIN SELECT 1; END;",
+            "CREATE DEFINER=`root`@`%` TRIGGER t BEFORE INSERT ON a FOR EACH ROW BEGIN SET NEW.x = 1; END;",
+            "CREATE TABLE a (x INT);\nCREATE AGGREGATE FUNCTION f(x INT) RETURNS INT BEGIN RETURN 1; END;",
+            "BEGIN NOT ATOMIC SELECT 1; END;",
+        ] {
+            assert_eq!(split(sql, Dialect::MySql).unwrap(), Split::Whole, "{sql}");
+        }
+        // Words that only look like programs are names.
+        assert_eq!(sqls("CREATE TABLE event (id INT); SELECT 1;").len(), 2);
     }
 
     #[test]
     fn a_file_of_only_comments_has_no_statements() {
         assert!(sqls("-- nothing here\n/* still nothing; */\n").is_empty());
+    }
+
+    #[test]
+    fn sqlite_strings_take_no_backslash_escapes() {
+        let Split::Statements(list) =
+            split("INSERT INTO t VALUES ('a\\');\nSELECT 1;", Dialect::Sqlite).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(list.len(), 2);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_and_statements_come_from_the_input(sql in "[a-zA-Z0-9 ;'\"`#/*!é§\\-\\\\\n]{0,200}") {
+            for dialect in [Dialect::MySql, Dialect::Sqlite] {
+                if let Ok(Split::Statements(list)) = split(&sql, dialect) {
+                    let mut last = 0;
+                    for statement in list {
+                        prop_assert!(!statement.sql.is_empty());
+                        prop_assert!(statement.line >= last);
+                        last = statement.line;
+                        prop_assert!(sql.contains(&statement.sql));
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn plain_statements_round_trip(parts in proptest::collection::vec("[a-z]{1,8}( [a-z0-9]{1,8}){0,4}", 1..10)) {
+            prop_assume!(parts.iter().all(|p| !is_compound(p, Dialect::MySql)));
+            let sql = parts.iter().map(|p| format!("{p};\n")).collect::<String>();
+            let got: Vec<String> = sqls(&sql).into_iter().map(|(_, s)| s).collect();
+            prop_assert_eq!(got, parts);
+        }
     }
 }

@@ -3,7 +3,6 @@
 
 use crate::params::Params;
 use pipeline_ext::job::JobError;
-use serde::Deserialize;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -47,21 +46,63 @@ impl fmt::Display for Engine {
 
 /// The secret as Secrets Manager holds it. RDS writes `port` as a number, people often as a
 /// string; both are accepted. Other keys (`dbInstanceIdentifier`, …) are ignored.
-#[derive(Deserialize)]
 struct DatabaseSecret {
     engine: Option<String>,
     host: Option<String>,
-    port: Option<PortValue>,
+    port: Option<u16>,
     username: Option<String>,
     password: Option<String>,
     dbname: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum PortValue {
-    Number(u16),
-    Text(String),
+impl DatabaseSecret {
+    /// Reads the keys one by one, so an error names the key and never quotes a value or a
+    /// position in the secret.
+    fn parse(json: &str) -> Result<Self, JobError> {
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|_| {
+            JobError::config("the database secret is not JSON; expected an RDS-format object")
+        })?;
+        let serde_json::Value::Object(object) = value else {
+            return Err(JobError::config(
+                "the database secret is not a JSON object; expected the RDS format (`engine`, `host`, `port`, `username`, `password`, `dbname`)",
+            ));
+        };
+        let text = |key: &str| -> Result<Option<String>, JobError> {
+            match object.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(JobError::config(format!(
+                    "the database secret's `{key}`: expected a string"
+                ))),
+            }
+        };
+        let port_error = || JobError::config("the database secret's `port`: expected 1–65535");
+        let port = match object.get("port") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Number(n)) => Some(
+                n.as_u64()
+                    .and_then(|n| u16::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                    .ok_or_else(port_error)?,
+            ),
+            Some(serde_json::Value::String(s)) => Some(
+                s.trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(port_error)?,
+            ),
+            Some(_) => return Err(port_error()),
+        };
+        Ok(Self {
+            engine: text("engine")?,
+            host: text("host")?,
+            port,
+            username: text("username")?,
+            password: text("password")?,
+            dbname: text("dbname")?,
+        })
+    }
 }
 
 /// Everything needed to connect. `Debug` never shows the password.
@@ -115,15 +156,7 @@ impl ConnectTarget {
 
     /// Builds the target from the secret's JSON and the parameters.
     pub fn resolve(secret_json: &str, params: &Params) -> Result<Self, JobError> {
-        // serde's messages would quote values; say only what is wrong and where.
-        let secret: DatabaseSecret = serde_json::from_str(secret_json).map_err(|e| {
-            JobError::config(format!(
-                "the database secret is not RDS-format JSON ({:?} error at line {}, column {})",
-                e.classify(),
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let secret = DatabaseSecret::parse(secret_json)?;
         let engine_name = pick("engine", secret.engine, params.engine.clone())?
             .ok_or_else(|| missing("engine"))?;
         let engine = Engine::parse(&engine_name).ok_or_else(|| {
@@ -133,7 +166,17 @@ impl ConnectTarget {
         })?;
         let dbname = pick("dbname", secret.dbname, params.dbname.clone())?
             .ok_or_else(|| missing("dbname"))?;
+        if dbname.trim().is_empty() {
+            return Err(JobError::config(
+                "`dbname` is empty; name the database (for SQLite, a file path)",
+            ));
+        }
         if engine == Engine::Sqlite {
+            if is_in_memory(&dbname) {
+                return Err(JobError::config(format!(
+                    "`dbname` `{dbname}` is a SQLite database in memory, gone when the run ends; give a file path"
+                )));
+            }
             return Ok(Self {
                 engine,
                 host: String::new(),
@@ -144,13 +187,7 @@ impl ConnectTarget {
                 tls: TlsPolicy::Preferred,
             });
         }
-        let secret_port = match secret.port {
-            None => None,
-            Some(PortValue::Number(n)) => Some(n),
-            Some(PortValue::Text(text)) => Some(text.trim().parse().map_err(|_| {
-                JobError::config("the database secret's `port` is not a port number")
-            })?),
-        };
+        let secret_port = secret.port;
         let host =
             pick("host", secret.host, params.host.clone())?.ok_or_else(|| missing("host"))?;
         let port = pick("port", secret_port, params.port)?.unwrap_or(engine.default_port());
@@ -198,6 +235,14 @@ fn missing(key: &str) -> JobError {
     JobError::config(format!(
         "no `{key}`: neither the database secret nor UserParameters give one"
     ))
+}
+
+fn is_in_memory(dbname: &str) -> bool {
+    let name = dbname.trim();
+    name == ":memory:"
+        || name.starts_with("file::memory:")
+        || name.contains("mode=memory")
+        || name.trim_start_matches("sqlite:").trim_start_matches("//") == ":memory:"
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -261,5 +306,50 @@ mod tests {
             ConnectTarget::resolve(r#"{"password": hunter2}"#, &params(serde_json::json!({})))
                 .unwrap_err();
         assert!(!err.message.contains("hunter2"), "{}", err.message);
+    }
+
+    #[test]
+    fn secret_shape_errors_name_the_key_and_never_a_position_or_a_value() {
+        for (secret, expected) in [
+            (
+                r#"{"engine":"postgres","host":"h","port":70000,"username":"u","password":"hunter2","dbname":"d"}"#,
+                "`port`: expected 1–65535",
+            ),
+            (
+                r#"{"engine":"postgres","host":"h","port":"x5432","username":"u","password":"hunter2","dbname":"d"}"#,
+                "`port`: expected 1–65535",
+            ),
+            (
+                r#"{"engine":"postgres","host":"h","port":0,"username":"u","password":"hunter2","dbname":"d"}"#,
+                "`port`: expected 1–65535",
+            ),
+            (
+                r#"{"engine":"postgres","host":["h"],"username":"u","password":"hunter2","dbname":"d"}"#,
+                "`host`: expected a string",
+            ),
+            (r#"["hunter2"]"#, "not a JSON object"),
+        ] {
+            let err = ConnectTarget::resolve(secret, &params(serde_json::json!({}))).unwrap_err();
+            assert!(err.message.contains(expected), "{}", err.message);
+            assert!(
+                !err.message.contains("hunter2") && !err.message.contains("column"),
+                "{}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn an_in_memory_or_unnamed_sqlite_database_is_a_configuration_error() {
+        for dbname in [
+            ":memory:",
+            "file::memory:?cache=shared",
+            "file:x?mode=memory",
+            "  ",
+        ] {
+            let secret = serde_json::json!({"engine": "sqlite", "dbname": dbname}).to_string();
+            let err = ConnectTarget::resolve(&secret, &params(serde_json::json!({}))).unwrap_err();
+            assert!(err.message.contains("`dbname`"), "{}", err.message);
+        }
     }
 }

@@ -245,7 +245,7 @@ async fn a_continuation_resumes_where_the_last_invocation_stopped() {
         (1..=8).collect::<Vec<i64>>()
     );
     assert!(
-        summary(&run).contains("schema version 0 → 8"),
+        summary(&run).contains("schema version none → 8"),
         "{}",
         summary(&run)
     );
