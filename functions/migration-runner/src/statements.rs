@@ -72,10 +72,7 @@ pub fn split(sql: &str, dialect: Dialect) -> Result<Split, SplitError> {
     let mut delimiter = ";".to_string();
     let mut compound_under_semicolon = false;
     let mut custom_delimiter = false;
-    loop {
-        let Some(start) = scanner.skip_trivia() else {
-            break;
-        };
+    while let Some(start) = scanner.skip_trivia() {
         let first_line = scanner.line;
         if dialect == Dialect::MySql && scanner.at_word("DELIMITER") && scanner.word_ends_at(9) {
             delimiter = scanner.delimiter_command(first_line)?;
