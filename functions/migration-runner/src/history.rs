@@ -308,12 +308,9 @@ pub async fn revert(
         };
         db.execute(begin).await.map_err(begin_error)?;
         let outcome = match run_sql(db, &down.sql, describe_sql_error).await {
-            Ok(()) => with_conn!(&mut *db, conn => sqlx::query(delete)
-                .bind(migration.version)
-                .execute(conn)
+            Ok(()) => execute_for_version(db, delete, migration.version)
                 .await
-                .map(|_| ()))
-            .map_err(|e| describe_sql_error(&e)),
+                .map_err(|e| describe_sql_error(&e)),
             Err(problem) => Err(problem),
         };
         return match outcome {
@@ -333,12 +330,9 @@ pub async fn revert(
         Database::Postgres(_) => "UPDATE _sqlx_migrations SET success = FALSE WHERE version = $1",
         _ => "UPDATE _sqlx_migrations SET success = FALSE WHERE version = ?",
     };
-    with_conn!(&mut *db, conn => sqlx::query(mark_failed)
-        .bind(migration.version)
-        .execute(conn)
+    execute_for_version(db, mark_failed, migration.version)
         .await
-        .map(|_| ()))
-    .map_err(|e| failed(describe_sql_error(&e)))?;
+        .map_err(|e| failed(describe_sql_error(&e)))?;
     if let Err(problem) = run_sql(db, &down.sql, describe_sql_error).await {
         return Err(JobError::failed(format!(
             "reverting migration {} with `{}` failed part-way: {problem}. Statements before the failing one may have been applied and cannot be rolled back on this engine; the migration is marked failed in {TABLE}. To repair: inspect the schema, finish or undo the revert by hand, then either `DELETE FROM {TABLE} WHERE version = {}` (reverted) or `UPDATE {TABLE} SET success = TRUE WHERE version = {}` (still applied)",
@@ -348,12 +342,9 @@ pub async fn revert(
             migration.version
         )));
     }
-    with_conn!(&mut *db, conn => sqlx::query(delete)
-        .bind(migration.version)
-        .execute(conn)
+    execute_for_version(db, delete, migration.version)
         .await
-        .map(|_| ()))
-    .map_err(|e| {
+        .map_err(|e| {
         JobError::failed(format!(
             "migration {} was reverted, but removing its history row failed: {}. It is marked failed; run `DELETE FROM {TABLE} WHERE version = {}`",
             migration.label(),
@@ -362,6 +353,15 @@ pub async fn revert(
         ))
     })?;
     Ok(started.elapsed())
+}
+
+/// Runs a history statement whose one parameter is a migration version.
+async fn execute_for_version(
+    db: &mut Database,
+    sql: &'static str,
+    version: i64,
+) -> Result<(), sqlx::Error> {
+    with_conn!(db, conn => sqlx::query(sql).bind(version).execute(conn).await.map(|_| ()))
 }
 
 /// After a failure outside a transaction: if the failed row survived (a statement committed

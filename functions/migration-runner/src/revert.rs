@@ -6,14 +6,11 @@ use crate::database::Database;
 use crate::history::{self, AppliedMigration};
 use crate::params::Params;
 use crate::plan::{version_text, MigrationPlan, Problem};
-use crate::run::{limit_to_time_left, lock_session, RunState};
+use crate::run::{limit_to_time_left, lock_session, time_margin, time_needed, RunState};
 use crate::source::{Migration, MigrationSet};
 use crate::target::ConnectTarget;
 use pipeline_ext::job::{Job, JobError, JobOutcome, JobSuccess};
 use std::time::Duration;
-
-/// Kept back before each down migration (as for apply).
-const TIME_MARGIN: Duration = Duration::from_secs(30);
 
 pub async fn revert(
     job: &Job<Params, RunState>,
@@ -120,11 +117,10 @@ async fn revert_locked(
         ..RunState::default()
     });
     let total = steps.len();
+    let margin = time_margin(job.remaining());
     let mut longest = Duration::ZERO;
     for (index, migration) in steps.iter().enumerate() {
-        let needed = TIME_MARGIN
-            .min(job.remaining() / 4)
-            .max(longest.mul_f64(1.25) + Duration::from_secs(1));
+        let needed = time_needed(margin, longest);
         if index > 0 && job.remaining() < needed {
             let done = state.applied as usize;
             return Ok(JobOutcome::Continue {

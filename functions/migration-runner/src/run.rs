@@ -156,7 +156,7 @@ async fn apply_locked(
     let total = plan.pending.len();
     let mut schema_version = plan.schema_version;
     for (index, migration) in plan.pending.iter().enumerate() {
-        let needed = margin.max(longest.mul_f64(1.25) + Duration::from_secs(1));
+        let needed = time_needed(margin, longest);
         // At least one migration per invocation, so a short timeout still makes progress.
         if index > 0 && job.remaining() < needed {
             let done = state.applied as usize;
@@ -233,7 +233,13 @@ async fn apply_locked(
     ))
 }
 
-fn time_margin(remaining_at_start: Duration) -> Duration {
+/// The time a migration may need before it starts: the margin, or the longest recent
+/// migration with a quarter to spare.
+pub(crate) fn time_needed(margin: Duration, longest: Duration) -> Duration {
+    margin.max(longest.mul_f64(1.25) + Duration::from_secs(1))
+}
+
+pub(crate) fn time_margin(remaining_at_start: Duration) -> Duration {
     std::env::var("MIGRATION_TIME_MARGIN_SECONDS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())

@@ -86,7 +86,6 @@ impl LintReport {
     pub fn tally(&self) -> String {
         let rules = |items: Vec<&Finding>| {
             let mut names: Vec<&str> = items.iter().map(|f| f.rule.as_str()).collect();
-            names.dedup();
             names.sort_unstable();
             names.dedup();
             if names.is_empty() {
