@@ -5,6 +5,7 @@ use crate::cloudwatch::LocalCloudWatch;
 use crate::codepipeline::LocalCodePipeline;
 use crate::dynamodb::LocalDynamoDb;
 use crate::faults::Faults;
+use crate::rds::LocalRds;
 use crate::s3::{CredentialRegistry, LocalS3};
 use crate::secretsmanager::LocalSecrets;
 use axum::Router;
@@ -32,12 +33,14 @@ pub struct LocalAws {
     pub secrets: LocalSecrets,
     pub cloudwatch: LocalCloudWatch,
     pub dynamodb: LocalDynamoDb,
+    pub rds: LocalRds,
     credentials: CredentialRegistry,
     s3_addr: SocketAddr,
     codepipeline_addr: SocketAddr,
     secrets_addr: SocketAddr,
     cloudwatch_addr: SocketAddr,
     dynamodb_addr: SocketAddr,
+    rds_addr: SocketAddr,
     _temp: Option<tempfile::TempDir>,
     servers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -46,16 +49,17 @@ impl LocalAws {
     /// Starts every endpoint on a free loopback port. Objects live under `state_dir`, or in a
     /// temporary folder removed when this value is dropped.
     pub async fn start(state_dir: Option<&Path>) -> std::io::Result<Self> {
-        let (temp, root): (Option<tempfile::TempDir>, PathBuf) = match state_dir {
-            Some(dir) => (None, dir.join("s3")),
+        let (temp, base): (Option<tempfile::TempDir>, PathBuf) = match state_dir {
+            Some(dir) => (None, dir.to_path_buf()),
             None => {
                 let temp = tempfile::Builder::new()
                     .prefix("pipeline-local-")
                     .tempdir()?;
-                let root = temp.path().join("s3");
-                (Some(temp), root)
+                let base = temp.path().to_path_buf();
+                (Some(temp), base)
             }
         };
+        let root = base.join("s3");
         let calls = CallLog::default();
         let faults = Faults::default();
         let credentials = CredentialRegistry::default();
@@ -66,12 +70,14 @@ impl LocalAws {
         let secrets = LocalSecrets::new(calls.clone(), faults.clone());
         let cloudwatch = LocalCloudWatch::new(calls.clone(), faults.clone());
         let dynamodb = LocalDynamoDb::new(calls.clone(), faults.clone());
+        let rds = LocalRds::new(&base.join("rds-snapshots"), calls.clone(), faults.clone());
         let mut servers = Vec::new();
         let s3_addr = serve(s3.router(), &mut servers).await?;
         let codepipeline_addr = serve(codepipeline.router(), &mut servers).await?;
         let secrets_addr = serve(secrets.router(), &mut servers).await?;
         let cloudwatch_addr = serve(cloudwatch.router(), &mut servers).await?;
         let dynamodb_addr = serve(dynamodb.router(), &mut servers).await?;
+        let rds_addr = serve(rds.router(), &mut servers).await?;
         Ok(Self {
             calls,
             faults,
@@ -80,12 +86,14 @@ impl LocalAws {
             secrets,
             cloudwatch,
             dynamodb,
+            rds,
             credentials,
             s3_addr,
             codepipeline_addr,
             secrets_addr,
             cloudwatch_addr,
             dynamodb_addr,
+            rds_addr,
             _temp: temp,
             servers,
         })
@@ -105,6 +113,9 @@ impl LocalAws {
     }
     pub fn dynamodb_url(&self) -> String {
         format!("http://{}", self.dynamodb_addr)
+    }
+    pub fn rds_url(&self) -> String {
+        format!("http://{}", self.rds_addr)
     }
 
     /// Accepts another access key at the S3 endpoint (for a test's own client or the AWS CLI).
@@ -144,6 +155,7 @@ impl LocalAws {
             ),
             ("AWS_ENDPOINT_URL_CLOUDWATCH".into(), self.cloudwatch_url()),
             ("AWS_ENDPOINT_URL_DYNAMODB".into(), self.dynamodb_url()),
+            ("AWS_ENDPOINT_URL_RDS".into(), self.rds_url()),
         ]
     }
 }

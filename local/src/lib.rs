@@ -3,7 +3,7 @@
 //!
 //! - [`runtime_api::FunctionHost`] runs a real function binary behind the Lambda Runtime API.
 //! - [`endpoints::LocalAws`] serves S3 (`s3s` + `s3s-fs`), CodePipeline, Secrets Manager and
-//!   CloudWatch alarms and DynamoDB on loopback, speaking their real wire protocols, recording every call ([`calls`]) and
+//!   CloudWatch alarms, DynamoDB and RDS snapshots on loopback, speaking their real wire protocols, recording every call ([`calls`]) and
 //!   injecting planned failures ([`faults`]).
 //! - [`job_invocation`] drives a CodePipeline job through a function, continuations included.
 //! - [`pipeline`] executes the pipeline of `template.yaml` end to end; [`cli`] is the command line.
@@ -17,6 +17,7 @@ pub mod endpoints;
 pub mod faults;
 pub mod job_invocation;
 pub mod pipeline;
+pub mod rds;
 pub mod runtime_api;
 pub mod s3;
 pub mod secretsmanager;

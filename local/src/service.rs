@@ -7,7 +7,11 @@
 //! - awsJson 1.0 / 1.1 (`POST /`, `X-Amz-Target: <prefix>.<Operation>`, errors as
 //!   `{"__type", "message"}` with `x-amzn-errortype`), and
 //! - optionally Smithy RPC v2 CBOR (`POST /service/<Shape>/operation/<Operation>`, errors with
-//!   the query-compatible `x-amzn-query-error`), which the Rust SDK speaks to CloudWatch.
+//!   the query-compatible `x-amzn-query-error`), which the Rust SDK speaks to CloudWatch, or
+//! - instead of awsJson, awsQuery (`POST /` with a form `Action=<Operation>&…`, answers and
+//!   errors in XML), which RDS speaks: the form's fields reach the service as one flat JSON
+//!   object of strings (`Tags.Tag.1.Key`), and its JSON answer is written as XML, an array as
+//!   the element repeated.
 //!
 //! For every request the router, in this order: reads the operation, parses the body
 //! (`SerializationException` if it cannot), applies a planned [`Fault`](crate::faults::Fault)
@@ -101,6 +105,13 @@ pub struct RpcV2Cbor {
     pub timestamp_members: &'static [&'static str],
 }
 
+/// How a service is served over awsQuery instead of awsJson.
+#[derive(Clone, Copy, Debug)]
+pub struct AwsQuery {
+    /// The XML namespace of answers (`http://rds.amazonaws.com/doc/2014-10-31/`).
+    pub xmlns: &'static str,
+}
+
 /// A local AWS service whose operations take and return JSON documents.
 pub trait JsonService: Clone + Send + Sync + 'static {
     /// The service's name in the call log and in fault plans (`codepipeline`).
@@ -113,6 +124,8 @@ pub trait JsonService: Clone + Send + Sync + 'static {
     const ERROR_TYPE_PREFIX: &'static str = "";
     /// Set when the service is also served over RPC v2 CBOR.
     const RPC_V2_CBOR: Option<RpcV2Cbor> = None;
+    /// Set when `POST /` speaks awsQuery rather than awsJson.
+    const AWS_QUERY: Option<AwsQuery> = None;
 
     /// Answers one operation.
     fn dispatch(&self, operation: &str, request: &Value) -> Result<Value, ServiceError>;
@@ -135,7 +148,11 @@ pub fn router<S: JsonService>(service: S, calls: CallLog, faults: Faults) -> Rou
         calls,
         faults,
     };
-    let mut router = Router::new().route("/", post(aws_json::<S>));
+    let mut router = if S::AWS_QUERY.is_some() {
+        Router::new().route("/", post(aws_query::<S>))
+    } else {
+        Router::new().route("/", post(aws_json::<S>))
+    };
     if let Some(cbor) = S::RPC_V2_CBOR {
         router = router.route(
             &format!("/service/{}/operation/{{operation}}", cbor.service_shape),
@@ -306,6 +323,94 @@ async fn rpc_v2_cbor<S: JsonService>(
         headers.insert("x-amzn-query-error", value);
     }
     response
+}
+
+async fn aws_query<S: JsonService>(
+    State(front): State<Front<S>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(protocol) = S::AWS_QUERY else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut fields = serde_json::Map::new();
+    for (key, value) in form_urlencoded::parse(&body) {
+        fields.insert(key.into_owned(), Value::String(value.into_owned()));
+    }
+    let operation = fields
+        .remove("Action")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    fields.remove("Version");
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let answer = front
+        .answer(&operation, &headers, Ok(Value::Object(fields)))
+        .await;
+    let (status, xml) = match answer {
+        Ok(result) => {
+            let mut xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{operation}Response xmlns=\"{}\"><{operation}Result>",
+                protocol.xmlns
+            );
+            write_xml(&mut xml, &result);
+            xml.push_str(&format!(
+                "</{operation}Result><ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{operation}Response>"
+            ));
+            (StatusCode::OK, xml)
+        }
+        Err(error) => {
+            let fault = if error.status.is_server_error() {
+                "Receiver"
+            } else {
+                "Sender"
+            };
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"{}\"><Error><Type>{fault}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>",
+                protocol.xmlns,
+                xml_escape(&error.code),
+                xml_escape(&error.message)
+            );
+            (error.status, xml)
+        }
+    };
+    let mut response = (status, xml).into_response();
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("text/xml"));
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    response
+}
+
+/// A JSON answer as awsQuery XML: members as elements, an array as its member repeated.
+fn write_xml(xml: &mut String, value: &Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, member) in map {
+                let items: &[Value] = match member {
+                    Value::Array(items) => items,
+                    Value::Null => &[],
+                    single => std::slice::from_ref(single),
+                };
+                for item in items {
+                    xml.push_str(&format!("<{key}>"));
+                    write_xml(xml, item);
+                    xml.push_str(&format!("</{key}>"));
+                }
+            }
+        }
+        Value::String(text) => xml.push_str(&xml_escape(text)),
+        Value::Number(n) => xml.push_str(&n.to_string()),
+        Value::Bool(b) => xml.push_str(if *b { "true" } else { "false" }),
+        Value::Array(_) | Value::Null => {}
+    }
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn insert_request_id(headers: &mut HeaderMap) {

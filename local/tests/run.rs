@@ -30,7 +30,7 @@ fn run(args: &[&str]) -> (Output, String) {
 fn runs_the_example_pipeline_end_to_end() {
     let (out, text) = run(&[]);
     assert!(out.status.success(), "{text}");
-    for stage in ["Source", "Process", "Migrate", "Approve", "Verify"] {
+    for stage in ["Source", "Process", "Plan", "Approve", "Migrate", "Verify"] {
         assert!(
             text.contains(&format!("▶ {stage}\n")),
             "{stage} missing:\n{text}"
@@ -44,7 +44,15 @@ fn runs_the_example_pipeline_end_to_end() {
             "Slack misses {stage}:\n{text}"
         );
     }
-    for action in ["Demo", "Package", "Publish", "Apply", "ReleaseGate", "Gate"] {
+    for action in [
+        "Demo",
+        "Package",
+        "Publish",
+        "Migrations",
+        "ReleaseGate",
+        "Apply",
+        "Gate",
+    ] {
         assert!(
             text.contains(&format!("✓ {action} SUCCEEDED")),
             "{action}:\n{text}"
@@ -60,9 +68,24 @@ fn runs_the_example_pipeline_end_to_end() {
         text.contains("invocations (continuation tokens)"),
         "the bake continues:\n{text}"
     );
-    // The approval's custom data got the earlier actions' output variables.
+    // The approval's custom data got the earlier actions' output variables, the migration
+    // plan's one-line summary with its lint tally among them.
     assert!(
-        text.contains("3 files published, schema version 20260101000002"),
+        text.contains("3 files published. Migrations: 2 pending migrations ("),
+        "{text}"
+    );
+    assert!(text.contains("lint: 0 errors"), "{text}");
+    // The snapshot was taken (the SQLite file copied) and waited for before the migrations.
+    assert!(
+        text.contains("invocation 1: Taking snapshot `migrate-demo-db-"),
+        "{text}"
+    );
+    assert!(
+        text.contains("RDS snapshot migrate-demo-db-") && text.contains("database copied to"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Migrate.SnapshotId = migrate-demo-db-"),
         "{text}"
     );
     assert!(

@@ -12,7 +12,7 @@
 //! the secret), `source` (the migration files), `database` (one connection, TLS, timeouts),
 //! `history` (the `_sqlx_migrations` table), `plan` (pending versus applied), `lint` (what
 //! pending migrations would break), `statements` (MySQL statement splitting), `run` (apply),
-//! `inspect` (plan and verify), `revert`; this file is the handler.
+//! `inspect` (plan and verify), `revert`, `snapshot` (the restore point); this file is the handler.
 
 mod database;
 mod history;
@@ -22,6 +22,7 @@ pub mod params;
 mod plan;
 mod revert;
 mod run;
+mod snapshot;
 mod source;
 mod statements;
 mod target;
@@ -45,12 +46,15 @@ const MAX_MIGRATION_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Clients {
     pub secrets: SecretCache,
+    /// For the restore point (`backup.snapshot`).
+    pub rds: aws_sdk_rds::Client,
 }
 
 impl Clients {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         Self {
             secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(config)),
+            rds: aws_sdk_rds::Client::new(config),
         }
     }
 }
@@ -62,7 +66,7 @@ pub async fn handle(
     job.params.validate()?;
     let set = read_migrations(&job).await?;
     let (target, db) = connect(&job, &clients).await?;
-    run::run(&job, &set, &target, db).await
+    run::run(&job, &set, &target, db, &clients).await
 }
 
 /// Connects with the secret's credentials. Rejected credentials are tried once more with the

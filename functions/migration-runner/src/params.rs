@@ -1,6 +1,7 @@
 //! migration-runner `UserParameters` (README, "migration-runner").
 
 use crate::lint::{LintParams, LintPolicy};
+use crate::snapshot::BackupParams;
 use pipeline_ext::job::JobError;
 use serde::Deserialize;
 use std::time::Duration;
@@ -49,6 +50,9 @@ pub struct Params {
     /// Which lint findings deny and which warn (README, "Lint").
     #[serde(default)]
     pub lint: LintParams,
+    /// A restore point before applying (README, "Snapshot").
+    #[serde(default)]
+    pub backup: BackupParams,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -111,6 +115,11 @@ impl Params {
         if self.mode == Mode::Revert && self.target_version.is_none() {
             return Err(JobError::config(
                 "`mode` `revert` needs `target_version`: the version to revert down to (it stays applied; 0 reverts everything)",
+            ));
+        }
+        if self.backup.snapshot && self.mode == Mode::Revert {
+            return Err(JobError::config(
+                "`backup.snapshot` is taken before `apply`; for `revert`, run an apply-less snapshot first or drop `backup`",
             ));
         }
         self.lint_policy()?;

@@ -4,12 +4,13 @@
 use crate::database::{Database, MigrationLock};
 use crate::params::{Mode, Params};
 use crate::plan::{version_text, MigrationPlan};
+use crate::snapshot::{self, SnapshotRecord, SnapshotSource, SnapshotStep};
 use crate::source::MigrationSet;
 use crate::target::ConnectTarget;
-use crate::{history, inspect, lint, revert};
+use crate::{history, inspect, lint, revert, Clients};
 use pipeline_ext::job::{Job, JobError, JobOutcome, JobSuccess};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// How many recent history rows judge how long a migration may take.
 const RECENT_DURATIONS: usize = 20;
@@ -29,6 +30,9 @@ pub struct RunState {
     pub lines: Vec<String>,
     #[serde(default)]
     pub more: u32,
+    /// The restore point taken before the first migration, once started.
+    #[serde(default)]
+    pub snapshot: Option<SnapshotRecord>,
 }
 
 impl RunState {
@@ -56,9 +60,10 @@ pub async fn run(
     set: &MigrationSet,
     target: &ConnectTarget,
     mut db: Database,
+    clients: &Clients,
 ) -> Result<JobOutcome<RunState>, JobError> {
     let outcome = match job.params.mode {
-        Mode::Apply if !job.params.dry_run => apply(job, set, target, &mut db).await,
+        Mode::Apply if !job.params.dry_run => apply(job, set, target, &mut db, clients).await,
         Mode::Apply | Mode::Plan | Mode::Verify => {
             inspect::inspect(job, set, target, &mut db).await
         }
@@ -101,9 +106,10 @@ async fn apply(
     set: &MigrationSet,
     target: &ConnectTarget,
     db: &mut Database,
+    clients: &Clients,
 ) -> Result<JobOutcome<RunState>, JobError> {
     let lock = lock_session(job, db).await?;
-    let result = apply_locked(job, set, target, db).await;
+    let result = apply_locked(job, set, target, db, clients).await;
     db.unlock(lock).await;
     result
 }
@@ -113,6 +119,7 @@ async fn apply_locked(
     set: &MigrationSet,
     target: &ConnectTarget,
     db: &mut Database,
+    clients: &Clients,
 ) -> Result<JobOutcome<RunState>, JobError> {
     let params = &job.params;
     history::ensure_table(db).await?;
@@ -143,6 +150,66 @@ async fn apply_locked(
         from_version: plan.schema_version,
         ..RunState::default()
     });
+    if params.backup.snapshot {
+        let source = SnapshotSource::resolve(
+            &params.backup,
+            target.rds_instance.as_deref(),
+            target.rds_cluster.as_deref(),
+        )?;
+        if !plan.pending.is_empty() {
+            let step = match state.snapshot.clone() {
+                Some(record) if record.available || !params.backup.wait => {
+                    SnapshotStep::Ready(record)
+                }
+                Some(record) => snapshot::poll(&clients.rds, record, true).await?,
+                None => {
+                    let id =
+                        snapshot::snapshot_id(&source, &history, &plan.pending, SystemTime::now());
+                    snapshot::start(&clients.rds, &source, &id, params.backup.wait).await?
+                }
+            };
+            match step {
+                SnapshotStep::Ready(record) => state.snapshot = Some(record),
+                SnapshotStep::Waiting {
+                    record,
+                    status,
+                    percent,
+                } => {
+                    let summary = format!(
+                        "Taking snapshot `{}` of the {} before applying {} migrations to the {}: {status}{}; the migrations start once it is available.",
+                        record.id,
+                        record.source.describe(),
+                        plan.pending.len(),
+                        target.describe(),
+                        percent.map(|p| format!(" ({p}%)")).unwrap_or_default()
+                    );
+                    state.snapshot = Some(record);
+                    return Ok(JobOutcome::Continue {
+                        state,
+                        summary,
+                        percent_complete: Some(0),
+                    });
+                }
+            }
+        }
+    }
+    let restore_point = state
+        .snapshot
+        .as_ref()
+        .map(|r| {
+            format!(
+                "\nRestore point: snapshot `{}` of the {}{}; {}.",
+                r.id,
+                r.source.describe(),
+                if r.available {
+                    ""
+                } else {
+                    " (still being created when the migrations started)"
+                },
+                r.source.restore_hint(&r.id)
+            )
+        })
+        .unwrap_or_default();
     let margin = time_margin(job.remaining());
     // What one migration may take, judged by the recent history and by this run.
     let mut longest = history
@@ -181,7 +248,7 @@ async fn apply_locked(
         }
         tracing::info!(version = migration.version, description = %migration.description, "applying migration");
         let took = history::apply(db, migration).await.map_err(|e| {
-            if state.applied == 0 {
+            let mut e = if state.applied == 0 {
                 e
             } else {
                 JobError::failed(format!(
@@ -189,7 +256,9 @@ async fn apply_locked(
                     e.message,
                     state.listing()
                 ))
-            }
+            };
+            e.message.push_str(&restore_point);
+            e
         })?;
         tracing::info!(
             version = migration.version,
@@ -215,7 +284,7 @@ async fn apply_locked(
         )
     } else {
         format!(
-            "Applied {} migrations to the {}; schema version {} → {}.{}{lint_lines}",
+            "Applied {} migrations to the {}; schema version {} → {}.{}{lint_lines}{restore_point}",
             state.applied,
             target.describe(),
             version_text(state.from_version),
@@ -229,7 +298,11 @@ async fn apply_locked(
             .variable("AppliedCount", state.applied)
             .variable("PendingCount", 0)
             .variable("LintErrors", 0)
-            .variable("LintWarnings", report.warnings().count()),
+            .variable("LintWarnings", report.warnings().count())
+            .variable(
+                "SnapshotId",
+                state.snapshot.as_ref().map_or("none", |r| r.id.as_str()),
+            ),
     ))
 }
 

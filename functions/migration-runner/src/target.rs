@@ -45,8 +45,11 @@ impl fmt::Display for Engine {
 }
 
 /// The secret as Secrets Manager holds it. RDS writes `port` as a number, people often as a
-/// string; both are accepted. Other keys (`dbInstanceIdentifier`, …) are ignored.
+/// string; both are accepted. `dbInstanceIdentifier`/`dbClusterIdentifier` (RDS-managed
+/// secrets) name what a snapshot is taken of; other keys are ignored.
 struct DatabaseSecret {
+    db_instance_identifier: Option<String>,
+    db_cluster_identifier: Option<String>,
     engine: Option<String>,
     host: Option<String>,
     port: Option<u16>,
@@ -95,6 +98,8 @@ impl DatabaseSecret {
             Some(_) => return Err(port_error()),
         };
         Ok(Self {
+            db_instance_identifier: text("dbInstanceIdentifier")?,
+            db_cluster_identifier: text("dbClusterIdentifier")?,
             engine: text("engine")?,
             host: text("host")?,
             port,
@@ -116,6 +121,9 @@ pub struct ConnectTarget {
     /// The database name (for SQLite, the file path).
     pub dbname: String,
     pub tls: TlsPolicy,
+    /// The RDS instance or cluster named by the secret, for snapshots.
+    pub rds_instance: Option<String>,
+    pub rds_cluster: Option<String>,
 }
 
 impl fmt::Debug for ConnectTarget {
@@ -185,6 +193,8 @@ impl ConnectTarget {
                 password: String::new(),
                 dbname,
                 tls: TlsPolicy::Preferred,
+                rds_instance: secret.db_instance_identifier,
+                rds_cluster: secret.db_cluster_identifier,
             });
         }
         let secret_port = secret.port;
@@ -212,6 +222,8 @@ impl ConnectTarget {
             password,
             dbname,
             tls,
+            rds_instance: secret.db_instance_identifier,
+            rds_cluster: secret.db_cluster_identifier,
         })
     }
 }

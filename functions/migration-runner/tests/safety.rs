@@ -109,7 +109,9 @@ async fn a_migration_that_fails_at_its_first_statement_on_mariadb_changes_nothin
 fn slow_set(engine: Engine, n: usize) -> Vec<(String, String)> {
     let sleep = match engine {
         Engine::Postgres => "SELECT pg_sleep(0.3);",
-        _ => "SELECT SLEEP(0.3);",
+        Engine::MariaDb => "SELECT SLEEP(0.3);",
+        // SQLite has no sleep: count far enough to take a moment.
+        Engine::Sqlite => "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400000) SELECT count(*) FROM c;",
     };
     let mut files = vec![(
         "1_create_log.sql".to_string(),
@@ -170,6 +172,110 @@ async fn postgres_concurrent_runs_wait_for_the_lock_and_apply_each_migration_onc
 #[tokio::test]
 async fn mariadb_concurrent_runs_wait_for_the_lock_and_apply_each_migration_once() {
     concurrent_runs_apply_each_migration_once(Engine::MariaDb).await;
+}
+
+#[tokio::test]
+async fn sqlite_concurrent_runs_wait_for_the_file_lock_and_apply_each_migration_once() {
+    concurrent_runs_apply_each_migration_once(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_migration_that_fits_a_fresh_invocation_is_not_started_late() {
+    // About 7 s of work per invocation: after the 3.5 s migration, 3.5 s are left, more than
+    // the margin but less than the 4 s migration needs. It must wait for the next invocation
+    // rather than start and be cut off.
+    let runner = Runner::start(Duration::from_secs(12), &[]).await;
+    let db = TestDb::fresh(Engine::Postgres).await;
+    let files = [
+        (
+            "1_long.sql",
+            "SELECT pg_sleep(3.5);
+CREATE TABLE long_done (id INT);
+",
+        ),
+        (
+            "2_longer.sql",
+            "SELECT pg_sleep(4);
+CREATE TABLE longer_done (id INT);
+",
+        ),
+    ];
+    let run = runner.run(&db, &files, json!({})).await;
+    let vars = variables(&run);
+    assert_eq!(vars["AppliedCount"], "2", "{}", summary(&run));
+    assert_eq!(run.invocations.len(), 2, "{}", summary(&run));
+    let first = run.results()[0]["executionDetails"]["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        first.contains("continuing in the next invocation"),
+        "{first}"
+    );
+    assert!(first.contains("the next may need 5 s"), "{first}");
+    assert_eq!(db.history().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_rotated_password_is_read_again_and_the_run_succeeds() {
+    let runner = Runner::default().await;
+    let mut db = TestDb::fresh(Engine::MariaDb).await;
+    let user = format!("rot_{}", &db.name[3..11]);
+    for host in ["%", "localhost", "127.0.0.1"] {
+        db.execute(&format!(
+            "CREATE USER '{user}'@'{host}' IDENTIFIED BY 'before-rotation-1'; GRANT ALL ON {}.* TO '{user}'@'{host}'",
+            db.name
+        ))
+        .await;
+    }
+    db.secret["username"] = json!(user);
+    db.secret["password"] = json!("before-rotation-1");
+    let files = schema();
+    let first = runner.run(&db, &files[..1], json!({})).await;
+    assert_eq!(
+        variables(&first)["AppliedCount"],
+        "1",
+        "{}",
+        summary(&first)
+    );
+
+    // The rotation: the database and the secret change; the warm function still caches the
+    // old password.
+    for host in ["%", "localhost", "127.0.0.1"] {
+        db.execute(&format!(
+            "ALTER USER '{user}'@'{host}' IDENTIFIED BY 'after-rotation-2'"
+        ))
+        .await;
+    }
+    db.secret["password"] = json!("after-rotation-2");
+    let reads_before = runner
+        .function
+        .aws
+        .calls
+        .count("secretsmanager", "GetSecretValue");
+    let second = runner.run(&db, &files, json!({})).await;
+    assert_eq!(
+        variables(&second)["AppliedCount"],
+        "2",
+        "{}",
+        summary(&second)
+    );
+    assert_eq!(
+        runner
+            .function
+            .aws
+            .calls
+            .count("secretsmanager", "GetSecretValue")
+            - reads_before,
+        1,
+        "the cached secret is used first, then read once more"
+    );
+    assert!(runner.logs().contains("reading the secret again"));
+    assert!(!runner.logs().contains("before-rotation-1"));
+    assert!(!runner.logs().contains("after-rotation-2"));
+    for host in ["%", "localhost", "127.0.0.1"] {
+        db.execute(&format!("DROP USER '{user}'@'{host}'")).await;
+    }
 }
 
 #[tokio::test]

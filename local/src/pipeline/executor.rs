@@ -18,6 +18,8 @@ const SLACK_SECRET_ARN: &str =
     "arn:aws:secretsmanager:us-east-1:000000000000:secret:pipeline-local/slack";
 const DATABASE_SECRET_ARN: &str =
     "arn:aws:secretsmanager:us-east-1:000000000000:secret:pipeline-local/database";
+/// The RDS instance the example pipeline snapshots (`DatabaseInstanceIdentifier`).
+const DATABASE_INSTANCE: &str = "demo-db";
 
 /// Where a built artifact is.
 #[derive(Clone, Debug)]
@@ -51,6 +53,10 @@ fn embedded_parameters(context: &ExecutionContext) -> Vec<(String, String)> {
         ("SlackChannel".into(), approval::CHANNEL.into()),
         ("SlackApprovers".into(), approval::APPROVER.into()),
         ("DatabaseSecretArn".into(), DATABASE_SECRET_ARN.into()),
+        (
+            "DatabaseInstanceIdentifier".into(),
+            DATABASE_INSTANCE.into(),
+        ),
         ("ExampleHealthCheckUrl".into(), context.health_url.clone()),
         ("ExampleBakeSeconds".into(), "3".into()),
         ("ExampleBakeIntervalSeconds".into(), "1".into()),
@@ -190,6 +196,14 @@ impl Execution<'_> {
         );
         aws.secrets
             .put(DATABASE_SECRET_ARN, self.context.database.secret.clone());
+        // The RDS instance the example's snapshot is taken of: the SQLite file is really
+        // copied, a server database only recorded.
+        let secret = &self.context.database.secret;
+        let engine = secret["engine"].as_str().unwrap_or("sqlite");
+        let sqlite_file = (engine == "sqlite")
+            .then(|| secret["dbname"].as_str().map(std::path::Path::new))
+            .flatten();
+        aws.rds.add_instance(DATABASE_INSTANCE, engine, sqlite_file);
         let notifiers: Vec<FunctionDef> = self
             .functions
             .iter()
@@ -467,11 +481,42 @@ impl Execution<'_> {
             Ok(host) => host,
             Err(e) => return ActionResult::failed(e),
         };
+        let snapshots_before: Vec<String> = aws.rds.snapshots().into_iter().map(|s| s.id).collect();
         let job = match run_job(aws, host, event, 1000).await {
             Ok(job) => job,
             Err(e) => return ActionResult::failed(e.to_string()),
         };
         let invocations = job.invocations.len();
+        // What the invocations before the last one said (a snapshot being created, a batch).
+        let mut steps: Vec<String> = job
+            .results()
+            .iter()
+            .rev()
+            .skip(1)
+            .rev()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let said = r.pointer("/executionDetails/summary")?.as_str()?;
+                Some(format!("invocation {}: {}", i + 1, said.replace('\n', " ")))
+            })
+            .collect();
+        for snapshot in aws.rds.snapshots() {
+            if !snapshots_before.contains(&snapshot.id) {
+                steps.push(match &snapshot.file {
+                    Some(file) => format!(
+                        "RDS snapshot {} of {} ({}): database copied to {}",
+                        snapshot.id,
+                        snapshot.of,
+                        snapshot.status,
+                        file.display()
+                    ),
+                    None => format!(
+                        "RDS snapshot {} of {} ({})",
+                        snapshot.id, snapshot.of, snapshot.status
+                    ),
+                });
+            }
+        }
         let last = job.record.as_ref().and_then(|r| r.results.last().cloned());
         if job.succeeded() {
             let last = last.unwrap_or(Value::Null);
@@ -488,6 +533,7 @@ impl Execution<'_> {
             if invocations > 1 {
                 notes.push(format!("{invocations} invocations (continuation tokens)"));
             }
+            notes.append(&mut steps);
             for (name, location) in outputs {
                 notes.push(format!(
                     "artifact {name} → s3://{}/{}",

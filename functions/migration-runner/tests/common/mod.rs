@@ -87,6 +87,18 @@ impl TestDb {
         }
     }
 
+    /// An existing SQLite file (a snapshot's copy), opened read-only.
+    pub fn at_sqlite_file(path: &std::path::Path) -> Self {
+        let path = path.to_str().unwrap().to_string();
+        Self {
+            engine: Engine::Sqlite,
+            url: format!("sqlite://{path}?mode=ro"),
+            secret: json!({"engine": "sqlite", "dbname": path}),
+            name: "snapshot".into(),
+            _dir: None,
+        }
+    }
+
     pub async fn conn(&self) -> Conn {
         match self.engine {
             Engine::Postgres => Conn::Postgres(PgConnection::connect(&self.url).await.unwrap()),
