@@ -88,6 +88,11 @@ impl Database {
                         .port(target.port)
                         .username(&target.username)
                         .database(&target.dbname)
+                        // Files run as the `mysql` client runs them: the server's own
+                        // sql_mode (sqlx adds PIPES_AS_CONCAT, and IGNORE_SPACE comes with its
+                        // handshake; both change what a statement means) and time zone.
+                        .pipes_as_concat(false)
+                        .timezone(None)
                         .disable_statement_logging();
                     // An empty password means none: sending "" fails where no password is set.
                     if !target.password.is_empty() {
@@ -101,6 +106,9 @@ impl Database {
                             .ssl_ca(ca_file),
                     };
                     let mut conn = options.connect().await?;
+                    sqlx::raw_sql("SET SESSION sql_mode = @@GLOBAL.sql_mode")
+                        .execute(&mut conn)
+                        .await?;
                     let version: String = sqlx::query_scalar("SELECT VERSION()")
                         .fetch_one(&mut conn)
                         .await?;
