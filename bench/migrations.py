@@ -5,6 +5,9 @@ download and zip checks, lock, history checks, then apply) and the `sqlx` librar
 `Migrator::run` on the same files (functions/migration-runner/examples/sqlx_migrator.rs:
 read the folder, connect, apply). Each run gets a new database; the order alternates.
 
+The runner lints every pending migration first (squawk, the default policy), as `apply` always
+does (issue 14).
+
 Timed for the runner: from the invocation's start to its report to CodePipeline (process
 spawn excluded, like the reference's in-process timing). Goal (issue 4): within 1.2× of sqlx.
 
