@@ -6,6 +6,7 @@ use crate::lint::{self, LintReport};
 use crate::params::{Mode, Params};
 use crate::plan::MigrationPlan;
 use crate::run::RunState;
+use crate::snapshot::SnapshotSource;
 use crate::source::MigrationSet;
 use crate::target::ConnectTarget;
 use pipeline_ext::job::{Job, JobError, JobOutcome, JobSuccess};
@@ -31,7 +32,29 @@ pub async fn inspect(
         Mode::Verify => verify(params, &plan, target),
         _ => {
             let report = lint::check(&plan.pending, target.engine, &params.lint_policy()?)?;
-            plan_outcome(&plan, &report, target)
+            let mut outcome = plan_outcome(&plan, &report, target)?;
+            // What `apply` would do first; a missing identifier fails here as it would there.
+            if params.backup.snapshot {
+                let source = SnapshotSource::resolve(
+                    &params.backup,
+                    target.rds_instance.as_deref(),
+                    target.rds_cluster.as_deref(),
+                )?;
+                if let JobOutcome::Succeeded(success) = &mut outcome {
+                    if !plan.pending.is_empty() {
+                        success.summary.push_str(&format!(
+                            "\nBackup: apply takes an RDS snapshot of the {} first{}.",
+                            source.describe(),
+                            if params.backup.wait {
+                                " and waits until it is available"
+                            } else {
+                                ""
+                            }
+                        ));
+                    }
+                }
+            }
+            Ok(outcome)
         }
     }
 }

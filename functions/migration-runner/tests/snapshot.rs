@@ -45,6 +45,17 @@ async fn takes_a_snapshot_waits_for_it_then_applies() {
     db.execute("CREATE TABLE kept (id INTEGER PRIMARY KEY); INSERT INTO kept VALUES (7);")
         .await;
 
+    // The plan says what apply will do first, and takes nothing.
+    let mut plan_params = backup();
+    plan_params["mode"] = json!("plan");
+    let plan = runner.run(&db, &schema(), plan_params).await;
+    assert!(
+        summary(&plan).contains("Backup: apply takes an RDS snapshot of the DB instance `app-db` first and waits until it is available."),
+        "{}",
+        summary(&plan)
+    );
+    assert!(runner.function.aws.rds.snapshots().is_empty());
+
     let run = runner.run(&db, &schema(), backup()).await;
     let vars = variables(&run);
     assert_eq!(vars["AppliedCount"], "3", "{}", summary(&run));
