@@ -533,4 +533,34 @@ mod tests {
         assert_ne!(first, snapshot_id(&source, &[], &[&a, &b], next_day));
         assert!(check_identifier(&first[..first.len().min(63)]).is_ok());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn snapshot_ids_are_valid_rds_identifiers(
+            source in "[a-zA-Z][a-zA-Z0-9]{0,20}(-[a-zA-Z0-9]{1,8}){0,4}",
+            secs in 0u64..8_000_000_000,
+            versions in proptest::collection::vec(0i64..i64::MAX, 0..20),
+        ) {
+            let source = SnapshotSource::Instance(source);
+            let pending: Vec<Migration> =
+                versions.iter().map(|v| migration(*v, (*v % 251) as u8)).collect();
+            let refs: Vec<&Migration> = pending.iter().collect();
+            let id = snapshot_id(&source, &[], &refs, UNIX_EPOCH + Duration::from_secs(secs));
+            proptest::prop_assert!(id.len() <= 255);
+            proptest::prop_assert!(id.starts_with("migrate-"));
+            proptest::prop_assert!(id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{}", id);
+            proptest::prop_assert!(!id.contains("--") && !id.ends_with('-'), "{}", id);
+        }
+
+        #[test]
+        fn utc_dates_are_well_formed_and_never_go_back(a in 0u64..8_000_000_000, step in 0u64..100_000_000) {
+            let day = |secs: u64| utc_date(UNIX_EPOCH + Duration::from_secs(secs));
+            let (first, later) = (day(a), day(a + step));
+            proptest::prop_assert_eq!(first.len(), 8);
+            let month: u32 = first[4..6].parse().unwrap();
+            let dom: u32 = first[6..8].parse().unwrap();
+            proptest::prop_assert!((1..=12).contains(&month) && (1..=31).contains(&dom), "{}", first);
+            proptest::prop_assert!(later >= first, "{} then {}", first, later);
+        }
+    }
 }
