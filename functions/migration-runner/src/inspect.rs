@@ -6,7 +6,6 @@ use crate::lint::{self, LintReport};
 use crate::params::{Mode, Params};
 use crate::plan::MigrationPlan;
 use crate::run::RunState;
-use crate::snapshot::SnapshotSource;
 use crate::source::MigrationSet;
 use crate::target::ConnectTarget;
 use pipeline_ext::job::{Job, JobError, JobOutcome, JobSuccess};
@@ -35,11 +34,7 @@ pub async fn inspect(
             let mut outcome = plan_outcome(&plan, &report, target)?;
             // What `apply` would do first; a missing identifier fails here as it would there.
             if params.backup.snapshot {
-                let source = SnapshotSource::resolve(
-                    &params.backup,
-                    target.rds_instance.as_deref(),
-                    target.rds_cluster.as_deref(),
-                )?;
+                let source = target.snapshot_source(&params.backup)?;
                 if let JobOutcome::Succeeded(success) = &mut outcome {
                     if !plan.pending.is_empty() {
                         success.summary.push_str(&format!(

@@ -4,7 +4,7 @@
 use crate::database::{Database, MigrationLock};
 use crate::params::{Mode, Params};
 use crate::plan::{version_text, MigrationPlan};
-use crate::snapshot::{self, SnapshotRecord, SnapshotSource, SnapshotStep};
+use crate::snapshot::{self, SnapshotRecord, SnapshotStep};
 use crate::source::MigrationSet;
 use crate::target::ConnectTarget;
 use crate::{history, inspect, lint, revert, Clients};
@@ -151,11 +151,7 @@ async fn apply_locked(
         ..RunState::default()
     });
     if params.backup.snapshot {
-        let source = SnapshotSource::resolve(
-            &params.backup,
-            target.rds_instance.as_deref(),
-            target.rds_cluster.as_deref(),
-        )?;
+        let source = target.snapshot_source(&params.backup)?;
         if !plan.pending.is_empty() {
             let step = match state.snapshot.clone() {
                 Some(record) if record.available || !params.backup.wait => {

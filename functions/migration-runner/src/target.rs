@@ -162,6 +162,18 @@ impl ConnectTarget {
         }
     }
 
+    /// What `backup.snapshot` snapshots: the parameters' identifiers, else the secret's.
+    pub fn snapshot_source(
+        &self,
+        backup: &crate::snapshot::BackupParams,
+    ) -> Result<crate::snapshot::SnapshotSource, JobError> {
+        crate::snapshot::SnapshotSource::resolve(
+            backup,
+            self.rds_instance.as_deref(),
+            self.rds_cluster.as_deref(),
+        )
+    }
+
     /// Builds the target from the secret's JSON and the parameters.
     pub fn resolve(secret_json: &str, params: &Params) -> Result<Self, JobError> {
         let secret = DatabaseSecret::parse(secret_json)?;

@@ -171,33 +171,53 @@ async fn without_an_identifier_backup_is_a_configuration_error() {
     assert_nothing_applied(&db).await;
 }
 
-/// moto_server as the independent RDS: the SDK calls and answers are those of the real protocol.
-#[tokio::test]
-async fn postgres_snapshot_against_moto_server() {
-    let moto = MotoServer::start();
-    moto.cli(&[
-        "rds",
-        "create-db-instance",
-        "--db-instance-identifier",
-        "shop-db",
-        "--engine",
-        "postgres",
-        "--db-instance-class",
-        "db.t3.micro",
-        "--allocated-storage",
-        "20",
+/// Creates the RDS instance or cluster on moto, and a runner and Postgres database pointing
+/// at it through the secret's identifier key.
+async fn on_moto(moto: &MotoServer, create: &str, key: &str, id: &str) -> (Runner, TestDb) {
+    let (id_flag, engine, extra): (&str, &str, &[&str]) = if create == "create-db-cluster" {
+        ("--db-cluster-identifier", "aurora-postgresql", &[])
+    } else {
+        (
+            "--db-instance-identifier",
+            "postgres",
+            &[
+                "--db-instance-class",
+                "db.t3.micro",
+                "--allocated-storage",
+                "20",
+            ],
+        )
+    };
+    let mut args = vec!["rds", create, id_flag, id, "--engine", engine];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
         "--master-username",
         "admin",
         "--master-user-password",
         "not-the-real-one",
     ]);
+    moto.cli(&args);
     let runner = Runner::start(
         Duration::from_secs(60),
         &[("AWS_ENDPOINT_URL_RDS", moto.url.as_str())],
     )
     .await;
     let mut db = TestDb::fresh(Engine::Postgres).await;
-    db.secret["dbInstanceIdentifier"] = json!("shop-db");
+    db.secret[key] = json!(id);
+    (runner, db)
+}
+
+/// moto_server as the independent RDS: the SDK calls and answers are those of the real protocol.
+#[tokio::test]
+async fn postgres_snapshot_against_moto_server() {
+    let moto = MotoServer::start();
+    let (runner, db) = on_moto(
+        &moto,
+        "create-db-instance",
+        "dbInstanceIdentifier",
+        "shop-db",
+    )
+    .await;
 
     let run = runner.run(&db, &schema(), backup()).await;
     let vars = variables(&run);
@@ -233,25 +253,13 @@ async fn postgres_snapshot_against_moto_server() {
 #[tokio::test]
 async fn aurora_cluster_snapshot_against_moto_server_and_a_stopped_cluster_refused() {
     let moto = MotoServer::start();
-    moto.cli(&[
-        "rds",
+    let (runner, db) = on_moto(
+        &moto,
         "create-db-cluster",
-        "--db-cluster-identifier",
+        "dbClusterIdentifier",
         "aurora-shop",
-        "--engine",
-        "aurora-postgresql",
-        "--master-username",
-        "admin",
-        "--master-user-password",
-        "not-the-real-one",
-    ]);
-    let runner = Runner::start(
-        Duration::from_secs(60),
-        &[("AWS_ENDPOINT_URL_RDS", moto.url.as_str())],
     )
     .await;
-    let mut db = TestDb::fresh(Engine::Postgres).await;
-    db.secret["dbClusterIdentifier"] = json!("aurora-shop");
 
     moto.cli(&[
         "rds",
