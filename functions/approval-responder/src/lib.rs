@@ -37,6 +37,9 @@ use tokio::time::Instant;
 const BUDGET: Duration = Duration::from_millis(2_500);
 /// CodePipeline's limit for the approval summary.
 const MAX_SUMMARY: usize = 512;
+/// Kept back from `PutApprovalResult`'s wait, so a failure can still be told to the clicker
+/// within Slack's three seconds.
+const REPLY_RESERVE: Duration = Duration::from_millis(600);
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -155,17 +158,32 @@ impl Responder {
                             deadline,
                         )
                         .await;
-                    let outcome = outcome.unwrap_or(Outcome::Approved(&user));
-                    self.update(
-                        &slack,
-                        &channel,
-                        &message_ts,
-                        &blocks,
-                        &approval,
-                        &outcome,
-                        deadline,
-                    )
-                    .await;
+                    match outcome {
+                        Ok(outcome) => {
+                            let outcome = outcome.unwrap_or(Outcome::Approved(&user));
+                            self.update(
+                                &slack,
+                                &channel,
+                                &message_ts,
+                                &blocks,
+                                &approval,
+                                &outcome,
+                                deadline,
+                            )
+                            .await;
+                        }
+                        Err(why) => {
+                            let text = format!(
+                                "Your approval was not recorded: {why}. The approval is still waiting; try again."
+                            );
+                            let reply = json!({"channel": channel, "user": user.id, "text": text});
+                            if let Err(err) =
+                                slack.call("chat.postEphemeral", &reply, deadline).await
+                            {
+                                tracing::warn!(error = %err, "could not tell the clicker");
+                            }
+                        }
+                    }
                 } else {
                     let context = RejectContext {
                         approval,
@@ -221,7 +239,16 @@ impl Responder {
                         deadline,
                     )
                     .await;
-                let outcome = outcome.unwrap_or(Outcome::Rejected(&user, &reason));
+                let outcome = match outcome {
+                    Ok(outcome) => outcome.unwrap_or(Outcome::Rejected(&user, &reason)),
+                    // The dialog stays open with the reason typed, to submit again.
+                    Err(why) => {
+                        return respond(
+                            200,
+                            json!({"response_action": "errors", "errors": {pipeline_ext::slack::approval::REASON_BLOCK: format!("Not recorded: {why}. The approval is still waiting; submit again.")}}),
+                        )
+                    }
+                };
                 self.update(
                     &slack,
                     &context.channel,
@@ -261,7 +288,10 @@ impl Responder {
         false
     }
 
-    /// Records the decision. `None` when recorded; otherwise what the message should say.
+    /// Records the decision: `Ok(None)` when recorded, `Ok(Some(outcome))` when the approval
+    /// ended elsewhere (what the message should now say), `Err(why)` when CodePipeline did
+    /// not take it for another reason: the approval is still waiting, so the message keeps
+    /// its buttons and only the clicker is told.
     async fn decide<'a>(
         &self,
         approval: &ApprovalRef,
@@ -269,11 +299,22 @@ impl Responder {
         summary: &str,
         user: &SlackUser,
         deadline: Instant,
-    ) -> Option<Outcome<'a>> {
+    ) -> Result<Option<Outcome<'a>>, String> {
         if !self.first_decision(&approval.token) {
             tracing::info!(user = %user.id, "repeat click on an approval this container already decided");
-            return Some(Outcome::AlreadyDecided);
+            return Ok(Some(Outcome::AlreadyDecided));
         }
+        let result = match ApprovalResult::builder()
+            .status(status.clone())
+            .summary(truncate(summary, MAX_SUMMARY))
+            .build()
+        {
+            Ok(result) => result,
+            Err(err) => {
+                self.forget(&approval.token);
+                return Err(format!("the decision could not be built ({err})"));
+            }
+        };
         let call = self
             .codepipeline
             .put_approval_result()
@@ -281,32 +322,39 @@ impl Responder {
             .stage_name(&approval.stage)
             .action_name(&approval.action)
             .token(&approval.token)
-            .result(
-                ApprovalResult::builder()
-                    .status(status.clone())
-                    .summary(truncate(summary, MAX_SUMMARY))
-                    .build()
-                    .ok()?,
-            )
+            .result(result)
             .send();
-        match tokio::time::timeout_at(deadline, call).await {
+        match tokio::time::timeout_at(
+            deadline.checked_sub(REPLY_RESERVE).unwrap_or(deadline),
+            call,
+        )
+        .await
+        {
             Ok(Ok(_)) => {
                 tracing::info!(user = %user.id, status = status.as_str(), "approval recorded in CodePipeline");
-                None
+                Ok(None)
             }
+            // Only these two mean the approval is no longer waiting.
             Ok(Err(err)) => match err.code() {
-                Some("ApprovalAlreadyCompletedException") => Some(Outcome::AlreadyDecided),
-                Some("InvalidApprovalTokenException") => Some(Outcome::Expired),
+                Some("ApprovalAlreadyCompletedException") => Ok(Some(Outcome::AlreadyDecided)),
+                Some("InvalidApprovalTokenException") => Ok(Some(Outcome::Expired)),
                 _ => {
                     self.forget(&approval.token);
-                    tracing::error!(error = %pipeline_ext::sdk::SdkFailure::from_sdk("CodePipeline", "PutApprovalResult", &err), "PutApprovalResult failed");
-                    Some(Outcome::Expired)
+                    let failure = pipeline_ext::sdk::SdkFailure::from_sdk(
+                        "CodePipeline",
+                        "PutApprovalResult",
+                        &err,
+                    );
+                    tracing::error!(error = %failure, "PutApprovalResult failed; the approval is still waiting");
+                    Err(truncate(&failure.to_string(), 200))
                 }
             },
             Err(_) => {
                 self.forget(&approval.token);
-                tracing::error!("PutApprovalResult did not answer in time");
-                Some(Outcome::Expired)
+                tracing::error!(
+                    "PutApprovalResult did not answer in time; the approval is still waiting"
+                );
+                Err("CodePipeline did not answer in time".to_string())
             }
         }
     }

@@ -371,6 +371,128 @@ async fn refuses_forged_stale_replayed_and_unauthorized_requests() {
     assert_eq!(approval_calls(&flow), 1);
 }
 
+/// Any failure of `PutApprovalResult` but "already decided" and "expired": the approval is
+/// still waiting, so the message keeps its buttons, the clicker is told privately, and a
+/// later click records the decision.
+#[tokio::test]
+async fn a_failed_put_approval_result_keeps_the_buttons_and_tells_the_clicker() {
+    for (code, status) in [
+        ("ThrottlingException", 400),
+        ("AccessDeniedException", 400),
+        ("ValidationException", 400),
+        ("InternalFailure", 500),
+        ("hang", 200),
+    ] {
+        let flow = flow(APPROVER).await;
+        let message = notify(&flow, TOKEN).await;
+        flow.aws.faults.add(Fault::new(
+            "codepipeline",
+            "PutApprovalResult",
+            code,
+            status,
+        ));
+        let (status, _) = respond(
+            &flow,
+            &signed_request(&form(&click(&message, "approve", APPROVER)), now(), false),
+        )
+        .await;
+        assert_eq!(status, 200, "{code}");
+        assert!(flow
+            .aws
+            .codepipeline
+            .approval(TOKEN)
+            .unwrap()
+            .decision
+            .is_none());
+        assert_eq!(
+            flow.slack.calls("chat.update").len(),
+            0,
+            "{code}: message untouched"
+        );
+        let blocks = flow.slack.message(&message.ts).unwrap().blocks.to_string();
+        assert!(
+            blocks.contains("\"action_id\":\"approve\""),
+            "{code}: buttons kept"
+        );
+        let told = flow.slack.calls("chat.postEphemeral");
+        assert_eq!(told.len(), 1, "{code}");
+        let text = told[0].detail["request"]["text"].as_str().unwrap_or_default();
+        assert!(
+            text.starts_with("Your approval was not recorded: ")
+                && text.contains("still waiting; try again"),
+            "{code}: {text}"
+        );
+        if code != "hang" {
+            assert!(text.contains(code), "{code}: {text}");
+        }
+
+        // The same person tries again once CodePipeline answers: recorded.
+        flow.aws.faults.clear();
+        let (status, _) = respond(
+            &flow,
+            &signed_request(&form(&click(&message, "approve", APPROVER)), now(), false),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let decision = flow.aws.codepipeline.approval(TOKEN).unwrap().decision;
+        assert_eq!(decision.unwrap().0, "Approved", "{code}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_rejection_keeps_the_dialog_open_to_submit_again() {
+    let flow = flow(APPROVER).await;
+    let message = notify(&flow, TOKEN).await;
+    respond(
+        &flow,
+        &signed_request(&form(&click(&message, "reject", APPROVER)), now(), false),
+    )
+    .await;
+    let view = flow.slack.views().pop().expect("the reason dialog");
+    let submission = json!({
+        "type": "view_submission",
+        "user": {"id": APPROVER, "username": "dana", "name": "dana"},
+        "view": {"id": "V1", "callback_id": view["callback_id"], "private_metadata": view["private_metadata"],
+                 "state": {"values": {"reason": {"reason_input": {"type": "plain_text_input", "value": "Broken"}}}}}
+    });
+    flow.aws.faults.add(Fault::new(
+        "codepipeline",
+        "PutApprovalResult",
+        "AccessDeniedException",
+        400,
+    ));
+    let (status, body) = respond(&flow, &signed_request(&form(&submission), now(), false)).await;
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["response_action"], "errors", "{body}");
+    assert!(
+        body.contains("Not recorded") && body.contains("AccessDeniedException"),
+        "{body}"
+    );
+    assert!(flow
+        .aws
+        .codepipeline
+        .approval(TOKEN)
+        .unwrap()
+        .decision
+        .is_none());
+    assert_eq!(flow.slack.calls("chat.update").len(), 0);
+
+    flow.aws.faults.clear();
+    let (_, body) = respond(&flow, &signed_request(&form(&submission), now(), false)).await;
+    assert_eq!(body, "");
+    assert_eq!(
+        flow.aws
+            .codepipeline
+            .approval(TOKEN)
+            .unwrap()
+            .decision
+            .unwrap()
+            .0,
+        "Rejected"
+    );
+}
+
 #[tokio::test]
 async fn a_duplicate_sns_delivery_posts_one_message_and_an_expired_token_says_so() {
     let flow = flow(APPROVER).await;
