@@ -9,10 +9,12 @@
 //!   recorded Slack, the executions table, and the environment the functions need.
 //! - [`MotoServer`]: `moto_server`, the independent implementation of the AWS APIs.
 //! - [`bench_table`]: the result table every benchmark driver prints.
+//! - [`block_kit`]: Block Kit validity of a Slack message, by Slack's own `slack_sdk`.
 //! - [`zip_records`]: where a zip's headers are, for crafting hostile archives.
 //! - [`noise()`]: incompressible bytes.
 
 pub mod bench_table;
+pub mod block_kit;
 mod function;
 mod job_event;
 mod job_run;

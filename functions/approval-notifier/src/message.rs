@@ -3,7 +3,7 @@
 
 use crate::sns::ApprovalNotification;
 use pipeline_ext::slack::approval::{ApprovalRef, ACTIONS_BLOCK, APPROVE_ACTION, REJECT_ACTION};
-use pipeline_ext::slack::mrkdwn::{escape, link, truncate};
+use pipeline_ext::slack::mrkdwn::{escape, join_within, link, truncate};
 use serde_json::{json, Value};
 
 /// Slack's limit for a section's text.
@@ -52,7 +52,7 @@ pub fn build(notification: &ApprovalNotification, channel: &str) -> Value {
         links.push(link(&notification.console_link, "Pipeline in the console"));
     }
     if !links.is_empty() {
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": links.join("  ·  ")}]}));
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": join_within(&links, "  ·  ", MAX_SECTION_CHARS)}]}));
     }
     blocks.push(json!({
         "type": "actions",
@@ -71,7 +71,7 @@ pub fn build(notification: &ApprovalNotification, channel: &str) -> Value {
     }));
     json!({
         "channel": channel,
-        "text": format!("Approval needed: {}", reference.label()),
+        "text": truncate(&format!("Approval needed: {}", escape(&reference.label())), MAX_SECTION_CHARS),
         "blocks": blocks,
         "unfurl_links": false,
     })

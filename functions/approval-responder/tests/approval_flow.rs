@@ -63,13 +63,17 @@ async fn notifier_host(world: &SlackFunctions) -> FunctionHost {
 }
 
 fn sns_event(token: &str, custom_data: &str) -> Value {
+    sns_event_with_links(token, custom_data, "https://staging.example.com")
+}
+
+fn sns_event_with_links(token: &str, custom_data: &str, external_link: &str) -> Value {
     let message = json!({
         "region": "us-east-1",
         "consoleLink": "https://console.aws.amazon.com/codepipeline/home?region=us-east-1#/view/web",
         "approval": {
             "pipelineName": "web", "stageName": "Staging", "actionName": "ReleaseApproval",
             "token": token, "expires": "2026-11-28T10:00Z",
-            "externalEntityLink": "https://staging.example.com",
+            "externalEntityLink": external_link,
             "approvalReviewLink": "https://console.aws.amazon.com/codepipeline/home?region=us-east-1#/view/web/Staging/ReleaseApproval/approve/x",
             "customData": custom_data
         }
@@ -416,7 +420,9 @@ async fn a_failed_put_approval_result_keeps_the_buttons_and_tells_the_clicker() 
         );
         let told = flow.slack.calls("chat.postEphemeral");
         assert_eq!(told.len(), 1, "{code}");
-        let text = told[0].detail["request"]["text"].as_str().unwrap_or_default();
+        let text = told[0].detail["request"]["text"]
+            .as_str()
+            .unwrap_or_default();
         assert!(
             text.starts_with("Your approval was not recorded: ")
                 && text.contains("still waiting; try again"),
@@ -491,6 +497,44 @@ async fn a_failed_rejection_keeps_the_dialog_open_to_submit_again() {
             .0,
         "Rejected"
     );
+}
+
+#[tokio::test]
+async fn huge_custom_data_and_links_stay_within_block_kit_limits() {
+    let flow = flow(APPROVER).await;
+    // Escaping makes `&` five characters: the cut must not split `&amp;` nor leave a link open.
+    let custom = format!(
+        "{}<https://evil|x> {}",
+        "a&b ".repeat(700),
+        "*bold".repeat(300)
+    );
+    let long_link = format!("https://example.com/{}", "p".repeat(3_000));
+    let invocation = flow
+        .notifier
+        .invoke(&sns_event_with_links(TOKEN, &custom, &long_link))
+        .await;
+    assert!(matches!(invocation.outcome, Outcome::Response { .. }));
+    let message = flow.slack.messages().pop().expect("posted, not refused");
+    pipeline_testkit::block_kit::assert_valid_blocks(&message.blocks);
+    let text = message.blocks.to_string();
+    assert!(
+        !text.contains("<https://evil"),
+        "custom data cannot forge links"
+    );
+    assert!(
+        !text.contains(&long_link),
+        "a 3,000-character link is shown as its label"
+    );
+    assert!(text.contains("What is being approved"));
+
+    // The decided message too.
+    respond(
+        &flow,
+        &signed_request(&form(&click(&message, "approve", APPROVER)), now(), false),
+    )
+    .await;
+    let updated = flow.slack.message(&message.ts).unwrap();
+    pipeline_testkit::block_kit::assert_valid_blocks(&updated.blocks);
 }
 
 #[tokio::test]
