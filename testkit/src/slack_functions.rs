@@ -150,4 +150,22 @@ impl SlackFunctions {
             .await
             .unwrap_or_else(|e| panic!("{name} starts: {e}"))
     }
+
+    /// As [`host`](Self::host), with `env` on top of the world's and its own timeout.
+    pub async fn host_with(
+        &self,
+        name: &str,
+        program: impl AsRef<Path>,
+        env: &[(&str, &str)],
+        timeout: Duration,
+    ) -> FunctionHost {
+        let mut spec = FunctionSpec::new(name, program.as_ref());
+        spec.env = self.env.clone();
+        spec.env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        spec.timeout = timeout;
+        FunctionHost::start(spec)
+            .await
+            .unwrap_or_else(|e| panic!("{name} starts: {e}"))
+    }
 }

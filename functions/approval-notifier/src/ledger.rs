@@ -1,14 +1,18 @@
 //! SNS delivers at least once: the `EXECUTIONS_TABLE` item `approval#<token>` makes sure one
 //! approval is posted once. A run claims the token with a conditional write before posting,
-//! records the message after, and gives the claim back if posting failed; a claim left by a
-//! run that died is taken over after two minutes.
+//! records the message after, and gives the claim back if posting failed. A delivery that
+//! finds a claim still `posting` fails (so Lambda retries it later) instead of skipping: the
+//! claimer may have died. A claim older than the lease, shorter than Lambda's first retry
+//! delay (one minute) and longer than posting can take, is taken over.
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// How long a claim blocks others before it counts as abandoned.
-const STALE_CLAIM_SECONDS: u64 = 120;
+/// How long a claim blocks others before it counts as abandoned: longer than one posting
+/// (20 s of Slack budget and the secret), shorter than Lambda's first retry (60 s).
+/// `APPROVAL_CLAIM_LEASE_SECONDS` overrides it.
+const CLAIM_LEASE_SECONDS: u64 = 45;
 /// Items expire (DynamoDB TTL on `expires_at`) after 30 days; approvals last at most 7.
 const KEEP_SECONDS: u64 = 30 * 24 * 60 * 60;
 
@@ -22,8 +26,18 @@ pub struct ApprovalLedger {
 pub enum Claim {
     /// This run posts.
     Won,
-    /// Another delivery posted it, or is posting it now.
+    /// Another delivery posted it.
     Taken,
+    /// Another delivery claimed it this many seconds ago and has not posted it (yet).
+    InProgress(u64),
+}
+
+/// The lease in force.
+pub fn claim_lease_seconds() -> u64 {
+    std::env::var("APPROVAL_CLAIM_LEASE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CLAIM_LEASE_SECONDS)
 }
 
 impl ApprovalLedger {
@@ -54,14 +68,41 @@ impl ApprovalLedger {
             .expression_attribute_values(":posting", AttributeValue::S("posting".into()))
             .expression_attribute_values(
                 ":stale",
-                AttributeValue::N(now.saturating_sub(STALE_CLAIM_SECONDS).to_string()),
+                AttributeValue::N(now.saturating_sub(claim_lease_seconds()).to_string()),
             )
             .send()
             .await;
         match result {
             Ok(_) => Ok(Claim::Won),
-            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(Claim::Taken),
+            Err(err) if err.code() == Some("ConditionalCheckFailedException") => {
+                self.existing(token, now).await
+            }
             Err(err) => Err(describe("PutItem", &err)),
+        }
+    }
+
+    /// Whom the claim that stopped ours belongs to: posted, or still being posted.
+    async fn existing(&self, token: &str, now: u64) -> Result<Claim, String> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key(token)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| describe("GetItem", &e))?;
+        let item = item.item().cloned().unwrap_or_default();
+        let status = item.get("status").and_then(|v| v.as_s().ok()).cloned();
+        if status.as_deref() == Some("posting") {
+            let claimed_at = item
+                .get("claimed_at")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(now);
+            Ok(Claim::InProgress(now.saturating_sub(claimed_at)))
+        } else {
+            Ok(Claim::Taken)
         }
     }
 

@@ -122,6 +122,15 @@ impl Notifier {
                 tracing::info!(approval = %label, "approval already posted (repeat SNS delivery); skipped");
                 return Ok(false);
             }
+            // Skipping here would lose the message if that delivery died: fail, so Lambda
+            // retries this one after the lease.
+            Claim::InProgress(age) => {
+                tracing::warn!(approval = %label, claimed_seconds_ago = age, "another delivery is posting this approval; failing so a retry posts it if that one died");
+                return Err(format!(
+                    "approval {label}: another delivery claimed it {age} s ago and has not posted it yet; a retry after the {} s lease posts it if that delivery died",
+                    ledger::claim_lease_seconds()
+                ));
+            }
             Claim::Won => {}
         }
         let posted = self.post(notification).await;

@@ -500,6 +500,59 @@ async fn a_failed_rejection_keeps_the_dialog_open_to_submit_again() {
 }
 
 #[tokio::test]
+async fn a_notifier_killed_after_its_claim_does_not_lose_the_message() {
+    let flow = flow(APPROVER).await;
+    let notifier = flow
+        .host_with(
+            "approval-notifier",
+            workspace_binary("approval-notifier"),
+            &[("APPROVAL_CLAIM_LEASE_SECONDS", "3")],
+            Duration::from_secs(2),
+        )
+        .await;
+    let event = sns_event(TOKEN, "Release 1.4.3");
+    // Slack never answers: the first delivery claims the approval and is killed at its timeout.
+    flow.aws
+        .faults
+        .add(Fault::new("slack", "chat.postMessage", "hang", 200));
+    let first = notifier.invoke(&event).await;
+    assert!(
+        matches!(first.outcome, Outcome::Timeout),
+        "{:?}",
+        first.outcome
+    );
+    flow.aws.faults.clear();
+
+    // A redelivery within the lease must not skip (that would lose the message): it fails, so
+    // Lambda retries it.
+    let second = notifier.invoke(&event).await;
+    assert!(
+        matches!(second.outcome, Outcome::Error { .. }),
+        "{:?}",
+        second.outcome
+    );
+    assert!(flow.slack.messages().is_empty());
+
+    // The retry after the lease takes the abandoned claim over and posts, once.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let third = notifier.invoke(&event).await;
+    assert!(
+        matches!(third.outcome, Outcome::Response { .. }),
+        "{:?}",
+        third.outcome
+    );
+    let fourth = notifier.invoke(&event).await;
+    assert!(matches!(fourth.outcome, Outcome::Response { .. }));
+    let posted: Vec<_> = flow
+        .slack
+        .calls("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.status == 200)
+        .collect();
+    assert_eq!(flow.slack.messages().len(), 1, "{posted:?}");
+}
+
+#[tokio::test]
 async fn huge_custom_data_and_links_stay_within_block_kit_limits() {
     let flow = flow(APPROVER).await;
     // Escaping makes `&` five characters: the cut must not split `&amp;` nor leave a link open.
