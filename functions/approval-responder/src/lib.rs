@@ -196,8 +196,15 @@ impl Responder {
                     };
                     let view =
                         json!({"trigger_id": trigger_id, "view": message::reject_modal(&context)});
-                    if let Err(err) = slack.call("views.open", &view, deadline).await {
+                    // views.open gets the budget less what telling the clicker needs.
+                    let open_by = deadline.checked_sub(REPLY_RESERVE).unwrap_or(deadline);
+                    if let Err(err) = slack.call("views.open", &view, open_by).await {
                         tracing::error!(error = %err, "could not open the reject dialog");
+                        let reply = json!({"channel": context.channel, "user": user.id,
+                            "text": "The dialog to reject could not be opened (Slack did not take it); nothing was recorded. Click Reject again."});
+                        if let Err(err) = slack.call("chat.postEphemeral", &reply, deadline).await {
+                            tracing::warn!(error = %err, "could not tell the clicker");
+                        }
                     }
                 }
                 respond(200, Value::Null)

@@ -446,6 +446,30 @@ async fn a_failed_put_approval_result_keeps_the_buttons_and_tells_the_clicker() 
 }
 
 #[tokio::test]
+async fn a_reject_dialog_that_cannot_open_is_told_to_the_clicker() {
+    for code in ["expired_trigger_id", "hang"] {
+        let flow = flow(APPROVER).await;
+        let message = notify(&flow, TOKEN).await;
+        flow.aws
+            .faults
+            .add(Fault::new("slack", "views.open", code, 200));
+        let (status, _) = respond(
+            &flow,
+            &signed_request(&form(&click(&message, "reject", APPROVER)), now(), false),
+        )
+        .await;
+        assert_eq!(status, 200, "{code}");
+        let told = flow.slack.calls("chat.postEphemeral");
+        assert_eq!(told.len(), 1, "{code}");
+        let text = told[0].detail["request"]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(text.contains("Click Reject again"), "{code}: {text}");
+        assert_eq!(approval_calls(&flow), 0);
+    }
+}
+
+#[tokio::test]
 async fn a_failed_rejection_keeps_the_dialog_open_to_submit_again() {
     let flow = flow(APPROVER).await;
     let message = notify(&flow, TOKEN).await;
