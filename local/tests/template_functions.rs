@@ -59,3 +59,45 @@ fn every_workspace_function_is_in_the_template_and_back() {
         );
     }
 }
+
+/// Uploading `demo.zip` starts the example pipeline (its source action does not poll): the
+/// bucket sends its events to EventBridge and a rule targets the pipeline with a role allowed
+/// to start it, and nothing else.
+#[test]
+fn uploading_the_demo_starts_the_example_pipeline() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let overrides = [
+        ("CreateExamplePipeline", "true"),
+        ("DatabaseSecretArn", "arn:s"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    let template = Template::load(&root.join("template.yaml"), &overrides).unwrap();
+    let resource = |id: &str| {
+        let (_, r) = template.resources().find(|(n, _)| *n == id).unwrap();
+        template.resolve(&r["Properties"]).unwrap()
+    };
+    let bucket = resource("ExampleSourceBucket");
+    assert_eq!(
+        bucket["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"],
+        true
+    );
+    let rule = resource("ExampleSourceRule");
+    assert_eq!(rule["EventPattern"]["detail-type"][0], "Object Created");
+    assert_eq!(
+        rule["EventPattern"]["detail"]["object"]["key"][0],
+        "demo.zip"
+    );
+    let pipeline = resource("ExamplePipeline");
+    let source = &pipeline["Stages"][0]["Actions"][0]["Configuration"];
+    assert_eq!(source["PollForSourceChanges"], false);
+    assert_eq!(source["S3ObjectKey"], "demo.zip");
+    let target = rule["Targets"][0]["Arn"].as_str().unwrap();
+    assert!(
+        target.starts_with("arn:") && target.contains(":codepipeline:"),
+        "{target}"
+    );
+    let role = resource("ExampleSourceRuleRole");
+    let statement = &role["Policies"][0]["PolicyDocument"]["Statement"][0];
+    assert_eq!(statement["Action"], "codepipeline:StartPipelineExecution");
+    assert_eq!(statement["Resource"], rule["Targets"][0]["Arn"]);
+}
