@@ -49,6 +49,77 @@ fn short_execution_id(id: &str) -> &str {
 }
 
 /// The one-line summary Slack shows in notifications and the fallback text.
+/// The stages, one line each, within `max` characters. When they do not fit, runs of
+/// succeeded stages shrink to "+ N succeeded"; if that is still too long, failed stages come
+/// first, then the others not succeeded, and the rest is counted. A failed stage is never the
+/// one cut off.
+pub fn stage_list(lines: &[(&str, String)], max: usize) -> String {
+    let fits = |text: &str| text.chars().count() <= max;
+    let all = lines
+        .iter()
+        .map(|(_, l)| l.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    if fits(&all) {
+        return all;
+    }
+    let succeeded = |state: &str| state == "SUCCEEDED";
+    let mut collapsed: Vec<(&str, String)> = Vec::new();
+    let mut run = 0;
+    for (state, line) in lines {
+        if succeeded(state) {
+            run += 1;
+            continue;
+        }
+        if run > 0 {
+            collapsed.push(("SUCCEEDED", format!(":white_check_mark: + {run} succeeded")));
+            run = 0;
+        }
+        collapsed.push((state, line.clone()));
+    }
+    if run > 0 {
+        collapsed.push(("SUCCEEDED", format!(":white_check_mark: + {run} succeeded")));
+    }
+    let text = collapsed
+        .iter()
+        .map(|(_, l)| l.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    if fits(&text) {
+        return text;
+    }
+    // Still too long: keep by priority, show in order, count the rest.
+    let rank = |state: &str| match state {
+        "FAILED" => 0,
+        "SUCCEEDED" => 2,
+        _ => 1,
+    };
+    let mut order: Vec<usize> = (0..collapsed.len()).collect();
+    order.sort_by_key(|&i| (rank(collapsed[i].0), i));
+    let reserve = 40;
+    let mut kept = vec![false; collapsed.len()];
+    let mut used = 0;
+    for i in order {
+        let cost = collapsed[i].1.chars().count() + 1;
+        if used + cost + reserve <= max {
+            kept[i] = true;
+            used += cost;
+        }
+    }
+    let left = kept.iter().filter(|k| !**k).count();
+    let mut out: Vec<&str> = collapsed
+        .iter()
+        .zip(&kept)
+        .filter(|(_, k)| **k)
+        .map(|((_, l), _)| l.as_str())
+        .collect();
+    let note = format!("… and {left} more stages");
+    if left > 0 {
+        out.push(&note);
+    }
+    truncate(&out.join("\n"), max)
+}
+
 pub fn headline(record: &ExecutionRecord) -> String {
     format!(
         "{} {} {}",
@@ -104,7 +175,7 @@ pub fn parent(record: &ExecutionRecord, source: Option<&SourceInfo>) -> (String,
     }
 
     if !record.stages.is_empty() {
-        let lines: Vec<String> = record
+        let lines: Vec<(&str, String)> = record
             .stages
             .iter()
             .map(|stage| {
@@ -120,10 +191,10 @@ pub fn parent(record: &ExecutionRecord, source: Option<&SourceInfo>) -> (String,
                 if stage.progress.attempt > 1 {
                     line.push_str(&format!("  attempt {}", stage.progress.attempt));
                 }
-                line
+                (stage.progress.state.as_str(), line)
             })
             .collect();
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&lines.join("\n"), MAX_SECTION_CHARS)}}));
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": stage_list(&lines, MAX_SECTION_CHARS)}}));
     }
     let failed = record.failed_actions().count();
     if failed > 0 {
@@ -289,6 +360,59 @@ pub fn fallback_text(record: &ExecutionRecord, failures: &[&ActionRecord]) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stage_line(i: usize, state: &str) -> (&'static str, String) {
+        let state: &'static str = match state {
+            "FAILED" => "FAILED",
+            "SUCCEEDED" => "SUCCEEDED",
+            _ => "IN_PROGRESS",
+        };
+        (
+            state,
+            format!(
+                "{} *Stage{i:02}-{}*  {state}  (1m 2s)",
+                state_emoji(state),
+                "n".repeat(90)
+            ),
+        )
+    }
+
+    #[test]
+    fn sixty_stages_keep_the_failed_one_visible() {
+        let lines: Vec<_> = (0..60)
+            .map(|i| stage_line(i, if i == 37 { "FAILED" } else { "SUCCEEDED" }))
+            .collect();
+        let text = stage_list(&lines, MAX_SECTION_CHARS);
+        assert!(text.chars().count() <= MAX_SECTION_CHARS);
+        assert!(text.contains("*Stage37-"), "{text}");
+        assert!(
+            text.contains("+ 37 succeeded") && text.contains("+ 22 succeeded"),
+            "{text}"
+        );
+        pipeline_testkit::block_kit::assert_valid_blocks(
+            &json!([{"type": "section", "text": {"type": "mrkdwn", "text": text}}]),
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_stage_list_fits_and_failed_stages_go_first(states in proptest::collection::vec(0u8..3, 0..120)) {
+            let lines: Vec<_> = states
+                .iter()
+                .enumerate()
+                .map(|(i, s)| stage_line(i, ["FAILED", "SUCCEEDED", "STARTED"][*s as usize]))
+                .collect();
+            let text = stage_list(&lines, MAX_SECTION_CHARS);
+            proptest::prop_assert!(text.chars().count() <= MAX_SECTION_CHARS);
+            let failed: Vec<usize> = states.iter().enumerate().filter(|(_, s)| **s == 0).map(|(i, _)| i).collect();
+            // As many failed stages as fit are shown, always before any other is.
+            let room = (MAX_SECTION_CHARS - 40) / (lines.first().map_or(1, |l| l.1.chars().count() + 1));
+            for i in failed.iter().take(room) {
+                let shown = text.contains(&format!("*Stage{i:02}-"));
+                proptest::prop_assert!(shown, "failed stage {} hidden", i);
+            }
+        }
+    }
 
     #[test]
     fn reads_who_rejected_in_slack_and_why() {
