@@ -39,6 +39,26 @@ pub struct PipelineLookup {
     client: aws_sdk_codepipeline::Client,
 }
 
+/// Longest wait for one CodePipeline answer: a hung endpoint must not hold the invocation
+/// (and the lease on the execution's message) until Lambda kills it.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `call` within [`CALL_TIMEOUT`]; no answer in time is transient, tried again on a later event.
+async fn within<T, E>(
+    operation: &'static str,
+    call: impl std::future::Future<Output = Result<T, aws_sdk_codepipeline::error::SdkError<E>>>,
+) -> Result<T, LookupError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(result) => result.map_err(|e| classify(operation, &e)),
+        Err(_) => Err(LookupError::Transient(
+            SdkFailure::timed_out("CodePipeline", operation, CALL_TIMEOUT).to_string(),
+        )),
+    }
+}
+
 /// Whether a failed lookup is worth trying again on a later event.
 #[derive(Debug)]
 pub enum LookupError {
@@ -65,14 +85,15 @@ impl PipelineLookup {
         pipeline: &str,
         execution_id: &str,
     ) -> Result<SourceInfo, LookupError> {
-        let output = self
-            .client
-            .get_pipeline_execution()
-            .pipeline_name(pipeline)
-            .pipeline_execution_id(execution_id)
-            .send()
-            .await
-            .map_err(|e| classify("GetPipelineExecution", &e))?;
+        let output = within(
+            "GetPipelineExecution",
+            self.client
+                .get_pipeline_execution()
+                .pipeline_name(pipeline)
+                .pipeline_execution_id(execution_id)
+                .send(),
+        )
+        .await?;
         let Some(execution) = output.pipeline_execution else {
             return Ok(SourceInfo::default());
         };
@@ -108,19 +129,20 @@ impl PipelineLookup {
         let mut next_token = None;
         // An execution has at most a few hundred action runs; stop well after that.
         for _ in 0..20 {
-            let output = self
-                .client
-                .list_action_executions()
-                .pipeline_name(pipeline)
-                .filter(
-                    ActionExecutionFilter::builder()
-                        .pipeline_execution_id(execution_id)
-                        .build(),
-                )
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|e| classify("ListActionExecutions", &e))?;
+            let output = within(
+                "ListActionExecutions",
+                self.client
+                    .list_action_executions()
+                    .pipeline_name(pipeline)
+                    .filter(
+                        ActionExecutionFilter::builder()
+                            .pipeline_execution_id(execution_id)
+                            .build(),
+                    )
+                    .set_next_token(next_token)
+                    .send(),
+            )
+            .await?;
             details.extend(output.action_execution_details.unwrap_or_default());
             next_token = output.next_token;
             if next_token.is_none() {

@@ -593,3 +593,25 @@ async fn slack_rate_limits_are_waited_out_and_failures_fail_or_go_to_the_fallbac
     );
     assert!(copy.contains("not_in_channel"), "{copy}");
 }
+
+/// A CodePipeline that never answers must not hold the invocation (and the execution's lease)
+/// until Lambda kills it: each read gives up after a few seconds and the message is still
+/// posted and kept up to date; the lookups are tried again on later events.
+#[tokio::test]
+async fn a_hung_codepipeline_read_does_not_hold_the_invocation() {
+    let setup = setup(&[], 1).await;
+    register_execution(&setup.aws, EXEC_A, "aaaaaaaaaa11111111", "First change");
+    setup
+        .aws
+        .faults
+        .add(Fault::new("codepipeline", "*", "hang", 200));
+    let run = failing_run(EXEC_A);
+    deliver(&setup, &run[..3]).await;
+    let parents = parents(&setup.slack);
+    assert_eq!(parents.len(), 1, "{}", logs(&setup));
+    assert!(
+        logs(&setup).contains("no answer within 5000 ms"),
+        "{}",
+        logs(&setup)
+    );
+}
