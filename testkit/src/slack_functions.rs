@@ -146,9 +146,7 @@ impl SlackFunctions {
         spec.args = args.to_vec();
         spec.env = self.env.clone();
         spec.timeout = Duration::from_secs(60);
-        FunctionHost::start(spec)
-            .await
-            .unwrap_or_else(|e| panic!("{name} starts: {e}"))
+        start(spec).await
     }
 
     /// As [`host`](Self::host), with `env` on top of the world's and its own timeout.
@@ -164,8 +162,13 @@ impl SlackFunctions {
         spec.env
             .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         spec.timeout = timeout;
-        FunctionHost::start(spec)
-            .await
-            .unwrap_or_else(|e| panic!("{name} starts: {e}"))
+        start(spec).await
     }
+}
+
+async fn start(spec: FunctionSpec) -> FunctionHost {
+    let name = spec.name.clone();
+    FunctionHost::start(spec)
+        .await
+        .unwrap_or_else(|e| panic!("{name} starts: {e}"))
 }

@@ -176,12 +176,7 @@ impl Responder {
                             let text = format!(
                                 "Your approval was not recorded: {why}. The approval is still waiting; try again."
                             );
-                            let reply = json!({"channel": channel, "user": user.id, "text": text});
-                            if let Err(err) =
-                                slack.call("chat.postEphemeral", &reply, deadline).await
-                            {
-                                tracing::warn!(error = %err, "could not tell the clicker");
-                            }
+                            tell(&slack, &channel, &user, &text, deadline).await;
                         }
                     }
                 } else {
@@ -200,11 +195,14 @@ impl Responder {
                     let open_by = deadline.checked_sub(REPLY_RESERVE).unwrap_or(deadline);
                     if let Err(err) = slack.call("views.open", &view, open_by).await {
                         tracing::error!(error = %err, "could not open the reject dialog");
-                        let reply = json!({"channel": context.channel, "user": user.id,
-                            "text": "The dialog to reject could not be opened (Slack did not take it); nothing was recorded. Click Reject again."});
-                        if let Err(err) = slack.call("chat.postEphemeral", &reply, deadline).await {
-                            tracing::warn!(error = %err, "could not tell the clicker");
-                        }
+                        tell(
+                            &slack,
+                            &context.channel,
+                            &user,
+                            "The dialog to reject could not be opened (Slack did not take it); nothing was recorded. Click Reject again.",
+                            deadline,
+                        )
+                        .await;
                     }
                 }
                 respond(200, Value::Null)
@@ -288,10 +286,7 @@ impl Responder {
             }
         };
         tracing::warn!(user = %user.id, "decision refused: user is not an approver");
-        let reply = json!({"channel": channel, "user": user.id, "text": text});
-        if let Err(err) = slack.call("chat.postEphemeral", &reply, deadline).await {
-            tracing::warn!(error = %err, "could not send the ephemeral refusal");
-        }
+        tell(slack, channel, user, &text, deadline).await;
         false
     }
 
@@ -394,6 +389,14 @@ impl Responder {
         if let Ok(mut decided) = self.decided.lock() {
             decided.remove(token);
         }
+    }
+}
+
+/// An ephemeral reply only the clicker sees; best effort (the click is answered either way).
+async fn tell(slack: &SlackClient, channel: &str, user: &SlackUser, text: &str, deadline: Instant) {
+    let reply = json!({"channel": channel, "user": user.id, "text": text});
+    if let Err(err) = slack.call("chat.postEphemeral", &reply, deadline).await {
+        tracing::warn!(error = %err, "could not tell the clicker");
     }
 }
 

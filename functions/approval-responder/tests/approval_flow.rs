@@ -185,6 +185,11 @@ async fn notify(flow: &Flow, token: &str) -> pipeline_local::slack::SlackMessage
         .expect("a Slack message")
 }
 
+/// What CodePipeline recorded for the approval: (result, summary), or nothing yet.
+fn decision(flow: &Flow) -> Option<(String, String)> {
+    flow.aws.codepipeline.approval(TOKEN).unwrap().decision
+}
+
 fn approval_calls(flow: &Flow) -> usize {
     flow.aws.calls.count("codepipeline", "PutApprovalResult")
 }
@@ -401,13 +406,7 @@ async fn a_failed_put_approval_result_keeps_the_buttons_and_tells_the_clicker() 
         )
         .await;
         assert_eq!(status, 200, "{code}");
-        assert!(flow
-            .aws
-            .codepipeline
-            .approval(TOKEN)
-            .unwrap()
-            .decision
-            .is_none());
+        assert!(decision(&flow).is_none());
         assert_eq!(
             flow.slack.calls("chat.update").len(),
             0,
@@ -440,8 +439,7 @@ async fn a_failed_put_approval_result_keeps_the_buttons_and_tells_the_clicker() 
         )
         .await;
         assert_eq!(status, 200);
-        let decision = flow.aws.codepipeline.approval(TOKEN).unwrap().decision;
-        assert_eq!(decision.unwrap().0, "Approved", "{code}");
+        assert_eq!(decision(&flow).unwrap().0, "Approved", "{code}");
     }
 }
 
@@ -499,28 +497,13 @@ async fn a_failed_rejection_keeps_the_dialog_open_to_submit_again() {
         body.contains("Not recorded") && body.contains("AccessDeniedException"),
         "{body}"
     );
-    assert!(flow
-        .aws
-        .codepipeline
-        .approval(TOKEN)
-        .unwrap()
-        .decision
-        .is_none());
+    assert!(decision(&flow).is_none());
     assert_eq!(flow.slack.calls("chat.update").len(), 0);
 
     flow.aws.faults.clear();
     let (_, body) = respond(&flow, &signed_request(&form(&submission), now(), false)).await;
     assert_eq!(body, "");
-    assert_eq!(
-        flow.aws
-            .codepipeline
-            .approval(TOKEN)
-            .unwrap()
-            .decision
-            .unwrap()
-            .0,
-        "Rejected"
-    );
+    assert_eq!(decision(&flow).unwrap().0, "Rejected");
 }
 
 #[tokio::test]

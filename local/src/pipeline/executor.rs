@@ -488,12 +488,9 @@ impl Execution<'_> {
         };
         let invocations = job.invocations.len();
         // What the invocations before the last one said (a snapshot being created, a batch).
-        let mut steps: Vec<String> = job
-            .results()
+        let results = job.results();
+        let mut steps: Vec<String> = results[..results.len().saturating_sub(1)]
             .iter()
-            .rev()
-            .skip(1)
-            .rev()
             .enumerate()
             .filter_map(|(i, r)| {
                 let said = r.pointer("/executionDetails/summary")?.as_str()?;
