@@ -50,6 +50,10 @@ pub struct ApprovalRecord {
     /// `Approved` or `Rejected` once decided, with the summary.
     pub decision: Option<(String, String)>,
     pub expired: bool,
+    /// The execution waiting on it, for `GetPipelineState`.
+    pub execution_id: Option<String>,
+    /// Registration order: the latest approval of a stage is the one its state shows.
+    order: u64,
 }
 
 #[derive(Default)]
@@ -121,8 +125,22 @@ impl LocalCodePipeline {
             action_name: action.into(),
             decision: None,
             expired: false,
+            execution_id: None,
+            order: 0,
         };
-        self.lock().approvals.insert(token.into(), record);
+        let mut state = self.lock();
+        let order = state.approvals.len() as u64 + 1;
+        state
+            .approvals
+            .insert(token.into(), ApprovalRecord { order, ..record });
+    }
+
+    /// Says which execution an approval belongs to, so that `GetPipelineState` shows it as
+    /// that execution's waiting action (with its token).
+    pub fn set_approval_execution(&self, token: &str, execution_id: &str) {
+        if let Some(approval) = self.lock().approvals.get_mut(token) {
+            approval.execution_id = Some(execution_id.into());
+        }
     }
 
     /// Makes an approval's token invalid, as when the approval times out.
@@ -193,6 +211,7 @@ impl JsonService for LocalCodePipeline {
             "GetJobDetails" => get_job_details(self, request),
             "PutApprovalResult" => put_approval_result(self, request),
             "GetPipelineExecution" => get_pipeline_execution(self, request),
+            "GetPipelineState" => get_pipeline_state(self, request),
             "ListActionExecutions" => list_action_executions(self, request),
             other => Err(ServiceError::unknown_operation(other)),
         }
@@ -375,6 +394,48 @@ fn put_approval_result(cp: &LocalCodePipeline, request: &Value) -> Result<Value,
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     Ok(json!({"approvedAt": approved_at}))
+}
+
+/// The stages that hold an approval of an execution: each shows its latest approval, with the
+/// token while it waits, as CodePipeline's state does.
+fn get_pipeline_state(cp: &LocalCodePipeline, request: &Value) -> Result<Value, ServiceError> {
+    let pipeline = str_field(request, "name")?;
+    let state = cp.lock();
+    if !state.knows_pipeline(pipeline) {
+        return Err(pipeline_not_found(pipeline));
+    }
+    let mut latest: HashMap<&str, (&str, &ApprovalRecord)> = HashMap::new();
+    for (token, approval) in &state.approvals {
+        if approval.pipeline_name != pipeline || approval.execution_id.is_none() {
+            continue;
+        }
+        let slot = latest
+            .entry(approval.stage_name.as_str())
+            .or_insert((token, approval));
+        if approval.order > slot.1.order {
+            *slot = (token, approval);
+        }
+    }
+    let mut stages: Vec<_> = latest.into_values().collect();
+    stages.sort_by_key(|(_, approval)| approval.order);
+    let stage_states: Vec<Value> = stages
+        .into_iter()
+        .map(|(token, approval)| {
+            let status = match (&approval.decision, approval.expired) {
+                (Some((result, _)), _) if result == "Approved" => "Succeeded",
+                (Some(_), _) | (None, true) => "Failed",
+                (None, false) => "InProgress",
+            };
+            let mut action = json!({"status": status});
+            if status == "InProgress" {
+                action["token"] = json!(token);
+            }
+            json!({"stageName": approval.stage_name,
+                "latestExecution": {"pipelineExecutionId": approval.execution_id, "status": status},
+                "actionStates": [{"actionName": approval.action_name, "latestExecution": action}]})
+        })
+        .collect();
+    Ok(json!({"pipelineName": pipeline, "pipelineVersion": 1, "stageStates": stage_states}))
 }
 
 fn get_pipeline_execution(cp: &LocalCodePipeline, request: &Value) -> Result<Value, ServiceError> {

@@ -45,6 +45,8 @@ struct Workspace {
     ephemerals: Vec<Ephemeral>,
     views: Vec<Value>,
     usergroups: HashMap<String, Vec<String>>,
+    /// `users.lookupByEmail`: lower-cased email → user id.
+    emails: HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -102,6 +104,14 @@ impl LocalSlack {
                 group.to_string(),
                 users.iter().map(|u| u.to_string()).collect(),
             );
+        }
+    }
+
+    /// Makes `users.lookupByEmail` find `user` by `email`.
+    pub fn add_user_email(&self, user: &str, email: &str) {
+        if let Ok(mut ws) = self.workspace.lock() {
+            ws.emails
+                .insert(email.to_ascii_lowercase(), user.to_string());
         }
     }
 
@@ -295,6 +305,14 @@ fn dispatch(slack: &LocalSlack, method: &str, request: &Value) -> Value {
             }
             ws.views.push(request["view"].clone());
             json!({"ok": true, "view": {"id": format!("V{:06}", ws.views.len())}})
+        }
+        "users.lookupByEmail" => {
+            match ws.emails.get(&text(request, "email").to_ascii_lowercase()) {
+                Some(id) => {
+                    json!({"ok": true, "user": {"id": id, "profile": {"email": text(request, "email")}}})
+                }
+                None => json!({"ok": false, "error": "users_not_found"}),
+            }
         }
         "usergroups.users.list" => match ws.usergroups.get(&text(request, "usergroup")) {
             Some(users) => json!({"ok": true, "users": users}),

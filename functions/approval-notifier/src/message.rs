@@ -2,7 +2,7 @@
 //! the Approve (with a confirm dialog) and Reject buttons.
 
 use crate::sns::ApprovalNotification;
-use pipeline_ext::slack::approval::{ApprovalRef, ACTIONS_BLOCK, APPROVE_ACTION, REJECT_ACTION};
+use pipeline_ext::slack::approval::{buttons, requested_by, ApprovalRef};
 use pipeline_ext::slack::mrkdwn::{escape, join_within, link, truncate};
 use serde_json::{json, Value};
 
@@ -16,6 +16,7 @@ pub fn approval_ref(notification: &ApprovalNotification) -> ApprovalRef {
         stage: a.stage_name.clone(),
         action: a.action_name.clone(),
         token: a.token.clone(),
+        requested_by: a.custom_data.as_deref().and_then(requested_by),
     }
 }
 
@@ -23,7 +24,6 @@ pub fn approval_ref(notification: &ApprovalNotification) -> ApprovalRef {
 pub fn build(notification: &ApprovalNotification, channel: &str) -> Value {
     let a = &notification.approval;
     let reference = approval_ref(notification);
-    let value = reference.encode();
     let mut facts = format!(
         "*Pipeline:* {}\n*Stage:* {}\n*Action:* {}",
         escape(&a.pipeline_name),
@@ -54,21 +54,7 @@ pub fn build(notification: &ApprovalNotification, channel: &str) -> Value {
     if !links.is_empty() {
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": join_within(&links, "  ·  ", MAX_SECTION_CHARS)}]}));
     }
-    blocks.push(json!({
-        "type": "actions",
-        "block_id": ACTIONS_BLOCK,
-        "elements": [
-            {"type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": value,
-             "text": {"type": "plain_text", "text": "Approve"},
-             "confirm": {
-                "title": {"type": "plain_text", "text": "Approve?"},
-                "text": {"type": "mrkdwn", "text": truncate(&format!("Let *{}* go on past *{}*?", escape(&a.pipeline_name), escape(&a.action_name)), 300)},
-                "confirm": {"type": "plain_text", "text": "Approve"},
-                "deny": {"type": "plain_text", "text": "Cancel"}}},
-            {"type": "button", "action_id": REJECT_ACTION, "style": "danger", "value": value,
-             "text": {"type": "plain_text", "text": "Reject"}}
-        ]
-    }));
+    blocks.push(buttons(&reference));
     json!({
         "channel": channel,
         "text": truncate(&format!("Approval needed: {}", escape(&reference.label())), MAX_SECTION_CHARS),

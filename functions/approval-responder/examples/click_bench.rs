@@ -14,6 +14,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 async fn one(_run: usize, program: String, args: Vec<String>) -> Result<(f64, f64), String> {
     let mut world = SlackFunctions::start("C1").await;
     world.set_env("APPROVERS", "U0APPROVER");
+    // Ours decides under an approval policy and records the click and the decision in the
+    // executions table first (the reference has neither).
+    world.set_env(
+        "APPROVAL_POLICY",
+        r#"{"rules": [{"name": "production", "pipeline": "w*", "approvers": ["U0APPROVER", "U0OTHER"], "required": 1}]}"#,
+    );
     let token = format!(
         "{:x}",
         SystemTime::now()
@@ -32,6 +38,7 @@ async fn one(_run: usize, program: String, args: Vec<String>) -> Result<(f64, f6
         stage: "Staging".into(),
         action: "Approve".into(),
         token: token.clone(),
+        requested_by: None,
     }
     .encode();
     let payload = json!({"type": "block_actions", "user": {"id": "U0APPROVER", "username": "dana"},

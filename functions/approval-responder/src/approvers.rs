@@ -35,6 +35,11 @@ impl Approvers {
         }
     }
 
+    /// Nobody listed.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty()
+    }
+
     pub async fn check(&self, user: &str, slack: &SlackClient, deadline: Instant) -> Verdict {
         if self.users.contains(user) {
             return Verdict::Allowed;

@@ -1,5 +1,5 @@
 //! Slack interaction payloads (`payload=<json>` form bodies): a button click (`block_actions`)
-//! or the reject-reason modal's submission (`view_submission`).
+//! or the reason modal's submission (`view_submission`).
 
 use pipeline_ext::slack::approval::{ApprovalRef, REASON_BLOCK, REASON_INPUT, REJECT_VIEW};
 use serde::{Deserialize, Serialize};
@@ -23,16 +23,19 @@ pub enum Interaction {
         blocks: Vec<Value>,
         trigger_id: String,
     },
-    RejectSubmitted {
-        context: RejectContext,
+    ReasonSubmitted {
+        context: DecisionContext,
         user: SlackUser,
         reason: String,
     },
 }
 
-/// Carried through the modal's `private_metadata` (at most 3,000 characters).
+/// Carried through the reason modal's `private_metadata` (at most 3,000 characters).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RejectContext {
+pub struct DecisionContext {
+    /// What the reason is for.
+    #[serde(rename = "d", default)]
+    pub decision: crate::policy::Decision,
     #[serde(rename = "r")]
     pub approval: ApprovalRef,
     #[serde(rename = "c")]
@@ -108,13 +111,13 @@ pub fn parse(body: &[u8]) -> Result<Interaction, PayloadError> {
                     text(&view["callback_id"]).unwrap_or_default(),
                 ));
             }
-            let context: RejectContext = text(&view["private_metadata"])
+            let context: DecisionContext = text(&view["private_metadata"])
                 .and_then(|m| serde_json::from_str(&m).ok())
                 .ok_or(PayloadError::Missing("view.private_metadata"))?;
             let reason = text(&view["state"]["values"][REASON_BLOCK][REASON_INPUT]["value"])
                 .map(|r| r.trim().to_string())
                 .unwrap_or_default();
-            Ok(Interaction::RejectSubmitted {
+            Ok(Interaction::ReasonSubmitted {
                 context,
                 user,
                 reason,

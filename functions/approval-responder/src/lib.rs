@@ -1,69 +1,106 @@
 //! approval-responder: the Function URL behind the Slack app's interactivity.
 //!
 //! Every request is checked first (`X-Slack-Signature` over the raw body, timestamp within five
-//! minutes); anything else gets 401 and nothing is done. A click by someone outside `APPROVERS`
-//! gets an ephemeral "not allowed". Approve records `Approved` with `PutApprovalResult`; Reject
-//! opens a modal for the reason, and its submission records `Rejected`. The message is then
-//! rewritten in place. Slack wants an answer within 3 seconds: every outbound call shares one
-//! deadline well inside that.
+//! minutes); anything else gets 401 and nothing is done. The approval policy says who may
+//! decide an approval, how many must approve, whether the person who started the execution may
+//! approve it, and which decisions need a reason (a modal asks for it). Clicks are recorded in
+//! the executions table; the click that meets the policy calls `PutApprovalResult`, once, and
+//! the message is rewritten in place (the tally while counting, the outcome at the end).
+//! Slack wants an answer within 3 seconds: every outbound call shares one deadline well inside
+//! that, keeping time to tell the clicker privately when something failed.
 //!
 //! Where things are: [`request`] is the Function URL event and response; `interaction` reads
-//! Slack's interaction payloads; `approvers` decides who may click; `message` rewrites the
-//! approval message after a decision; this file verifies, authorizes and records.
+//! Slack's interaction payloads; `policy` is the approval policy and `approvers` resolves its
+//! lists; `starter` finds who started an execution; `votes` records clicks and decisions;
+//! `message` rewrites the approval message; this file verifies, authorizes and records.
 
 mod approvers;
 mod interaction;
 mod message;
+mod policy;
 pub mod request;
+mod starter;
+mod votes;
 
-use approvers::{Approvers, Verdict};
+use approvers::Verdict;
 use aws_sdk_codepipeline::error::ProvideErrorMetadata;
 use aws_sdk_codepipeline::types::{ApprovalResult, ApprovalStatus};
-use interaction::{Interaction, RejectContext, SlackUser};
-use message::Outcome;
+use interaction::{DecisionContext, Interaction, SlackUser};
+use message::{date, mentions, Outcome};
 use pipeline_ext::secrets::SecretCache;
-use pipeline_ext::slack::approval::{ApprovalRef, APPROVE_ACTION};
+use pipeline_ext::slack::approval::{ApprovalRef, APPROVE_ACTION, REASON_BLOCK};
 use pipeline_ext::slack::mrkdwn::truncate;
 use pipeline_ext::slack::signature;
 use pipeline_ext::slack::{SlackClient, SlackSecret};
+pub use policy::{ApprovalPolicy, PolicyError};
+use policy::{Decision, Rule};
 use request::{respond, respond_text, FunctionUrlRequest};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
+use votes::{Decided, VoteLedger};
 
 /// Everything a request does must end by then (Slack gives up at 3 s).
 const BUDGET: Duration = Duration::from_millis(2_500);
 /// CodePipeline's limit for the approval summary.
 const MAX_SUMMARY: usize = 512;
-/// Kept back from `PutApprovalResult`'s wait, so a failure can still be told to the clicker
-/// within Slack's three seconds.
+/// Kept back from the calls that record a decision, so a failure can still be told to the
+/// clicker within Slack's three seconds.
 const REPLY_RESERVE: Duration = Duration::from_millis(600);
 
 #[derive(Clone, Debug)]
 pub struct Config {
     pub slack_secret_arn: String,
     pub approvers: String,
+    /// `APPROVAL_POLICY`: a JSON document, or the ARN of a Secrets Manager secret holding one.
+    pub policy: Option<String>,
+    /// `EXECUTIONS_TABLE`, where clicks and decisions are recorded.
+    pub table: Option<String>,
     pub api_url: String,
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, String> {
+        let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         Ok(Self {
-            slack_secret_arn: std::env::var("SLACK_SECRET_ARN")
-                .ok()
-                .filter(|v| !v.trim().is_empty())
+            slack_secret_arn: set("SLACK_SECRET_ARN")
                 .ok_or("environment variable SLACK_SECRET_ARN is not set")?,
             approvers: std::env::var("APPROVERS").unwrap_or_default(),
+            policy: set("APPROVAL_POLICY"),
+            table: set("EXECUTIONS_TABLE"),
             api_url: SlackClient::api_url_from_env(),
         })
     }
 }
 
+/// Why the function cannot start: the configuration is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("APPROVAL_POLICY secret {arn} could not be read: {reason}")]
+    PolicySecret { arn: String, reason: String },
+    #[error("APPROVAL_POLICY must be a JSON document or the ARN of a Secrets Manager secret holding one")]
+    PolicySource,
+    #[error("the approval policy asks for more than one approval, which needs EXECUTIONS_TABLE to count them")]
+    NoTable,
+    #[error("could not build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// Where the approval message is, and what it holds.
+struct Place<'a> {
+    channel: &'a str,
+    ts: &'a str,
+    blocks: &'a [Value],
+}
+
 pub struct Responder {
     config: Config,
-    approvers: Approvers,
+    policy: ApprovalPolicy,
+    votes: Option<VoteLedger>,
     secrets: SecretCache,
     codepipeline: aws_sdk_codepipeline::Client,
     http: reqwest::Client,
@@ -72,13 +109,43 @@ pub struct Responder {
 }
 
 impl Responder {
-    pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
-        if config.approvers.trim().is_empty() {
-            tracing::warn!("APPROVERS is empty: nobody can approve or reject from Slack");
+    /// Reads the approval policy (from Secrets Manager when `APPROVAL_POLICY` names a secret)
+    /// and checks it: a wrong policy stops the function at cold start, naming what is wrong.
+    pub async fn new(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self, StartError> {
+        let secrets = SecretCache::new(aws_sdk_secretsmanager::Client::new(sdk));
+        let policy = match config.policy.as_deref().map(str::trim) {
+            None => ApprovalPolicy::from_approvers(&config.approvers),
+            Some(document) if document.starts_with('{') => {
+                ApprovalPolicy::parse(document, &config.approvers)?
+            }
+            Some(arn) if arn.starts_with("arn:aws:secretsmanager:") => {
+                let document =
+                    secrets
+                        .get_string(arn)
+                        .await
+                        .map_err(|err| StartError::PolicySecret {
+                            arn: arn.to_string(),
+                            reason: err.to_string(),
+                        })?;
+                ApprovalPolicy::parse(&document, &config.approvers)?
+            }
+            Some(_) => return Err(StartError::PolicySource),
+        };
+        if policy.counts_votes() && config.table.is_none() {
+            return Err(StartError::NoTable);
+        }
+        if policy.allows_nobody() {
+            tracing::warn!(
+                "the approval policy lists no approvers: nobody can approve or reject from Slack"
+            );
         }
         Ok(Self {
-            approvers: Approvers::parse(&config.approvers),
-            secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(sdk)),
+            policy,
+            votes: config
+                .table
+                .as_ref()
+                .map(|table| VoteLedger::new(aws_sdk_dynamodb::Client::new(sdk), table)),
+            secrets,
             codepipeline: aws_sdk_codepipeline::Client::new(sdk),
             http: reqwest::Client::builder()
                 .user_agent(concat!(
@@ -143,167 +210,359 @@ impl Responder {
                 blocks,
                 trigger_id,
             } => {
-                if !self.allowed(&user, &channel, &slack, deadline).await {
-                    return respond(200, Value::Null);
-                }
-                if action_id == APPROVE_ACTION {
-                    let summary =
-                        format!("Approved in Slack by {} ({})", display_name(&user), user.id);
-                    let outcome = self
-                        .decide(
-                            &approval,
-                            ApprovalStatus::Approved,
-                            &summary,
-                            &user,
-                            deadline,
-                        )
-                        .await;
-                    match outcome {
-                        Ok(outcome) => {
-                            let outcome = outcome.unwrap_or(Outcome::Approved(&user));
-                            self.update(
-                                &slack,
-                                &channel,
-                                &message_ts,
-                                &blocks,
-                                &approval,
-                                &outcome,
-                                deadline,
-                            )
-                            .await;
-                        }
-                        Err(why) => {
-                            let text = format!(
-                                "Your approval was not recorded: {why}. The approval is still waiting; try again."
-                            );
-                            tell(&slack, &channel, &user, &text, deadline).await;
-                        }
-                    }
+                let decision = if action_id == APPROVE_ACTION {
+                    Decision::Approve
                 } else {
-                    let context = RejectContext {
-                        approval,
-                        channel,
-                        message_ts,
-                        blocks: blocks
-                            .into_iter()
-                            .filter(|b| b["type"] != "actions")
-                            .collect(),
-                    };
-                    let view =
-                        json!({"trigger_id": trigger_id, "view": message::reject_modal(&context)});
-                    // views.open gets the budget less what telling the clicker needs.
-                    let open_by = deadline.checked_sub(REPLY_RESERVE).unwrap_or(deadline);
-                    if let Err(err) = slack.call("views.open", &view, open_by).await {
-                        tracing::error!(error = %err, "could not open the reject dialog");
-                        tell(
-                            &slack,
-                            &context.channel,
-                            &user,
-                            "The dialog to reject could not be opened (Slack did not take it); nothing was recorded. Click Reject again.",
-                            deadline,
-                        )
-                        .await;
+                    Decision::Reject
+                };
+                let rule = self.policy.rule_for(&approval);
+                let refusal = match self
+                    .refusal(rule, decision, &approval, &user, &slack, deadline)
+                    .await
+                {
+                    Some(refusal) => Some(refusal),
+                    None if rule.requires_reason(decision) => {
+                        let context = DecisionContext {
+                            decision,
+                            approval,
+                            channel: channel.clone(),
+                            message_ts,
+                            blocks: blocks
+                                .into_iter()
+                                .filter(|b| b["type"] != "actions")
+                                .collect(),
+                        };
+                        self.ask_reason(&slack, &context, &trigger_id, deadline)
+                            .await
                     }
+                    None => {
+                        let place = Place {
+                            channel: &channel,
+                            ts: &message_ts,
+                            blocks: &blocks,
+                        };
+                        self.record(
+                            rule, decision, &approval, &user, None, &place, &slack, deadline,
+                        )
+                        .await
+                    }
+                };
+                if let Some(text) = refusal {
+                    tell(&slack, &channel, &user, &text, deadline).await;
                 }
                 respond(200, Value::Null)
             }
-            Interaction::RejectSubmitted {
+            Interaction::ReasonSubmitted {
                 context,
                 user,
                 reason,
             } => {
-                if !self
-                    .allowed(&user, &context.channel, &slack, deadline)
-                    .await
-                {
-                    return respond(
-                        200,
-                        json!({"response_action": "errors", "errors": {pipeline_ext::slack::approval::REASON_BLOCK: "You are not allowed to decide this approval."}}),
-                    );
-                }
-                if reason.is_empty() {
-                    return respond(
-                        200,
-                        json!({"response_action": "errors", "errors": {pipeline_ext::slack::approval::REASON_BLOCK: "Say why it is rejected."}}),
-                    );
-                }
-                let summary = truncate(
-                    &format!(
-                        "Rejected in Slack by {} ({}): {reason}",
-                        display_name(&user),
-                        user.id
-                    ),
-                    MAX_SUMMARY,
-                );
-                let outcome = self
-                    .decide(
+                let rule = self.policy.rule_for(&context.approval);
+                let refusal = match self
+                    .refusal(
+                        rule,
+                        context.decision,
                         &context.approval,
-                        ApprovalStatus::Rejected,
-                        &summary,
                         &user,
+                        &slack,
                         deadline,
                     )
-                    .await;
-                let outcome = match outcome {
-                    Ok(outcome) => outcome.unwrap_or(Outcome::Rejected(&user, &reason)),
-                    // The dialog stays open with the reason typed, to submit again.
-                    Err(why) => {
-                        return respond(
-                            200,
-                            json!({"response_action": "errors", "errors": {pipeline_ext::slack::approval::REASON_BLOCK: format!("Not recorded: {why}. The approval is still waiting; submit again.")}}),
+                    .await
+                {
+                    Some(refusal) => Some(refusal),
+                    None if reason.is_empty() => Some("Say why.".to_string()),
+                    None => {
+                        let place = Place {
+                            channel: &context.channel,
+                            ts: &context.message_ts,
+                            blocks: &context.blocks,
+                        };
+                        self.record(
+                            rule,
+                            context.decision,
+                            &context.approval,
+                            &user,
+                            Some(&reason),
+                            &place,
+                            &slack,
+                            deadline,
                         )
+                        .await
                     }
                 };
-                self.update(
-                    &slack,
-                    &context.channel,
-                    &context.message_ts,
-                    &context.blocks,
-                    &context.approval,
-                    &outcome,
-                    deadline,
-                )
-                .await;
-                // An empty 200 closes the modal.
-                respond(200, Value::Null)
+                match refusal {
+                    // The dialog stays open with what was typed, and says why.
+                    Some(text) => respond(
+                        200,
+                        json!({"response_action": "errors", "errors": {REASON_BLOCK: truncate(&text, 2_000)}}),
+                    ),
+                    // An empty 200 closes the modal.
+                    None => respond(200, Value::Null),
+                }
             }
         }
     }
 
-    async fn allowed(
+    /// Why `user` may not make `decision` on `approval`, if they may not.
+    async fn refusal(
         &self,
+        rule: &Rule,
+        decision: Decision,
+        approval: &ApprovalRef,
         user: &SlackUser,
-        channel: &str,
         slack: &SlackClient,
         deadline: Instant,
-    ) -> bool {
-        let text = match self.approvers.check(&user.id, slack, deadline).await {
-            Verdict::Allowed => return true,
-            Verdict::Denied => "You are not allowed to approve or reject this pipeline: you are not in its approvers list.".to_string(),
+    ) -> Option<String> {
+        match rule.approvers.check(&user.id, slack, deadline).await {
+            Verdict::Allowed => {}
+            Verdict::Denied => {
+                tracing::warn!(user = %user.id, rule = %rule.description, "decision refused: not an approver");
+                return Some(format!(
+                    "You are not an approver for {}: nothing was recorded.",
+                    rule.description
+                ));
+            }
             Verdict::Unknown(why) => {
                 tracing::error!(error = %why, "could not resolve approver groups; refusing");
-                "Your permission could not be checked just now (Slack did not answer); nothing was recorded. Try again.".to_string()
+                return Some("Your permission could not be checked just now (Slack did not answer); nothing was recorded. Try again.".into());
+            }
+        }
+        if decision != Decision::Approve || !rule.forbid_self_approval {
+            return None;
+        }
+        let check_by = deadline.checked_sub(REPLY_RESERVE).unwrap_or(deadline);
+        match starter::started_by(&self.codepipeline, slack, approval, check_by).await {
+            Ok(starters) if starters.contains(&user.id) => {
+                tracing::warn!(user = %user.id, "approval refused: the clicker started this execution");
+                Some(format!(
+                    "You started this execution, and {} does not let you approve your own release: someone else has to.",
+                    rule.description
+                ))
+            }
+            Ok(_) => None,
+            Err(why) => {
+                // An approval decided here is no longer in the pipeline's state: say who decided.
+                if let Some(votes) = &self.votes {
+                    if let Ok(Ok(tally)) =
+                        tokio::time::timeout_at(check_by, votes.current(approval)).await
+                    {
+                        if let Some(decided) = &tally.decision {
+                            return Some(late(decided));
+                        }
+                    }
+                }
+                tracing::error!(error = %why, "could not tell who started the execution; refusing");
+                Some(format!("Who started this execution could not be checked ({}), and approving your own release is not allowed here; nothing was recorded. Try again.", truncate(&why, 300)))
+            }
+        }
+    }
+
+    /// Opens the reason dialog; what to tell the clicker if Slack did not open it.
+    async fn ask_reason(
+        &self,
+        slack: &SlackClient,
+        context: &DecisionContext,
+        trigger_id: &str,
+        deadline: Instant,
+    ) -> Option<String> {
+        let view = json!({"trigger_id": trigger_id, "view": message::reason_modal(context)});
+        // views.open gets the budget less what telling the clicker needs.
+        let open_by = deadline.checked_sub(REPLY_RESERVE).unwrap_or(deadline);
+        let err = slack.call("views.open", &view, open_by).await.err()?;
+        tracing::error!(error = %err, "could not open the reason dialog");
+        let button = match context.decision {
+            Decision::Approve => "Approve",
+            Decision::Reject => "Reject",
+        };
+        Some(format!("The dialog for the reason could not be opened (Slack did not take it); nothing was recorded. Click {button} again."))
+    }
+
+    /// Records a decision under the rule; what to tell the clicker, if anything.
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        rule: &Rule,
+        decision: Decision,
+        approval: &ApprovalRef,
+        user: &SlackUser,
+        reason: Option<&str>,
+        place: &Place<'_>,
+        slack: &SlackClient,
+        deadline: Instant,
+    ) -> Option<String> {
+        let record_by = deadline.checked_sub(REPLY_RESERVE).unwrap_or(deadline);
+        let Some(votes) = &self.votes else {
+            let by = vec![user.id.clone()];
+            return self
+                .put_decision(
+                    decision,
+                    approval,
+                    &by,
+                    &[user],
+                    reason,
+                    place,
+                    slack,
+                    deadline,
+                )
+                .await;
+        };
+        let tally = match tokio::time::timeout_at(
+            record_by,
+            votes.record(approval, &user.id, &user.name, decision, reason),
+        )
+        .await
+        {
+            Ok(Ok(tally)) => tally,
+            Ok(Err(why)) => {
+                tracing::error!(error = %why, "could not record the click");
+                return Some(format!("Your click was not recorded ({}); the approval is still waiting. Try again.", truncate(&why, 300)));
+            }
+            Err(_) => return Some("Your click was not recorded (the table did not answer in time); the approval is still waiting. Try again.".into()),
+        };
+        if let Some(decided) = &tally.decision {
+            return Some(late(decided));
+        }
+        let approvers = tally.approvers();
+        let ids: Vec<String> = approvers.iter().map(|c| c.user.clone()).collect();
+        if decision == Decision::Approve && (ids.len() as u32) < rule.required {
+            let update = message::tally(
+                place.channel,
+                place.ts,
+                place.blocks,
+                approval,
+                &ids,
+                rule.required,
+            );
+            if let Err(err) = slack.call("chat.update", &update, deadline).await {
+                tracing::error!(error = %err, "could not show the tally");
+            }
+            let missing = rule.required - ids.len() as u32;
+            return tally.repeated_approval(&user.id).then(|| {
+                format!("You already approved; your approval counts once. {missing} more needed.")
+            });
+        }
+        match tokio::time::timeout_at(record_by, votes.claim(approval)).await {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(decided))) => return Some(late(&decided)),
+            Ok(Err(why)) => return Some(format!("The decision was not recorded ({}); the approval is still waiting. Try again.", truncate(&why, 300))),
+            Err(_) => return Some("The decision was not recorded (the table did not answer in time); the approval is still waiting. Try again.".into()),
+        }
+        let (by, named): (Vec<String>, Vec<SlackUser>) = match decision {
+            Decision::Approve => (
+                ids,
+                approvers
+                    .iter()
+                    .map(|c| SlackUser {
+                        id: c.user.clone(),
+                        name: if c.name == "-" {
+                            String::new()
+                        } else {
+                            c.name.clone()
+                        },
+                    })
+                    .collect(),
+            ),
+            Decision::Reject => (vec![user.id.clone()], vec![user.clone()]),
+        };
+        let named: Vec<&SlackUser> = named.iter().collect();
+        let told = self
+            .put_decision(
+                decision, approval, &by, &named, reason, place, slack, deadline,
+            )
+            .await;
+        if told.is_some() {
+            votes.release(approval).await;
+        }
+        told
+    }
+
+    /// Calls `PutApprovalResult` and rewrites the message; what to tell the clicker if
+    /// CodePipeline did not take it (the approval is then still waiting).
+    #[allow(clippy::too_many_arguments)]
+    async fn put_decision(
+        &self,
+        decision: Decision,
+        approval: &ApprovalRef,
+        by: &[String],
+        named: &[&SlackUser],
+        reason: Option<&str>,
+        place: &Place<'_>,
+        slack: &SlackClient,
+        deadline: Instant,
+    ) -> Option<String> {
+        let names: Vec<String> = named
+            .iter()
+            .map(|u| format!("{} ({})", display_name(u), u.id))
+            .collect();
+        let (status, verb) = match decision {
+            Decision::Approve => (ApprovalStatus::Approved, "Approved"),
+            Decision::Reject => (ApprovalStatus::Rejected, "Rejected"),
+        };
+        let mut summary = format!("{verb} in Slack by {}", names.join(", "));
+        if let Some(reason) = reason {
+            summary.push_str(&format!(": {reason}"));
+        }
+        let (outcome, recorded) = match self
+            .decide(approval, status.clone(), &summary, by, deadline)
+            .await
+        {
+            Ok(None) => {
+                let outcome = match decision {
+                    Decision::Approve => Outcome::Approved(by.to_vec()),
+                    Decision::Reject => Outcome::Rejected(
+                        by.first().cloned().unwrap_or_default(),
+                        reason.unwrap_or_default().to_string(),
+                    ),
+                };
+                (outcome, verb)
+            }
+            Ok(Some(ended)) => {
+                let status = match ended {
+                    Outcome::Expired => "Expired",
+                    _ => "AlreadyDecided",
+                };
+                (ended, status)
+            }
+            Err(why) => {
+                let said = match decision {
+                    Decision::Approve if by.len() > 1 => {
+                        "The approvals are counted, but CodePipeline did not take the decision"
+                    }
+                    Decision::Approve => "Your approval was not recorded",
+                    Decision::Reject => "Your rejection was not recorded",
+                };
+                return Some(format!(
+                    "{said}: {why}. The approval is still waiting; try again."
+                ));
             }
         };
-        tracing::warn!(user = %user.id, "decision refused: user is not an approver");
-        tell(slack, channel, user, &text, deadline).await;
-        false
+        if let Some(votes) = &self.votes {
+            let by: &[String] = if recorded == verb { by } else { &[] };
+            if let Err(err) = votes.decided(approval, recorded, by, reason).await {
+                tracing::error!(error = %err, "could not record the decision in the table (CodePipeline has it)");
+            }
+        }
+        let update = message::decided(place.channel, place.ts, place.blocks, approval, &outcome);
+        if let Err(err) = slack.call("chat.update", &update, deadline).await {
+            tracing::error!(error = %err, "could not update the approval message");
+        }
+        None
     }
 
     /// Records the decision: `Ok(None)` when recorded, `Ok(Some(outcome))` when the approval
     /// ended elsewhere (what the message should now say), `Err(why)` when CodePipeline did
     /// not take it for another reason: the approval is still waiting, so the message keeps
     /// its buttons and only the clicker is told.
-    async fn decide<'a>(
+    async fn decide(
         &self,
         approval: &ApprovalRef,
         status: ApprovalStatus,
         summary: &str,
-        user: &SlackUser,
+        by: &[String],
         deadline: Instant,
-    ) -> Result<Option<Outcome<'a>>, String> {
+    ) -> Result<Option<Outcome>, String> {
         if !self.first_decision(&approval.token) {
-            tracing::info!(user = %user.id, "repeat click on an approval this container already decided");
+            tracing::info!("repeat click on an approval this container already decided");
             return Ok(Some(Outcome::AlreadyDecided));
         }
         let result = match ApprovalResult::builder()
@@ -333,7 +592,7 @@ impl Responder {
         .await
         {
             Ok(Ok(_)) => {
-                tracing::info!(user = %user.id, status = status.as_str(), "approval recorded in CodePipeline");
+                tracing::info!(by = ?by, status = status.as_str(), "approval recorded in CodePipeline");
                 Ok(None)
             }
             // Only these two mean the approval is no longer waiting.
@@ -361,23 +620,6 @@ impl Responder {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn update(
-        &self,
-        slack: &SlackClient,
-        channel: &str,
-        ts: &str,
-        blocks: &[Value],
-        approval: &ApprovalRef,
-        outcome: &Outcome<'_>,
-        deadline: Instant,
-    ) {
-        let update = message::decided(channel, ts, blocks, approval, outcome);
-        if let Err(err) = slack.call("chat.update", &update, deadline).await {
-            tracing::error!(error = %err, "could not update the approval message");
-        }
-    }
-
     fn first_decision(&self, token: &str) -> bool {
         self.decided
             .lock()
@@ -389,6 +631,17 @@ impl Responder {
         if let Ok(mut decided) = self.decided.lock() {
             decided.remove(token);
         }
+    }
+}
+
+/// What a click after the decision is told.
+fn late(decided: &Decided) -> String {
+    match decided.status.as_str() {
+        _ if decided.in_progress => "Another click is recording the decision right now; nothing more was recorded.".into(),
+        "Approved" => format!("Already approved by {} {}; nothing more was recorded.", mentions(&decided.by), date(decided.at)),
+        "Rejected" => format!("Already rejected by {} {}; nothing more was recorded.", mentions(&decided.by), date(decided.at)),
+        "Expired" => "This approval has expired or is no longer waiting; nothing was recorded.".into(),
+        _ => "This approval was already decided (in the console or by someone else); nothing more was recorded.".into(),
     }
 }
 

@@ -1,22 +1,45 @@
-//! What the approval message becomes once someone acts: the buttons replaced by the outcome.
+//! What the approval message becomes: the tally while approvals are counted (buttons kept),
+//! the outcome once decided (buttons gone), and the dialog that asks for a reason.
 
+use crate::interaction::DecisionContext;
+use crate::policy::Decision;
 use pipeline_ext::slack::approval::{
-    ApprovalRef, ACTIONS_BLOCK, REASON_BLOCK, REASON_INPUT, REJECT_VIEW,
+    buttons, ApprovalRef, ACTIONS_BLOCK, REASON_BLOCK, REASON_INPUT, REJECT_VIEW,
 };
 use pipeline_ext::slack::mrkdwn::{escape, truncate};
 use serde_json::{json, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::interaction::{RejectContext, SlackUser};
+/// `block_id` of the tally line.
+const TALLY_BLOCK: &str = "approval_tally";
+/// `block_id` of the outcome line.
+const OUTCOME_BLOCK: &str = "approval_outcome";
 
-pub enum Outcome<'a> {
-    Approved(&'a SlackUser),
-    Rejected(&'a SlackUser, &'a str),
+pub enum Outcome {
+    /// By these Slack user ids, in the order they approved.
+    Approved(Vec<String>),
+    /// By this user, for this reason.
+    Rejected(String, String),
     AlreadyDecided,
     Expired,
 }
 
-/// `chat.update` arguments: the original blocks without the buttons, then the outcome.
+/// `<@U1>`, `<@U1> and <@U2>`, `<@U1>, <@U2> and <@U3>`.
+pub fn mentions(users: &[String]) -> String {
+    let tagged: Vec<String> = users.iter().map(|u| format!("<@{u}>")).collect();
+    match tagged.split_last() {
+        None => "nobody".into(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// A Slack date token for `secs` (rendered in the reader's time zone).
+pub fn date(secs: u64) -> String {
+    format!("<!date^{secs}^{{date_short_pretty}} at {{time}}|{secs}>")
+}
+
+/// `chat.update` arguments: the original blocks without the buttons or tally, then the outcome.
 pub fn decided(
     channel: &str,
     ts: &str,
@@ -28,14 +51,14 @@ pub fn decided(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let when = format!("<!date^{now}^{{date_short_pretty}} at {{time}}|{now}>");
+    let when = date(now);
     let (line, fallback) = match outcome {
-        Outcome::Approved(user) => (
-            format!(":white_check_mark: *Approved* by <@{}> {when}", user.id),
+        Outcome::Approved(users) => (
+            truncate(&format!(":white_check_mark: *Approved* by {} {when}", mentions(users)), 3_000),
             format!("Approved: {}", approval.label()),
         ),
         Outcome::Rejected(user, reason) => (
-            format!(":x: *Rejected* by <@{}> {when}\n>{}", user.id, escape(&truncate(reason, 2_500)).replace('\n', "\n>")),
+            format!(":x: *Rejected* by <@{user}> {when}\n>{}", escape(&truncate(reason, 2_500)).replace('\n', "\n>")),
             format!("Rejected: {}", approval.label()),
         ),
         Outcome::AlreadyDecided => (
@@ -47,20 +70,60 @@ pub fn decided(
             format!("Expired: {}", approval.label()),
         ),
     };
+    let mut blocks = kept(original, approval);
+    blocks.push(json!({"type": "section", "block_id": OUTCOME_BLOCK, "text": {"type": "mrkdwn", "text": line}}));
+    json!({"channel": channel, "ts": ts, "text": escape(&fallback), "blocks": blocks})
+}
+
+/// `chat.update` arguments while approvals are still counted: the tally, then the buttons.
+pub fn tally(
+    channel: &str,
+    ts: &str,
+    original: &[Value],
+    approval: &ApprovalRef,
+    approvers: &[String],
+    required: u32,
+) -> Value {
+    let line = truncate(
+        &format!(
+            ":ballot_box_with_check: {} of {required} approvals: {}",
+            approvers.len(),
+            mentions(approvers)
+        ),
+        3_000,
+    );
+    let mut blocks = kept(original, approval);
+    blocks.push(json!({"type": "context", "block_id": TALLY_BLOCK, "elements": [{"type": "mrkdwn", "text": line}]}));
+    blocks.push(buttons(approval));
+    let fallback = format!(
+        "Approval needed: {} ({} of {required} approvals)",
+        approval.label(),
+        approvers.len()
+    );
+    json!({"channel": channel, "ts": ts, "text": escape(&fallback), "blocks": blocks})
+}
+
+/// The message's own blocks: without buttons, tally or outcome (they are rewritten).
+fn kept(original: &[Value], approval: &ApprovalRef) -> Vec<Value> {
     let mut blocks: Vec<Value> = original
         .iter()
-        .filter(|b| b["block_id"].as_str() != Some(ACTIONS_BLOCK) && b["type"] != "actions")
+        .filter(|b| {
+            let id = b["block_id"].as_str();
+            id != Some(ACTIONS_BLOCK)
+                && id != Some(TALLY_BLOCK)
+                && id != Some(OUTCOME_BLOCK)
+                && b["type"] != "actions"
+        })
         .cloned()
         .collect();
     if blocks.is_empty() {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", escape(&approval.label()))}}));
     }
-    blocks.push(json!({"type": "section", "block_id": "approval_outcome", "text": {"type": "mrkdwn", "text": line}}));
-    json!({"channel": channel, "ts": ts, "text": fallback, "blocks": blocks})
+    blocks
 }
 
-/// The modal that asks for the reason of a rejection.
-pub fn reject_modal(context: &RejectContext) -> Value {
+/// The modal that asks for the reason of a decision.
+pub fn reason_modal(context: &DecisionContext) -> Value {
     let mut context = context.clone();
     let mut metadata = serde_json::to_string(&context).unwrap_or_default();
     if metadata.len() > 3_000 {
@@ -68,18 +131,39 @@ pub fn reject_modal(context: &RejectContext) -> Value {
         context.blocks.clear();
         metadata = serde_json::to_string(&context).unwrap_or_default();
     }
+    let verb = match context.decision {
+        Decision::Approve => "Approve",
+        Decision::Reject => "Reject",
+    };
     json!({
         "type": "modal",
         "callback_id": REJECT_VIEW,
         "private_metadata": metadata,
-        "title": {"type": "plain_text", "text": "Reject"},
-        "submit": {"type": "plain_text", "text": "Reject"},
+        "title": {"type": "plain_text", "text": verb},
+        "submit": {"type": "plain_text", "text": verb},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": format!("Reject *{}*?", escape(&context.approval.label()))}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("{verb} *{}*?", escape(&context.approval.label())), 3_000)}},
             {"type": "input", "block_id": REASON_BLOCK,
              "label": {"type": "plain_text", "text": "Reason"},
              "element": {"type": "plain_text_input", "action_id": REASON_INPUT, "multiline": true, "max_length": 400}}
         ]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions;
+
+    #[test]
+    fn names_approvers_as_a_sentence() {
+        let users = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(mentions(&users(&[])), "nobody");
+        assert_eq!(mentions(&users(&["U1"])), "<@U1>");
+        assert_eq!(mentions(&users(&["U1", "U2"])), "<@U1> and <@U2>");
+        assert_eq!(
+            mentions(&users(&["U1", "U2", "U3"])),
+            "<@U1>, <@U2> and <@U3>"
+        );
+    }
 }

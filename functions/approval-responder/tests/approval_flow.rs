@@ -3,196 +3,15 @@
 //! signs it and built from that message's button, into approval-responder, and the decision in
 //! the local CodePipeline. DynamoDB is moto_server.
 
+mod flow;
+
+use flow::*;
 use pipeline_ext::slack::signature::sign;
 use pipeline_local::faults::Fault;
-use pipeline_local::runtime_api::{FunctionHost, Outcome};
+use pipeline_local::runtime_api::Outcome;
 use pipeline_testkit::{workspace_binary, SlackFunctions};
 use serde_json::{json, Value};
-use std::ops::Deref;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const SIGNING_SECRET: &str = SlackFunctions::SIGNING_SECRET;
-const CHANNEL: &str = "C0APPROVALS";
-const APPROVER: &str = "U0APPROVER";
-const TOKEN: &str = "3f0b3a51-7d2c-4a58-9b9e-0c5d1f1e2a3b";
-
-/// Both approval functions in one Slack world (DynamoDB on moto_server).
-struct Flow {
-    world: SlackFunctions,
-    notifier: FunctionHost,
-    responder: FunctionHost,
-}
-
-impl Deref for Flow {
-    type Target = SlackFunctions;
-    fn deref(&self) -> &SlackFunctions {
-        &self.world
-    }
-}
-
-async fn flow(approvers: &str) -> Flow {
-    let mut world = SlackFunctions::start_with_moto(CHANNEL).await;
-    world.set_env("APPROVERS", approvers);
-    world
-        .aws
-        .codepipeline
-        .register_approval(TOKEN, "web", "Staging", "ReleaseApproval");
-    let notifier = notifier_host(&world).await;
-    let responder = world
-        .host(
-            "approval-responder",
-            env!("CARGO_BIN_EXE_approval-responder"),
-            &[],
-        )
-        .await;
-    Flow {
-        world,
-        notifier,
-        responder,
-    }
-}
-
-async fn notifier_host(world: &SlackFunctions) -> FunctionHost {
-    world
-        .host(
-            "approval-notifier",
-            workspace_binary("approval-notifier"),
-            &[],
-        )
-        .await
-}
-
-fn sns_event(token: &str, custom_data: &str) -> Value {
-    sns_event_with_links(token, custom_data, "https://staging.example.com")
-}
-
-fn sns_event_with_links(token: &str, custom_data: &str, external_link: &str) -> Value {
-    let message = json!({
-        "region": "us-east-1",
-        "consoleLink": "https://console.aws.amazon.com/codepipeline/home?region=us-east-1#/view/web",
-        "approval": {
-            "pipelineName": "web", "stageName": "Staging", "actionName": "ReleaseApproval",
-            "token": token, "expires": "2026-11-28T10:00Z",
-            "externalEntityLink": external_link,
-            "approvalReviewLink": "https://console.aws.amazon.com/codepipeline/home?region=us-east-1#/view/web/Staging/ReleaseApproval/approve/x",
-            "customData": custom_data
-        }
-    });
-    json!({"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
-        "Sns": {"Type": "Notification", "MessageId": uuid_like(), "TopicArn": "arn:aws:sns:us-east-1:111111111111:approvals",
-                "Subject": "APPROVAL NEEDED", "Message": message.to_string(), "Timestamp": "2026-11-21T10:00:00.000Z"}}]})
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:x}",
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// A Function URL request as Lambda delivers it, signed as Slack signs it.
-fn signed_request(body: &str, timestamp: u64, base64: bool) -> Value {
-    let ts = timestamp.to_string();
-    let signature = sign(SIGNING_SECRET, &ts, body.as_bytes());
-    let encoded = if base64 {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(body)
-    } else {
-        body.to_string()
-    };
-    json!({
-        "version": "2.0", "rawPath": "/", "requestContext": {"http": {"method": "POST"}},
-        "headers": {"content-type": "application/x-www-form-urlencoded",
-                    "x-slack-request-timestamp": ts, "x-slack-signature": signature},
-        "body": encoded, "isBase64Encoded": base64
-    })
-}
-
-fn form(payload: &Value) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .append_pair("payload", &payload.to_string())
-        .finish()
-}
-
-/// The click Slack sends when `user` presses the button `action_id` of `message`.
-fn click(message: &pipeline_local::slack::SlackMessage, action_id: &str, user: &str) -> Value {
-    let actions = message
-        .blocks
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["type"] == "actions")
-        .expect("buttons");
-    let button = actions["elements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["action_id"] == action_id)
-        .expect("the button");
-    json!({
-        "type": "block_actions",
-        "user": {"id": user, "username": "dana", "name": "dana"},
-        "api_app_id": "A0APP", "token": "legacy-verification-token",
-        "container": {"type": "message", "message_ts": message.ts, "channel_id": message.channel},
-        "trigger_id": "1234.5678.trigger",
-        "channel": {"id": message.channel, "name": "deploys"},
-        "message": {"ts": message.ts, "text": message.text, "blocks": message.blocks},
-        "response_url": "https://hooks.slack.com/actions/T0/1/x",
-        "actions": [{"type": "button", "action_id": button["action_id"], "block_id": actions["block_id"],
-                     "value": button["value"], "action_ts": "1700000000.000100"}]
-    })
-}
-
-async fn respond(flow: &Flow, request: &Value) -> (u16, String) {
-    let invocation = flow.responder.invoke(request).await;
-    match invocation.outcome {
-        Outcome::Response { body } => (
-            body["statusCode"].as_u64().unwrap() as u16,
-            body["body"].as_str().unwrap_or_default().to_string(),
-        ),
-        other => panic!("responder did not answer: {other:?}"),
-    }
-}
-
-async fn notify(flow: &Flow, token: &str) -> pipeline_local::slack::SlackMessage {
-    let invocation = flow
-        .notifier
-        .invoke(&sns_event(
-            token,
-            "Release 1.4.2: <!channel> check the dashboard",
-        ))
-        .await;
-    assert!(
-        matches!(invocation.outcome, Outcome::Response { .. }),
-        "{:?}\n{}",
-        invocation.outcome,
-        flow.notifier.logs().join("\n")
-    );
-    flow.slack
-        .messages()
-        .last()
-        .cloned()
-        .expect("a Slack message")
-}
-
-/// What CodePipeline recorded for the approval: (result, summary), or nothing yet.
-fn decision(flow: &Flow) -> Option<(String, String)> {
-    flow.aws.codepipeline.approval(TOKEN).unwrap().decision
-}
-
-fn approval_calls(flow: &Flow) -> usize {
-    flow.aws.calls.count("codepipeline", "PutApprovalResult")
-}
+use std::time::Duration;
 
 #[tokio::test]
 async fn an_approval_goes_from_sns_to_slack_to_codepipeline() {
@@ -239,7 +58,7 @@ async fn an_approval_goes_from_sns_to_slack_to_codepipeline() {
         "{blocks}"
     );
 
-    // A double click decides once.
+    // A double click decides once: the clicker is told who decided; the message keeps its outcome.
     let (status, _) = respond(
         &flow,
         &signed_request(&form(&click(&message, "approve", APPROVER)), now(), false),
@@ -247,13 +66,12 @@ async fn an_approval_goes_from_sns_to_slack_to_codepipeline() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(approval_calls(&flow), 1);
-    assert!(flow
-        .slack
-        .message(&message.ts)
-        .unwrap()
-        .blocks
-        .to_string()
-        .contains("already decided"));
+    assert_eq!(flow.slack.message(&message.ts).unwrap().updates, 1);
+    let reply = told(&flow, APPROVER).pop().expect("an ephemeral reply");
+    assert!(
+        reply.contains(&format!("Already approved by <@{APPROVER}>")),
+        "{reply}"
+    );
 }
 
 #[tokio::test]
@@ -347,7 +165,11 @@ async fn refuses_forged_stale_replayed_and_unauthorized_requests() {
     assert_eq!(status, 200);
     let refusal = flow.slack.ephemerals().pop().expect("an ephemeral reply");
     assert_eq!(refusal.user, "U0STRANGER");
-    assert!(refusal.text.contains("not allowed"), "{}", refusal.text);
+    assert!(
+        refusal.text.contains("not an approver for this pipeline"),
+        "{}",
+        refusal.text
+    );
 
     // Signed, but an action we do not know, or a payload that is not one.
     let mut unknown = click(&message, "approve", APPROVER);
@@ -494,7 +316,9 @@ async fn a_failed_rejection_keeps_the_dialog_open_to_submit_again() {
     let answer: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["response_action"], "errors", "{body}");
     assert!(
-        body.contains("Not recorded") && body.contains("AccessDeniedException"),
+        body.contains("Your rejection was not recorded")
+            && body.contains("AccessDeniedException")
+            && body.contains("still waiting"),
         "{body}"
     );
     assert!(decision(&flow).is_none());

@@ -1,7 +1,7 @@
 //! DynamoDB condition and update expressions, as far as the functions write them: top-level
 //! attributes (names or `#placeholders`), `:values`, comparisons, `AND`/`OR`/`NOT`, parentheses,
-//! `attribute_exists`, `attribute_not_exists`, `begins_with`, `if_not_exists`, `+`/`-` on
-//! numbers, and the `SET`, `REMOVE`, `ADD` and `DELETE` clauses. Anything else is a
+//! `attribute_exists`, `attribute_not_exists`, `begins_with`, `size`, `if_not_exists`,
+//! `list_append`, `+`/`-` on numbers, and the `SET`, `REMOVE`, `ADD` and `DELETE` clauses. Anything else is a
 //! `ValidationException` naming what is not supported.
 
 use serde_json::{json, Map, Value};
@@ -87,6 +87,8 @@ enum Operand {
     Value(Value),
     IfNotExists(String, Box<Operand>),
     Arithmetic(Box<Operand>, &'static str, Box<Operand>),
+    Size(String),
+    ListAppend(Box<Operand>, Box<Operand>),
 }
 
 impl<'a> Parser<'a> {
@@ -175,6 +177,22 @@ impl<'a> Parser<'a> {
                     .map(Operand::Value)
                     .ok_or_else(|| format!("An expression attribute value used in expression is not defined; attribute value: {v}"))
             }
+            Some(Token::Word(w)) if w == "size" => {
+                self.at += 1;
+                self.expect("(")?;
+                let path = self.path()?;
+                self.expect(")")?;
+                Ok(Operand::Size(path))
+            }
+            Some(Token::Word(w)) if w == "list_append" => {
+                self.at += 1;
+                self.expect("(")?;
+                let first = self.operand()?;
+                self.expect(",")?;
+                let second = self.operand()?;
+                self.expect(")")?;
+                Ok(Operand::ListAppend(Box::new(first), Box::new(second)))
+            }
             Some(Token::Word(w)) if w == "if_not_exists" => {
                 self.at += 1;
                 self.expect("(")?;
@@ -216,7 +234,10 @@ impl<'a> Parser<'a> {
             return Ok(inner);
         }
         if let Some(Token::Word(function)) = self.peek().cloned() {
-            if matches!(self.tokens.get(self.at + 1), Some(Token::Symbol("("))) {
+            // `size(…)` is an operand of a comparison, not a condition of its own.
+            if function != "size"
+                && matches!(self.tokens.get(self.at + 1), Some(Token::Symbol("(")))
+            {
                 self.at += 2;
                 let path = self.path()?;
                 let result = match function.as_str() {
@@ -265,6 +286,30 @@ fn evaluate(operand: &Operand, item: Option<&Item>) -> Result<Option<Value>, Str
     Ok(match operand {
         Operand::Value(v) => Some(v.clone()),
         Operand::Path(p) => lookup(item, p).cloned(),
+        Operand::Size(p) => lookup(item, p).and_then(|v| {
+            let size = match v.as_object()?.iter().next()? {
+                (kind, Value::String(s)) if kind == "S" => s.chars().count(),
+                (kind, Value::String(b)) if kind == "B" => b.len() * 3 / 4,
+                (_, Value::Array(items)) => items.len(),
+                (_, Value::Object(map)) => map.len(),
+                _ => return None,
+            };
+            Some(json!({"N": size.to_string()}))
+        }),
+        Operand::ListAppend(a, b) => {
+            let list = |v: Option<Value>| -> Result<Vec<Value>, String> {
+                v.as_ref()
+                    .and_then(|v| v.get("L"))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .ok_or_else(|| {
+                        "An operand in the update expression has an incorrect data type".to_string()
+                    })
+            };
+            let mut joined = list(evaluate(a, item)?)?;
+            joined.extend(list(evaluate(b, item)?)?);
+            Some(json!({"L": joined}))
+        }
         Operand::IfNotExists(p, fallback) => match lookup(item, p) {
             Some(v) => Some(v.clone()),
             None => evaluate(fallback, item)?,
@@ -460,9 +505,42 @@ mod tests {
         .unwrap());
         assert!(!condition_holds("#s = :posting AND version < :two", Some(&item), &b).unwrap());
         assert!(condition_holds("NOT #v = :two", Some(&item), &b).unwrap());
-        assert!(condition_holds("size(pk) > :one", Some(&item), &b)
+        assert!(!condition_holds("size(pk) > :one", Some(&item), &b).unwrap());
+        assert!(condition_holds("size(pk) = :one", Some(&item), &b).unwrap());
+        assert!(condition_holds(
+            "attribute_not_exists(clicks) OR size(clicks) < :two",
+            Some(&item),
+            &b
+        )
+        .unwrap());
+        assert!(condition_holds("contains(pk, :one)", Some(&item), &b)
             .unwrap_err()
-            .contains("size"));
+            .contains("contains"));
+    }
+
+    #[test]
+    fn appends_to_lists() {
+        let (names, mut values) = bindings();
+        values.insert(":none".into(), json!({"L": []}));
+        values.insert(":click".into(), json!({"L": [{"S": "a"}]}));
+        let b = Bindings {
+            names: &names,
+            values: &values,
+        };
+        let mut item = json!({"pk": {"S": "x"}}).as_object().unwrap().clone();
+        for _ in 0..2 {
+            apply_update(
+                "SET clicks = list_append(if_not_exists(clicks, :none), :click)",
+                &mut item,
+                &b,
+            )
+            .unwrap();
+        }
+        assert_eq!(item["clicks"], json!({"L": [{"S": "a"}, {"S": "a"}]}));
+        assert!(condition_holds("size(clicks) < :two", Some(&item), &b)
+            .map(|h| !h)
+            .unwrap());
+        assert!(apply_update("SET pk = list_append(pk, :click)", &mut item, &b).is_err());
     }
 
     #[test]

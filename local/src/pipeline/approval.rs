@@ -20,6 +20,7 @@ pub struct ApprovalRequest<'a> {
     pub pipeline: &'a str,
     pub stage: &'a str,
     pub action: &'a str,
+    pub execution_id: &'a str,
     pub custom_data: Option<String>,
     pub external_link: Option<String>,
 }
@@ -42,6 +43,8 @@ pub async fn decide(
     let token = uuid::Uuid::new_v4().to_string();
     aws.codepipeline
         .register_approval(&token, request.pipeline, request.stage, request.action);
+    aws.codepipeline
+        .set_approval_execution(&token, request.execution_id);
     if notifiers.is_empty() {
         return Err("no function is subscribed to the approval's NotificationArn topic".into());
     }

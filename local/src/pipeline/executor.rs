@@ -603,6 +603,7 @@ impl Execution<'_> {
             pipeline: &self.pipeline.name,
             stage,
             action: &action.name,
+            execution_id: &self.execution_id,
             custom_data,
             external_link: action.config("ExternalEntityLink"),
         };

@@ -32,6 +32,11 @@ pub struct ApprovalRef {
     /// The approval token.
     #[serde(rename = "t")]
     pub token: String,
+    /// Who asked for the release, when the pipeline says so in the approval's custom data
+    /// (`requested-by: <email>`, see [`requested_by`]): the approval policy's
+    /// `forbid_self_approval` refuses their approval.
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 impl ApprovalRef {
@@ -47,7 +52,8 @@ impl ApprovalRef {
         (fits(&parsed.pipeline, 100)
             && fits(&parsed.stage, 100)
             && fits(&parsed.action, 100)
-            && fits(&parsed.token, 200))
+            && fits(&parsed.token, 200)
+            && parsed.requested_by.as_deref().is_none_or(is_email))
         .then_some(parsed)
     }
 
@@ -55,6 +61,57 @@ impl ApprovalRef {
     pub fn label(&self) -> String {
         format!("{} / {} / {}", self.pipeline, self.stage, self.action)
     }
+}
+
+/// The Approve (with a confirm dialog) and Reject buttons of an approval message; the
+/// responder rebuilds them when it rewrites a message that is still waiting.
+pub fn buttons(reference: &ApprovalRef) -> serde_json::Value {
+    use super::mrkdwn::{escape, truncate};
+    let value = reference.encode();
+    serde_json::json!({
+        "type": "actions",
+        "block_id": ACTIONS_BLOCK,
+        "elements": [
+            {"type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": value,
+             "text": {"type": "plain_text", "text": "Approve"},
+             "confirm": {
+                "title": {"type": "plain_text", "text": "Approve?"},
+                "text": {"type": "mrkdwn", "text": truncate(&format!("Let *{}* go on past *{}*?", escape(&reference.pipeline), escape(&reference.action)), 300)},
+                "confirm": {"type": "plain_text", "text": "Approve"},
+                "deny": {"type": "plain_text", "text": "Cancel"}}},
+            {"type": "button", "action_id": REJECT_ACTION, "style": "danger", "value": value,
+             "text": {"type": "plain_text", "text": "Reject"}}
+        ]
+    })
+}
+
+/// The email after `requested-by:` in an approval's custom data (case-insensitive), where a
+/// pipeline passes who asked for the release, e.g. `requested-by: #{Build.AUTHOR_EMAIL}`.
+pub fn requested_by(custom_data: &str) -> Option<String> {
+    const MARK: &str = "requested-by:";
+    let lower = custom_data.to_ascii_lowercase();
+    let at = lower.find(MARK)? + MARK.len();
+    let email = custom_data[at..]
+        .split_whitespace()
+        .next()?
+        .trim_matches(|c: char| matches!(c, '<' | '>' | ',' | ';' | '"' | '\'' | '(' | ')'));
+    is_email(email).then(|| email.to_ascii_lowercase())
+}
+
+/// A plausible email address (what `users.lookupByEmail` can be asked about).
+pub fn is_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    text.len() <= 254
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '|' | '&' | '*'))
 }
 
 #[cfg(test)]
@@ -69,6 +126,7 @@ mod tests {
             stage: long.clone(),
             action: long,
             token: "3f0b3a51-7d2c-4a58-9b9e-0c5d1f1e2a3b".into(),
+            requested_by: Some(format!("{}@example.com", "r".repeat(200))),
         };
         let value = reference.encode();
         assert!(value.len() < 2_000);
@@ -78,5 +136,39 @@ mod tests {
             None
         );
         assert_eq!(ApprovalRef::decode("not json"), None);
+        assert_eq!(
+            ApprovalRef::decode(
+                "{\"p\":\"p\",\"s\":\"a\",\"a\":\"b\",\"t\":\"c\",\"e\":\"<!channel>\"}"
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn finds_who_requested_the_release_in_custom_data() {
+        assert_eq!(
+            requested_by("Release 1.4 requested-by: Alice@Example.com, see the plan").as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(
+            requested_by("REQUESTED-BY: <bob@example.org>").as_deref(),
+            Some("bob@example.org")
+        );
+        assert_eq!(requested_by("requested-by: #{Build.AUTHOR}"), None);
+        assert_eq!(requested_by("requested-by:"), None);
+        assert_eq!(requested_by("no marker bob@example.org"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn requested_by_never_panics_and_returns_an_email(data in "\\PC{0,200}") {
+            if let Some(email) = requested_by(&data) {
+                proptest::prop_assert!(is_email(&email));
+            }
+            let with_marker = format!("x requested-by: {data}");
+            if let Some(email) = requested_by(&with_marker) {
+                proptest::prop_assert!(is_email(&email));
+            }
+        }
     }
 }

@@ -1,0 +1,147 @@
+//! Who started the execution an approval belongs to, as Slack user ids, for
+//! `forbid_self_approval`.
+//!
+//! What can be known: the approval token leads to its execution (`GetPipelineState`: the action
+//! whose latest execution holds the token, in a stage whose latest execution is the one waiting),
+//! and the execution to its trigger (`GetPipelineExecution`). A `StartPipelineExecution` trigger
+//! names the IAM principal; when its last part (an assumed role's session name, as IAM Identity
+//! Center and most SSO set it, or an IAM user name) is an email, `users.lookupByEmail` finds the
+//! person. A pipeline can also say who asked for the release in the approval's custom data
+//! (`requested-by: <email>`), carried in the button. What cannot be known: who pushed the
+//! commit behind a webhook or EventBridge trigger (unless the pipeline passes it that way), and
+//! principals without an email-shaped name; those executions have no known starter.
+
+use aws_sdk_codepipeline::error::ProvideErrorMetadata;
+use pipeline_ext::slack::approval::{is_email, ApprovalRef};
+use pipeline_ext::slack::SlackClient;
+use tokio::time::Instant;
+
+/// The Slack users who count as having started the execution (possibly none).
+pub async fn started_by(
+    codepipeline: &aws_sdk_codepipeline::Client,
+    slack: &SlackClient,
+    approval: &ApprovalRef,
+    deadline: Instant,
+) -> Result<Vec<String>, String> {
+    let mut emails: Vec<String> = approval.requested_by.iter().cloned().collect();
+    if let Some(email) = trigger_email(codepipeline, approval, deadline).await? {
+        if !emails.contains(&email) {
+            emails.push(email);
+        }
+    }
+    let mut users = Vec::new();
+    for email in emails {
+        match slack
+            .call_form(
+                "users.lookupByEmail",
+                &[("email", email.as_str())],
+                deadline,
+            )
+            .await
+        {
+            Ok(answer) => {
+                if let Some(id) = answer["user"]["id"].as_str() {
+                    users.push(id.to_string());
+                }
+            }
+            // Nobody in this workspace has that email: nobody here started it.
+            Err(err) if err.code() == Some("users_not_found") => {}
+            Err(err) => return Err(format!("looking up {email} in Slack: {err}")),
+        }
+    }
+    Ok(users)
+}
+
+/// The email of the principal that started the approval's execution, when it has one.
+async fn trigger_email(
+    codepipeline: &aws_sdk_codepipeline::Client,
+    approval: &ApprovalRef,
+    deadline: Instant,
+) -> Result<Option<String>, String> {
+    let state = tokio::time::timeout_at(
+        deadline,
+        codepipeline
+            .get_pipeline_state()
+            .name(&approval.pipeline)
+            .send(),
+    )
+    .await
+    .map_err(|_| "CodePipeline GetPipelineState did not answer in time".to_string())?
+    .map_err(|err| failure("GetPipelineState", &err))?;
+    let execution_id = state
+        .stage_states()
+        .iter()
+        .filter(|stage| stage.stage_name() == Some(approval.stage.as_str()))
+        .find(|stage| {
+            stage.action_states().iter().any(|action| {
+                action.action_name() == Some(approval.action.as_str())
+                    && action
+                        .latest_execution()
+                        .and_then(|e| e.token())
+                        .is_some_and(|t| t == approval.token)
+            })
+        })
+        .and_then(|stage| stage.latest_execution())
+        .map(|e| e.pipeline_execution_id().to_string())
+        .ok_or("the approval is no longer the one waiting in the pipeline's state")?;
+    let execution = tokio::time::timeout_at(
+        deadline,
+        codepipeline
+            .get_pipeline_execution()
+            .pipeline_name(&approval.pipeline)
+            .pipeline_execution_id(&execution_id)
+            .send(),
+    )
+    .await
+    .map_err(|_| "CodePipeline GetPipelineExecution did not answer in time".to_string())?
+    .map_err(|err| failure("GetPipelineExecution", &err))?;
+    let detail = execution
+        .pipeline_execution()
+        .and_then(|e| e.trigger())
+        .filter(|t| t.trigger_type().map(|k| k.as_str()) == Some("StartPipelineExecution"))
+        .and_then(|t| t.trigger_detail())
+        .unwrap_or_default();
+    Ok(principal_email(detail))
+}
+
+/// `arn:aws:sts::1:assumed-role/Role/alice@example.com` → `alice@example.com`.
+pub fn principal_email(principal: &str) -> Option<String> {
+    if !principal.starts_with("arn:") {
+        return None;
+    }
+    let name = principal.rsplit(['/', ':']).next()?;
+    is_email(name).then(|| name.to_ascii_lowercase())
+}
+
+fn failure<E>(operation: &'static str, err: &aws_sdk_codepipeline::error::SdkError<E>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    pipeline_ext::sdk::SdkFailure::from_sdk("CodePipeline", operation, err).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::principal_email;
+
+    #[test]
+    fn reads_an_email_from_a_principal_arn() {
+        assert_eq!(
+            principal_email("arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Admin_0123/Alice@Example.com").as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(
+            principal_email("arn:aws:iam::111111111111:user/bob@example.org").as_deref(),
+            Some("bob@example.org")
+        );
+        assert_eq!(
+            principal_email("arn:aws:sts::1:assumed-role/Deployer/i-0abc"),
+            None
+        );
+        assert_eq!(principal_email("alice@example.com"), None);
+        assert_eq!(
+            principal_email("arn:aws:events:us-east-1:1:rule/start"),
+            None
+        );
+    }
+}
