@@ -471,7 +471,8 @@ impl Responder {
             )
             .await;
         if told.is_some() {
-            votes.release(approval).await;
+            // Unanswered in time, the claim lapses after its lease instead.
+            let _ = tokio::time::timeout_at(deadline, votes.release(approval)).await;
         }
         told
     }
@@ -538,8 +539,16 @@ impl Responder {
         };
         if let Some(votes) = &self.votes {
             let by: &[String] = if recorded == verb { by } else { &[] };
-            if let Err(err) = votes.decided(approval, recorded, by, reason).await {
-                tracing::error!(error = %err, "could not record the decision in the table (CodePipeline has it)");
+            match tokio::time::timeout_at(deadline, votes.decided(approval, recorded, by, reason))
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    tracing::error!(error = %err, "could not record the decision in the table (CodePipeline has it)")
+                }
+                Err(_) => tracing::error!(
+                    "the table did not answer in time; the decision is in CodePipeline"
+                ),
             }
         }
         let update = message::decided(place.channel, place.ts, place.blocks, approval, &outcome);
