@@ -1,6 +1,7 @@
 //! pipeline-notifier end to end through its binary: CodePipeline's EventBridge events in, Slack
 //! messages out (recorded by the local Slack), CodePipeline's execution details from the local
-//! CodePipeline endpoint, and DynamoDB (and SNS/SQS for the fallback) on moto_server.
+//! CodePipeline endpoint, and DynamoDB (and SNS/SQS for the fallback) on moto_server, except
+//! where several instances run at once (see `setup`).
 
 use pipeline_local::endpoints::LocalAws;
 use pipeline_local::faults::Fault;
@@ -37,7 +38,14 @@ impl Setup {
 }
 
 async fn setup(extra_env: &[(&str, &str)], instances: usize) -> Setup {
-    let mut world = SlackFunctions::start_with_moto(CHANNEL).await;
+    // Concurrent instances need a DynamoDB that serializes conditional writes to one item, as
+    // DynamoDB does: moto_server does not (no lock in its backend, threaded server), and under
+    // load lets two conditional writes through. Those runs use pipeline-local's DynamoDB.
+    let mut world = if instances > 1 {
+        SlackFunctions::start(CHANNEL).await
+    } else {
+        SlackFunctions::start_with_moto(CHANNEL).await
+    };
     for (key, value) in extra_env {
         world.set_env(key, value);
     }
