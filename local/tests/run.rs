@@ -62,6 +62,16 @@ fn runs_the_example_pipeline_end_to_end() {
         text.contains("Approved in Slack by local.approver (U0LOCALAPPROVER)"),
         "{text}"
     );
+    // One conversation per execution: the approval is a reply in the execution's thread.
+    let thread = text
+        .split("↳ reply")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no thread reply:\n{text}"));
+    assert!(
+        thread.contains("Approval needed: pipeline-local-ExamplePipeline")
+            && thread.contains("*Approved* by <@U0LOCALAPPROVER>"),
+        "the approval is in the execution's thread:\n{text}"
+    );
     assert!(text.contains("Migrate.AppliedCount = 2"), "{text}");
     assert!(text.contains("Publish.FilesPublished = 3"), "{text}");
     assert!(

@@ -8,11 +8,13 @@
 //! - [`slack`]: the Slack Web API client, request signatures, approval button values.
 //! - [`telemetry`]: logging setup that never prints events or credentials.
 //! - [`sdk`]: AWS SDK configuration from the environment.
+//! - [`pipeline_state`]: the execution an approval belongs to, from the pipeline's state.
 
 #![warn(missing_docs)]
 
 pub mod artifacts;
 pub mod job;
+pub mod pipeline_state;
 pub mod sdk;
 pub mod secrets;
 pub mod slack;

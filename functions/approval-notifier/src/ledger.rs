@@ -122,6 +122,29 @@ impl ApprovalLedger {
             .map_err(|e| describe("UpdateItem", &e))
     }
 
+    /// pipeline-notifier's message for an execution (its item `execution#<id>`): channel and ts.
+    pub async fn execution_message(
+        &self,
+        execution_id: &str,
+    ) -> Result<Option<(String, String)>, String> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("execution#{execution_id}")))
+            .send()
+            .await
+            .map_err(|e| describe("GetItem", &e))?;
+        let text = |name: &str| {
+            item.item()
+                .and_then(|i| i.get(name))
+                .and_then(|v| v.as_s().ok())
+                .filter(|v| !v.is_empty())
+                .cloned()
+        };
+        Ok(text("channel").zip(text("ts")))
+    }
+
     /// Gives a claim back so that SNS's retry can post.
     pub async fn release(&self, token: &str) {
         let released = self

@@ -2,7 +2,10 @@
 //! message with Approve and Reject buttons.
 //!
 //! Records that are not approval requests are logged and skipped. Each approval token is posted
-//! once whatever SNS redelivers (a conditional write in `EXECUTIONS_TABLE`). The invocation
+//! once whatever SNS redelivers (a conditional write in `EXECUTIONS_TABLE`). When
+//! pipeline-notifier has a message for the execution waiting on the approval (in the same
+//! channel), the approval is posted in its thread, broadcast to the channel: one conversation
+//! per execution. The invocation
 //! fails, so that SNS retries, only when a request reached neither Slack nor the fallback topic.
 //!
 //! Where things are: [`sns`] reads the SNS event and the approval inside it; `ledger` claims
@@ -24,6 +27,8 @@ use tokio::time::Instant;
 
 /// Time allowed for posting one message, Slack's rate-limit waits included.
 const POST_BUDGET: Duration = Duration::from_secs(20);
+/// Time allowed for finding the execution's message; past it the approval is posted on its own.
+const THREAD_LOOKUP_BUDGET: Duration = Duration::from_secs(3);
 
 /// Settings from the environment (README, "Configuration reference").
 #[derive(Clone, Debug)]
@@ -61,6 +66,7 @@ pub struct Notifier {
     pub config: Config,
     pub secrets: SecretCache,
     pub ledger: ApprovalLedger,
+    pub codepipeline: aws_sdk_codepipeline::Client,
     pub sns: aws_sdk_sns::Client,
     pub http: reqwest::Client,
 }
@@ -70,6 +76,7 @@ impl Notifier {
         Ok(Self {
             ledger: ApprovalLedger::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone()),
             secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(sdk)),
+            codepipeline: aws_sdk_codepipeline::Client::new(sdk),
             sns: aws_sdk_sns::Client::new(sdk),
             http: reqwest::Client::builder()
                 .user_agent(concat!(
@@ -163,12 +170,45 @@ impl Notifier {
             .await
             .map_err(|e| e.to_string())?;
         let slack = SlackClient::new(self.http.clone(), &self.config.api_url, secret.bot_token);
-        let body = message::build(notification, &self.config.channel);
+        let mut body = message::build(notification, &self.config.channel);
+        if let Some(thread) = self.execution_thread(notification).await {
+            body["thread_ts"] = Value::String(thread);
+            body["reply_broadcast"] = Value::Bool(true);
+        }
         let answer = slack
             .call("chat.postMessage", &body, Instant::now() + POST_BUDGET)
             .await
             .map_err(|e| e.to_string())?;
         Ok(answer["ts"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// The ts of pipeline-notifier's message for the execution waiting on this approval, when
+    /// there is one in our channel. Best effort: anything that fails posts on its own.
+    async fn execution_thread(&self, notification: &ApprovalNotification) -> Option<String> {
+        let deadline = Instant::now() + THREAD_LOOKUP_BUDGET;
+        let reference = message::approval_ref(notification);
+        let execution = match pipeline_ext::pipeline_state::waiting_execution(
+            &self.codepipeline,
+            &reference,
+            deadline,
+        )
+        .await
+        {
+            Ok(execution) => execution,
+            Err(err) => {
+                tracing::info!(reason = %err, "execution unknown; the approval is posted on its own");
+                return None;
+            }
+        };
+        match tokio::time::timeout_at(deadline, self.ledger.execution_message(&execution)).await {
+            Ok(Ok(Some((channel, ts)))) if channel == self.config.channel => Some(ts),
+            Ok(Ok(_)) => None,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "could not read the execution's message; the approval is posted on its own");
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Publishes a plain-text copy to `FALLBACK_TOPIC_ARN`, so the request is not lost.

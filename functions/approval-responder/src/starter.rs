@@ -58,32 +58,10 @@ async fn trigger_email(
     approval: &ApprovalRef,
     deadline: Instant,
 ) -> Result<Option<String>, String> {
-    let state = tokio::time::timeout_at(
-        deadline,
-        codepipeline
-            .get_pipeline_state()
-            .name(&approval.pipeline)
-            .send(),
-    )
-    .await
-    .map_err(|_| "CodePipeline GetPipelineState did not answer in time".to_string())?
-    .map_err(|err| failure("GetPipelineState", &err))?;
-    let execution_id = state
-        .stage_states()
-        .iter()
-        .filter(|stage| stage.stage_name() == Some(approval.stage.as_str()))
-        .find(|stage| {
-            stage.action_states().iter().any(|action| {
-                action.action_name() == Some(approval.action.as_str())
-                    && action
-                        .latest_execution()
-                        .and_then(|e| e.token())
-                        .is_some_and(|t| t == approval.token)
-            })
-        })
-        .and_then(|stage| stage.latest_execution())
-        .map(|e| e.pipeline_execution_id().to_string())
-        .ok_or("the approval is no longer the one waiting in the pipeline's state")?;
+    let execution_id =
+        pipeline_ext::pipeline_state::waiting_execution(codepipeline, approval, deadline)
+            .await
+            .map_err(|err| err.to_string())?;
     let execution = tokio::time::timeout_at(
         deadline,
         codepipeline

@@ -552,3 +552,69 @@ async fn when_slack_fails_the_request_goes_to_the_fallback_topic() {
     );
     assert!(copy.contains("not_in_channel"), "{copy}");
 }
+
+#[tokio::test]
+async fn an_approval_is_posted_in_its_executions_thread() {
+    let flow = flow(APPROVER).await;
+    let execution = "0b6e2f7a-0000-4000-8000-00000000e0a1";
+    flow.aws.codepipeline.register_execution(json!({
+        "pipelineName": "web", "pipelineExecutionId": execution, "status": "InProgress"
+    }));
+    flow.aws
+        .codepipeline
+        .set_approval_execution(TOKEN, execution);
+    // pipeline-notifier's message for the execution, and its record in the table.
+    let parent: Value = reqwest::Client::new()
+        .post(format!("{}/chat.postMessage", flow.slack.api_url()))
+        .bearer_auth(pipeline_testkit::SlackFunctions::BOT_TOKEN)
+        .json(&json!({"channel": CHANNEL, "text": "web 0b6e2f7a InProgress"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let parent_ts = parent["ts"].as_str().unwrap().to_string();
+    flow.moto.as_ref().unwrap().cli(&[
+        "dynamodb",
+        "put-item",
+        "--table-name",
+        pipeline_testkit::SlackFunctions::TABLE,
+        "--item",
+        &json!({"pk": {"S": format!("execution#{execution}")}, "channel": {"S": CHANNEL}, "ts": {"S": parent_ts}})
+            .to_string(),
+    ]);
+
+    let message = notify(&flow, TOKEN).await;
+    assert_eq!(message.thread_ts.as_deref(), Some(parent_ts.as_str()));
+    let posted = flow.slack.calls("chat.postMessage");
+    let request = &posted.last().unwrap().detail["request"];
+    assert_eq!(request["reply_broadcast"], true, "the channel sees it too");
+
+    // The reply is decided like any approval message.
+    let (status, _) = respond(
+        &flow,
+        &signed_request(&form(&click(&message, "approve", APPROVER)), now(), false),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(decision(&flow).unwrap().0, "Approved");
+    assert!(current(&flow, &message.ts)
+        .blocks
+        .to_string()
+        .contains("*Approved* by"));
+}
+
+#[tokio::test]
+async fn an_approval_whose_execution_cannot_be_found_is_posted_on_its_own() {
+    let flow = flow(APPROVER).await;
+    flow.aws
+        .faults
+        .add(Fault::new("codepipeline", "GetPipelineState", "hang", 200));
+    let message = notify(&flow, TOKEN).await;
+    assert_eq!(message.thread_ts, None);
+    assert!(message
+        .blocks
+        .to_string()
+        .contains("\"action_id\":\"approve\""));
+}
