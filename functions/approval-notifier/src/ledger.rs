@@ -145,6 +145,42 @@ impl ApprovalLedger {
         Ok(text("channel").zip(text("ts")))
     }
 
+    /// Records where the approval of `action` in `execution` was posted, with its blocks, under
+    /// `approval-action#<execution>#<stage>#<action>`: pipeline-notifier reads it when that
+    /// action ends without a decision made in Slack, to rewrite the message.
+    pub async fn index_by_action(
+        &self,
+        execution_id: &str,
+        approval: &pipeline_ext::slack::approval::ApprovalRef,
+        channel: &str,
+        ts: &str,
+        blocks: &serde_json::Value,
+    ) -> Result<(), String> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(
+                "pk",
+                AttributeValue::S(pipeline_ext::slack::approval::action_key(
+                    execution_id,
+                    &approval.stage,
+                    &approval.action,
+                )),
+            )
+            .item("token", AttributeValue::S(approval.token.clone()))
+            .item("channel", AttributeValue::S(channel.into()))
+            .item("ts", AttributeValue::S(ts.into()))
+            .item("blocks", AttributeValue::S(blocks.to_string()))
+            .item(
+                "expires_at",
+                AttributeValue::N((now() + KEEP_SECONDS).to_string()),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| describe("PutItem", &e))
+    }
+
     /// Gives a claim back so that SNS's retry can post.
     pub async fn release(&self, token: &str) {
         let released = self

@@ -171,7 +171,8 @@ impl Notifier {
             .map_err(|e| e.to_string())?;
         let slack = SlackClient::new(self.http.clone(), &self.config.api_url, secret.bot_token);
         let mut body = message::build(notification, &self.config.channel);
-        if let Some(thread) = self.execution_thread(notification).await {
+        let (execution, thread) = self.execution_thread(notification).await;
+        if let Some(thread) = thread {
             body["thread_ts"] = Value::String(thread);
             body["reply_broadcast"] = Value::Bool(true);
         }
@@ -179,12 +180,33 @@ impl Notifier {
             .call("chat.postMessage", &body, Instant::now() + POST_BUDGET)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(answer["ts"].as_str().unwrap_or_default().to_string())
+        let ts = answer["ts"].as_str().unwrap_or_default().to_string();
+        if let Some(execution) = execution {
+            // So pipeline-notifier can close the message when the approval ends elsewhere.
+            let reference = message::approval_ref(notification);
+            if let Err(err) = self
+                .ledger
+                .index_by_action(
+                    &execution,
+                    &reference,
+                    &self.config.channel,
+                    &ts,
+                    &body["blocks"],
+                )
+                .await
+            {
+                tracing::warn!(error = %err, "posted, but could not index the message by its action");
+            }
+        }
+        Ok(ts)
     }
 
-    /// The ts of pipeline-notifier's message for the execution waiting on this approval, when
-    /// there is one in our channel. Best effort: anything that fails posts on its own.
-    async fn execution_thread(&self, notification: &ApprovalNotification) -> Option<String> {
+    /// The execution waiting on this approval, and the ts of pipeline-notifier's message for it
+    /// when there is one in our channel. Best effort: anything that fails posts on its own.
+    async fn execution_thread(
+        &self,
+        notification: &ApprovalNotification,
+    ) -> (Option<String>, Option<String>) {
         let deadline = Instant::now() + THREAD_LOOKUP_BUDGET;
         let reference = message::approval_ref(notification);
         let execution = match pipeline_ext::pipeline_state::waiting_execution(
@@ -197,10 +219,15 @@ impl Notifier {
             Ok(execution) => execution,
             Err(err) => {
                 tracing::info!(reason = %err, "execution unknown; the approval is posted on its own");
-                return None;
+                return (None, None);
             }
         };
-        match tokio::time::timeout_at(deadline, self.ledger.execution_message(&execution)).await {
+        let thread = match tokio::time::timeout_at(
+            deadline,
+            self.ledger.execution_message(&execution),
+        )
+        .await
+        {
             Ok(Ok(Some((channel, ts)))) if channel == self.config.channel => Some(ts),
             Ok(Ok(_)) => None,
             Ok(Err(err)) => {
@@ -208,7 +235,8 @@ impl Notifier {
                 None
             }
             Err(_) => None,
-        }
+        };
+        (Some(execution), thread)
     }
 
     /// Publishes a plain-text copy to `FALLBACK_TOPIC_ARN`, so the request is not lost.

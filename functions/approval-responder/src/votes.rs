@@ -298,7 +298,7 @@ fn tally(item: HashMap<String, AttributeValue>) -> Tally {
 }
 
 fn key(token: &str) -> AttributeValue {
-    AttributeValue::S(format!("votes#{token}"))
+    AttributeValue::S(pipeline_ext::slack::approval::votes_key(token))
 }
 
 /// DynamoDB refuses empty strings in some places; a dash says "none given".

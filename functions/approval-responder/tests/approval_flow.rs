@@ -618,3 +618,106 @@ async fn an_approval_whose_execution_cannot_be_found_is_posted_on_its_own() {
         .to_string()
         .contains("\"action_id\":\"approve\""));
 }
+
+/// The approval action's end, as EventBridge delivers it to pipeline-notifier.
+fn approval_action_event(execution: &str, state: &str) -> Value {
+    json!({
+        "version": "0", "id": format!("ev-{state}-{}", uuid_like()),
+        "detail-type": "CodePipeline Action Execution State Change",
+        "source": "aws.codepipeline", "account": "111111111111",
+        "time": "2026-11-22T10:07:15Z", "region": "us-east-1",
+        "resources": ["arn:aws:codepipeline:us-east-1:111111111111:web"],
+        "detail": {
+            "pipeline": "web", "execution-id": execution, "stage": "Staging", "action": "ReleaseApproval",
+            "state": state, "region": "us-east-1", "version": 1,
+            "type": {"owner": "AWS", "provider": "Manual", "category": "Approval", "version": "1"}
+        }
+    })
+}
+
+/// An approval whose execution is known, posted, with pipeline-notifier beside it.
+async fn approval_with_notifier(
+    flow: &Flow,
+) -> (String, pipeline_local::runtime_api::FunctionHost) {
+    let execution = "7c1d9e2b-0000-4000-8000-00000000e0b2";
+    flow.aws.codepipeline.register_execution(json!({
+        "pipelineName": "web", "pipelineExecutionId": execution, "status": "InProgress"
+    }));
+    flow.aws
+        .codepipeline
+        .set_approval_execution(TOKEN, execution);
+    let notifier = flow
+        .host(
+            "pipeline-notifier",
+            pipeline_testkit::workspace_binary("pipeline-notifier"),
+            &[],
+        )
+        .await;
+    (execution.to_string(), notifier)
+}
+
+#[tokio::test]
+async fn an_approval_that_ends_outside_slack_loses_its_buttons() {
+    for (state, said) in [
+        ("SUCCEEDED", "Approved outside Slack"),
+        ("FAILED", "Rejected outside Slack, or expired"),
+        ("ABANDONED", "No longer waiting"),
+    ] {
+        let flow = flow(APPROVER).await;
+        let (execution, notifier) = approval_with_notifier(&flow).await;
+        let message = notify(&flow, TOKEN).await;
+        for _ in 0..2 {
+            // A repeat delivery rewrites nothing more.
+            let invocation = notifier
+                .invoke(&approval_action_event(&execution, state))
+                .await;
+            assert!(
+                matches!(invocation.outcome, Outcome::Response { .. }),
+                "{state}: {:?}",
+                invocation.outcome
+            );
+        }
+        let closed = current(&flow, &message.ts);
+        let blocks = closed.blocks.to_string();
+        assert!(blocks.contains(said), "{state}: {blocks}");
+        assert!(
+            !blocks.contains("\"type\":\"actions\""),
+            "{state}: {blocks}"
+        );
+        assert!(
+            blocks.contains("Release 1.4.2"),
+            "{state}: the message is kept"
+        );
+        assert_eq!(closed.updates, 1, "{state}: rewritten once");
+        pipeline_testkit::block_kit::assert_valid_blocks(&closed.blocks);
+
+        // A click after that is told, and records nothing.
+        flow.aws.codepipeline.expire_approval(TOKEN);
+        respond(
+            &flow,
+            &signed_request(&form(&click(&message, "approve", APPROVER)), now(), false),
+        )
+        .await;
+        assert!(decision(&flow).is_none(), "{state}");
+    }
+}
+
+#[tokio::test]
+async fn an_approval_decided_in_slack_is_left_as_slack_left_it() {
+    let flow = flow(APPROVER).await;
+    let (execution, notifier) = approval_with_notifier(&flow).await;
+    let message = notify(&flow, TOKEN).await;
+    respond(
+        &flow,
+        &signed_request(&form(&click(&message, "approve", APPROVER)), now(), false),
+    )
+    .await;
+    let decided = current(&flow, &message.ts);
+    assert!(decided.blocks.to_string().contains("*Approved* by"));
+    notifier
+        .invoke(&approval_action_event(&execution, "SUCCEEDED"))
+        .await;
+    let after = current(&flow, &message.ts);
+    assert_eq!(after.updates, decided.updates);
+    assert!(!after.blocks.to_string().contains("outside Slack"));
+}

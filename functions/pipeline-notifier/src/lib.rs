@@ -12,6 +12,7 @@
 //! reads), [`message`] (the Slack messages), [`filters`] (`PIPELINES`, `SHOW_STATES`); this file
 //! is the handler.
 
+mod approval_message;
 pub mod event;
 pub mod execution;
 pub mod filters;
@@ -74,6 +75,7 @@ pub struct Notifier {
     pub config: Config,
     secrets: SecretCache,
     store: ExecutionStore,
+    approvals: approval_message::ApprovalMessages,
     lookup: PipelineLookup,
     sns: aws_sdk_sns::Client,
     http: reqwest::Client,
@@ -83,6 +85,10 @@ impl Notifier {
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
         Ok(Self {
             store: ExecutionStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone()),
+            approvals: approval_message::ApprovalMessages::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                config.table.clone(),
+            ),
             lookup: PipelineLookup::new(aws_sdk_codepipeline::Client::new(sdk)),
             secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(sdk)),
             sns: aws_sdk_sns::Client::new(sdk),
@@ -106,6 +112,12 @@ impl Notifier {
                 return Ok(json!({"skipped": why.to_string()}));
             }
         };
+        // Whatever PIPELINES says: the approval message was posted for every pipeline.
+        if let Subject::Action(action) = &change.subject {
+            if action.category == "Approval" && approval_message::ended(&change.state) {
+                self.close_approval(&change, action, deadline).await;
+            }
+        }
         if !self.config.filters.pipeline(&change.pipeline) {
             tracing::info!(pipeline = %change.pipeline, "pipeline not in PIPELINES; event skipped");
             return Ok(json!({"skipped": "pipeline not in PIPELINES"}));
@@ -116,6 +128,62 @@ impl Notifier {
         }
         self.publish(item, deadline).await?;
         Ok(json!({"execution": change.execution_id, "state": change.state, "duplicate": !fresh}))
+    }
+
+    /// Rewrites the approval message of an approval that ended without a decision in Slack.
+    /// Best effort: the execution's message does not depend on it.
+    async fn close_approval(
+        &self,
+        change: &StateChange,
+        action: &event::ActionChange,
+        deadline: Instant,
+    ) {
+        let id = &change.execution_id;
+        let posted = match self
+            .approvals
+            .claim(id, &action.stage, &action.action)
+            .await
+        {
+            Ok(Some(posted)) => posted,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not look up the approval message");
+                return;
+            }
+        };
+        let update = approval_message::closed(
+            &posted,
+            &change.state,
+            action.summary.as_deref(),
+            change.at_ms,
+        );
+        let sent = match self
+            .secrets
+            .get_json::<SlackSecret>(&self.config.slack_secret_arn)
+            .await
+        {
+            Ok(secret) => {
+                let slack =
+                    SlackClient::new(self.http.clone(), &self.config.api_url, secret.bot_token);
+                let by = (Instant::now() + SLACK_CALL_BUDGET).min(deadline);
+                slack
+                    .call("chat.update", &update, by)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(err) => Err(err.to_string()),
+        };
+        match sent {
+            Ok(_) => {
+                tracing::info!(execution = %id, state = %change.state, "approval message closed: the approval ended outside Slack")
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not rewrite the approval message");
+                self.approvals
+                    .release(id, &action.stage, &action.action)
+                    .await;
+            }
+        }
     }
 
     /// Folds the event into the stored record; returns whether it was new, and the item.
