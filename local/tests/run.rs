@@ -72,6 +72,13 @@ fn runs_the_example_pipeline_end_to_end() {
             && thread.contains("*Approved* by <@U0LOCALAPPROVER>"),
         "the approval is in the execution's thread:\n{text}"
     );
+    // …and shows what is being released: the execution and the earlier actions' results.
+    assert!(
+        thread.contains("*Earlier in this execution:*")
+            && thread
+                .contains(":white_check_mark: *Plan / Migrations*: Plan: 2 pending migrations"),
+        "the approval shows the migration plan:\n{text}"
+    );
     assert!(text.contains("Migrate.AppliedCount = 2"), "{text}");
     assert!(text.contains("Publish.FilesPublished = 3"), "{text}");
     assert!(

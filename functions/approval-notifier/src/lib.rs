@@ -12,6 +12,7 @@
 //! each approval token once in the table; [`message`] builds the Slack message; this file
 //! wires them to Slack and the fallback topic.
 
+mod context;
 mod ledger;
 pub mod message;
 pub mod sns;
@@ -170,8 +171,16 @@ impl Notifier {
             .await
             .map_err(|e| e.to_string())?;
         let slack = SlackClient::new(self.http.clone(), &self.config.api_url, secret.bot_token);
-        let mut body = message::build(notification, &self.config.channel);
         let (execution, thread) = self.execution_thread(notification).await;
+        let context = match &execution {
+            Some(id) => {
+                let by = Instant::now() + THREAD_LOOKUP_BUDGET;
+                let pipeline = &notification.approval.pipeline_name;
+                context::blocks(&context::read(&self.codepipeline, pipeline, id, by).await)
+            }
+            None => Vec::new(),
+        };
+        let mut body = message::build(notification, &self.config.channel, context);
         if let Some(thread) = thread {
             body["thread_ts"] = Value::String(thread);
             body["reply_broadcast"] = Value::Bool(true);

@@ -20,8 +20,9 @@ pub fn approval_ref(notification: &ApprovalNotification) -> ApprovalRef {
     }
 }
 
-/// `chat.postMessage` arguments for `channel`.
-pub fn build(notification: &ApprovalNotification, channel: &str) -> Value {
+/// `chat.postMessage` arguments for `channel`; `context` (what is being released) goes after
+/// the custom data.
+pub fn build(notification: &ApprovalNotification, channel: &str, context: Vec<Value>) -> Value {
     let a = &notification.approval;
     let reference = approval_ref(notification);
     let mut facts = format!(
@@ -41,6 +42,7 @@ pub fn build(notification: &ApprovalNotification, channel: &str) -> Value {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
             "text": truncate(&format!("*Details:*\n{}", escape(data)), MAX_SECTION_CHARS)}}));
     }
+    blocks.extend(context);
     let mut links = Vec::new();
     if let Some(url) = a.approval_review_link.as_deref() {
         links.push(link(url, "Review"));
@@ -105,6 +107,7 @@ mod tests {
         let message = build(
             &notification(&format!("<!channel> deploy {}", "x".repeat(10_000))),
             "C1",
+            Vec::new(),
         );
         let text = message.to_string();
         assert!(!text.contains("<!channel>"));

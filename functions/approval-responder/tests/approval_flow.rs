@@ -558,8 +558,16 @@ async fn an_approval_is_posted_in_its_executions_thread() {
     let flow = flow(APPROVER).await;
     let execution = "0b6e2f7a-0000-4000-8000-00000000e0a1";
     flow.aws.codepipeline.register_execution(json!({
-        "pipelineName": "web", "pipelineExecutionId": execution, "status": "InProgress"
+        "pipelineName": "web", "pipelineExecutionId": execution, "status": "InProgress",
+        "artifactRevisions": [{"name": "SourceOutput", "revisionId": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+            "revisionSummary": "Raise the upload limit\n\nlong body", "revisionUrl": "https://github.com/acme/web/commit/9fceb02"}],
+        "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": "arn:aws:sts::111111111111:assumed-role/Dev/alice@example.com"}
     }));
+    flow.aws.codepipeline.register_action_executions("web", execution, vec![json!({
+        "pipelineExecutionId": execution, "actionExecutionId": "a-1", "stageName": "Plan", "actionName": "Migrations",
+        "startTime": 1.0, "status": "Succeeded",
+        "input": {"actionTypeId": {"category": "Invoke", "owner": "AWS", "provider": "Lambda", "version": "1"}},
+        "output": {"executionResult": {"externalExecutionSummary": "2 pending migrations; lint: 0 errors <!channel>"}}})]);
     flow.aws
         .codepipeline
         .set_approval_execution(TOKEN, execution);
@@ -587,6 +595,17 @@ async fn an_approval_is_posted_in_its_executions_thread() {
 
     let message = notify(&flow, TOKEN).await;
     assert_eq!(message.thread_ts.as_deref(), Some(parent_ts.as_str()));
+    // What is being released: the execution, its source, who started it, the earlier actions.
+    let shown = message.blocks.to_string();
+    for expected in [
+        "*Execution:* `0b6e2f7a-0000-4000-8000-00000000e0a1`",
+        "<https://github.com/acme/web/commit/9fceb02|9fceb02d0ae5> Raise the upload limit",
+        "*Started by:* StartPipelineExecution arn:aws:sts::111111111111:assumed-role/Dev/alice@example.com",
+        ":white_check_mark: *Plan / Migrations*: 2 pending migrations; lint: 0 errors &lt;!channel&gt;",
+    ] {
+        assert!(shown.contains(expected), "{expected}\n{shown}");
+    }
+    pipeline_testkit::block_kit::assert_valid_blocks(&message.blocks);
     let posted = flow.slack.calls("chat.postMessage");
     let request = &posted.last().unwrap().detail["request"];
     assert_eq!(request["reply_broadcast"], true, "the channel sees it too");

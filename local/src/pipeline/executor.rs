@@ -302,8 +302,9 @@ impl Execution<'_> {
                     ActionState::Failed => ExecutionState::Failed,
                     ActionState::Skipped => ExecutionState::Abandoned,
                 };
-                if result.state == ActionState::Failed {
-                    self.register_failure(&stage.name, action, &result.summary);
+                if result.state != ActionState::Skipped {
+                    let failed = result.state == ActionState::Failed;
+                    self.register_result(&stage.name, action, failed, &result.summary);
                 }
                 self.events
                     .action(&stage.name, action, state, Some(&result.summary))
@@ -342,8 +343,8 @@ impl Execution<'_> {
         !failed
     }
 
-    /// Makes a failure visible to `ListActionExecutions`, as CodePipeline records it.
-    fn register_failure(&self, stage: &str, action: &ActionDef, message: &str) {
+    /// Makes an action's result visible to `ListActionExecutions`, as CodePipeline records it.
+    fn register_result(&self, stage: &str, action: &ActionDef, failed: bool, message: &str) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
@@ -352,10 +353,14 @@ impl Execution<'_> {
             &self.pipeline.name,
             &self.execution_id,
             vec![json!({"pipelineExecutionId": self.execution_id, "actionExecutionId": uuid::Uuid::new_v4().to_string(),
-                "stageName": stage, "actionName": action.name, "startTime": now, "lastUpdateTime": now, "status": "Failed",
+                "stageName": stage, "actionName": action.name, "startTime": now, "lastUpdateTime": now,
+                "status": if failed { "Failed" } else { "Succeeded" },
                 "input": {"actionTypeId": {"category": action.category, "owner": action.owner, "provider": action.provider, "version": "1"}},
-                "output": {"executionResult": {"externalExecutionSummary": message,
-                    "errorDetails": {"code": "JobFailed", "message": message}}}})],
+                "output": {"executionResult": if failed {
+                    json!({"externalExecutionSummary": message, "errorDetails": {"code": "JobFailed", "message": message}})
+                } else {
+                    json!({"externalExecutionSummary": message})
+                }}})],
         );
     }
 
