@@ -202,10 +202,12 @@ async fn approvers_clicking_at_once_decide_once() {
     );
     let (result, summary) = decision(&flow).unwrap();
     assert_eq!(result, "Approved");
-    assert_eq!(
-        summary.matches("(U0").count(),
-        2,
-        "names the two approvals that met the policy: {summary}"
+    // Every approval recorded before the deciding claim is named: two, or all three when the
+    // third click was recorded before the claim.
+    let named = summary.matches("(U0").count();
+    assert!(
+        (2..=3).contains(&named),
+        "names the approvals that met the policy: {summary}"
     );
     assert!(current(&flow, &message.ts)
         .blocks
