@@ -740,3 +740,29 @@ async fn an_approval_decided_in_slack_is_left_as_slack_left_it() {
     assert_eq!(after.updates, decided.updates);
     assert!(!after.blocks.to_string().contains("outside Slack"));
 }
+
+#[tokio::test]
+async fn the_sample_sns_event_in_events_posts_an_approval() {
+    let flow = flow(APPROVER).await;
+    let event: Value =
+        serde_json::from_str(include_str!("../../../events/sns-manual-approval.json")).unwrap();
+    let invocation = flow.notifier.invoke(&event).await;
+    match invocation.outcome {
+        Outcome::Response { body } => assert_eq!(body["posted"], 1, "{body}"),
+        other => panic!("{other:?}"),
+    }
+    let message = flow.slack.messages().pop().unwrap();
+    assert!(message.blocks.to_string().contains("Release 1.4.2"));
+    // The button carries who asked for the release, from the custom data.
+    let value = click(&message, "approve", APPROVER)["actions"][0]["value"].clone();
+    let reference =
+        pipeline_ext::slack::approval::ApprovalRef::decode(value.as_str().unwrap()).unwrap();
+    assert_eq!(reference.requested_by.as_deref(), Some("alice@example.com"));
+    let (status, _) = respond(
+        &flow,
+        &signed_request(&form(&click(&message, "approve", APPROVER)), now(), false),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(decision(&flow).unwrap().0, "Approved");
+}

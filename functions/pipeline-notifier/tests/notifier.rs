@@ -623,3 +623,45 @@ async fn a_hung_codepipeline_read_does_not_hold_the_invocation() {
         logs(&setup)
     );
 }
+
+#[tokio::test]
+async fn the_sample_events_in_events_are_understood() {
+    let setup = setup(&[], 1).await;
+    let host = &setup.instances[0];
+    for (file, sample) in [
+        (
+            "eventbridge-pipeline-execution-started.json",
+            include_str!("../../../events/eventbridge-pipeline-execution-started.json"),
+        ),
+        (
+            "eventbridge-stage-execution-started.json",
+            include_str!("../../../events/eventbridge-stage-execution-started.json"),
+        ),
+        (
+            "eventbridge-action-execution-failed.json",
+            include_str!("../../../events/eventbridge-action-execution-failed.json"),
+        ),
+    ] {
+        let event: Value = serde_json::from_str(sample).unwrap();
+        let invocation = host.invoke(&event).await;
+        match invocation.outcome {
+            Outcome::Response { body } => assert_eq!(
+                body["execution"], "3f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
+                "{file}: {body}"
+            ),
+            other => panic!("{file}: {other:?}"),
+        }
+    }
+    let parents = parents(&setup.slack);
+    assert_eq!(parents.len(), 1, "{parents:#?}");
+    assert!(
+        shown(&parents[0]).contains("Build"),
+        "{}",
+        shown(&parents[0])
+    );
+    assert_eq!(
+        replies(&setup.slack, &parents[0]).len(),
+        1,
+        "the failed action is answered in the thread"
+    );
+}
