@@ -4,16 +4,12 @@
 use crate::interaction::DecisionContext;
 use crate::policy::Decision;
 use pipeline_ext::slack::approval::{
-    buttons, ApprovalRef, ACTIONS_BLOCK, REASON_BLOCK, REASON_INPUT, REJECT_VIEW,
+    buttons, content_blocks, ApprovalRef, OUTCOME_BLOCK, REASON_BLOCK, REASON_INPUT, REJECT_VIEW,
+    TALLY_BLOCK,
 };
 use pipeline_ext::slack::mrkdwn::{escape, truncate};
 use serde_json::{json, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// `block_id` of the tally line.
-const TALLY_BLOCK: &str = "approval_tally";
-/// `block_id` of the outcome line.
-const OUTCOME_BLOCK: &str = "approval_outcome";
 
 pub enum Outcome {
     /// By these Slack user ids, in the order they approved.
@@ -103,19 +99,9 @@ pub fn tally(
     json!({"channel": channel, "ts": ts, "text": escape(&fallback), "blocks": blocks})
 }
 
-/// The message's own blocks: without buttons, tally or outcome (they are rewritten).
+/// The message's own blocks, or its label when none came along.
 fn kept(original: &[Value], approval: &ApprovalRef) -> Vec<Value> {
-    let mut blocks: Vec<Value> = original
-        .iter()
-        .filter(|b| {
-            let id = b["block_id"].as_str();
-            id != Some(ACTIONS_BLOCK)
-                && id != Some(TALLY_BLOCK)
-                && id != Some(OUTCOME_BLOCK)
-                && b["type"] != "actions"
-        })
-        .cloned()
-        .collect();
+    let mut blocks = content_blocks(original);
     if blocks.is_empty() {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", escape(&approval.label()))}}));
     }

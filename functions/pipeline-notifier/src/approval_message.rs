@@ -9,7 +9,7 @@
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use pipeline_ext::slack::approval::{action_key, votes_key, ACTIONS_BLOCK};
+use pipeline_ext::slack::approval::{action_key, content_blocks, votes_key, OUTCOME_BLOCK};
 use pipeline_ext::slack::mrkdwn::{escape, truncate};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -138,19 +138,8 @@ pub fn closed(posted: &PostedApproval, state: &str, summary: Option<&str>, at_ms
             escape(&truncate(summary, 1_000)).replace('\n', "\n>")
         ));
     }
-    let mut blocks: Vec<Value> = posted
-        .blocks
-        .iter()
-        .filter(|b| {
-            let id = b["block_id"].as_str();
-            b["type"] != "actions"
-                && id != Some(ACTIONS_BLOCK)
-                && id != Some("approval_tally")
-                && id != Some("approval_outcome")
-        })
-        .cloned()
-        .collect();
-    blocks.push(json!({"type": "section", "block_id": "approval_outcome", "text": {"type": "mrkdwn", "text": line}}));
+    let mut blocks = content_blocks(&posted.blocks);
+    blocks.push(json!({"type": "section", "block_id": OUTCOME_BLOCK, "text": {"type": "mrkdwn", "text": line}}));
     json!({"channel": posted.channel, "ts": posted.ts, "text": "Approval no longer waiting", "blocks": blocks})
 }
 

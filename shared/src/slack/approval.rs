@@ -15,6 +15,26 @@ pub const REASON_BLOCK: &str = "reason";
 pub const REASON_INPUT: &str = "reason_input";
 /// `block_id` of the buttons, replaced by the decision.
 pub const ACTIONS_BLOCK: &str = "approval_actions";
+/// `block_id` of the tally line while approvals are counted.
+pub const TALLY_BLOCK: &str = "approval_tally";
+/// `block_id` of the line that says how the approval ended.
+pub const OUTCOME_BLOCK: &str = "approval_outcome";
+
+/// An approval message's own blocks: without the buttons, tally or outcome, which whoever
+/// rewrites the message replaces.
+pub fn content_blocks(blocks: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    blocks
+        .iter()
+        .filter(|b| {
+            let id = b["block_id"].as_str();
+            b["type"] != "actions"
+                && id != Some(ACTIONS_BLOCK)
+                && id != Some(TALLY_BLOCK)
+                && id != Some(OUTCOME_BLOCK)
+        })
+        .cloned()
+        .collect()
+}
 
 /// Everything `PutApprovalResult` needs. CodePipeline names are at most 100 characters and the
 /// token is a UUID, so the encoded value stays far below Slack's limit.
