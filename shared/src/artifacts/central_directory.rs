@@ -218,7 +218,14 @@ pub(crate) fn parse_central_header(header: &[u8], rest: &[u8]) -> Result<ZipEntr
             })
         }
     };
-    let _ = flags & FLAG_UTF8; // Names are read as UTF-8 whether or not the flag is set.
+    // Without the UTF-8 flag the zip format says CP437, which Python's zipfile and unzip use:
+    // a non-ASCII name would be read as different paths by different tools, so it is refused.
+    if flags & FLAG_UTF8 == 0 && !name.is_ascii() {
+        return Err(ArtifactError::UnsafeEntry {
+            name,
+            reason: "non-ASCII name without the UTF-8 flag (bit 11): tools read it as CP437, so its path is ambiguous".into(),
+        });
+    }
     check_entry_name(&name).map_err(|reason| ArtifactError::UnsafeEntry {
         name: name.clone(),
         reason: reason.into(),
