@@ -4,9 +4,12 @@ PutJobSuccessResult received by the (local) CodePipeline endpoint, and the proce
 
 Side by side in one run: our runtime (the release `fixture-action` binary: pipeline-ext's
 JobRunner on lambda_runtime) and the Python/boto3 sample of the AWS documentation
-(bench/reference/python-invoke-action). Both make the same PutJobSuccessResult call.
+(bench/reference/python-invoke-action). Both make the same PutJobSuccessResult call, over plain
+HTTP and over HTTPS (`pipeline-local invoke --tls`: a CA made for the run, appended to a copy of
+the system bundle; ours trusts it through SSL_CERT_FILE, botocore through AWS_CA_BUNDLE), as
+every call is HTTPS on Lambda.
 
-Usage: bench/cold_start.py [--runs N]   (run from anywhere; builds what it needs)
+Usage: bench/cold_start.py [--runs N] [--rust PATH]   (run from anywhere; builds what it needs)
 """
 import argparse
 import json
@@ -22,7 +25,7 @@ def sh(*args, **kw):
     return subprocess.run(args, cwd=ROOT, check=True, **kw)
 
 
-def one_run(program, args):
+def one_run(program, args, tls):
     cmd = [
         os.path.join(ROOT, "target/release/pipeline-local"), "invoke", "fixture-action",
         "--event", "events/codepipeline-job.json",
@@ -31,6 +34,8 @@ def one_run(program, args):
     ]
     for a in args:
         cmd += ["--arg", a]
+    if tls:
+        cmd.append("--tls")
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     report = json.loads(out.stdout)
     invocation = report["job"]["invocations"][0]
@@ -43,31 +48,39 @@ def one_run(program, args):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--rust", help="another build of fixture-action to measure in place of target/release's")
     opts = parser.parse_args()
     sh("cargo", "build", "--release", "--quiet", "-p", "invoke-contract", "-p", "pipeline-local")
     python = os.path.join(ROOT, ".venv/bin/python")
     if not os.path.exists(python):
         sys.exit("run scripts/test.sh once first: it installs boto3 into .venv")
     subjects = {
-        "rust (pipeline-ext runtime)": (os.path.join(ROOT, "target/release/fixture-action"), []),
+        "rust (pipeline-ext runtime)": (opts.rust or os.path.join(ROOT, "target/release/fixture-action"), []),
         "python + boto3 (AWS sample)": (python, [os.path.join(ROOT, "bench/reference/python-invoke-action/bootstrap.py")]),
     }
-    results = {name: [] for name in subjects}
-    for _ in range(opts.runs):  # interleaved, so machine noise hits both alike
-        for name, (program, args) in subjects.items():
-            results[name].append(one_run(program, args))
+    runs = [(name, tls) for tls in (False, True) for name in subjects]
+    results = {run: [] for run in runs}
+    for _ in range(opts.runs):  # interleaved, so machine noise hits every subject alike
+        for name, tls in runs:
+            program, args = subjects[name]
+            results[(name, tls)].append(one_run(program, args, tls))
     print(f"cold start, spawn → PutJobSuccessResult received ({opts.runs} runs each, interleaved)\n")
-    print(f"{'subject':32} {'median ms':>10} {'p90 ms':>8} {'peak RSS MiB':>13}")
+    print(f"{'subject':32} {'wire':>5} {'median ms':>10} {'p90 ms':>8} {'peak RSS MiB':>13}")
     rows = {}
-    for name, samples in results.items():
+    for (name, tls), samples in results.items():
         times = sorted(t for t, _ in samples)
         rss = max(r for _, r in samples) / 1024
         median = statistics.median(times)
         p90 = times[int(len(times) * 0.9) - 1] if len(times) >= 10 else times[-1]
-        rows[name] = (median, rss)
-        print(f"{name:32} {median:10.1f} {p90:8.1f} {rss:13.1f}")
-    (rust_t, rust_rss), (py_t, py_rss) = rows.values()
-    print(f"\nrust is {py_t / rust_t:.1f}x faster and uses {rust_rss / py_rss:.2f}x the peak RSS of the Python reference")
+        rows[(name, tls)] = (median, rss)
+        print(f"{name:32} {'https' if tls else 'http':>5} {median:10.1f} {p90:8.1f} {rss:13.1f}")
+    rust, python_ = subjects
+    print()
+    for tls in (False, True):
+        (rust_t, rust_rss), (py_t, py_rss) = rows[(rust, tls)], rows[(python_, tls)]
+        print(f"{'https' if tls else 'http':>5}: rust is {py_t / rust_t:.1f}x faster and uses {rust_rss / py_rss:.2f}x the peak RSS of the Python reference")
+    print(f"TLS adds {rows[(rust, True)][0] - rows[(rust, False)][0]:.1f} ms to rust, "
+          f"{rows[(python_, True)][0] - rows[(python_, False)][0]:.1f} ms to python")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ use crate::faults::Faults;
 use crate::rds::LocalRds;
 use crate::s3::{CredentialRegistry, LocalS3};
 use crate::secretsmanager::LocalSecrets;
+use crate::tls::LocalTls;
 use axum::Router;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The credentials the local "function role" signs with.
 pub const ROLE_ACCESS_KEY: &str = "AKIALOCALFUNCTIONROLE";
@@ -41,6 +43,7 @@ pub struct LocalAws {
     cloudwatch_addr: SocketAddr,
     dynamodb_addr: SocketAddr,
     rds_addr: SocketAddr,
+    tls: Option<Arc<LocalTls>>,
     _temp: Option<tempfile::TempDir>,
     servers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -49,6 +52,14 @@ impl LocalAws {
     /// Starts every endpoint on a free loopback port. Objects live under `state_dir`, or in a
     /// temporary folder removed when this value is dropped.
     pub async fn start(state_dir: Option<&Path>) -> std::io::Result<Self> {
+        Self::start_with(state_dir, None).await
+    }
+
+    /// As [`LocalAws::start`], over HTTPS with `tls`'s certificate when given (`--tls`).
+    pub async fn start_with(
+        state_dir: Option<&Path>,
+        tls: Option<Arc<LocalTls>>,
+    ) -> std::io::Result<Self> {
         let (temp, base): (Option<tempfile::TempDir>, PathBuf) = match state_dir {
             Some(dir) => (None, dir.to_path_buf()),
             None => {
@@ -66,18 +77,31 @@ impl LocalAws {
         credentials.register(ROLE_ACCESS_KEY, ROLE_SECRET_KEY);
         let s3 = LocalS3::new(&root, credentials.clone(), calls.clone(), faults.clone())
             .map_err(std::io::Error::other)?;
-        let codepipeline = LocalCodePipeline::new(calls.clone(), faults.clone());
+        // A state folder keeps the executions, so a later run knows the last successful one.
+        let codepipeline = match state_dir {
+            Some(dir) => LocalCodePipeline::with_history_file(
+                calls.clone(),
+                faults.clone(),
+                &dir.join(crate::codepipeline::HISTORY_FILE),
+            )?,
+            None => LocalCodePipeline::new(calls.clone(), faults.clone()),
+        };
         let secrets = LocalSecrets::new(calls.clone(), faults.clone());
         let cloudwatch = LocalCloudWatch::new(calls.clone(), faults.clone());
         let dynamodb = LocalDynamoDb::new(calls.clone(), faults.clone());
         let rds = LocalRds::new(&base.join("rds-snapshots"), calls.clone(), faults.clone());
         let mut servers = Vec::new();
-        let s3_addr = serve(s3.router(), &mut servers).await?;
-        let codepipeline_addr = serve(codepipeline.router(), &mut servers).await?;
-        let secrets_addr = serve(secrets.router(), &mut servers).await?;
-        let cloudwatch_addr = serve(cloudwatch.router(), &mut servers).await?;
-        let dynamodb_addr = serve(dynamodb.router(), &mut servers).await?;
-        let rds_addr = serve(rds.router(), &mut servers).await?;
+        let mut serve = async |router: Router| -> std::io::Result<SocketAddr> {
+            let (addr, task) = crate::tls::serve(router, tls.as_deref()).await?;
+            servers.push(task);
+            Ok(addr)
+        };
+        let s3_addr = serve(s3.router()).await?;
+        let codepipeline_addr = serve(codepipeline.router()).await?;
+        let secrets_addr = serve(secrets.router()).await?;
+        let cloudwatch_addr = serve(cloudwatch.router()).await?;
+        let dynamodb_addr = serve(dynamodb.router()).await?;
+        let rds_addr = serve(rds.router()).await?;
         Ok(Self {
             calls,
             faults,
@@ -94,28 +118,38 @@ impl LocalAws {
             cloudwatch_addr,
             dynamodb_addr,
             rds_addr,
+            tls,
             _temp: temp,
             servers,
         })
     }
 
+    fn url(&self, addr: SocketAddr) -> String {
+        format!("{}://{addr}", crate::tls::scheme(self.tls.as_deref()))
+    }
+
+    /// The HTTPS certificate of the endpoints, when they serve HTTPS.
+    pub fn tls(&self) -> Option<&Arc<LocalTls>> {
+        self.tls.as_ref()
+    }
+
     pub fn s3_url(&self) -> String {
-        format!("http://{}", self.s3_addr)
+        self.url(self.s3_addr)
     }
     pub fn codepipeline_url(&self) -> String {
-        format!("http://{}", self.codepipeline_addr)
+        self.url(self.codepipeline_addr)
     }
     pub fn secrets_url(&self) -> String {
-        format!("http://{}", self.secrets_addr)
+        self.url(self.secrets_addr)
     }
     pub fn cloudwatch_url(&self) -> String {
-        format!("http://{}", self.cloudwatch_addr)
+        self.url(self.cloudwatch_addr)
     }
     pub fn dynamodb_url(&self) -> String {
-        format!("http://{}", self.dynamodb_addr)
+        self.url(self.dynamodb_addr)
     }
     pub fn rds_url(&self) -> String {
-        format!("http://{}", self.rds_addr)
+        self.url(self.rds_addr)
     }
 
     /// Accepts another access key at the S3 endpoint (for a test's own client or the AWS CLI).
@@ -138,7 +172,7 @@ impl LocalAws {
 
     /// The environment a function needs to reach these endpoints with the role's credentials.
     pub fn function_env(&self) -> Vec<(String, String)> {
-        vec![
+        let mut env = vec![
             ("AWS_REGION".into(), REGION.into()),
             ("AWS_DEFAULT_REGION".into(), REGION.into()),
             ("AWS_ACCESS_KEY_ID".into(), ROLE_ACCESS_KEY.into()),
@@ -156,7 +190,11 @@ impl LocalAws {
             ("AWS_ENDPOINT_URL_CLOUDWATCH".into(), self.cloudwatch_url()),
             ("AWS_ENDPOINT_URL_DYNAMODB".into(), self.dynamodb_url()),
             ("AWS_ENDPOINT_URL_RDS".into(), self.rds_url()),
-        ]
+        ];
+        if let Some(tls) = &self.tls {
+            env.extend(tls.trust_env());
+        }
+        env
     }
 }
 
@@ -166,16 +204,4 @@ impl Drop for LocalAws {
             server.abort();
         }
     }
-}
-
-async fn serve(
-    router: Router,
-    servers: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    servers.push(tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    }));
-    Ok(addr)
 }

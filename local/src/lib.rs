@@ -23,4 +23,5 @@ pub mod s3;
 pub mod secretsmanager;
 pub mod service;
 pub mod slack;
+pub mod tls;
 pub mod zips;

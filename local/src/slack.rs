@@ -74,12 +74,13 @@ impl LocalSlack {
 
     /// Serves it on a free loopback port; returns the API URL.
     pub async fn start(&self) -> std::io::Result<String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}/api", listener.local_addr()?);
-        let router = self.router();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        self.start_with(None).await
+    }
+
+    /// As [`LocalSlack::start`], over HTTPS with `tls`'s certificate when given (`--tls`).
+    pub async fn start_with(&self, tls: Option<&crate::tls::LocalTls>) -> std::io::Result<String> {
+        let (addr, _task) = crate::tls::serve(self.router(), tls).await?;
+        let url = format!("{}://{addr}/api", crate::tls::scheme(tls));
         if let Ok(mut slot) = self.url.lock() {
             *slot = url.clone();
         }

@@ -209,3 +209,97 @@ fn a_missing_template_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text.contains("error: cannot read nope.yaml"), "{text}");
 }
+
+/// `examples/demo` copied, with `index.html` changed to say `note`.
+fn demo_copy(dir: &Path, note: &str) -> PathBuf {
+    let target = dir.join(note.replace(' ', "-"));
+    copy_folder(&repository().join("examples/demo"), &target);
+    let index = target.join("site/index.html");
+    let page = std::fs::read_to_string(&index).unwrap();
+    std::fs::write(&index, format!("{page}<!-- {note} -->\n")).unwrap();
+    target
+}
+
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The approval reply of a run's Slack channel.
+fn approval_reply(text: &str) -> &str {
+    text.split("↳ reply")
+        .find(|reply| reply.contains("Approval needed"))
+        .unwrap_or_else(|| panic!("no approval reply:\n{text}"))
+}
+
+#[test]
+fn approval_shows_the_changes_since_the_last_successful_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state = state.to_str().unwrap();
+    let runs = [
+        ("release one", false),
+        ("change two", true),
+        ("fix three", false),
+    ];
+    let mut outputs = Vec::new();
+    for (note, reject) in runs {
+        let source = demo_copy(dir.path(), note);
+        let mut args = vec![
+            "--state-dir",
+            state,
+            "--source",
+            source.to_str().unwrap(),
+            "--revision-summary",
+            note,
+        ];
+        if reject {
+            args.push("--reject");
+        }
+        let (out, text) = run(&args);
+        assert_eq!(out.status.success(), !reject, "{note}:\n{text}");
+        outputs.push(text);
+    }
+    let first = approval_reply(&outputs[0]);
+    assert!(
+        first.contains("*No successful execution among the latest 1*"),
+        "the first run has nothing to compare with:\n{first}"
+    );
+    let third = approval_reply(&outputs[2]);
+    let since = third
+        .split("*Since the last successful execution*")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no changes section:\n{third}"));
+    // The source changed from the first run's revision to this one's, and the rejected run in
+    // between is listed with its own revision's message.
+    assert!(
+        since.contains("→") && since.contains("fix three"),
+        "{since}"
+    );
+    assert!(
+        since.contains("*Not released in between* (1):") && since.contains("Failed: `"),
+        "{since}"
+    );
+    assert!(since.contains("change two"), "{since}");
+    assert!(
+        !since.contains("release one"),
+        "the release itself is not a change:\n{since}"
+    );
+
+    // Run again on the same folder as the last release: no change.
+    let same = dir.path().join("fix-three");
+    let (out, text) = run(&["--state-dir", state, "--source", same.to_str().unwrap()]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        approval_reply(&text).contains("*Demo*: no change (`"),
+        "{text}"
+    );
+}

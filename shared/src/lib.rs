@@ -9,6 +9,7 @@
 //! - [`telemetry`]: logging setup that never prints events or credentials.
 //! - [`sdk`]: AWS SDK configuration from the environment.
 //! - [`pipeline_state`]: the execution an approval belongs to, from the pipeline's state.
+//! - [`source_revision`]: commit messages and compare links of source revisions.
 
 #![warn(missing_docs)]
 
@@ -18,4 +19,5 @@ pub mod pipeline_state;
 pub mod sdk;
 pub mod secrets;
 pub mod slack;
+pub mod source_revision;
 pub mod telemetry;

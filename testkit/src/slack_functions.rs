@@ -35,7 +35,13 @@ impl SlackFunctions {
 
     /// Everything on pipeline-local: the table in its DynamoDB, messages to `channel`.
     pub async fn start(channel: &str) -> Self {
-        let functions = Self::start_local(channel).await;
+        Self::start_over(crate::bench_table::Wire::Http, channel).await
+    }
+
+    /// As [`Self::start`], with the endpoints and Slack served over `wire` (HTTPS with a CA
+    /// made for this world, trusted by the functions through `SSL_CERT_FILE`/`AWS_CA_BUNDLE`).
+    pub async fn start_over(wire: crate::bench_table::Wire, channel: &str) -> Self {
+        let functions = Self::start_local(wire, channel).await;
         functions.aws.dynamodb.create_table(Self::TABLE, &["pk"]);
         functions
     }
@@ -45,7 +51,7 @@ impl SlackFunctions {
     pub async fn start_with_moto(channel: &str) -> Self {
         let moto = MotoServer::start();
         moto.create_executions_table(Self::TABLE);
-        let mut functions = Self::start_local(channel).await;
+        let mut functions = Self::start_local(crate::bench_table::Wire::Http, channel).await;
         functions
             .set_env("AWS_ENDPOINT_URL_DYNAMODB", &moto.url)
             .set_env("AWS_ENDPOINT_URL_SNS", &moto.url);
@@ -53,8 +59,13 @@ impl SlackFunctions {
         functions
     }
 
-    async fn start_local(channel: &str) -> Self {
-        let aws = LocalAws::start(None)
+    async fn start_local(wire: crate::bench_table::Wire, channel: &str) -> Self {
+        let tls = (wire == crate::bench_table::Wire::Https).then(|| {
+            std::sync::Arc::new(
+                pipeline_local::tls::LocalTls::generate().expect("an HTTPS certificate"),
+            )
+        });
+        let aws = LocalAws::start_with(None, tls.clone())
             .await
             .expect("the local endpoints start");
         aws.secrets.put(
@@ -62,7 +73,10 @@ impl SlackFunctions {
             json!({"bot_token": Self::BOT_TOKEN, "signing_secret": Self::SIGNING_SECRET}),
         );
         let slack = LocalSlack::new(Self::BOT_TOKEN, aws.calls.clone(), aws.faults.clone());
-        let slack_url = slack.start().await.expect("the local Slack starts");
+        let slack_url = slack
+            .start_with(tls.as_deref())
+            .await
+            .expect("the local Slack starts");
         let mut env = aws.function_env();
         env.extend([
             ("SLACK_SECRET_ARN".to_string(), Self::SECRET_ARN.to_string()),

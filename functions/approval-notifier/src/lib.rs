@@ -9,9 +9,11 @@
 //! fails, so that SNS retries, only when a request reached neither Slack nor the fallback topic.
 //!
 //! Where things are: [`sns`] reads the SNS event and the approval inside it; `ledger` claims
-//! each approval token once in the table; [`message`] builds the Slack message; this file
-//! wires them to Slack and the fallback topic.
+//! each approval token once in the table; `context` reads what is being released and `changes`
+//! what changed since the last successful execution; [`message`] builds the Slack message; this
+//! file wires them to Slack and the fallback topic.
 
+mod changes;
 mod context;
 mod ledger;
 pub mod message;
@@ -176,7 +178,16 @@ impl Notifier {
             Some(id) => {
                 let by = Instant::now() + THREAD_LOOKUP_BUDGET;
                 let pipeline = &notification.approval.pipeline_name;
-                context::blocks(&context::read(&self.codepipeline, pipeline, id, by).await)
+                let (context, changes) = tokio::join!(
+                    context::read(&self.codepipeline, pipeline, id, by),
+                    changes::read(&self.codepipeline, pipeline, id, by)
+                );
+                let mut blocks = context::blocks(&context);
+                if let Some(changes) = changes {
+                    // Right after what is being released: what it changes since the last release.
+                    blocks.insert(1.min(blocks.len()), changes::block(&changes));
+                }
+                blocks
             }
             None => Vec::new(),
         };

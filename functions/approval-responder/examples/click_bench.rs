@@ -1,18 +1,24 @@
 //! Benchmark driver (bench/approval_click.py runs it): a cold start of an approval responder
 //! plus one verified Approve click, from process spawn to the Function URL response, side by
-//! side with the Python/boto3 reference, each run on fresh local endpoints.
+//! side with the Python/boto3 reference, over plain HTTP and over HTTPS (`--tls`), each run on fresh local endpoints.
 //!
 //! `click_bench RUNS RUST_BINARY PYTHON SCRIPT`
 
 use pipeline_ext::slack::approval::ApprovalRef;
 use pipeline_ext::slack::signature::sign;
 use pipeline_local::runtime_api::Outcome;
+use pipeline_testkit::bench_table::Wire;
 use pipeline_testkit::SlackFunctions;
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-async fn one(_run: usize, program: String, args: Vec<String>) -> Result<(f64, f64), String> {
-    let mut world = SlackFunctions::start("C1").await;
+async fn one(
+    _run: usize,
+    program: String,
+    args: Vec<String>,
+    wire: Wire,
+) -> Result<(f64, f64), String> {
+    let mut world = SlackFunctions::start_over(wire, "C1").await;
     world.set_env("APPROVERS", "U0APPROVER");
     // Ours decides under an approval policy and records the click and the decision in the
     // executions table first (the reference has neither).

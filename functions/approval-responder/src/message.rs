@@ -32,7 +32,7 @@ pub fn mentions(users: &[String]) -> String {
 
 /// A Slack date token for `secs` (rendered in the reader's time zone).
 pub fn date(secs: u64) -> String {
-    format!("<!date^{secs}^{{date_short_pretty}} at {{time}}|{secs}>")
+    pipeline_ext::slack::mrkdwn::date(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 /// `chat.update` arguments: the original blocks without the buttons or tally, then the outcome.

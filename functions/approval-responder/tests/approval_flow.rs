@@ -557,12 +557,38 @@ async fn when_slack_fails_the_request_goes_to_the_fallback_topic() {
 async fn an_approval_is_posted_in_its_executions_thread() {
     let flow = flow(APPROVER).await;
     let execution = "0b6e2f7a-0000-4000-8000-00000000e0a1";
-    flow.aws.codepipeline.register_execution(json!({
-        "pipelineName": "web", "pipelineExecutionId": execution, "status": "InProgress",
-        "artifactRevisions": [{"name": "SourceOutput", "revisionId": "9fceb02d0ae598e95dc970b74767f19372d61af8",
-            "revisionSummary": "Raise the upload limit\n\nlong body", "revisionUrl": "https://github.com/acme/web/commit/9fceb02"}],
-        "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": "arn:aws:sts::111111111111:assumed-role/Dev/alice@example.com"}
-    }));
+    // The history: the last release, then a failed execution, then this one (newest).
+    let released = "1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e";
+    let failed = "5d41402abc4b2a76b9719d911017c592aaaaaaaa";
+    let this_commit = "9fceb02d0ae598e95dc970b74767f19372d61af8";
+    for (id, status, revision, message) in [
+        (
+            "aaaaaaaa-0000-4000-8000-000000000001",
+            "Succeeded",
+            released,
+            "Release 1.9",
+        ),
+        (
+            "bbbbbbbb-0000-4000-8000-000000000002",
+            "Failed",
+            failed,
+            "Break the <!channel> build",
+        ),
+    ] {
+        flow.aws.codepipeline.register_execution_with_sources(
+            json!({"pipelineName": "web", "pipelineExecutionId": id, "status": status}),
+            vec![connection_revision(revision, message)],
+        );
+    }
+    flow.aws.codepipeline.register_execution_with_sources(
+        json!({
+            "pipelineName": "web", "pipelineExecutionId": execution, "status": "InProgress",
+            "artifactRevisions": [{"name": "SourceOutput", "revisionId": this_commit,
+                "revisionSummary": "Raise the upload limit\n\nlong body", "revisionUrl": "https://github.com/acme/web/commit/9fceb02"}],
+            "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": "arn:aws:sts::111111111111:assumed-role/Dev/alice@example.com"}
+        }),
+        vec![connection_revision(this_commit, "Raise the upload limit")],
+    );
     flow.aws.codepipeline.register_action_executions("web", execution, vec![json!({
         "pipelineExecutionId": execution, "actionExecutionId": "a-1", "stageName": "Plan", "actionName": "Migrations",
         "startTime": 1.0, "status": "Succeeded",
@@ -602,6 +628,13 @@ async fn an_approval_is_posted_in_its_executions_thread() {
         "<https://github.com/acme/web/commit/9fceb02|9fceb02d0ae5> Raise the upload limit",
         "*Started by:* StartPipelineExecution arn:aws:sts::111111111111:assumed-role/Dev/alice@example.com",
         ":white_check_mark: *Plan / Migrations*: 2 pending migrations; lint: 0 errors &lt;!channel&gt;",
+        // What changed since the last release, with the compare link, and what failed between.
+        "*Since the last successful execution* `aaaaaaaa`",
+        "• *Source*: `1b2c3d4e5f60` → ",
+        &format!("|9fceb02d0ae5> Raise the upload limit · <https://github.com/acme/web/compare/{released}...{this_commit}|compare>"),
+        "*Not released in between* (1):",
+        ":x: `bbbbbbbb` Failed: ",
+        "Break the &lt;!channel&gt; build",
     ] {
         assert!(shown.contains(expected), "{expected}\n{shown}");
     }
@@ -622,6 +655,15 @@ async fn an_approval_is_posted_in_its_executions_thread() {
         .blocks
         .to_string()
         .contains("*Approved* by"));
+}
+
+/// A source revision as a CodeConnections (GitHub) source action reports it.
+fn connection_revision(commit: &str, message: &str) -> Value {
+    json!({
+        "actionName": "Source", "revisionId": commit,
+        "revisionSummary": json!({"ProviderType": "GitHub", "CommitMessage": message}).to_string(),
+        "revisionUrl": format!("https://us-east-1.console.aws.amazon.com/codesuite/settings/connections/redirect?connectionArn=arn:aws:codeconnections:us-east-1:111111111111:connection/4f6c&referenceType=COMMIT&FullRepositoryId=acme/web&Commit={commit}")
+    })
 }
 
 #[tokio::test]

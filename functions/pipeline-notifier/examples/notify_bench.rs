@@ -6,11 +6,17 @@
 //! `notify_bench RUNS RUST_BINARY PYTHON SCRIPT`
 
 use pipeline_local::runtime_api::Outcome;
+use pipeline_testkit::bench_table::Wire;
 use pipeline_testkit::SlackFunctions;
 use serde_json::json;
 
-async fn one(run: usize, program: String, args: Vec<String>) -> Result<(f64, f64), String> {
-    let world = SlackFunctions::start("C0DEPLOYS").await;
+async fn one(
+    run: usize,
+    program: String,
+    args: Vec<String>,
+    wire: Wire,
+) -> Result<(f64, f64), String> {
+    let world = SlackFunctions::start_over(wire, "C0DEPLOYS").await;
     let (aws, slack) = (&world.aws, &world.slack);
     let execution = format!("{run:08x}-{}", uuid_suffix(&program));
     aws.codepipeline.register_execution(json!({

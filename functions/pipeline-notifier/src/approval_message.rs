@@ -126,7 +126,7 @@ impl ApprovalMessages {
 /// `chat.update` arguments: the message without its buttons (or tally), and how it ended.
 pub fn closed(posted: &PostedApproval, state: &str, summary: Option<&str>, at_ms: i64) -> Value {
     let secs = at_ms / 1000;
-    let when = format!("<!date^{secs}^{{date_short_pretty}} at {{time}}|{secs}>");
+    let when = pipeline_ext::slack::mrkdwn::date(secs);
     let mut line = match state {
         "SUCCEEDED" => format!(":information_source: *Approved outside Slack* (in the console or the API) {when}."),
         "FAILED" => format!(":information_source: *Rejected outside Slack, or expired* {when}; nothing was decided here."),

@@ -111,7 +111,9 @@ impl PipelineLookup {
                     Some(Revision {
                         artifact: r.name.unwrap_or_default(),
                         id: r.revision_id?,
-                        summary: r.revision_summary.map(|s| commit_message(&s)),
+                        summary: r
+                            .revision_summary
+                            .map(|s| pipeline_ext::source_revision::commit_message(&s)),
                         url: r.revision_url,
                     })
                 })
@@ -179,14 +181,6 @@ impl PipelineLookup {
     }
 }
 
-/// CodeStar connections put `{"ProviderType": …, "CommitMessage": …}` in the revision summary.
-fn commit_message(summary: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(summary)
-        .ok()
-        .and_then(|v| v.get("CommitMessage")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| summary.to_string())
-}
-
 fn classify<E>(
     operation: &'static str,
     err: &aws_sdk_codepipeline::error::SdkError<E>,
@@ -199,19 +193,5 @@ where
         LookupError::Transient(failure.to_string())
     } else {
         LookupError::Permanent(failure.to_string())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::commit_message;
-
-    #[test]
-    fn reads_the_commit_message_of_a_connection_revision() {
-        assert_eq!(
-            commit_message(r#"{"ProviderType":"GitHub","CommitMessage":"Fix the login page"}"#),
-            "Fix the login page"
-        );
-        assert_eq!(commit_message("Merge branch 'main'"), "Merge branch 'main'");
     }
 }

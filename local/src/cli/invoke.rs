@@ -56,6 +56,10 @@ pub struct Args {
     /// Do not echo the function's log lines.
     #[arg(long)]
     quiet: bool,
+    /// Serve the endpoints over HTTPS with a CA made for this run, which the function trusts
+    /// through SSL_CERT_FILE and AWS_CA_BUNDLE (as it trusts AWS's certificates on Lambda).
+    #[arg(long)]
+    tls: bool,
 }
 
 /// Exit status 0 only if the job succeeded; 2 when it could not run.
@@ -75,7 +79,8 @@ async fn invoke(args: Args) -> Result<ExitCode, String> {
     let mut event: Value = serde_json::from_str(&text)
         .map_err(|e| format!("event {} is not JSON: {e}", args.event.display()))?;
     let program = resolve_program(&args)?;
-    let aws = LocalAws::start(args.state_dir.as_deref())
+    let tls = crate::tls::LocalTls::when(args.tls)?;
+    let aws = LocalAws::start_with(args.state_dir.as_deref(), tls)
         .await
         .map_err(|e| format!("cannot start local endpoints: {e}"))?;
     if let Some(path) = &args.secrets {

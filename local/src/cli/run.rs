@@ -23,6 +23,10 @@ pub struct Args {
     /// Keep S3 objects and the SQLite database in this folder (default: a temporary folder).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Serve the AWS endpoints and Slack over HTTPS with a CA made for this run, trusted by the
+    /// functions through SSL_CERT_FILE and AWS_CA_BUNDLE, as on Lambda.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// Exit status 0 when the pipeline succeeded, 1 when it failed, 2 when it could not run.
@@ -61,7 +65,8 @@ async fn run(args: Args) -> Result<bool, String> {
     };
     std::fs::create_dir_all(&state_dir)
         .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
-    let aws = LocalAws::start(Some(&state_dir))
+    let tls = crate::tls::LocalTls::when(args.tls)?;
+    let aws = LocalAws::start_with(Some(&state_dir), tls.clone())
         .await
         .map_err(|e| format!("cannot start the local endpoints: {e}"))?;
     let slack = LocalSlack::new(
@@ -70,7 +75,7 @@ async fn run(args: Args) -> Result<bool, String> {
         aws.faults.clone(),
     );
     let slack_url = slack
-        .start()
+        .start_with(tls.as_deref())
         .await
         .map_err(|e| format!("cannot start the local Slack: {e}"))?;
     let health_url = pipeline::serve_health()

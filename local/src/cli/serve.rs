@@ -13,11 +13,22 @@ pub struct Args {
     /// JSON file of secret id → value for the Secrets Manager endpoint.
     #[arg(long)]
     pub secrets: Option<PathBuf>,
+    /// Serve HTTPS with a CA made for this process; the exports include SSL_CERT_FILE and
+    /// AWS_CA_BUNDLE naming a bundle that trusts it.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// Serves until Ctrl-C; exit status 2 when the endpoints cannot start.
 pub async fn main(args: Args) -> ExitCode {
-    let aws = match LocalAws::start(args.state_dir.as_deref()).await {
+    let tls = match crate::tls::LocalTls::when(args.tls) {
+        Ok(tls) => tls,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let aws = match LocalAws::start_with(args.state_dir.as_deref(), tls).await {
         Ok(aws) => aws,
         Err(err) => {
             eprintln!("error: cannot start the local endpoints: {err}");

@@ -9,6 +9,7 @@ use super::template::{FunctionDef, Template};
 use super::{ExecutionContext, ExecutionState};
 use crate::job_invocation::run_job;
 use crate::runtime_api::{FunctionHost, FunctionSpec, Outcome};
+use md5::{Digest as _, Md5};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -43,6 +44,8 @@ struct Execution<'a> {
     variables: Variables,
     events: EventBus,
     report: Report,
+    /// The source folder zipped once, as the S3 source action delivers it (or why it cannot be).
+    source_archive: Result<Vec<u8>, String>,
 }
 
 /// The parameters `run` sets so the example pipeline runs on loopback; `--parameter` wins.
@@ -131,6 +134,8 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
         execution_id,
         artifacts: HashMap::new(),
         variables: Variables::default(),
+        source_archive: crate::zips::zip_folder(&context.options.source)
+            .map_err(|e| format!("cannot zip {}: {e}", context.options.source.display())),
     };
     execution.provision().await?;
     let succeeded = execution.run_stages().await;
@@ -230,13 +235,32 @@ impl Execution<'_> {
             .iter()
             .flat_map(|s| &s.actions)
             .find(|a| a.category == "Source");
-        aws.codepipeline.register_execution(json!({
-            "pipelineName": self.pipeline.name, "pipelineExecutionId": self.execution_id,
-            "status": "InProgress", "pipelineVersion": 1,
-            "artifactRevisions": source.map(|a| vec![json!({"name": a.outputs.first().cloned().unwrap_or_default(),
-                "revisionId": "local", "revisionSummary": format!("{} (pipeline-local run)", self.context.options.source.display())})]).unwrap_or_default(),
-            "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": "pipeline-local run"}
-        }));
+        // The revision is the archive's MD5 (its S3 ETag): the same folder is the same revision
+        // from one run to the next, so the approval can tell what changed since the last release.
+        let revision_id = match &self.source_archive {
+            Ok(bytes) => Md5::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            Err(_) => "unavailable".to_string(),
+        };
+        let options = &self.context.options;
+        let revision_summary = options
+            .revision_summary
+            .clone()
+            .unwrap_or_else(|| format!("{} (pipeline-local run)", options.source.display()));
+        aws.codepipeline.register_execution_with_sources(
+            json!({
+                "pipelineName": self.pipeline.name, "pipelineExecutionId": self.execution_id,
+                "status": "InProgress", "pipelineVersion": 1,
+                "artifactRevisions": source.map(|a| vec![json!({"name": a.outputs.first().cloned().unwrap_or_default(),
+                    "revisionId": revision_id, "revisionSummary": revision_summary})]).unwrap_or_default(),
+                "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": "pipeline-local run"}
+            }),
+            source
+                .map(|a| vec![json!({"actionName": a.name, "revisionId": revision_id, "revisionSummary": revision_summary})])
+                .unwrap_or_default(),
+        );
         self.variables.set(
             "codepipeline",
             [("PipelineExecutionId".to_string(), self.execution_id.clone())],
@@ -398,9 +422,9 @@ impl Execution<'_> {
             );
         };
         let folder = &self.context.options.source;
-        let zipped = match crate::zips::zip_folder(folder) {
-            Ok(bytes) => bytes,
-            Err(e) => return ActionResult::failed(format!("cannot zip {}: {e}", folder.display())),
+        let zipped = match &self.source_archive {
+            Ok(bytes) => bytes.clone(),
+            Err(e) => return ActionResult::failed(e.clone()),
         };
         let aws = self.context.aws;
         if let Err(e) = aws.s3.put_file(&bucket, &key, &zipped) {

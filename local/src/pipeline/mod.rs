@@ -39,6 +39,10 @@ pub struct Options {
     /// The folder the S3 source action delivers (zipped).
     #[arg(long, default_value = "examples/demo")]
     pub source: PathBuf,
+    /// The source revision's summary (what the S3 source action reads from the object's
+    /// `codepipeline-artifact-revision-summary` metadata), e.g. a commit message.
+    #[arg(long)]
+    pub revision_summary: Option<String>,
     /// Click Reject on the approval instead of Approve.
     #[arg(long)]
     pub reject: bool,

@@ -8,6 +8,12 @@ pub fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// A Slack date token for `secs` since the epoch, shown in the reader's time zone
+/// ("Yesterday at 14:02"); clients that cannot render it show the number.
+pub fn date(secs: i64) -> String {
+    format!("<!date^{secs}^{{date_short_pretty}} at {{time}}|{secs}>")
+}
+
 /// Longest URL written as a link; a longer one would crowd a text object's 3,000 characters.
 const MAX_LINK_URL: usize = 2_000;
 

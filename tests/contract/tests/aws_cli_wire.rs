@@ -7,34 +7,10 @@ mod common;
 use common::*;
 use pipeline_local::endpoints::LocalAws;
 use serde_json::{json, Value};
-use std::process::{Command, Output};
-
-fn aws_cli() -> String {
-    let cli = std::env::var("AWS_CLI").unwrap_or_else(|_| "aws".into());
-    match Command::new(&cli).arg("--version").output() {
-        Ok(out) if out.status.success() => cli,
-        _ => panic!("the AWS CLI (`{cli}`) is not installed: run the README's test command, which installs tests/requirements.txt"),
-    }
-}
+use std::process::Output;
 
 fn run_cli(endpoint: &str, args: &[&str]) -> Output {
-    let out = Command::new(aws_cli())
-        .arg("--endpoint-url")
-        .arg(endpoint)
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", TEST_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent/pipeline-local-test")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/pipeline-local-test",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_PAGER", "")
-        .output()
-        .expect("aws runs");
-    out
+    aws_cli(endpoint).args(args).output().expect("aws runs")
 }
 
 fn ok(endpoint: &str, args: &[&str]) -> String {

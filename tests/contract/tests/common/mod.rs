@@ -109,3 +109,28 @@ pub async fn assert_refused(zip: Vec<u8>, expected: &str) {
         assert_eq!(h.aws.calls.count("s3", op), 0, "{op} was called");
     }
 }
+
+/// The AWS CLI (botocore: an independent client) aimed at `endpoint`, with the test's
+/// credentials and nothing read from the machine's own AWS configuration.
+pub fn aws_cli(endpoint: &str) -> std::process::Command {
+    let cli = std::env::var("AWS_CLI").unwrap_or_else(|_| "aws".into());
+    match std::process::Command::new(&cli).arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        _ => panic!("the AWS CLI (`{cli}`) is not installed: run the README's test command, which installs tests/requirements.txt"),
+    }
+    let mut command = std::process::Command::new(cli);
+    command
+        .arg("--endpoint-url")
+        .arg(endpoint)
+        .env("AWS_ACCESS_KEY_ID", TEST_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/nonexistent/pipeline-local-test")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/pipeline-local-test",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_PAGER", "");
+    command
+}

@@ -1,5 +1,11 @@
 //! A local CodePipeline endpoint: the job and approval calls the functions make, and the
-//! execution reads (`GetPipelineExecution`, `ListActionExecutions`) pipeline-notifier makes.
+//! execution reads (`GetPipelineExecution`, `ListPipelineExecutions`, `ListActionExecutions`)
+//! the notifiers make, answered from the [`history`] of executions.
+
+mod history;
+
+use history::ExecutionHistory;
+pub use history::HISTORY_FILE;
 
 use crate::calls::CallLog;
 use crate::faults::Faults;
@@ -60,16 +66,12 @@ pub struct ApprovalRecord {
 struct Pipelines {
     jobs: HashMap<String, JobRecord>,
     approvals: HashMap<String, ApprovalRecord>,
-    /// `GetPipelineExecution` answers, by (pipeline, execution id).
-    executions: HashMap<(String, String), Value>,
-    /// `ListActionExecutions` details, by (pipeline, execution id).
-    action_executions: HashMap<(String, String), Vec<Value>>,
+    history: ExecutionHistory,
 }
 
 impl Pipelines {
     fn knows_pipeline(&self, pipeline: &str) -> bool {
-        self.executions.keys().any(|(p, _)| p == pipeline)
-            || self.action_executions.keys().any(|(p, _)| p == pipeline)
+        self.history.knows_pipeline(pipeline)
             || self.approvals.values().any(|a| a.pipeline_name == pipeline)
     }
 }
@@ -89,6 +91,17 @@ impl LocalCodePipeline {
             calls,
             faults,
         }
+    }
+
+    /// The endpoint with its execution history kept in `file` (read from it when it exists).
+    pub fn with_history_file(
+        calls: CallLog,
+        faults: Faults,
+        file: &std::path::Path,
+    ) -> std::io::Result<Self> {
+        let endpoint = Self::new(calls, faults);
+        endpoint.lock().history = ExecutionHistory::kept_in(file)?;
+        Ok(endpoint)
     }
 
     /// The endpoint's routes (awsJson 1.1).
@@ -154,28 +167,24 @@ impl LocalCodePipeline {
         self.lock().approvals.get(token).cloned()
     }
 
-    /// Makes an execution known to `GetPipelineExecution`: `execution` is its `pipelineExecution`
-    /// object (`pipelineName` and `pipelineExecutionId` required).
+    /// Makes an execution known to `GetPipelineExecution` and `ListPipelineExecutions`, started
+    /// now: `execution` is its `pipelineExecution` object (`pipelineName` and
+    /// `pipelineExecutionId` required).
     pub fn register_execution(&self, execution: Value) {
-        let key = (
-            execution["pipelineName"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            execution["pipelineExecutionId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        );
-        self.lock().executions.insert(key, execution);
+        self.register_execution_with_sources(execution, Vec::new());
+    }
+
+    /// As [`Self::register_execution`], with the `sourceRevisions` its summary lists
+    /// (`actionName`, `revisionId`, `revisionSummary`, `revisionUrl`).
+    pub fn register_execution_with_sources(&self, execution: Value, source_revisions: Vec<Value>) {
+        self.lock().history.register(execution, source_revisions);
     }
 
     /// Updates a registered execution's `status` (`InProgress`, `Succeeded`, `Failed`, …).
     pub fn set_execution_status(&self, pipeline: &str, execution_id: &str, status: &str) {
-        let key = (pipeline.to_string(), execution_id.to_string());
-        if let Some(execution) = self.lock().executions.get_mut(&key) {
-            execution["status"] = json!(status);
-        }
+        self.lock()
+            .history
+            .set_status(pipeline, execution_id, status);
     }
 
     /// Adds `ListActionExecutions` details (`actionExecutionDetail` objects) of an execution.
@@ -186,10 +195,8 @@ impl LocalCodePipeline {
         details: Vec<Value>,
     ) {
         self.lock()
-            .action_executions
-            .entry((pipeline.to_string(), execution_id.to_string()))
-            .or_default()
-            .extend(details);
+            .history
+            .add_action_executions(pipeline, execution_id, details);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pipelines> {
@@ -211,6 +218,7 @@ impl JsonService for LocalCodePipeline {
             "GetJobDetails" => get_job_details(self, request),
             "PutApprovalResult" => put_approval_result(self, request),
             "GetPipelineExecution" => get_pipeline_execution(self, request),
+            "ListPipelineExecutions" => list_pipeline_executions(self, request),
             "GetPipelineState" => get_pipeline_state(self, request),
             "ListActionExecutions" => list_action_executions(self, request),
             other => Err(ServiceError::unknown_operation(other)),
@@ -442,10 +450,7 @@ fn get_pipeline_execution(cp: &LocalCodePipeline, request: &Value) -> Result<Val
     let pipeline = str_field(request, "pipelineName")?;
     let execution_id = str_field(request, "pipelineExecutionId")?;
     let state = cp.lock();
-    match state
-        .executions
-        .get(&(pipeline.to_string(), execution_id.to_string()))
-    {
+    match state.history.get(pipeline, execution_id) {
         Some(execution) => Ok(json!({"pipelineExecution": execution})),
         None if !state.knows_pipeline(pipeline) => Err(pipeline_not_found(pipeline)),
         None => Err(invalid(
@@ -455,45 +460,28 @@ fn get_pipeline_execution(cp: &LocalCodePipeline, request: &Value) -> Result<Val
     }
 }
 
+fn list_pipeline_executions(
+    cp: &LocalCodePipeline,
+    request: &Value,
+) -> Result<Value, ServiceError> {
+    let pipeline = str_field(request, "pipelineName")?;
+    let state = cp.lock();
+    if !state.knows_pipeline(pipeline) {
+        return Err(pipeline_not_found(pipeline));
+    }
+    state.history.list(pipeline, request)
+}
+
 fn list_action_executions(cp: &LocalCodePipeline, request: &Value) -> Result<Value, ServiceError> {
     let pipeline = str_field(request, "pipelineName")?;
     let execution_id = request
         .pointer("/filter/pipelineExecutionId")
         .and_then(Value::as_str);
-    let max = request
-        .get("maxResults")
-        .and_then(Value::as_u64)
-        .unwrap_or(100);
-    if !(1..=100).contains(&max) {
-        return Err(invalid("ValidationException", "Value at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100"));
-    }
-    let start = match request.get("nextToken").and_then(Value::as_str) {
-        None => 0,
-        Some(token) => token
-            .parse::<usize>()
-            .map_err(|_| invalid("InvalidNextTokenException", "The next token is not valid"))?,
-    };
     let state = cp.lock();
     if !state.knows_pipeline(pipeline) {
         return Err(pipeline_not_found(pipeline));
     }
-    let matching: Vec<&Value> = state
-        .action_executions
-        .iter()
-        .filter(|((p, e), _)| p == pipeline && execution_id.is_none_or(|id| id == e))
-        .flat_map(|(_, details)| details.iter())
-        .collect();
-    let page: Vec<&Value> = matching
-        .iter()
-        .skip(start)
-        .take(max as usize)
-        .copied()
-        .collect();
-    let mut body = json!({"actionExecutionDetails": page});
-    if start + page.len() < matching.len() {
-        body["nextToken"] = json!((start + page.len()).to_string());
-    }
-    Ok(body)
+    state.history.list_actions(pipeline, execution_id, request)
 }
 
 fn pipeline_not_found(pipeline: &str) -> ServiceError {
