@@ -124,7 +124,9 @@ fn reject_ends_in_a_rejected_approval_and_a_failing_exit_status() {
     // pipeline-notifier explained the rejection in the execution's thread.
     assert!(text.contains("↳ reply"), "{text}");
     assert!(
-        text.contains("*Approve / ReleaseGate* (approval) was rejected by <@U0LOCALAPPROVER>"),
+        text.contains(
+            "*Approve / ReleaseGate* (approval) was rejected in Slack by <@U0LOCALAPPROVER>"
+        ),
         "{text}"
     );
     assert!(
@@ -301,5 +303,19 @@ fn approval_shows_the_changes_since_the_last_successful_run() {
     assert!(
         approval_reply(&text).contains("*Demo*: no change (`"),
         "{text}"
+    );
+}
+
+#[test]
+fn runs_the_example_pipeline_over_https_with_tls() {
+    let (out, text) = run(&["--tls"]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Pipeline pipeline-local-ExamplePipeline SUCCEEDED"),
+        "{text}"
+    );
+    assert!(
+        text.contains("*Approved* by <@U0LOCALAPPROVER>"),
+        "Slack over HTTPS too:\n{text}"
     );
 }

@@ -123,6 +123,70 @@ impl ApprovalMessages {
     }
 }
 
+/// A decision made in Slack, as approval-responder recorded it under `votes#<token>`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SlackDecision {
+    /// `Approved` or `Rejected`.
+    pub status: String,
+    /// The Slack user ids that decided.
+    pub by: Vec<String>,
+    pub reason: Option<String>,
+}
+
+impl ApprovalMessages {
+    /// The Slack decision of an approval action, when approval-responder recorded one (the
+    /// action's message index gives the token; `votes#<token>` the decision).
+    pub async fn slack_decision(
+        &self,
+        execution_id: &str,
+        stage: &str,
+        action: &str,
+    ) -> Result<Option<SlackDecision>, String> {
+        let index = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "pk",
+                AttributeValue::S(action_key(execution_id, stage, action)),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| describe("GetItem", &e))?;
+        let Some(token) = index.item().map(|i| text(i, "token")) else {
+            return Ok(None);
+        };
+        let votes = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(votes_key(&token)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| describe("GetItem", &e))?;
+        Ok(votes.item().and_then(|item| {
+            let status = text(item, "decision");
+            // "deciding" is a claim in flight, not a decision.
+            if status != "Approved" && status != "Rejected" {
+                return None;
+            }
+            Some(SlackDecision {
+                status,
+                by: item
+                    .get("decided_by")
+                    .and_then(|v| v.as_l().ok())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|u| u.as_s().ok().cloned())
+                    .collect(),
+                reason: Some(text(item, "reason")).filter(|r| !r.is_empty() && r != "-"),
+            })
+        }))
+    }
+}
+
 /// `chat.update` arguments: the message without its buttons (or tally), and how it ended.
 pub fn closed(posted: &PostedApproval, state: &str, summary: Option<&str>, at_ms: i64) -> Value {
     let secs = at_ms / 1000;

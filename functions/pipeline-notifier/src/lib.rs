@@ -340,15 +340,33 @@ impl Notifier {
             .clone()
             .unwrap_or_else(|| self.config.channel.clone());
         let mut ts = item.ts.clone();
+        // A parent Slack will not update (edit window closed, bot removed from the channel…)
+        // must not keep the failures from being explained: the replies still go out, and the
+        // invocation fails afterwards only if the update may work on a retry.
+        let mut parent_error = None;
+        let mut threaded = true;
         if let Some(current) = &ts {
             let update = json!({"channel": channel, "ts": current, "text": text, "blocks": blocks});
             match slack.call("chat.update", &update, call_deadline()).await {
                 Ok(_) => {}
-                Err(err) if err.code() == Some("message_not_found") => {
-                    tracing::warn!(execution = %id, "the parent message was deleted; posting a new one");
+                Err(err) if err.code() == Some("message_not_found") && !item.reposted => {
+                    tracing::warn!(execution = %id, "the parent message was deleted; posting a new one, once");
                     ts = None;
+                    self.store
+                        .remember(id, owner, "reposted", &["parent".to_string()])
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
-                Err(err) => return Err(err.to_string()),
+                Err(err) if err.code() == Some("message_not_found") => {
+                    tracing::warn!(execution = %id, "the parent message is gone again; not reposting it, failures are posted on their own");
+                    threaded = false;
+                }
+                Err(err) => {
+                    tracing::warn!(execution = %id, error = %err, "the parent message could not be updated; failures still go to its thread");
+                    if worth_retrying(&err) {
+                        parent_error = Some(err.to_string());
+                    }
+                }
             }
         }
         let ts = match ts {
@@ -368,7 +386,7 @@ impl Notifier {
             }
         };
         if pending.is_empty() {
-            return Ok(());
+            return parent_error.map_or(Ok(()), Err);
         }
         let failures = match self.lookup.failures(&record.pipeline, id).await {
             Ok(failures) => failures,
@@ -387,8 +405,25 @@ impl Notifier {
                 .iter()
                 .find(|(stage, name, _)| stage == &action.stage && name == &action.action)
                 .map(|(_, _, detail)| detail);
-            let (text, blocks) = message::failure_reply(action, detail);
-            let reply = json!({"channel": channel, "thread_ts": ts, "text": text, "blocks": blocks, "unfurl_links": false});
+            // Who rejected an approval comes from approval-responder's record, never from the
+            // summary text, which anyone allowed to call PutApprovalResult can write.
+            let decided = if action.is_approval() {
+                self.approvals
+                    .slack_decision(id, &action.stage, &action.action)
+                    .await
+                    .unwrap_or_else(|err| {
+                        tracing::warn!(execution = %id, error = %err, "could not read the Slack decision of the approval");
+                        None
+                    })
+            } else {
+                None
+            };
+            let (text, blocks) = message::failure_reply(action, detail, decided.as_ref());
+            let mut reply =
+                json!({"channel": channel, "text": text, "blocks": blocks, "unfurl_links": false});
+            if threaded {
+                reply["thread_ts"] = json!(ts);
+            }
             slack
                 .call("chat.postMessage", &reply, call_deadline())
                 .await
@@ -399,7 +434,7 @@ impl Notifier {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        Ok(())
+        parent_error.map_or(Ok(()), Err)
     }
 
     /// The trigger and source revisions, looked up once per execution.
@@ -427,6 +462,16 @@ impl Notifier {
             Some(serde_json::to_string(&source.clone().unwrap_or_default()).unwrap_or_default());
         source
     }
+}
+
+/// Whether a failed parent update is worth Lambda's retry: not when Slack will never let this
+/// message be edited again (`edit_window_closed`, `cant_update_message`); the next event
+/// renders the whole execution anyway.
+fn worth_retrying(err: &pipeline_ext::slack::SlackError) -> bool {
+    !matches!(
+        err.code(),
+        Some("edit_window_closed" | "cant_update_message")
+    )
 }
 
 fn log_change(change: &StateChange) {

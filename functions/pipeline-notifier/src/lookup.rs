@@ -13,6 +13,12 @@ pub struct SourceInfo {
     pub trigger: Option<String>,
     pub trigger_detail: Option<String>,
     pub revisions: Vec<Revision>,
+    /// `STANDARD` or `ROLLBACK`.
+    #[serde(default)]
+    pub execution_type: Option<String>,
+    /// For a rollback: the earlier execution whose artifacts it deploys again.
+    #[serde(default)]
+    pub rollback_target: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,6 +105,14 @@ impl PipelineLookup {
         };
         let trigger = execution.trigger.as_ref();
         Ok(SourceInfo {
+            execution_type: execution
+                .execution_type
+                .as_ref()
+                .map(|t| t.as_str().to_string()),
+            rollback_target: execution
+                .rollback_metadata
+                .as_ref()
+                .and_then(|m| m.rollback_target_pipeline_execution_id.clone()),
             trigger: trigger
                 .and_then(|t| t.trigger_type.as_ref())
                 .map(|t| t.as_str().to_string()),

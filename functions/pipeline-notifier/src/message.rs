@@ -2,6 +2,7 @@
 //! line per stage, console link), a thread reply per failed action, and the plain-text copy for
 //! the fallback topic.
 
+use crate::approval_message::SlackDecision;
 use crate::execution::{ActionRecord, ExecutionRecord};
 use crate::lookup::{FailureDetail, SourceInfo};
 use pipeline_ext::slack::mrkdwn::{escape, link, truncate};
@@ -23,15 +24,51 @@ pub fn state_emoji(state: &str) -> &'static str {
 }
 
 pub fn console_url(record: &ExecutionRecord) -> String {
+    execution_url(record, &record.execution_id)
+}
+
+/// The console page of another execution of the same pipeline.
+fn execution_url(record: &ExecutionRecord, execution_id: &str) -> String {
     let region = if record.region.is_empty() {
         "us-east-1"
     } else {
         &record.region
     };
     format!(
-        "https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{}/executions/{}/timeline?region={region}",
-        record.pipeline, record.execution_id
+        "https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{}/executions/{execution_id}/timeline?region={region}",
+        record.pipeline
     )
+}
+
+/// "Rollback (automatic) to `abcd1234`" for a rollback execution, from its type or trigger.
+fn rollback_line(record: &ExecutionRecord, source: Option<&SourceInfo>) -> Option<String> {
+    let trigger = record
+        .trigger
+        .as_ref()
+        .map(|t| t.kind.as_str())
+        .or_else(|| source.and_then(|s| s.trigger.as_deref()))
+        .unwrap_or_default();
+    let is_rollback = source.and_then(|s| s.execution_type.as_deref()) == Some("ROLLBACK")
+        || trigger.ends_with("Rollback");
+    if !is_rollback {
+        return None;
+    }
+    let how = match trigger {
+        "AutomatedRollback" => " (automatic, after a stage failed)",
+        "ManualRollback" => " (started by hand)",
+        _ => "",
+    };
+    let target = source
+        .and_then(|s| s.rollback_target.as_deref())
+        .filter(|id| id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        .map(|id| {
+            format!(
+                " to execution {}",
+                link(&execution_url(record, id), short_execution_id(id))
+            )
+        })
+        .unwrap_or_default();
+    Some(format!(":rewind: *Rollback*{how}{target}: the artifacts of the last successful run are deployed again"))
 }
 
 /// `12s`, `4m 05s`, `1h 02m`.
@@ -146,6 +183,9 @@ pub fn parent(record: &ExecutionRecord, source: Option<&SourceInfo>) -> (String,
         title.push_str(&format!(" in {}", duration(ms)));
     }
     let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": title}})];
+    if let Some(line) = rollback_line(record, source) {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": line}}));
+    }
 
     let mut about = Vec::new();
     let trigger = record
@@ -205,20 +245,13 @@ pub fn parent(record: &ExecutionRecord, source: Option<&SourceInfo>) -> (String,
     (headline(record), blocks)
 }
 
-/// Splits `Rejected in Slack by NAME (UID): reason`, the summary approval-responder records.
-fn slack_rejection(summary: &str) -> Option<(&str, &str)> {
-    let rest = summary.strip_prefix("Rejected in Slack by ")?;
-    // The display name may hold parentheses; the user id is the first "(ID): " with a Slack id.
-    rest.match_indices(" (").find_map(|(open, _)| {
-        let after = &rest[open + 2..];
-        let close = after.find("): ")?;
-        let user = &after[..close];
-        let is_id = !user.is_empty()
-            && user
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-        is_id.then(|| (user, &after[close + 3..]))
-    })
+/// A Slack user id (`U…`/`W…`, upper-case letters and digits): only those become mentions.
+fn is_slack_user_id(text: &str) -> bool {
+    (2..=32).contains(&text.len())
+        && text.starts_with(['U', 'W'])
+        && text
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 /// The last part of an IAM or STS ARN: the user or role session that acted.
@@ -230,6 +263,7 @@ fn principal(arn: &str) -> &str {
 pub fn failure_reply(
     action: &ActionRecord,
     detail: Option<&FailureDetail>,
+    decided: Option<&SlackDecision>,
 ) -> (String, Vec<Value>) {
     let summary = detail
         .and_then(|d| d.summary.as_deref())
@@ -243,11 +277,21 @@ pub fn failure_reply(
             escape(&action.stage),
             escape(&action.action)
         );
-        match summary.and_then(slack_rejection) {
-            Some((user, reason)) => {
-                head.push_str(&format!(" by <@{}>", escape(user)));
+        match decided.filter(|d| d.status == "Rejected") {
+            Some(decision) => {
+                let by: Vec<String> = decision
+                    .by
+                    .iter()
+                    .filter(|u| is_slack_user_id(u))
+                    .map(|u| format!("<@{u}>"))
+                    .collect();
+                if !by.is_empty() {
+                    head.push_str(&format!(" in Slack by {}", by.join(", ")));
+                }
                 lines.push(head);
-                lines.push(format!("> {}", escape(reason)));
+                if let Some(reason) = &decision.reason {
+                    lines.push(format!("> {}", escape(&truncate(reason, 1_000))));
+                }
             }
             None => {
                 if let Some(by) = detail.and_then(|d| d.updated_by.as_deref()) {
@@ -414,15 +458,54 @@ mod tests {
         }
     }
 
+    fn rejected_approval(summary: &str) -> ActionRecord {
+        ActionRecord {
+            stage: "Approve".into(),
+            action: "ReleaseGate".into(),
+            category: "Approval".into(),
+            provider: "Manual".into(),
+            progress: crate::execution::Progress {
+                state: "FAILED".into(),
+                attempt: 1,
+                at_ms: 0,
+            },
+            summary: Some(summary.into()),
+            url: None,
+            error_code: None,
+        }
+    }
+
     #[test]
-    fn reads_who_rejected_in_slack_and_why() {
-        assert_eq!(
-            slack_rejection(
-                "Rejected in Slack by Ana (Ops) Lopez (U0APPROVER): breaks the (old) login"
-            ),
-            Some(("U0APPROVER", "breaks the (old) login"))
+    fn names_who_rejected_from_the_slack_record() {
+        let decision = SlackDecision {
+            status: "Rejected".into(),
+            by: vec!["U0APPROVER".into()],
+            reason: Some("breaks the <!channel> login".into()),
+        };
+        let (_, blocks) = failure_reply(&rejected_approval("anything"), None, Some(&decision));
+        let text = json!(blocks).to_string();
+        assert!(
+            text.contains("was rejected in Slack by <@U0APPROVER>"),
+            "{text}"
         );
-        assert_eq!(slack_rejection("Rejected: no"), None);
+        assert!(
+            text.contains("> breaks the &lt;!channel&gt; login"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_summary_claiming_a_slack_rejection_names_nobody() {
+        // Anyone with PutApprovalResult can write this summary; it must not become a mention.
+        let forged = rejected_approval("Rejected in Slack by Boss (U0BOSS): approved by the boss");
+        let (_, blocks) = failure_reply(&forged, None, None);
+        let text = json!(blocks).to_string();
+        assert!(!text.contains("<@U0BOSS>"), "{text}");
+        assert!(!text.contains("was rejected in Slack by"), "{text}");
+        assert!(
+            text.contains("> Rejected in Slack by Boss (U0BOSS)"),
+            "quoted as text: {text}"
+        );
     }
 
     #[test]

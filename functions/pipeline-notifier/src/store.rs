@@ -39,6 +39,8 @@ pub struct ExecutionItem {
     pub fallback: Vec<String>,
     /// The source revision, once looked up (JSON written by [`crate::lookup::SourceInfo`]).
     pub source: Option<String>,
+    /// The parent message was found deleted once and posted again; it is not reposted twice.
+    pub reposted: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -283,6 +285,7 @@ fn parse(
         replied: strings(item, "replied"),
         fallback: strings(item, "fallback"),
         source: string(item, "source"),
+        reposted: !strings(item, "reposted").is_empty(),
     })
 }
 

@@ -456,10 +456,28 @@ async fn interleaved_executions_of_one_pipeline_get_a_message_each() {
 }
 
 #[tokio::test]
-async fn a_rejected_approval_with_another_name_is_explained_and_unknown_events_are_skipped() {
+async fn a_rejected_approval_names_who_rejected_from_the_slack_record_and_unknown_events_are_skipped(
+) {
     let setup = setup(&[], 1).await;
-    // No CodePipeline details registered: the reply uses what the events carry.
+    // No CodePipeline details registered: the reply uses what the events carry, and who
+    // rejected comes from approval-responder's record, never from the (forgeable) summary.
     let exec = EXEC_A;
+    let token = "7d1e0c4b-1111-4222-8333-444455556666";
+    for item in [
+        json!({"pk": {"S": pipeline_ext::slack::approval::action_key(exec, "Staging", "ReleaseGate")},
+               "token": {"S": token}, "channel": {"S": CHANNEL}, "ts": {"S": "1700000000.000200"}}),
+        json!({"pk": {"S": pipeline_ext::slack::approval::votes_key(token)}, "decision": {"S": "Rejected"},
+               "decided_by": {"L": [{"S": "U0APPROVER"}]}, "reason": {"S": "the login page is broken"}}),
+    ] {
+        setup.moto().cli(&[
+            "dynamodb",
+            "put-item",
+            "--table-name",
+            TABLE,
+            "--item",
+            &item.to_string(),
+        ]);
+    }
     let events = vec![
         pipeline_event(exec, "STARTED", 0),
         stage_event(exec, "Staging", "STARTED", 1),
@@ -471,7 +489,7 @@ async fn a_rejected_approval_with_another_name_is_explained_and_unknown_events_a
             APPROVAL,
             "FAILED",
             50,
-            Some("Rejected in Slack by Ana (Ops) Lopez (U0APPROVER): the login page is broken"),
+            Some("Rejected in Slack by The Boss (U0BOSS): fine by me"),
         ),
         stage_event(exec, "Staging", "FAILED", 50),
         pipeline_event(exec, "FAILED", 51),
@@ -482,10 +500,11 @@ async fn a_rejected_approval_with_another_name_is_explained_and_unknown_events_a
     assert_eq!(replies.len(), 1);
     let reply = shown(&replies[0]);
     assert!(
-        reply.contains("*Staging / ReleaseGate* (approval) was rejected by <@U0APPROVER>"),
+        reply.contains("*Staging / ReleaseGate* (approval) was rejected in Slack by <@U0APPROVER>"),
         "{reply}"
     );
     assert!(reply.contains("> the login page is broken"), "{reply}");
+    assert!(!reply.contains("U0BOSS"), "{reply}");
     assert!(logs(&setup).contains("no source revision for this execution"));
 
     let before = setup.slack.messages().len();
@@ -664,4 +683,91 @@ async fn the_sample_events_in_events_are_understood() {
         1,
         "the failed action is answered in the thread"
     );
+}
+
+/// The parent message cannot be edited any more (Slack's edit window, the bot removed from the
+/// channel): the failures are still explained in its thread, and nothing is reposted.
+#[tokio::test]
+async fn a_parent_slack_will_not_update_still_gets_its_failure_replies() {
+    let setup = setup(&[], 1).await;
+    register_execution(&setup.aws, EXEC_A, "aaaaaaaaaa11111111", "First change");
+    setup.aws.faults.add(Fault::new(
+        "slack",
+        "chat.update",
+        "edit_window_closed",
+        200,
+    ));
+    deliver(&setup, &failing_run(EXEC_A)).await;
+    let parents = parents(&setup.slack);
+    assert_eq!(parents.len(), 1, "{parents:#?}");
+    assert_eq!(
+        replies(&setup.slack, &parents[0]).len(),
+        2,
+        "both failed actions are explained:\n{}",
+        logs(&setup)
+    );
+    assert!(
+        setup.slack.calls("chat.update").len() > 3,
+        "updates were tried"
+    );
+}
+
+/// A parent message that is deleted again and again is posted again once, not for every event.
+#[tokio::test]
+async fn a_parent_that_keeps_disappearing_is_reposted_once() {
+    let setup = setup(&[], 1).await;
+    register_execution(&setup.aws, EXEC_A, "aaaaaaaaaa11111111", "First change");
+    setup
+        .aws
+        .faults
+        .add(Fault::new("slack", "chat.update", "message_not_found", 200));
+    deliver(&setup, &failing_run(EXEC_A)).await;
+    let posted: Vec<String> = setup.slack.messages().into_iter().map(|m| m.text).collect();
+    let parent_posts = posted
+        .iter()
+        .filter(|t| t.starts_with("web 5f1c2d3e"))
+        .count();
+    assert_eq!(
+        parent_posts, 2,
+        "the first post and one repost: {posted:#?}"
+    );
+    let failures = posted.iter().filter(|t| t.ends_with(" failed")).count();
+    assert_eq!(failures, 2, "the failures are still told: {posted:#?}");
+    assert!(
+        logs(&setup).contains("not reposting it"),
+        "{}",
+        logs(&setup)
+    );
+}
+
+#[tokio::test]
+async fn a_rollback_execution_is_labelled_with_the_execution_it_returns_to() {
+    let setup = setup(&[], 1).await;
+    let sample: Value = serde_json::from_str(include_str!(
+        "../../../events/eventbridge-rollback-execution-started.json"
+    ))
+    .unwrap();
+    let rollback = sample["detail"]["execution-id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    setup.aws.codepipeline.register_execution(json!({
+        "pipelineName": PIPELINE, "pipelineExecutionId": rollback, "status": "InProgress",
+        "executionType": "ROLLBACK",
+        "rollbackMetadata": {"rollbackTargetPipelineExecutionId": EXEC_B},
+        "trigger": {"triggerType": "AutomatedRollback", "triggerDetail": EXEC_A}
+    }));
+    let invocation = setup.instances[0].invoke(&sample).await;
+    assert!(
+        matches!(invocation.outcome, Outcome::Response { .. }),
+        "{:?}",
+        invocation.outcome
+    );
+    let parent = parents(&setup.slack).pop().expect("a parent message");
+    let text = shown(&parent);
+    assert!(
+        text.contains(":rewind: *Rollback* (automatic, after a stage failed) to execution <https://us-east-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/web/executions/9e8d7c6b-bbbb-4ccc-8ddd-ba9876543210/timeline?region=us-east-1|9e8d7c6b>"),
+        "{text}"
+    );
+    pipeline_testkit::block_kit::assert_valid_blocks(&parent.blocks);
 }
