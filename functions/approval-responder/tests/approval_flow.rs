@@ -808,3 +808,53 @@ async fn the_sample_sns_event_in_events_posts_an_approval() {
     assert_eq!(status, 200);
     assert_eq!(decision(&flow).unwrap().0, "Approved");
 }
+
+/// A sample Function URL request from events/, signed again now: Slack signs each request
+/// with the time it was sent, so a stored signature is stale by design.
+fn resigned_sample(sample: &str) -> Value {
+    let mut request: Value = serde_json::from_str(sample).unwrap();
+    let body = request["body"].as_str().unwrap().to_string();
+    let ts = now().to_string();
+    request["headers"]["x-slack-request-timestamp"] = json!(ts);
+    request["headers"]["x-slack-signature"] = json!(sign(SIGNING_SECRET, &ts, body.as_bytes()));
+    request
+}
+
+#[tokio::test]
+async fn the_sample_slack_requests_in_events_approve_and_reject() {
+    // block_actions: Approve on the sample's approval (web / Staging / ReleaseApproval, TOKEN).
+    let flow = flow(APPROVER).await;
+    notify(&flow, TOKEN).await;
+    let stale: Value = serde_json::from_str(include_str!(
+        "../../../events/slack-block-actions-approve.json"
+    ))
+    .unwrap();
+    let (status, _) = respond(&flow, &stale).await;
+    assert_eq!(status, 401, "the stored signature is refused as it stands");
+    let approve = resigned_sample(include_str!(
+        "../../../events/slack-block-actions-approve.json"
+    ));
+    let (status, _) = respond(&flow, &approve).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        decision(&flow).map(|d| d.0).as_deref(),
+        Some("Approved"),
+        "{}",
+        flow.responder.logs().join("\n")
+    );
+
+    // view_submission: the reject modal's reason, on a fresh approval.
+    let flow = self::flow(APPROVER).await;
+    notify(&flow, TOKEN).await;
+    let reject = resigned_sample(include_str!(
+        "../../../events/slack-view-submission-reject.json"
+    ));
+    let (status, _) = respond(&flow, &reject).await;
+    assert_eq!(status, 200);
+    let (status, summary) = decision(&flow).unwrap();
+    assert_eq!(status, "Rejected");
+    assert!(
+        summary.contains("The login page is broken on staging"),
+        "{summary}"
+    );
+}
