@@ -63,6 +63,14 @@ if [ -n "$unexplained" ]; then
   exit 1
 fi
 
+# The Serverless Application Repository version follows the workspace's.
+crate_version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
+sar_version=$(sed -n 's/^ *SemanticVersion: *//p' template.yaml | head -n1)
+if [ "$crate_version" != "$sar_version" ]; then
+  echo "error: template.yaml SemanticVersion ($sar_version) is not the workspace version ($crate_version)" >&2
+  exit 1
+fi
+
 step "Lint and doc gates: rustfmt, clippy, rustdoc, unused dependencies"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
