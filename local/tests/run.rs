@@ -319,3 +319,30 @@ fn runs_the_example_pipeline_over_https_with_tls() {
         "Slack over HTTPS too:\n{text}"
     );
 }
+
+#[test]
+fn fail_forces_an_actions_failure_and_the_thread_explains_it() {
+    let (out, text) = run(&["--fail", "Process.Publish"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("✗ Publish FAILED"), "{text}");
+    assert!(
+        text.contains("forced to fail by `--fail Process.Publish`; the action did not run"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("▶ Plan"),
+        "nothing runs after the failed stage:\n{text}"
+    );
+    assert!(
+        text.contains(":x: *Process / Publish*") && text.contains("↳ reply"),
+        "pipeline-notifier explains it in the execution's thread:\n{text}"
+    );
+
+    let (out, text) = run(&["--fail", "Publsh"]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("--fail Publsh: the pipeline has no such action")
+            && text.contains("Process.Publish"),
+        "{text}"
+    );
+}

@@ -116,6 +116,7 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
             missing.join(", ")
         ));
     }
+    forced_failures_exist(&pipeline, &context.options.fail)?;
     let execution_id = uuid::Uuid::new_v4().to_string();
     let mut execution = Execution {
         events: EventBus {
@@ -151,6 +152,39 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
     }
     execution.events.shutdown().await;
     Ok(succeeded)
+}
+
+/// Whether `--fail FLAG` names this action (`ACTION` or `STAGE.ACTION`).
+fn names_action(flag: &str, stage: &str, action: &ActionDef) -> bool {
+    match flag.split_once('.') {
+        Some((s, a)) => s == stage && a == action.name,
+        None => flag == action.name,
+    }
+}
+
+/// Every `--fail` names an action of the pipeline; a typo is an error, not a quiet success.
+fn forced_failures_exist(pipeline: &PipelineDef, flags: &[String]) -> Result<(), String> {
+    let actions: Vec<(&str, &ActionDef)> = pipeline
+        .stages
+        .iter()
+        .flat_map(|s| s.actions.iter().map(move |a| (s.name.as_str(), a)))
+        .collect();
+    for flag in flags {
+        if !actions
+            .iter()
+            .any(|(stage, a)| names_action(flag, stage, a))
+        {
+            let known: Vec<String> = actions
+                .iter()
+                .map(|(stage, a)| format!("{stage}.{}", a.name))
+                .collect();
+            return Err(format!(
+                "--fail {flag}: the pipeline has no such action (its actions: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Execution<'_> {
@@ -389,6 +423,17 @@ impl Execution<'_> {
     }
 
     async fn action(&mut self, stage: &str, action: &ActionDef) -> ActionResult {
+        if let Some(flag) = self
+            .context
+            .options
+            .fail
+            .iter()
+            .find(|flag| names_action(flag, stage, action))
+        {
+            return ActionResult::failed(format!(
+                "forced to fail by `--fail {flag}`; the action did not run"
+            ));
+        }
         match (
             action.category.as_str(),
             action.owner.as_str(),

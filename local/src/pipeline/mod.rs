@@ -43,6 +43,10 @@ pub struct Options {
     /// `codepipeline-artifact-revision-summary` metadata), e.g. a commit message.
     #[arg(long)]
     pub revision_summary: Option<String>,
+    /// Make this action fail instead of running it (`ACTION` or `STAGE.ACTION`, repeatable), to
+    /// see how the pipeline, the notifications and the Slack thread tell a failure.
+    #[arg(long = "fail", value_name = "ACTION")]
+    pub fail: Vec<String>,
     /// Click Reject on the approval instead of Approve.
     #[arg(long)]
     pub reject: bool,
