@@ -1,6 +1,6 @@
 //! A local CodePipeline endpoint: the job and approval calls the functions make, and the
 //! execution reads (`GetPipelineExecution`, `ListPipelineExecutions`, `ListActionExecutions`)
-//! the notifiers make, answered from the [`history`] of executions.
+//! the notifiers make, answered from the execution history (`history.rs`).
 
 mod history;
 
