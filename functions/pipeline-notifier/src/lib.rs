@@ -382,6 +382,10 @@ impl Notifier {
                 tracing::info!(execution = %id, pipeline = %record.pipeline, ts = %ts, "parent message posted");
                 // Recorded with the release, on every path, so a retry never posts a second one.
                 shown.message = Some((channel, ts.clone()));
+                if item.ts.is_none() && message::is_automated_rollback(record, source.as_ref()) {
+                    self.point_to_rollback(&slack, record, call_deadline())
+                        .await;
+                }
                 ts
             }
         };
@@ -435,6 +439,45 @@ impl Notifier {
                 .map_err(|e| e.to_string())?;
         }
         parent_error.map_or(Ok(()), Err)
+    }
+
+    /// Replies in the thread of the failed execution an automated rollback answers, so who
+    /// reads about the failure sees that it was rolled back. Best effort: the rollback's own
+    /// message says it all, this only points to it.
+    async fn point_to_rollback(
+        &self,
+        slack: &SlackClient,
+        rollback: &ExecutionRecord,
+        deadline: Instant,
+    ) {
+        let id = &rollback.execution_id;
+        let failed = match self.lookup.failed_before(&rollback.pipeline, id).await {
+            Ok(Some(failed)) => failed,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(execution = %id, error = %err, "could not find the failed execution of this rollback");
+                return;
+            }
+        };
+        let place = match self.store.load(&failed).await {
+            Ok(Some(item)) => item.channel.zip(item.ts),
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(execution = %id, error = %err, "could not read the failed execution's message");
+                None
+            }
+        };
+        let Some((channel, ts)) = place else { return };
+        let (text, blocks) = message::rollback_reply(rollback);
+        let reply = json!({"channel": channel, "thread_ts": ts, "text": text, "blocks": blocks, "unfurl_links": false});
+        match slack.call("chat.postMessage", &reply, deadline).await {
+            Ok(_) => {
+                tracing::info!(execution = %id, failed = %failed, "the failed execution's thread points to its rollback")
+            }
+            Err(err) => {
+                tracing::warn!(execution = %id, error = %err, "could not point the failed execution's thread to its rollback")
+            }
+        }
     }
 
     /// The trigger and source revisions, looked up once per execution.

@@ -135,6 +135,36 @@ impl PipelineLookup {
         })
     }
 
+    /// The execution an automated rollback answers: the latest `Failed` execution started
+    /// before it (`ListPipelineExecutions`, newest first; CodePipeline starts the rollback
+    /// right after the stage fails).
+    pub async fn failed_before(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> Result<Option<String>, LookupError> {
+        let output = within(
+            "ListPipelineExecutions",
+            self.client
+                .list_pipeline_executions()
+                .pipeline_name(pipeline)
+                .max_results(20)
+                .send(),
+        )
+        .await?;
+        let summaries = output.pipeline_execution_summaries();
+        let Some(position) = summaries
+            .iter()
+            .position(|s| s.pipeline_execution_id() == Some(execution_id))
+        else {
+            return Ok(None);
+        };
+        Ok(summaries[position + 1..]
+            .iter()
+            .find(|s| s.status().map(|st| st.as_str()) == Some("Failed"))
+            .and_then(|s| s.pipeline_execution_id().map(str::to_owned)))
+    }
+
     /// The latest failed run of each (stage, action) of the execution.
     pub async fn failures(
         &self,

@@ -40,6 +40,28 @@ fn execution_url(record: &ExecutionRecord, execution_id: &str) -> String {
     )
 }
 
+/// Whether CodePipeline started this execution to roll back a failed stage.
+pub fn is_automated_rollback(record: &ExecutionRecord, source: Option<&SourceInfo>) -> bool {
+    record.trigger.as_ref().map(|t| t.kind.as_str()) == Some("AutomatedRollback")
+        || source.and_then(|s| s.trigger.as_deref()) == Some("AutomatedRollback")
+}
+
+/// The reply in the failed execution's thread that points to its rollback.
+pub fn rollback_reply(rollback: &ExecutionRecord) -> (String, Vec<Value>) {
+    let text = format!(
+        "Rolled back by execution {}",
+        short_execution_id(&rollback.execution_id)
+    );
+    let line = format!(
+        ":rewind: *Rolled back automatically* by execution {}: the last successful release is deployed again.",
+        link(&console_url(rollback), short_execution_id(&rollback.execution_id))
+    );
+    (
+        text,
+        vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": line}})],
+    )
+}
+
 /// "Rollback (automatic) to `abcd1234`" for a rollback execution, from its type or trigger.
 fn rollback_line(record: &ExecutionRecord, source: Option<&SourceInfo>) -> Option<String> {
     let trigger = record

@@ -741,8 +741,18 @@ async fn a_parent_that_keeps_disappearing_is_reposted_once() {
 }
 
 #[tokio::test]
-async fn a_rollback_execution_is_labelled_with_the_execution_it_returns_to() {
+async fn a_rollback_execution_is_labelled_and_the_failed_executions_thread_points_to_it() {
     let setup = setup(&[], 1).await;
+    // The failed execution, told in Slack first.
+    register_execution(&setup.aws, EXEC_A, "aaaaaaaaaa11111111", "First change");
+    deliver(&setup, &failing_run(EXEC_A)).await;
+    setup
+        .aws
+        .codepipeline
+        .set_execution_status(PIPELINE, EXEC_A, "Failed");
+    let failed_parent = parents(&setup.slack)
+        .pop()
+        .expect("the failed execution's message");
     let sample: Value = serde_json::from_str(include_str!(
         "../../../events/eventbridge-rollback-execution-started.json"
     ))
@@ -764,7 +774,17 @@ async fn a_rollback_execution_is_labelled_with_the_execution_it_returns_to() {
         invocation.outcome
     );
     let parent = parents(&setup.slack).pop().expect("a parent message");
+    assert_ne!(parent.ts, failed_parent.ts);
     let text = shown(&parent);
+    let pointer = replies(&setup.slack, &failed_parent)
+        .into_iter()
+        .map(|m| shown(&m))
+        .find(|m| m.contains("Rolled back"))
+        .unwrap_or_else(|| panic!("no pointer to the rollback:\n{}", logs(&setup)));
+    assert!(
+        pointer.contains(":rewind: *Rolled back automatically* by execution <https://us-east-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/web/executions/7e2a9c41-5d3b-4f6e-9a1c-2b3d4e5f6a7b/timeline?region=us-east-1|7e2a9c41>"),
+        "{pointer}"
+    );
     assert!(
         text.contains(":rewind: *Rollback* (automatic, after a stage failed) to execution <https://us-east-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/web/executions/9e8d7c6b-bbbb-4ccc-8ddd-ba9876543210/timeline?region=us-east-1|9e8d7c6b>"),
         "{text}"
