@@ -30,7 +30,7 @@ fn run(args: &[&str]) -> (Output, String) {
 fn runs_the_example_pipeline_end_to_end() {
     let (out, text) = run(&[]);
     assert!(out.status.success(), "{text}");
-    for stage in ["Source", "Process", "Plan", "Approve", "Migrate", "Verify"] {
+    for stage in ["Source", "Process", "Plan", "Approve", "Migrate", "Deploy"] {
         assert!(
             text.contains(&format!("▶ {stage}\n")),
             "{stage} missing:\n{text}"
@@ -80,7 +80,7 @@ fn runs_the_example_pipeline_end_to_end() {
         "the approval shows the migration plan:\n{text}"
     );
     assert!(text.contains("Migrate.AppliedCount = 2"), "{text}");
-    assert!(text.contains("Publish.FilesPublished = 3"), "{text}");
+    assert!(text.contains("Publish.FilesPublished = 4"), "{text}");
     assert!(
         text.contains("invocations (continuation tokens)"),
         "the bake continues:\n{text}"
@@ -88,7 +88,7 @@ fn runs_the_example_pipeline_end_to_end() {
     // The approval's custom data got the earlier actions' output variables, the migration
     // plan's one-line summary with its lint tally among them.
     assert!(
-        text.contains("3 files published. Migrations: 2 pending migrations ("),
+        text.contains(". Migrations: 2 pending migrations ("),
         "{text}"
     );
     assert!(text.contains("lint: 0 errors"), "{text}");
@@ -118,7 +118,7 @@ fn reject_ends_in_a_rejected_approval_and_a_failing_exit_status() {
     assert!(text.contains("✗ ReleaseGate FAILED"), "{text}");
     assert!(text.contains("Rejected in Slack by local.approver (U0LOCALAPPROVER): Rejected from pipeline-local run --reject"), "{text}");
     assert!(
-        !text.contains("▶ Verify"),
+        !text.contains("▶ Deploy"),
         "nothing runs after a rejection:\n{text}"
     );
     // pipeline-notifier explained the rejection in the execution's thread.
@@ -181,7 +181,7 @@ fn database_url_applies_the_demo_migrations_to_postgres() {
 #[test]
 fn actions_it_cannot_emulate_are_skipped_not_faked() {
     let template = std::fs::read_to_string(repository().join("template.yaml")).unwrap();
-    let marker = "        - Name: Verify\n          Actions:\n";
+    let marker = "        - Name: Deploy\n          OnFailure:\n            Result: ROLLBACK\n          Actions:\n";
     assert!(template.contains(marker));
     let with_codebuild = template.replace(
         marker,
@@ -200,7 +200,7 @@ fn actions_it_cannot_emulate_are_skipped_not_faked() {
         "{text}"
     );
     assert!(
-        text.contains("SKIPPED    Verify         IntegrationTests"),
+        text.contains("SKIPPED    Deploy         IntegrationTests"),
         "{text}"
     );
 }
@@ -322,11 +322,11 @@ fn runs_the_example_pipeline_over_https_with_tls() {
 
 #[test]
 fn fail_forces_an_actions_failure_and_the_thread_explains_it() {
-    let (out, text) = run(&["--fail", "Process.Publish"]);
+    let (out, text) = run(&["--fail", "Process.Package"]);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("✗ Publish FAILED"), "{text}");
+    assert!(text.contains("✗ Package FAILED"), "{text}");
     assert!(
-        text.contains("forced to fail by `--fail Process.Publish`; the action did not run"),
+        text.contains("forced to fail by `--fail Process.Package`; the action did not run"),
         "{text}"
     );
     assert!(
@@ -334,15 +334,81 @@ fn fail_forces_an_actions_failure_and_the_thread_explains_it() {
         "nothing runs after the failed stage:\n{text}"
     );
     assert!(
-        text.contains(":x: *Process / Publish*") && text.contains("↳ reply"),
+        text.contains(":x: *Process / Package*") && text.contains("↳ reply"),
         "pipeline-notifier explains it in the execution's thread:\n{text}"
     );
 
-    let (out, text) = run(&["--fail", "Publsh"]);
+    let (out, text) = run(&["--fail", "Packge"]);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
-        text.contains("--fail Publsh: the pipeline has no such action")
-            && text.contains("Process.Publish"),
+        text.contains("--fail Packge: the pipeline has no such action")
+            && text.contains("Process.Package"),
         "{text}"
     );
+}
+
+/// The rollback story of the README: a good release, then a broken one whose health page is
+/// missing: the gate fails, Deploy (OnFailure: ROLLBACK) is rolled back in an execution of its
+/// own with the good release's artifacts, and the site serves the good release again.
+#[test]
+fn a_broken_release_fails_the_gate_and_is_rolled_back_to_the_last_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state = state.to_str().unwrap();
+    let site = dir
+        .path()
+        .join("state/s3/pipeline-local-examplesitebucket/live/site");
+
+    // No earlier success of Deploy: a failure there cannot be rolled back.
+    let (out, text) = run(&["--state-dir", state, "--fail", "Deploy.Gate"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("nothing to roll back to"), "{text}");
+
+    let (out, text) = run(&["--state-dir", state]);
+    assert!(out.status.success(), "{text}");
+    let good = std::fs::read_to_string(repository().join("examples/demo/site/index.html")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(site.join("index.html")).unwrap(),
+        good
+    );
+
+    let (out, text) = run(&["--state-dir", state, "--source", "examples/demo-broken"]);
+    assert_eq!(out.status.code(), Some(1), "the release failed:\n{text}");
+    assert!(
+        text.contains("✗ Gate FAILED") && text.contains("health.txt: status 404"),
+        "{text}"
+    );
+    assert!(
+        text.contains("↺ Rollback of stage Deploy (OnFailure: ROLLBACK)")
+            && text.contains("type ROLLBACK, trigger AutomatedRollback"),
+        "{text}"
+    );
+    assert!(text.contains("SUCCEEDED  ↺ Deploy       Publish"), "{text}");
+    assert!(text.contains("SUCCEEDED  ↺ Deploy       Gate"), "{text}");
+    assert!(
+        text.contains("Pipeline pipeline-local-ExamplePipeline FAILED")
+            && text.contains("Rollback execution ")
+            && text.trim_end().ends_with("SUCCEEDED"),
+        "{text}"
+    );
+    // The site serves the good release again, health page included.
+    assert_eq!(
+        std::fs::read_to_string(site.join("index.html")).unwrap(),
+        good
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.join("health.txt")).unwrap(),
+        "ok\n"
+    );
+    // pipeline-notifier: the rollback's own message, labelled, and a pointer to it in the
+    // failed execution's thread.
+    assert!(
+        text.contains(":rewind: *Rollback* (automatic, after a stage failed) to execution <"),
+        "{text}"
+    );
+    let failed_thread = text
+        .split("↳ reply")
+        .find(|reply| reply.contains("Rolled back automatically"))
+        .unwrap_or_else(|| panic!("no pointer to the rollback:\n{text}"));
+    assert!(failed_thread.contains(":rewind: *Rolled back automatically* by execution <"));
 }

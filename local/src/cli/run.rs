@@ -78,16 +78,16 @@ async fn run(args: Args) -> Result<bool, String> {
         .start_with(tls.as_deref())
         .await
         .map_err(|e| format!("cannot start the local Slack: {e}"))?;
-    let health_url = pipeline::serve_health()
+    let site_url = pipeline::serve_website(aws.s3.clone())
         .await
-        .map_err(|e| format!("cannot start the local health endpoint: {e}"))?;
+        .map_err(|e| format!("cannot start the local website: {e}"))?;
     let database = DatabaseTarget::new(args.database_url.as_deref(), &state_dir)?;
     let context = ExecutionContext {
         options: &args.options,
         aws: &aws,
         slack: &slack,
         slack_url,
-        health_url,
+        site_url,
         database,
         overrides,
     };

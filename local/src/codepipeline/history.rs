@@ -47,11 +47,24 @@ struct ActionRecords {
     details: Vec<Value>,
 }
 
+/// What a stage ran with in an execution where it succeeded (pipeline-local's own record, for
+/// rollbacks: `{"artifacts": {name: {bucket, key}}, "variables": {namespace: {name: value}}}`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StageInputs {
+    pipeline: String,
+    execution_id: String,
+    stage: String,
+    inputs: Value,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Stored {
     executions: Vec<ExecutionRecord>,
     action_executions: Vec<ActionRecords>,
+    #[serde(default)]
+    succeeded_stages: Vec<StageInputs>,
 }
 
 /// Every execution known to the local CodePipeline.
@@ -149,6 +162,33 @@ impl ExecutionHistory {
         self.save();
     }
 
+    /// Records what a stage ran with in an execution where it succeeded.
+    pub fn stage_succeeded(
+        &mut self,
+        pipeline: &str,
+        execution_id: &str,
+        stage: &str,
+        inputs: Value,
+    ) {
+        self.stored.succeeded_stages.push(StageInputs {
+            pipeline: pipeline.into(),
+            execution_id: execution_id.into(),
+            stage: stage.into(),
+            inputs,
+        });
+        self.save();
+    }
+
+    /// The latest execution in which `stage` succeeded, and what it ran with.
+    pub fn last_success_of_stage(&self, pipeline: &str, stage: &str) -> Option<(String, Value)> {
+        self.stored
+            .succeeded_stages
+            .iter()
+            .rev()
+            .find(|s| s.pipeline == pipeline && s.stage == stage)
+            .map(|s| (s.execution_id.clone(), s.inputs.clone()))
+    }
+
     fn find_mut(&mut self, pipeline: &str, execution_id: &str) -> Option<&mut ExecutionRecord> {
         self.stored
             .executions
@@ -182,6 +222,16 @@ impl ExecutionHistory {
             .iter()
             .find(|e| e.pipeline() == pipeline && e.id() == execution_id)
             .map(|e| &e.execution)
+    }
+
+    /// The `sourceRevisions` an execution's summary lists.
+    pub fn source_revisions(&self, pipeline: &str, execution_id: &str) -> Vec<Value> {
+        self.stored
+            .executions
+            .iter()
+            .find(|e| e.pipeline() == pipeline && e.id() == execution_id)
+            .map(|e| e.source_revisions.clone())
+            .unwrap_or_default()
     }
 
     /// `ListPipelineExecutions`: summaries newest first, paged.

@@ -187,6 +187,35 @@ impl LocalCodePipeline {
             .set_status(pipeline, execution_id, status);
     }
 
+    /// A registered execution's `GetPipelineExecution` object and its summary's
+    /// `sourceRevisions`.
+    pub fn execution(&self, pipeline: &str, execution_id: &str) -> Option<(Value, Vec<Value>)> {
+        let state = self.lock();
+        let execution = state.history.get(pipeline, execution_id)?.clone();
+        Some((
+            execution,
+            state.history.source_revisions(pipeline, execution_id),
+        ))
+    }
+
+    /// Records what a stage ran with in an execution where it succeeded (for rollbacks).
+    pub fn record_stage_success(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        stage: &str,
+        inputs: Value,
+    ) {
+        self.lock()
+            .history
+            .stage_succeeded(pipeline, execution_id, stage, inputs);
+    }
+
+    /// The latest execution in which `stage` succeeded, and what it ran with.
+    pub fn last_success_of_stage(&self, pipeline: &str, stage: &str) -> Option<(String, Value)> {
+        self.lock().history.last_success_of_stage(pipeline, stage)
+    }
+
     /// Adds `ListActionExecutions` details (`actionExecutionDetail` objects) of an execution.
     pub fn register_action_executions(
         &self,

@@ -16,6 +16,8 @@ pub struct EventBus {
     pub targets: Vec<EventTarget>,
     pub pipeline: String,
     pub execution_id: String,
+    /// `(trigger-type, trigger-detail)` of the execution's STARTED event.
+    pub trigger: (String, String),
     /// Failed deliveries, for the report.
     pub failures: Vec<String>,
 }
@@ -71,7 +73,8 @@ impl EventBus {
     pub async fn pipeline(&mut self, state: ExecutionState) {
         let mut detail = json!({"state": state.event_name()});
         if state == ExecutionState::Started {
-            detail["execution-trigger"] = json!({"trigger-type": "StartPipelineExecution", "trigger-detail": "pipeline-local run"});
+            detail["execution-trigger"] =
+                json!({"trigger-type": self.trigger.0, "trigger-detail": self.trigger.1});
         }
         self.deliver("CodePipeline Pipeline Execution State Change", detail)
             .await;

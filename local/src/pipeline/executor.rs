@@ -49,7 +49,14 @@ struct Execution<'a> {
 }
 
 /// The parameters `run` sets so the example pipeline runs on loopback; `--parameter` wins.
-fn embedded_parameters(context: &ExecutionContext) -> Vec<(String, String)> {
+fn embedded_parameters(context: &ExecutionContext, declared: &Template) -> Vec<(String, String)> {
+    // The gate checks the page the Deploy stage publishes, served from the local site bucket.
+    let health = if declared.declares("ExampleSiteBucket", "AWS::S3::Bucket") {
+        let bucket = super::template::bucket_name("ExampleSiteBucket");
+        format!("{}/{bucket}/live/site/health.txt", context.site_url)
+    } else {
+        format!("{}/health", context.site_url)
+    };
     vec![
         ("CreateExamplePipeline".into(), "true".into()),
         ("SlackSecretArn".into(), SLACK_SECRET_ARN.into()),
@@ -60,7 +67,7 @@ fn embedded_parameters(context: &ExecutionContext) -> Vec<(String, String)> {
             "DatabaseInstanceIdentifier".into(),
             DATABASE_INSTANCE.into(),
         ),
-        ("ExampleHealthCheckUrl".into(), context.health_url.clone()),
+        ("ExampleHealthCheckUrl".into(), health),
         ("ExampleBakeSeconds".into(), "3".into()),
         ("ExampleBakeIntervalSeconds".into(), "1".into()),
     ]
@@ -69,7 +76,7 @@ fn embedded_parameters(context: &ExecutionContext) -> Vec<(String, String)> {
 /// Executes the template's pipeline once; `Ok(true)` when it succeeded.
 pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
     let declared = Template::load(&context.options.template, &[]).map_err(|e| e.to_string())?;
-    let mut parameters: Vec<(String, String)> = embedded_parameters(&context)
+    let mut parameters: Vec<(String, String)> = embedded_parameters(&context, &declared)
         .into_iter()
         .filter(|(k, _)| declared.parameter(k).is_some())
         .collect();
@@ -123,6 +130,7 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
             targets: Vec::new(),
             pipeline: pipeline.name.clone(),
             execution_id: execution_id.clone(),
+            trigger: ("StartPipelineExecution".into(), "pipeline-local run".into()),
             failures: Vec::new(),
         },
         report: Report::new(&pipeline.name, &execution_id),
@@ -331,7 +339,9 @@ impl Execution<'_> {
         Ok(&self.hosts[&function.logical_id])
     }
 
-    /// Runs stage after stage, stopping at the first that fails; true when all succeeded.
+    /// Runs stage after stage, stopping at the first that fails; true when all succeeded. A
+    /// failed stage whose `OnFailure` is `ROLLBACK` is then rolled back in an execution of its
+    /// own, as CodePipeline does.
     async fn run_stages(&mut self) -> bool {
         self.report.header(
             &self.context.options.template,
@@ -340,65 +350,164 @@ impl Execution<'_> {
         );
         self.events.pipeline(ExecutionState::Started).await;
         let stages = self.pipeline.stages.clone();
-        let mut failed = false;
+        let mut failed_stage = None;
         for stage in &stages {
-            self.report.stage(&stage.name);
-            self.events
-                .stage(&stage.name, ExecutionState::Started)
-                .await;
-            let mut stage_failed = false;
-            for action in &stage.actions {
-                self.report.action_started(&stage.name, action);
-                self.events
-                    .action(&stage.name, action, ExecutionState::Started, None)
-                    .await;
-                let started = Instant::now();
-                let result = self.action(&stage.name, action).await;
-                let elapsed = started.elapsed();
-                let state = match &result.state {
-                    ActionState::Succeeded => ExecutionState::Succeeded,
-                    ActionState::Failed => ExecutionState::Failed,
-                    ActionState::Skipped => ExecutionState::Abandoned,
-                };
-                if result.state != ActionState::Skipped {
-                    let failed = result.state == ActionState::Failed;
-                    self.register_result(&stage.name, action, failed, &result.summary);
-                }
-                self.events
-                    .action(&stage.name, action, state, Some(&result.summary))
-                    .await;
-                stage_failed |= result.state == ActionState::Failed;
-                self.report
-                    .action_finished(&stage.name, action, result, elapsed);
-                if stage_failed {
-                    break;
-                }
-            }
-            let state = if stage_failed {
-                ExecutionState::Failed
+            let inputs = self.stage_inputs();
+            if self.run_stage(stage).await {
+                self.context.aws.codepipeline.record_stage_success(
+                    &self.pipeline.name,
+                    &self.execution_id,
+                    &stage.name,
+                    inputs,
+                );
             } else {
-                ExecutionState::Succeeded
-            };
-            self.events.stage(&stage.name, state).await;
-            self.report.stage_finished(&stage.name, state);
-            if stage_failed {
-                failed = true;
+                failed_stage = Some(stage);
                 break;
             }
         }
-        let state = if failed {
+        let state = if failed_stage.is_some() {
             ExecutionState::Failed
         } else {
             ExecutionState::Succeeded
         };
+        self.finish_execution(state).await;
+        self.report.pipeline_finished(state);
+        if let Some(stage) = failed_stage.filter(|s| s.on_failure.as_deref() == Some("ROLLBACK")) {
+            self.rollback(stage).await;
+        }
+        failed_stage.is_none()
+    }
+
+    /// Runs one stage's actions in `RunOrder`, stopping at the first failure; true when all
+    /// succeeded (skipped actions do not fail a stage).
+    async fn run_stage(&mut self, stage: &super::model::StageDef) -> bool {
+        self.report.stage(&stage.name);
+        self.events
+            .stage(&stage.name, ExecutionState::Started)
+            .await;
+        let mut stage_failed = false;
+        for action in &stage.actions {
+            self.report.action_started(&stage.name, action);
+            self.events
+                .action(&stage.name, action, ExecutionState::Started, None)
+                .await;
+            let started = Instant::now();
+            let result = self.action(&stage.name, action).await;
+            let elapsed = started.elapsed();
+            let state = match &result.state {
+                ActionState::Succeeded => ExecutionState::Succeeded,
+                ActionState::Failed => ExecutionState::Failed,
+                ActionState::Skipped => ExecutionState::Abandoned,
+            };
+            if result.state != ActionState::Skipped {
+                let failed = result.state == ActionState::Failed;
+                self.register_result(&stage.name, action, failed, &result.summary);
+            }
+            self.events
+                .action(&stage.name, action, state, Some(&result.summary))
+                .await;
+            stage_failed |= result.state == ActionState::Failed;
+            self.report
+                .action_finished(&stage.name, action, result, elapsed);
+            if stage_failed {
+                break;
+            }
+        }
+        let state = if stage_failed {
+            ExecutionState::Failed
+        } else {
+            ExecutionState::Succeeded
+        };
+        self.events.stage(&stage.name, state).await;
+        self.report.stage_finished(&stage.name, state);
+        !stage_failed
+    }
+
+    /// The execution's status in CodePipeline and its final event.
+    async fn finish_execution(&mut self, state: ExecutionState) {
         self.context.aws.codepipeline.set_execution_status(
             &self.pipeline.name,
             &self.execution_id,
             state.api_name(),
         );
         self.events.pipeline(state).await;
-        self.report.pipeline_finished(state);
-        !failed
+    }
+
+    /// What a stage runs with: the artifacts and variables so far.
+    fn stage_inputs(&self) -> Value {
+        let artifacts: serde_json::Map<String, Value> = self
+            .artifacts
+            .iter()
+            .map(|(name, at)| (name.clone(), json!({"bucket": at.bucket, "key": at.key})))
+            .collect();
+        json!({"artifacts": artifacts, "variables": self.variables.namespaces})
+    }
+
+    /// Rolls `stage` back: a new execution of type ROLLBACK (trigger `AutomatedRollback`) runs
+    /// the stage again with the artifacts and variables of its last successful execution.
+    async fn rollback(&mut self, stage: &super::model::StageDef) {
+        let codepipeline = &self.context.aws.codepipeline;
+        let Some((target, inputs)) =
+            codepipeline.last_success_of_stage(&self.pipeline.name, &stage.name)
+        else {
+            self.report.rollback_impossible(&stage.name);
+            return;
+        };
+        let failed_execution = self.execution_id.clone();
+        let rollback_id = uuid::Uuid::new_v4().to_string();
+        // A rollback deploys the target's revisions again.
+        let (target_execution, target_sources) = codepipeline
+            .execution(&self.pipeline.name, &target)
+            .unwrap_or_default();
+        codepipeline.register_execution_with_sources(json!({
+            "pipelineName": self.pipeline.name, "pipelineExecutionId": rollback_id,
+            "status": "InProgress", "pipelineVersion": 1,
+            "artifactRevisions": target_execution["artifactRevisions"].as_array().cloned().unwrap_or_default(),
+            "trigger": {"triggerType": "AutomatedRollback", "triggerDetail": failed_execution},
+            "executionType": "ROLLBACK",
+            "rollbackMetadata": {"rollbackTargetPipelineExecutionId": target}
+        }), target_sources);
+        self.execution_id = rollback_id.clone();
+        self.events.execution_id = rollback_id.clone();
+        self.events.trigger = ("AutomatedRollback".into(), failed_execution);
+        self.artifacts = inputs["artifacts"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, at)| {
+                let text = |k: &str| at[k].as_str().unwrap_or_default().to_string();
+                (
+                    name.clone(),
+                    ArtifactLocation {
+                        bucket: text("bucket"),
+                        key: text("key"),
+                    },
+                )
+            })
+            .collect();
+        self.variables = Variables::default();
+        for (namespace, values) in inputs["variables"].as_object().into_iter().flatten() {
+            let values = values
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()));
+            self.variables.set(namespace, values);
+        }
+        self.variables.set(
+            "codepipeline",
+            [("PipelineExecutionId".to_string(), rollback_id.clone())],
+        );
+        self.report
+            .rollback_started(&stage.name, &rollback_id, &target);
+        self.events.pipeline(ExecutionState::Started).await;
+        let state = if self.run_stage(stage).await {
+            ExecutionState::Succeeded
+        } else {
+            ExecutionState::Failed
+        };
+        self.finish_execution(state).await;
+        self.report.rollback_finished(state);
     }
 
     /// Makes an action's result visible to `ListActionExecutions`, as CodePipeline records it.

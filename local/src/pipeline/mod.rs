@@ -19,12 +19,13 @@ mod model;
 mod report;
 mod state;
 pub mod template;
+mod website;
 
 pub use approval::BOT_TOKEN as SLACK_BOT_TOKEN;
 pub use database::DatabaseTarget;
 pub use executor::execute;
-pub use report::serve_health;
 pub use state::ExecutionState;
+pub use website::serve_website;
 
 use crate::endpoints::LocalAws;
 use crate::slack::LocalSlack;
@@ -69,8 +70,8 @@ pub struct ExecutionContext<'a> {
     pub slack: &'a LocalSlack,
     /// `SLACK_API_URL` of the Slack functions.
     pub slack_url: String,
-    /// The loopback health endpoint (the example deploy gate's check).
-    pub health_url: String,
+    /// The local buckets as a website (the example deploy gate checks the published site).
+    pub site_url: String,
     /// Where migrations go.
     pub database: DatabaseTarget,
     /// Template parameters from `--parameter KEY=VALUE`; they win over the embedded defaults.

@@ -14,6 +14,8 @@ pub struct PipelineDef {
 pub struct StageDef {
     pub name: String,
     pub actions: Vec<ActionDef>,
+    /// `OnFailure.Result`: `ROLLBACK`, `FAIL` or `RETRY` (CodePipeline V2).
+    pub on_failure: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -85,6 +87,7 @@ impl PipelineDef {
             stages.push(StageDef {
                 name: stage["Name"].as_str().unwrap_or_default().to_string(),
                 actions,
+                on_failure: stage["OnFailure"]["Result"].as_str().map(str::to_owned),
             });
         }
         Ok(Self {

@@ -63,6 +63,8 @@ pub struct Report {
     timeline: Vec<TimelineEntry>,
     action_started: Option<Instant>,
     state: ExecutionState,
+    /// Set while a rollback execution runs: its timeline entries are marked.
+    rollback: Option<(String, Option<ExecutionState>)>,
 }
 
 fn seconds(d: Duration) -> String {
@@ -78,6 +80,7 @@ impl Report {
             timeline: Vec::new(),
             action_started: None,
             state: ExecutionState::Started,
+            rollback: None,
         }
     }
 
@@ -127,8 +130,12 @@ impl Report {
         for note in &result.notes {
             println!("      {note}");
         }
+        let stage = match &self.rollback {
+            Some(_) => format!("↺ {stage}"),
+            None => stage.to_string(),
+        };
         self.timeline.push(TimelineEntry {
-            stage: stage.to_string(),
+            stage,
             action: action.name.clone(),
             state,
             start,
@@ -142,6 +149,28 @@ impl Report {
 
     pub fn pipeline_finished(&mut self, state: ExecutionState) {
         self.state = state;
+    }
+
+    pub fn rollback_started(&mut self, stage: &str, execution_id: &str, target: &str) {
+        println!(
+            "↺ Rollback of stage {stage} (OnFailure: ROLLBACK): execution {execution_id}, type ROLLBACK, \
+             trigger AutomatedRollback, with the artifacts and variables of execution {target}\n"
+        );
+        self.rollback = Some((execution_id.to_string(), None));
+    }
+
+    pub fn rollback_finished(&mut self, state: ExecutionState) {
+        if let Some((_, outcome)) = &mut self.rollback {
+            *outcome = Some(state);
+        }
+    }
+
+    pub fn rollback_impossible(&self, stage: &str) {
+        println!(
+            "↺ Stage {stage} has OnFailure: ROLLBACK, but it never succeeded in an earlier \
+             execution kept in the state folder: nothing to roll back to (CodePipeline cannot \
+             either). Keep executions across runs with --state-dir DIR.\n"
+        );
     }
 
     pub fn finish(
@@ -206,6 +235,9 @@ impl Report {
             self.state,
             seconds(self.started.elapsed())
         );
+        if let Some((execution, Some(state))) = &self.rollback {
+            println!("Rollback execution {execution} {state}");
+        }
     }
 }
 
@@ -259,15 +291,4 @@ fn print_blocks(blocks: &serde_json::Value, fallback: &str, indent: &str) {
             }
         }
     }
-}
-
-/// A loopback `GET /health` answering 200 `ok`, for the example deploy gate.
-pub async fn serve_health() -> std::io::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(format!("http://{addr}/health"))
 }

@@ -122,6 +122,14 @@ impl Template {
         self.parameters.get(name).map(String::as_str)
     }
 
+    /// Whether the template declares a resource of this type under this logical id, whatever
+    /// its condition.
+    pub fn declares(&self, logical_id: &str, kind: &str) -> bool {
+        self.resources
+            .get(logical_id)
+            .is_some_and(|r| r["Type"] == kind)
+    }
+
     /// Resources whose condition holds, by logical id.
     pub fn resources(&self) -> impl Iterator<Item = (&String, &Value)> {
         self.resources.iter().filter(|(_, r)| {
