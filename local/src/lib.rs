@@ -23,5 +23,6 @@ pub mod s3;
 pub mod secretsmanager;
 pub mod service;
 pub mod slack;
+pub mod state_folder;
 pub mod tls;
 pub mod zips;

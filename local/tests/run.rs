@@ -412,3 +412,32 @@ fn a_broken_release_fails_the_gate_and_is_rolled_back_to_the_last_good_one() {
         .unwrap_or_else(|| panic!("no pointer to the rollback:\n{text}"));
     assert!(failed_thread.contains(":rewind: *Rolled back automatically* by execution <"));
 }
+
+#[test]
+fn a_second_run_on_a_state_folder_in_use_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path()).unwrap();
+    // Another process holds the folder (as a run in progress does).
+    let holder = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.path().join(".pipeline-local.lock"))
+        .unwrap();
+    holder.try_lock().unwrap();
+    let state = dir.path().to_str().unwrap();
+    let (out, text) = run(&["--state-dir", state]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("another pipeline-local process is using the state folder"),
+        "{text}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [".pipeline-local.lock"], "nothing written");
+    drop(holder);
+    let (out, text) = run(&["--state-dir", state]);
+    assert!(out.status.success(), "free again:\n{text}");
+}

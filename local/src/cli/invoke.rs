@@ -79,6 +79,11 @@ async fn invoke(args: Args) -> Result<ExitCode, String> {
     let mut event: Value = serde_json::from_str(&text)
         .map_err(|e| format!("event {} is not JSON: {e}", args.event.display()))?;
     let program = resolve_program(&args)?;
+    let _lock = args
+        .state_dir
+        .as_deref()
+        .map(crate::state_folder::lock)
+        .transpose()?;
     let tls = crate::tls::LocalTls::when(args.tls)?;
     let aws = LocalAws::start_with(args.state_dir.as_deref(), tls)
         .await

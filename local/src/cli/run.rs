@@ -63,8 +63,7 @@ async fn run(args: Args) -> Result<bool, String> {
         (None, Some(temp)) => temp.path().to_path_buf(),
         (None, None) => return Err("no state folder".into()),
     };
-    std::fs::create_dir_all(&state_dir)
-        .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    let _lock = crate::state_folder::lock(&state_dir)?;
     let tls = crate::tls::LocalTls::when(args.tls)?;
     let aws = LocalAws::start_with(Some(&state_dir), tls.clone())
         .await

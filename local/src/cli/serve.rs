@@ -21,6 +21,18 @@ pub struct Args {
 
 /// Serves until Ctrl-C; exit status 2 when the endpoints cannot start.
 pub async fn main(args: Args) -> ExitCode {
+    let _lock = match args
+        .state_dir
+        .as_deref()
+        .map(crate::state_folder::lock)
+        .transpose()
+    {
+        Ok(lock) => lock,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
     let tls = match crate::tls::LocalTls::when(args.tls) {
         Ok(tls) => tls,
         Err(err) => {

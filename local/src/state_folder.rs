@@ -1,0 +1,31 @@
+//! One pipeline-local process per state folder: two runs writing the same execution history,
+//! SQLite file and buckets would interleave their writes and lose records, so the second is
+//! refused while the first holds the folder's lock (released by the OS when the process ends,
+//! however it ends).
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::Path;
+
+/// The lock file inside a state folder.
+pub const LOCK_FILE: &str = ".pipeline-local.lock";
+
+/// Creates `dir` if needed and takes its lock; keep the returned file for as long as the folder
+/// is in use.
+pub fn lock(dir: &Path) -> Result<File, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(format!(
+            "another pipeline-local process is using the state folder {}; wait for it to end or use another --state-dir",
+            dir.display()
+        )),
+        Err(TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
