@@ -181,12 +181,12 @@ fn database_url_applies_the_demo_migrations_to_postgres() {
 #[test]
 fn actions_it_cannot_emulate_are_skipped_not_faked() {
     let template = std::fs::read_to_string(repository().join("template.yaml")).unwrap();
-    let marker = "        - Name: Deploy\n          OnFailure:\n            Result: ROLLBACK\n          Actions:\n";
+    let marker = "          Actions:\n            - Name: Publish\n";
     assert!(template.contains(marker));
     let with_codebuild = template.replace(
         marker,
         &format!(
-            "{marker}            - Name: IntegrationTests\n              ActionTypeId: {{Category: Test, Owner: AWS, Provider: CodeBuild, Version: \"1\"}}\n              Configuration: {{ProjectName: web-tests}}\n              InputArtifacts: [{{Name: Source}}]\n"
+            "          Actions:\n            - Name: IntegrationTests\n              ActionTypeId: {{Category: Test, Owner: AWS, Provider: CodeBuild, Version: \"1\"}}\n              Configuration: {{ProjectName: web-tests}}\n              InputArtifacts: [{{Name: Source}}]\n            - Name: Publish\n"
         ),
     );
     let dir = tempfile::tempdir().unwrap();
@@ -440,4 +440,113 @@ fn a_second_run_on_a_state_folder_in_use_is_refused_and_changes_nothing() {
     drop(holder);
     let (out, text) = run(&["--state-dir", state]);
     assert!(out.status.success(), "free again:\n{text}");
+}
+
+/// template.yaml with `edits` applied (each `from` must be there), written to `dir`.
+fn edited_template(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
+    let mut template = std::fs::read_to_string(repository().join("template.yaml")).unwrap();
+    for (from, to) in edits {
+        assert!(
+            template.contains(from),
+            "template.yaml no longer has {from:?}"
+        );
+        template = template.replace(from, to);
+    }
+    let path = dir.join("template.yaml");
+    std::fs::write(&path, template).unwrap();
+    path
+}
+
+#[test]
+fn an_alarm_during_the_on_success_condition_rolls_the_stage_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state = state.to_str().unwrap();
+    // The gate watches only the health page here, so the alarm is the OnSuccess rule's alone.
+    let template = edited_template(
+        dir.path(),
+        &[(
+            r#""alarms": ["${ExampleSiteErrorsAlarm}"], "#,
+            r#""alarms": [], "#,
+        )],
+    );
+    let template = template.to_str().unwrap();
+    let (out, text) = run(&["--state-dir", state, "--template", template]);
+    assert!(out.status.success(), "{text}");
+    let (out, text) = run(&[
+        "--state-dir",
+        state,
+        "--template",
+        template,
+        "--alarm",
+        "pipeline-local-publish-errors=ALARM",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("✓ Gate SUCCEEDED"), "{text}");
+    assert!(
+        text.contains("✗ OnSuccess condition of Deploy, rule NoPublishErrors (CloudWatchAlarm): alarm pipeline-local-publish-errors is in ALARM"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the stage fails on its OnSuccess condition (ROLLBACK)")
+            && text.contains("↺ Rollback of stage Deploy"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end().ends_with("SUCCEEDED") && text.contains("Rollback execution "),
+        "{text}"
+    );
+}
+
+#[test]
+fn retry_reruns_only_the_failed_actions_and_unemulated_rules_are_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = edited_template(
+        dir.path(),
+        &[
+            (
+                "          OnFailure:\n            Result: ROLLBACK\n",
+                "          OnFailure:\n            Result: RETRY\n            RetryConfiguration: {RetryMode: FAILED_ACTIONS}\n",
+            ),
+            (
+                "                      AlarmName: !Ref ExampleSiteErrorsAlarm\n                      WaitTime: \"1\"\n",
+                "                      AlarmName: !Ref ExampleSiteErrorsAlarm\n                      WaitTime: \"1\"\n                  - Name: AskTheOracle\n                    RuleTypeId: {Category: Rule, Owner: AWS, Provider: LambdaInvoke, Version: \"1\"}\n                    Configuration: {FunctionName: oracle}\n",
+            ),
+        ],
+    );
+    let template = template.to_str().unwrap();
+    let (out, text) = run(&["--template", template, "--fail", "Deploy.Gate"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("↻ OnFailure: RETRY (FAILED_ACTIONS): attempt 2 of Deploy"),
+        "{text}"
+    );
+    assert_eq!(text.matches("✓ Publish SUCCEEDED").count(), 1, "{text}");
+    assert_eq!(text.matches("✗ Gate FAILED").count(), 2, "{text}");
+    assert!(!text.contains("↺ Rollback"), "{text}");
+
+    // Passing, the LambdaInvoke rule is reported as not emulated, never as met.
+    let (out, text) = run(&["--template", template]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("⚠ OnSuccess condition of Deploy, rule AskTheOracle (LambdaInvoke): NOT EMULATED: LambdaInvoke rules"),
+        "{text}"
+    );
+
+    // A BeforeEntry rule not met keeps the stage from being entered.
+    let strict = edited_template(
+        dir.path(),
+        &[(
+            "                      Value: \"0\"\n",
+            "                      Value: \"7\"\n",
+        )],
+    );
+    let (out, text) = run(&["--template", strict.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("✗ BeforeEntry condition of Deploy, rule MigrationLintClean (VariableCheck)")
+            && text.contains("the stage is not entered (FAIL)"),
+        "{text}"
+    );
+    assert!(!text.contains("Publish SUCCEEDED"), "{text}");
 }

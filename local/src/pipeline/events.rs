@@ -18,6 +18,8 @@ pub struct EventBus {
     pub execution_id: String,
     /// `(trigger-type, trigger-detail)` of the execution's STARTED event.
     pub trigger: (String, String),
+    /// `pipeline-execution-attempt`: 2 while a stage is retried.
+    pub attempt: u32,
     /// Failed deliveries, for the report.
     pub failures: Vec<String>,
 }
@@ -47,7 +49,7 @@ impl EventBus {
         detail["pipeline"] = json!(self.pipeline);
         detail["execution-id"] = json!(self.execution_id);
         detail["version"] = json!(1);
-        detail["pipeline-execution-attempt"] = json!(1);
+        detail["pipeline-execution-attempt"] = json!(self.attempt);
         let event = json!({
             "version": "0", "id": uuid::Uuid::new_v4().to_string(), "detail-type": detail_type,
             "source": "aws.codepipeline", "account": super::template::ACCOUNT_ID, "time": now_rfc3339(),

@@ -3,7 +3,7 @@
 
 use super::approval::{self, ApprovalRequest};
 use super::events::{EventBus, EventTarget};
-use super::model::{ActionDef, PipelineDef, Variables};
+use super::model::{ActionDef, PipelineDef, StageDef, Variables};
 use super::report::{ActionResult, ActionState, Report};
 use super::template::{FunctionDef, Template};
 use super::{ExecutionContext, ExecutionState};
@@ -131,6 +131,7 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
             pipeline: pipeline.name.clone(),
             execution_id: execution_id.clone(),
             trigger: ("StartPipelineExecution".into(), "pipeline-local run".into()),
+            attempt: 1,
             failures: Vec::new(),
         },
         report: Report::new(&pipeline.name, &execution_id),
@@ -237,6 +238,16 @@ impl Execution<'_> {
                 _ => {}
             }
         }
+        for pair in &self.context.options.alarms {
+            let (name, state) = pair
+                .split_once('=')
+                .filter(|(_, s)| matches!(*s, "OK" | "ALARM" | "INSUFFICIENT_DATA"))
+                .ok_or_else(|| {
+                    format!("--alarm {pair}: expected NAME=OK|ALARM|INSUFFICIENT_DATA")
+                })?;
+            aws.cloudwatch
+                .set_alarm(name, state, "set by pipeline-local run --alarm");
+        }
         aws.secrets.put(
             SLACK_SECRET_ARN,
             json!({"bot_token": approval::BOT_TOKEN, "signing_secret": approval::SIGNING_SECRET}),
@@ -340,8 +351,8 @@ impl Execution<'_> {
     }
 
     /// Runs stage after stage, stopping at the first that fails; true when all succeeded. A
-    /// failed stage whose `OnFailure` is `ROLLBACK` is then rolled back in an execution of its
-    /// own, as CodePipeline does.
+    /// failed stage whose `OnFailure` is `ROLLBACK` (or whose `OnSuccess` condition says
+    /// `ROLLBACK`) is then rolled back in an execution of its own, as CodePipeline does.
     async fn run_stages(&mut self) -> bool {
         self.report.header(
             &self.context.options.template,
@@ -350,43 +361,111 @@ impl Execution<'_> {
         );
         self.events.pipeline(ExecutionState::Started).await;
         let stages = self.pipeline.stages.clone();
-        let mut failed_stage = None;
+        let mut failed = None;
         for stage in &stages {
             let inputs = self.stage_inputs();
-            if self.run_stage(stage).await {
-                self.context.aws.codepipeline.record_stage_success(
+            match self.run_stage_with_conditions(stage, true).await {
+                None => self.context.aws.codepipeline.record_stage_success(
                     &self.pipeline.name,
                     &self.execution_id,
                     &stage.name,
                     inputs,
-                );
-            } else {
-                failed_stage = Some(stage);
-                break;
+                ),
+                Some(roll_back) => {
+                    failed = Some((stage, roll_back));
+                    break;
+                }
             }
         }
-        let state = if failed_stage.is_some() {
+        let state = if failed.is_some() {
             ExecutionState::Failed
         } else {
             ExecutionState::Succeeded
         };
         self.finish_execution(state).await;
         self.report.pipeline_finished(state);
-        if let Some(stage) = failed_stage.filter(|s| s.on_failure.as_deref() == Some("ROLLBACK")) {
+        if let Some((stage, true)) = failed {
             self.rollback(stage).await;
         }
-        failed_stage.is_none()
+        failed.is_none()
     }
 
-    /// Runs one stage's actions in `RunOrder`, stopping at the first failure; true when all
-    /// succeeded (skipped actions do not fail a stage).
-    async fn run_stage(&mut self, stage: &super::model::StageDef) -> bool {
+    /// One stage as CodePipeline V2 runs it: `BeforeEntry` conditions, the actions, one
+    /// automatic retry when `OnFailure` says `RETRY`, then `OnSuccess` conditions. `None` when
+    /// the stage succeeded, else whether it is to be rolled back.
+    async fn run_stage_with_conditions(&mut self, stage: &StageDef, checked: bool) -> Option<bool> {
         self.report.stage(&stage.name);
+        let no_conditions = Vec::new();
+        let (before_entry, on_success) = if checked {
+            (&stage.before_entry, &stage.on_success)
+        } else {
+            (&no_conditions, &no_conditions)
+        };
+        if let Some((result, why)) = super::conditions::first_unmet(
+            "BeforeEntry",
+            &stage.name,
+            before_entry,
+            &self.variables,
+            self.context.aws,
+        ) {
+            println!("  the stage is not entered ({result}): {why}");
+            self.events.stage(&stage.name, ExecutionState::Failed).await;
+            self.report
+                .stage_finished(&stage.name, ExecutionState::Failed);
+            return Some(false);
+        }
         self.events
             .stage(&stage.name, ExecutionState::Started)
             .await;
-        let mut stage_failed = false;
+        let mut succeeded = Vec::new();
+        let mut ok = self.run_actions(stage, &mut succeeded).await;
+        if !ok && stage.on_failure.as_deref() == Some("RETRY") {
+            if stage.retry_mode == "ALL_ACTIONS" {
+                succeeded.clear();
+            }
+            println!(
+                "  ↻ OnFailure: RETRY ({}): attempt 2 of {}",
+                stage.retry_mode, stage.name
+            );
+            self.events.attempt = 2;
+            self.events
+                .stage(&stage.name, ExecutionState::Started)
+                .await;
+            ok = self.run_actions(stage, &mut succeeded).await;
+        }
+        let mut roll_back = stage.on_failure.as_deref() == Some("ROLLBACK");
+        if ok {
+            if let Some((result, why)) = super::conditions::first_unmet(
+                "OnSuccess",
+                &stage.name,
+                on_success,
+                &self.variables,
+                self.context.aws,
+            ) {
+                println!("  the stage fails on its OnSuccess condition ({result}): {why}");
+                ok = false;
+                roll_back = result == "ROLLBACK";
+            }
+        }
+        let state = if ok {
+            ExecutionState::Succeeded
+        } else {
+            ExecutionState::Failed
+        };
+        self.events.stage(&stage.name, state).await;
+        self.events.attempt = 1;
+        self.report.stage_finished(&stage.name, state);
+        (!ok).then_some(roll_back)
+    }
+
+    /// Runs a stage's actions in `RunOrder`, skipping those in `succeeded` (a retry of failed
+    /// actions) and adding the ones that succeed; stops at the first failure. True when none
+    /// failed (skipped actions do not fail a stage).
+    async fn run_actions(&mut self, stage: &StageDef, succeeded: &mut Vec<String>) -> bool {
         for action in &stage.actions {
+            if succeeded.contains(&action.name) {
+                continue;
+            }
             self.report.action_started(&stage.name, action);
             self.events
                 .action(&stage.name, action, ExecutionState::Started, None)
@@ -399,28 +478,21 @@ impl Execution<'_> {
                 ActionState::Failed => ExecutionState::Failed,
                 ActionState::Skipped => ExecutionState::Abandoned,
             };
+            let failed = result.state == ActionState::Failed;
             if result.state != ActionState::Skipped {
-                let failed = result.state == ActionState::Failed;
                 self.register_result(&stage.name, action, failed, &result.summary);
             }
             self.events
                 .action(&stage.name, action, state, Some(&result.summary))
                 .await;
-            stage_failed |= result.state == ActionState::Failed;
             self.report
                 .action_finished(&stage.name, action, result, elapsed);
-            if stage_failed {
-                break;
+            if failed {
+                return false;
             }
+            succeeded.push(action.name.clone());
         }
-        let state = if stage_failed {
-            ExecutionState::Failed
-        } else {
-            ExecutionState::Succeeded
-        };
-        self.events.stage(&stage.name, state).await;
-        self.report.stage_finished(&stage.name, state);
-        !stage_failed
+        true
     }
 
     /// The execution's status in CodePipeline and its final event.
@@ -445,7 +517,7 @@ impl Execution<'_> {
 
     /// Rolls `stage` back: a new execution of type ROLLBACK (trigger `AutomatedRollback`) runs
     /// the stage again with the artifacts and variables of its last successful execution.
-    async fn rollback(&mut self, stage: &super::model::StageDef) {
+    async fn rollback(&mut self, stage: &StageDef) {
         let codepipeline = &self.context.aws.codepipeline;
         let Some((target, inputs)) =
             codepipeline.last_success_of_stage(&self.pipeline.name, &stage.name)
@@ -501,10 +573,11 @@ impl Execution<'_> {
         self.report
             .rollback_started(&stage.name, &rollback_id, &target);
         self.events.pipeline(ExecutionState::Started).await;
-        let state = if self.run_stage(stage).await {
-            ExecutionState::Succeeded
-        } else {
-            ExecutionState::Failed
+        // The rollback restores what worked; gating it on the conditions that just failed
+        // would keep the broken release in place.
+        let state = match self.run_stage_with_conditions(stage, false).await {
+            None => ExecutionState::Succeeded,
+            Some(_) => ExecutionState::Failed,
         };
         self.finish_execution(state).await;
         self.report.rollback_finished(state);

@@ -12,6 +12,7 @@
 //! targets. Action types it cannot emulate are shown as skipped, never as succeeded.
 
 mod approval;
+mod conditions;
 mod database;
 mod events;
 mod executor;
@@ -48,6 +49,10 @@ pub struct Options {
     /// see how the pipeline, the notifications and the Slack thread tell a failure.
     #[arg(long = "fail", value_name = "ACTION")]
     pub fail: Vec<String>,
+    /// Set a CloudWatch alarm's state for the run (`NAME=ALARM|OK|INSUFFICIENT_DATA`, repeatable),
+    /// to see the deploy gate and `CloudWatchAlarm` conditions react.
+    #[arg(long = "alarm", value_name = "NAME=STATE")]
+    pub alarms: Vec<String>,
     /// Click Reject on the approval instead of Approve.
     #[arg(long)]
     pub reject: bool,

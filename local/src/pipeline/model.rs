@@ -16,6 +16,66 @@ pub struct StageDef {
     pub actions: Vec<ActionDef>,
     /// `OnFailure.Result`: `ROLLBACK`, `FAIL` or `RETRY` (CodePipeline V2).
     pub on_failure: Option<String>,
+    /// `OnFailure.RetryConfiguration.RetryMode`: `FAILED_ACTIONS` (default) or `ALL_ACTIONS`.
+    pub retry_mode: String,
+    /// `BeforeEntry.Conditions`: checked before the stage runs.
+    pub before_entry: Vec<ConditionDef>,
+    /// `OnSuccess.Conditions`: checked after the stage succeeded.
+    pub on_success: Vec<ConditionDef>,
+}
+
+/// A stage condition: when any of its rules is not met, `result` happens.
+#[derive(Clone, Debug)]
+pub struct ConditionDef {
+    /// `FAIL`, `ROLLBACK`, `SKIP`…
+    pub result: String,
+    pub rules: Vec<RuleDef>,
+}
+
+/// One rule of a condition.
+#[derive(Clone, Debug)]
+pub struct RuleDef {
+    pub name: String,
+    /// `RuleTypeId.Provider`: `VariableCheck`, `CloudWatchAlarm`, `LambdaInvoke`, …
+    pub provider: String,
+    pub configuration: Map<String, Value>,
+}
+
+impl RuleDef {
+    pub fn config(&self, key: &str) -> Option<String> {
+        match self.configuration.get(key)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    }
+}
+
+fn conditions(block: &Value) -> Vec<ConditionDef> {
+    block["Conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|condition| ConditionDef {
+            result: condition["Result"].as_str().unwrap_or("FAIL").to_string(),
+            rules: condition["Rules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|rule| RuleDef {
+                    name: rule["Name"].as_str().unwrap_or_default().to_string(),
+                    provider: rule["RuleTypeId"]["Provider"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    configuration: rule["Configuration"]
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug)]
@@ -88,6 +148,12 @@ impl PipelineDef {
                 name: stage["Name"].as_str().unwrap_or_default().to_string(),
                 actions,
                 on_failure: stage["OnFailure"]["Result"].as_str().map(str::to_owned),
+                retry_mode: stage["OnFailure"]["RetryConfiguration"]["RetryMode"]
+                    .as_str()
+                    .unwrap_or("FAILED_ACTIONS")
+                    .to_string(),
+                before_entry: conditions(&stage["BeforeEntry"]),
+                on_success: conditions(&stage["OnSuccess"]),
             });
         }
         Ok(Self {
