@@ -180,18 +180,14 @@ fn database_url_applies_the_demo_migrations_to_postgres() {
 
 #[test]
 fn actions_it_cannot_emulate_are_skipped_not_faked() {
-    let template = std::fs::read_to_string(repository().join("template.yaml")).unwrap();
-    let marker = "          Actions:\n            - Name: Publish\n";
-    assert!(template.contains(marker));
-    let with_codebuild = template.replace(
-        marker,
-        &format!(
-            "          Actions:\n            - Name: IntegrationTests\n              ActionTypeId: {{Category: Test, Owner: AWS, Provider: CodeBuild, Version: \"1\"}}\n              Configuration: {{ProjectName: web-tests}}\n              InputArtifacts: [{{Name: Source}}]\n            - Name: Publish\n"
-        ),
-    );
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("template.yaml");
-    std::fs::write(&path, with_codebuild).unwrap();
+    let path = edited_template(
+        dir.path(),
+        &[(
+            "          Actions:\n            - Name: Publish\n",
+            "          Actions:\n            - Name: IntegrationTests\n              ActionTypeId: {Category: Test, Owner: AWS, Provider: CodeBuild, Version: \"1\"}\n              Configuration: {ProjectName: web-tests}\n              InputArtifacts: [{Name: Source}]\n            - Name: Publish\n",
+        )],
+    );
     let (out, text) = run(&["--template", path.to_str().unwrap()]);
     assert!(out.status.success(), "{text}");
     assert!(

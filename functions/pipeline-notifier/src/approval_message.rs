@@ -50,33 +50,15 @@ impl ApprovalMessages {
         action: &str,
     ) -> Result<Option<PostedApproval>, String> {
         let key = action_key(execution_id, stage, action);
-        let index = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| describe("GetItem", &e))?;
-        let Some(index) = index.item() else {
+        let Some(index) = self.read(&key).await? else {
             return Ok(None);
         };
         if index.contains_key("closed_at") {
             return Ok(None);
         }
-        let token = text(index, "token");
-        let votes = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(votes_key(&token)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| describe("GetItem", &e))?;
+        let votes = self.read(&votes_key(&text(&index, "token"))).await?;
         // Decided (or being decided) in Slack: approval-responder rewrote it.
-        if votes.item().is_some_and(|v| v.contains_key("decision")) {
+        if votes.is_some_and(|v| v.contains_key("decision")) {
             return Ok(None);
         }
         let claimed = self
@@ -102,6 +84,19 @@ impl ApprovalMessages {
             Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(None),
             Err(err) => Err(describe("UpdateItem", &err)),
         }
+    }
+
+    /// One item of the table, read consistently.
+    async fn read(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, String> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map(|output| output.item)
+            .map_err(|e| describe("GetItem", &e))
     }
 
     /// Gives the claim back when Slack did not take the rewrite, so a repeat event retries.
@@ -142,31 +137,11 @@ impl ApprovalMessages {
         stage: &str,
         action: &str,
     ) -> Result<Option<SlackDecision>, String> {
-        let index = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(
-                "pk",
-                AttributeValue::S(action_key(execution_id, stage, action)),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| describe("GetItem", &e))?;
-        let Some(token) = index.item().map(|i| text(i, "token")) else {
+        let Some(index) = self.read(&action_key(execution_id, stage, action)).await? else {
             return Ok(None);
         };
-        let votes = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(votes_key(&token)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| describe("GetItem", &e))?;
-        Ok(votes.item().and_then(|item| {
+        let votes = self.read(&votes_key(&text(&index, "token"))).await?;
+        Ok(votes.as_ref().and_then(|item| {
             let status = text(item, "decision");
             // "deciding" is a claim in flight, not a decision.
             if status != "Approved" && status != "Rejected" {
