@@ -546,3 +546,43 @@ fn retry_reruns_only_the_failed_actions_and_unemulated_rules_are_said() {
     );
     assert!(!text.contains("Publish SUCCEEDED"), "{text}");
 }
+
+/// `(start, took)` in seconds of a stage's action in the run's timeline.
+fn timeline_entry(text: &str, stage: &str, action: &str) -> (f64, f64) {
+    let timeline = text.split("\nTimeline\n").nth(1).expect("a timeline");
+    let line = timeline
+        .lines()
+        .find(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.len() >= 8 && words[6] == stage && words[7] == action
+        })
+        .unwrap_or_else(|| panic!("{stage} {action} not in the timeline:\n{timeline}"));
+    let numbers: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|w| w.trim_start_matches('+').parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+#[test]
+fn actions_of_the_same_run_order_run_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = edited_template(
+        dir.path(),
+        &[(
+            "              OutputArtifacts: [{Name: Site}, {Name: Release}]\n",
+            "              OutputArtifacts: [{Name: Site}, {Name: Release}]\n            - Name: Lint\n              RunOrder: 1\n              ActionTypeId: {Category: Invoke, Owner: AWS, Provider: Lambda, Version: \"1\"}\n              Configuration:\n                FunctionName: !Ref MigrationRunnerFunction\n                UserParameters: !Sub '{\"database_secret_arn\": \"${DatabaseSecretArn}\", \"input\": \"Source\", \"path\": \"migrations\", \"mode\": \"plan\"}'\n              InputArtifacts: [{Name: Source}]\n",
+        )],
+    );
+    let (out, text) = run(&["--template", template.to_str().unwrap()]);
+    assert!(out.status.success(), "{text}");
+    let (package_start, package_took) = timeline_entry(&text, "Process", "Package");
+    let (lint_start, lint_took) = timeline_entry(&text, "Process", "Lint");
+    // Each began before the other ended: they overlapped.
+    assert!(lint_start < package_start + package_took, "{text}");
+    assert!(package_start < lint_start + lint_took, "{text}");
+    // RunOrder 2 (Publish in Deploy) still waits for RunOrder 1 of its stage.
+    let (publish_start, publish_took) = timeline_entry(&text, "Deploy", "Publish");
+    let (gate_start, _) = timeline_entry(&text, "Deploy", "Gate");
+    assert!(gate_start >= publish_start + publish_took - 0.01, "{text}");
+}

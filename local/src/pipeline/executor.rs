@@ -31,6 +31,16 @@ pub struct ArtifactLocation {
     pub key: String,
 }
 
+/// A Lambda invoke action's job, ready to run.
+struct PreparedJob {
+    /// The logical id of the function (its instance in `Execution::hosts`).
+    function: String,
+    /// Its binary, for messages.
+    binary: String,
+    event: Value,
+    outputs: Vec<(String, ArtifactLocation)>,
+}
+
 /// One execution of the pipeline, as it progresses.
 struct Execution<'a> {
     context: &'a ExecutionContext<'a>,
@@ -459,40 +469,116 @@ impl Execution<'_> {
     }
 
     /// Runs a stage's actions in `RunOrder`, skipping those in `succeeded` (a retry of failed
-    /// actions) and adding the ones that succeed; stops at the first failure. True when none
-    /// failed (skipped actions do not fail a stage).
+    /// actions) and adding the ones that succeed; actions of the same `RunOrder` run side by
+    /// side, as CodePipeline runs them. Stops after the first group with a failure. True when
+    /// none failed (skipped actions do not fail a stage).
     async fn run_actions(&mut self, stage: &StageDef, succeeded: &mut Vec<String>) -> bool {
-        for action in &stage.actions {
-            if succeeded.contains(&action.name) {
-                continue;
+        let pending: Vec<&ActionDef> = stage
+            .actions
+            .iter()
+            .filter(|a| !succeeded.contains(&a.name))
+            .collect();
+        let mut groups: Vec<Vec<&ActionDef>> = Vec::new();
+        for action in pending {
+            match groups.last_mut() {
+                Some(group) if group[0].run_order == action.run_order => group.push(action),
+                _ => groups.push(vec![action]),
             }
-            self.report.action_started(&stage.name, action);
-            self.events
-                .action(&stage.name, action, ExecutionState::Started, None)
-                .await;
-            let started = Instant::now();
-            let result = self.action(&stage.name, action).await;
-            let elapsed = started.elapsed();
-            let state = match &result.state {
-                ActionState::Succeeded => ExecutionState::Succeeded,
-                ActionState::Failed => ExecutionState::Failed,
-                ActionState::Skipped => ExecutionState::Abandoned,
-            };
-            let failed = result.state == ActionState::Failed;
-            if result.state != ActionState::Skipped {
-                self.register_result(&stage.name, action, failed, &result.summary);
+        }
+        for group in groups {
+            let mut started = Vec::new();
+            for action in &group {
+                self.report.action_started(&stage.name, action);
+                self.events
+                    .action(&stage.name, action, ExecutionState::Started, None)
+                    .await;
+                started.push(Instant::now());
             }
-            self.events
-                .action(&stage.name, action, state, Some(&result.summary))
-                .await;
-            self.report
-                .action_finished(&stage.name, action, result, elapsed);
-            if failed {
+            let results = self.run_group(&stage.name, &group).await;
+            let mut group_failed = false;
+            for ((action, result), began) in group.iter().zip(results).zip(started) {
+                let state = match &result.state {
+                    ActionState::Succeeded => ExecutionState::Succeeded,
+                    ActionState::Failed => ExecutionState::Failed,
+                    ActionState::Skipped => ExecutionState::Abandoned,
+                };
+                let failed = result.state == ActionState::Failed;
+                if result.state != ActionState::Skipped {
+                    self.register_result(&stage.name, action, failed, &result.summary);
+                }
+                self.events
+                    .action(&stage.name, action, state, Some(&result.summary))
+                    .await;
+                self.report
+                    .action_finished(&stage.name, action, result, began);
+                if failed {
+                    group_failed = true;
+                } else {
+                    succeeded.push(action.name.clone());
+                }
+            }
+            if group_failed {
                 return false;
             }
-            succeeded.push(action.name.clone());
         }
         true
+    }
+
+    /// Runs the actions of one `RunOrder`: Lambda invoke actions of different functions at
+    /// the same time (one local instance per function, so two actions of one function take
+    /// turns), every other kind one after another. Results in the group's order.
+    async fn run_group(&mut self, stage: &str, group: &[&ActionDef]) -> Vec<ActionResult> {
+        if group.len() == 1 {
+            return vec![self.action(stage, group[0]).await];
+        }
+        let mut results: Vec<Option<ActionResult>> = (0..group.len()).map(|_| None).collect();
+        let mut prepared = Vec::new();
+        let mut functions_taken = Vec::new();
+        for (i, action) in group.iter().enumerate() {
+            let parallel = matches!(
+                (
+                    action.category.as_str(),
+                    action.owner.as_str(),
+                    action.provider.as_str()
+                ),
+                ("Invoke", "AWS", "Lambda")
+            ) && self.forced_failure(stage, action).is_none();
+            if !parallel {
+                continue;
+            }
+            match self.prepare_invoke(action).await {
+                Ok(job) if !functions_taken.contains(&job.function) => {
+                    functions_taken.push(job.function.clone());
+                    prepared.push((i, job));
+                }
+                // Same function as another action of the group: it runs after them.
+                Ok(_) => {}
+                Err(result) => results[i] = Some(result),
+            }
+        }
+        let aws = self.context.aws;
+        let hosts = &self.hosts;
+        let jobs = prepared.iter().map(|(_, job)| {
+            let host = &hosts[&job.function];
+            let snapshots_before: Vec<String> =
+                aws.rds.snapshots().into_iter().map(|s| s.id).collect();
+            async move {
+                (
+                    run_job(aws, host, job.event.clone(), 1000).await,
+                    snapshots_before,
+                )
+            }
+        });
+        let finished = futures_util::future::join_all(jobs).await;
+        for ((i, job), (outcome, snapshots_before)) in prepared.into_iter().zip(finished) {
+            results[i] = Some(self.finish_invoke(group[i], job, outcome, snapshots_before));
+        }
+        for (i, action) in group.iter().enumerate() {
+            if results[i].is_none() {
+                results[i] = Some(self.action(stage, action).await);
+            }
+        }
+        results.into_iter().flatten().collect()
     }
 
     /// The execution's status in CodePipeline and its final event.
@@ -604,14 +690,17 @@ impl Execution<'_> {
         );
     }
 
-    async fn action(&mut self, stage: &str, action: &ActionDef) -> ActionResult {
-        if let Some(flag) = self
-            .context
+    /// The `--fail` flag naming this action, if any.
+    fn forced_failure(&self, stage: &str, action: &ActionDef) -> Option<&String> {
+        self.context
             .options
             .fail
             .iter()
             .find(|flag| names_action(flag, stage, action))
-        {
+    }
+
+    async fn action(&mut self, stage: &str, action: &ActionDef) -> ActionResult {
+        if let Some(flag) = self.forced_failure(stage, action) {
             return ActionResult::failed(format!(
                 "forced to fail by `--fail {flag}`; the action did not run"
             ));
@@ -687,13 +776,28 @@ impl Execution<'_> {
     }
 
     async fn invoke(&mut self, action: &ActionDef) -> ActionResult {
+        let job = match self.prepare_invoke(action).await {
+            Ok(job) => job,
+            Err(result) => return result,
+        };
+        let aws = self.context.aws;
+        let snapshots_before: Vec<String> = aws.rds.snapshots().into_iter().map(|s| s.id).collect();
+        let outcome = run_job(aws, &self.hosts[&job.function], job.event.clone(), 1000).await;
+        self.finish_invoke(action, job, outcome, snapshots_before)
+    }
+
+    /// The job of a Lambda invoke action, its function's instance started; the failure to
+    /// report when it cannot be made (no such function, an unresolved variable…).
+    async fn prepare_invoke(&mut self, action: &ActionDef) -> Result<PreparedJob, ActionResult> {
         let Some(reference) = action.config("FunctionName") else {
-            return ActionResult::failed("the Lambda invoke action has no FunctionName".into());
+            return Err(ActionResult::failed(
+                "the Lambda invoke action has no FunctionName".into(),
+            ));
         };
         let Some(function) = self.function(&reference).cloned() else {
-            return ActionResult::skipped(format!(
+            return Err(ActionResult::skipped(format!(
                 "FunctionName {reference} is not a function of this template"
-            ));
+            )));
         };
         let user_parameters = match action
             .config("UserParameters")
@@ -701,16 +805,16 @@ impl Execution<'_> {
             .transpose()
         {
             Ok(p) => p,
-            Err(e) => return ActionResult::failed(e),
+            Err(e) => return Err(ActionResult::failed(e)),
         };
         let mut inputs = Vec::new();
         for name in &action.inputs {
             match self.artifacts.get(name) {
                 Some(location) => inputs.push(artifact_json(name, location)),
                 None => {
-                    return ActionResult::failed(format!(
+                    return Err(ActionResult::failed(format!(
                         "input artifact {name} was not produced by an earlier action"
-                    ))
+                    )))
                 }
             }
         }
@@ -732,13 +836,27 @@ impl Execution<'_> {
                 "outputArtifacts": outputs.iter().map(|(n, l)| artifact_json(n, l)).collect::<Vec<_>>()
             }
         }});
+        self.host(&function).await.map_err(ActionResult::failed)?;
+        Ok(PreparedJob {
+            function: function.logical_id.clone(),
+            binary: function.binary.clone(),
+            event,
+            outputs,
+        })
+    }
+
+    /// What a finished job means for the action: its result, output variables and artifacts.
+    fn finish_invoke(
+        &mut self,
+        action: &ActionDef,
+        job: PreparedJob,
+        outcome: Result<crate::job_invocation::JobRun, crate::job_invocation::JobEventError>,
+        snapshots_before: Vec<String>,
+    ) -> ActionResult {
         let aws = self.context.aws;
-        let host = match self.host(&function).await {
-            Ok(host) => host,
-            Err(e) => return ActionResult::failed(e),
-        };
-        let snapshots_before: Vec<String> = aws.rds.snapshots().into_iter().map(|s| s.id).collect();
-        let job = match run_job(aws, host, event, 1000).await {
+        let outputs = job.outputs;
+        let binary = job.binary;
+        let job = match outcome {
             Ok(job) => job,
             Err(e) => return ActionResult::failed(e.to_string()),
         };
@@ -811,9 +929,9 @@ impl Execution<'_> {
             }
             _ => match job.invocations.last().map(|i| &i.outcome) {
                 Some(Outcome::Timeout) => {
-                    format!("{} timed out without reporting a result", function.binary)
+                    format!("{binary} timed out without reporting a result")
                 }
-                Some(other) => format!("{} reported no result: {other:?}", function.binary),
+                Some(other) => format!("{binary} reported no result: {other:?}"),
                 None => "the function was not invoked".to_string(),
             },
         };

@@ -61,7 +61,6 @@ pub struct Report {
     execution_id: String,
     started: Instant,
     timeline: Vec<TimelineEntry>,
-    action_started: Option<Instant>,
     state: ExecutionState,
     /// Set while a rollback execution runs: its timeline entries are marked.
     rollback: Option<(String, Option<ExecutionState>)>,
@@ -78,7 +77,6 @@ impl Report {
             execution_id: execution_id.to_string(),
             started: Instant::now(),
             timeline: Vec::new(),
-            action_started: None,
             state: ExecutionState::Started,
             rollback: None,
         }
@@ -101,21 +99,20 @@ impl Report {
     }
 
     pub fn action_started(&mut self, _stage: &str, action: &ActionDef) {
-        self.action_started = Some(Instant::now());
         println!("  … {} ({})", action.name, action.kind());
     }
 
+    /// An action's end; `started` is when it began, so actions that ran side by side show
+    /// their overlap in the timeline.
     pub fn action_finished(
         &mut self,
         stage: &str,
         action: &ActionDef,
         result: ActionResult,
-        took: Duration,
+        started: Instant,
     ) {
-        let start = self
-            .action_started
-            .map(|s| s.duration_since(self.started))
-            .unwrap_or_default();
+        let took = started.elapsed();
+        let start = started.saturating_duration_since(self.started);
         let (mark, state) = match result.state {
             ActionState::Succeeded => ("✓", "SUCCEEDED"),
             ActionState::Failed => ("✗", "FAILED"),
