@@ -30,6 +30,10 @@ fn run(args: &[&str]) -> (Output, String) {
 fn runs_the_example_pipeline_end_to_end() {
     let (out, text) = run(&[]);
     assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("execution mode QUEUED: a local run is one execution"),
+        "{text}"
+    );
     for stage in ["Source", "Process", "Plan", "Approve", "Migrate", "Deploy"] {
         assert!(
             text.contains(&format!("▶ {stage}\n")),

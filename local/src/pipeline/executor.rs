@@ -316,6 +316,7 @@ impl Execution<'_> {
             json!({
                 "pipelineName": self.pipeline.name, "pipelineExecutionId": self.execution_id,
                 "status": "InProgress", "pipelineVersion": 1,
+                "executionMode": self.pipeline.execution_mode, "executionType": "STANDARD",
                 "artifactRevisions": source.map(|a| vec![json!({"name": a.outputs.first().cloned().unwrap_or_default(),
                     "revisionId": revision_id, "revisionSummary": revision_summary})]).unwrap_or_default(),
                 "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": "pipeline-local run"}
@@ -368,6 +369,7 @@ impl Execution<'_> {
             &self.context.options.template,
             &self.context.options.source,
             &self.context.database.label,
+            &self.pipeline.execution_mode,
         );
         self.events.pipeline(ExecutionState::Started).await;
         let stages = self.pipeline.stages.clone();
@@ -623,6 +625,7 @@ impl Execution<'_> {
             "artifactRevisions": target_execution["artifactRevisions"].as_array().cloned().unwrap_or_default(),
             "trigger": {"triggerType": "AutomatedRollback", "triggerDetail": failed_execution},
             "executionType": "ROLLBACK",
+            "executionMode": self.pipeline.execution_mode,
             "rollbackMetadata": {"rollbackTargetPipelineExecutionId": target}
         }), target_sources);
         self.execution_id = rollback_id.clone();

@@ -8,6 +8,8 @@ pub struct PipelineDef {
     pub name: String,
     pub artifact_bucket: String,
     pub stages: Vec<StageDef>,
+    /// `ExecutionMode`: `SUPERSEDED` (the default), `QUEUED` or `PARALLEL`.
+    pub execution_mode: String,
 }
 
 #[derive(Clone, Debug)]
@@ -159,6 +161,10 @@ impl PipelineDef {
         Ok(Self {
             name,
             artifact_bucket,
+            execution_mode: properties["ExecutionMode"]
+                .as_str()
+                .unwrap_or("SUPERSEDED")
+                .to_string(),
             stages,
         })
     }

@@ -82,10 +82,12 @@ impl Report {
         }
     }
 
-    pub fn header(&mut self, template: &Path, source: &Path, database: &str) {
+    pub fn header(&mut self, template: &Path, source: &Path, database: &str, mode: &str) {
         self.started = Instant::now();
         println!(
-            "pipeline-local run: {} from {}\n  execution {}\n  source {}, database {}\n",
+            "pipeline-local run: {} from {}\n  execution {}\n  source {}, database {}\n  \
+             execution mode {mode}: a local run is one execution, and one run at a time uses a \
+             state folder, so no execution here is queued, superseded or run beside another\n",
             self.pipeline,
             template.display(),
             self.execution_id,
