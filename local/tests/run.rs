@@ -484,6 +484,10 @@ fn an_alarm_during_the_on_success_condition_rolls_the_stage_back() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("✓ Gate SUCCEEDED"), "{text}");
     assert!(
+        text.contains("NOT MET    Deploy         OnSuccess rule NoPublishErrors"),
+        "{text}"
+    );
+    assert!(
         text.contains("✗ OnSuccess condition of Deploy, rule NoPublishErrors (CloudWatchAlarm): alarm pipeline-local-publish-errors is in ALARM"),
         "{text}"
     );
@@ -523,6 +527,10 @@ fn retry_reruns_only_the_failed_actions_and_unemulated_rules_are_said() {
     );
     assert_eq!(text.matches("✓ Publish SUCCEEDED").count(), 1, "{text}");
     assert_eq!(text.matches("✗ Gate FAILED").count(), 2, "{text}");
+    assert!(
+        text.contains("FAILED     Deploy         Gate (attempt 2)"),
+        "the timeline shows the retry:\n{text}"
+    );
     assert!(!text.contains("↺ Rollback"), "{text}");
 
     // Passing, the LambdaInvoke rule is reported as not emulated, never as met.
@@ -531,6 +539,11 @@ fn retry_reruns_only_the_failed_actions_and_unemulated_rules_are_said() {
     assert!(
         text.contains("⚠ OnSuccess condition of Deploy, rule AskTheOracle (LambdaInvoke): NOT EMULATED: LambdaInvoke rules"),
         "{text}"
+    );
+    assert!(
+        text.contains("NOT EMULATED Deploy         OnSuccess rule AskTheOracle")
+            && text.contains("MET        Deploy         OnSuccess rule NoPublishErrors"),
+        "the timeline shows the conditions:\n{text}"
     );
 
     // A BeforeEntry rule not met keeps the stage from being entered.

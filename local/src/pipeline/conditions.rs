@@ -75,13 +75,15 @@ fn variable_check(rule: &RuleDef, variables: &Variables) -> RuleOutcome {
 }
 
 /// Checks each condition in turn; the first one with a rule not met gives its result and why.
-/// Every rule checked is printed.
+/// Every rule checked is printed and added to `checked` as (rule name, `MET`, `NOT MET` or
+/// `NOT EMULATED`), for the timeline.
 pub fn first_unmet(
     kind: &str,
     stage: &str,
     conditions: &[ConditionDef],
     variables: &Variables,
     aws: &LocalAws,
+    checked: &mut Vec<(String, &'static str)>,
 ) -> Option<(String, String)> {
     for condition in conditions {
         let mut unmet = None;
@@ -96,6 +98,12 @@ pub fn first_unmet(
                 "  {mark} {kind} condition of {stage}, rule {} ({}): {text}",
                 rule.name, rule.provider
             );
+            let state = match &outcome {
+                RuleOutcome::Met(_) => "MET",
+                RuleOutcome::NotMet(_) => "NOT MET",
+                RuleOutcome::NotEmulated(_) => "NOT EMULATED",
+            };
+            checked.push((format!("{kind} rule {}", rule.name), state));
             if let RuleOutcome::NotMet(text) = outcome {
                 unmet.get_or_insert(format!("rule {}: {text}", rule.name));
             }

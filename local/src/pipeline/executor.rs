@@ -413,13 +413,17 @@ impl Execution<'_> {
         } else {
             (&no_conditions, &no_conditions)
         };
-        if let Some((result, why)) = super::conditions::first_unmet(
+        let mut checked = Vec::new();
+        let unmet = super::conditions::first_unmet(
             "BeforeEntry",
             &stage.name,
             before_entry,
             &self.variables,
             self.context.aws,
-        ) {
+            &mut checked,
+        );
+        self.report.conditions(&stage.name, checked);
+        if let Some((result, why)) = unmet {
             println!("  the stage is not entered ({result}): {why}");
             self.events.stage(&stage.name, ExecutionState::Failed).await;
             self.report
@@ -440,6 +444,7 @@ impl Execution<'_> {
                 stage.retry_mode, stage.name
             );
             self.events.attempt = 2;
+            self.report.attempt = 2;
             self.events
                 .stage(&stage.name, ExecutionState::Started)
                 .await;
@@ -447,13 +452,17 @@ impl Execution<'_> {
         }
         let mut roll_back = stage.on_failure.as_deref() == Some("ROLLBACK");
         if ok {
-            if let Some((result, why)) = super::conditions::first_unmet(
+            let mut checked = Vec::new();
+            let unmet = super::conditions::first_unmet(
                 "OnSuccess",
                 &stage.name,
                 on_success,
                 &self.variables,
                 self.context.aws,
-            ) {
+                &mut checked,
+            );
+            self.report.conditions(&stage.name, checked);
+            if let Some((result, why)) = unmet {
                 println!("  the stage fails on its OnSuccess condition ({result}): {why}");
                 ok = false;
                 roll_back = result == "ROLLBACK";
@@ -466,6 +475,7 @@ impl Execution<'_> {
         };
         self.events.stage(&stage.name, state).await;
         self.events.attempt = 1;
+        self.report.attempt = 1;
         self.report.stage_finished(&stage.name, state);
         (!ok).then_some(roll_back)
     }

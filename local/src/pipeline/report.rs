@@ -62,6 +62,8 @@ pub struct Report {
     started: Instant,
     timeline: Vec<TimelineEntry>,
     state: ExecutionState,
+    /// The stage's attempt: 2 while an `OnFailure: RETRY` retry runs.
+    pub attempt: u32,
     /// Set while a rollback execution runs: its timeline entries are marked.
     rollback: Option<(String, Option<ExecutionState>)>,
 }
@@ -78,6 +80,7 @@ impl Report {
             started: Instant::now(),
             timeline: Vec::new(),
             state: ExecutionState::Started,
+            attempt: 1,
             rollback: None,
         }
     }
@@ -129,17 +132,40 @@ impl Report {
         for note in &result.notes {
             println!("      {note}");
         }
-        let stage = match &self.rollback {
-            Some(_) => format!("↺ {stage}"),
-            None => stage.to_string(),
+        let stage = self.timeline_stage(stage);
+        let action = match self.attempt {
+            1 => action.name.clone(),
+            n => format!("{} (attempt {n})", action.name),
         };
         self.timeline.push(TimelineEntry {
             stage,
-            action: action.name.clone(),
+            action,
             state,
             start,
             took,
         });
+    }
+
+    /// The stage column of the timeline: rollback entries are marked.
+    fn timeline_stage(&self, stage: &str) -> String {
+        match &self.rollback {
+            Some(_) => format!("↺ {stage}"),
+            None => stage.to_string(),
+        }
+    }
+
+    /// The rules of a stage's conditions as checked, in the timeline.
+    pub fn conditions(&mut self, stage: &str, checked: Vec<(String, &'static str)>) {
+        let start = self.started.elapsed();
+        for (rule, state) in checked {
+            self.timeline.push(TimelineEntry {
+                stage: self.timeline_stage(stage),
+                action: rule,
+                state,
+                start,
+                took: Duration::ZERO,
+            });
+        }
     }
 
     pub fn stage_finished(&self, name: &str, state: ExecutionState) {
