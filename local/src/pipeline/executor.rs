@@ -413,17 +413,7 @@ impl Execution<'_> {
         } else {
             (&no_conditions, &no_conditions)
         };
-        let mut checked = Vec::new();
-        let unmet = super::conditions::first_unmet(
-            "BeforeEntry",
-            &stage.name,
-            before_entry,
-            &self.variables,
-            self.context.aws,
-            &mut checked,
-        );
-        self.report.conditions(&stage.name, checked);
-        if let Some((result, why)) = unmet {
+        if let Some((result, why)) = self.check_conditions("BeforeEntry", stage, before_entry) {
             println!("  the stage is not entered ({result}): {why}");
             self.events.stage(&stage.name, ExecutionState::Failed).await;
             self.report
@@ -452,17 +442,7 @@ impl Execution<'_> {
         }
         let mut roll_back = stage.on_failure.as_deref() == Some("ROLLBACK");
         if ok {
-            let mut checked = Vec::new();
-            let unmet = super::conditions::first_unmet(
-                "OnSuccess",
-                &stage.name,
-                on_success,
-                &self.variables,
-                self.context.aws,
-                &mut checked,
-            );
-            self.report.conditions(&stage.name, checked);
-            if let Some((result, why)) = unmet {
+            if let Some((result, why)) = self.check_conditions("OnSuccess", stage, on_success) {
                 println!("  the stage fails on its OnSuccess condition ({result}): {why}");
                 ok = false;
                 roll_back = result == "ROLLBACK";
@@ -478,6 +458,27 @@ impl Execution<'_> {
         self.report.attempt = 1;
         self.report.stage_finished(&stage.name, state);
         (!ok).then_some(roll_back)
+    }
+
+    /// Checks a stage's conditions of one kind, adding each rule to the timeline; the result
+    /// and why of the first condition not met.
+    fn check_conditions(
+        &mut self,
+        kind: &str,
+        stage: &StageDef,
+        conditions: &[super::model::ConditionDef],
+    ) -> Option<(String, String)> {
+        let mut checked = Vec::new();
+        let unmet = super::conditions::first_unmet(
+            kind,
+            &stage.name,
+            conditions,
+            &self.variables,
+            self.context.aws,
+            &mut checked,
+        );
+        self.report.conditions(&stage.name, checked);
+        unmet
     }
 
     /// Runs a stage's actions in `RunOrder`, skipping those in `succeeded` (a retry of failed
