@@ -500,6 +500,18 @@ fn an_alarm_during_the_on_success_condition_rolls_the_stage_back() {
         text.trim_end().ends_with("SUCCEEDED") && text.contains("Rollback execution "),
         "{text}"
     );
+    // pipeline-notifier reads the rules back (ListRuleExecutions): the failed execution's
+    // message says which rule failed the stage and what it found.
+    assert!(
+        text.contains(":x: *Deploy* · rule NoPublishErrors (CloudWatchAlarm) Failed: alarm pipeline-local-publish-errors is in ALARM"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            ":white_check_mark: *Deploy* · rule MigrationLintClean (VariableCheck) Succeeded"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
@@ -544,6 +556,10 @@ fn retry_reruns_only_the_failed_actions_and_unemulated_rules_are_said() {
         text.contains("NOT EMULATED Deploy         OnSuccess rule AskTheOracle")
             && text.contains("MET        Deploy         OnSuccess rule NoPublishErrors"),
         "the timeline shows the conditions:\n{text}"
+    );
+    assert!(
+        text.contains(":warning: *Deploy* · rule AskTheOracle (LambdaInvoke) Abandoned: NOT EMULATED: LambdaInvoke rules"),
+        "pipeline-notifier's message tells the rule was not run:\n{text}"
     );
 
     // A BeforeEntry rule not met keeps the stage from being entered.

@@ -9,10 +9,11 @@
 //!
 //! Where things are: [`event`] (the EventBridge events), [`execution`] (the record folded from
 //! them), [`store`] (the table item, lease and processed events), [`lookup`] (CodePipeline
-//! reads), [`message`] (the Slack messages), [`filters`] (`PIPELINES`, `SHOW_STATES`); this file
+//! reads), [`message`] (the Slack messages; `conditions` renders the stage conditions' rules), [`filters`] (`PIPELINES`, `SHOW_STATES`); this file
 //! is the handler.
 
 mod approval_message;
+mod conditions;
 pub mod event;
 pub mod execution;
 pub mod filters;
@@ -23,7 +24,7 @@ pub mod store;
 use event::{StateChange, Subject};
 use execution::{ActionRecord, ExecutionRecord};
 use filters::Filters;
-use lookup::{LookupError, PipelineLookup, SourceInfo};
+use lookup::{LookupError, PipelineLookup, RuleResult, SourceInfo};
 use pipeline_ext::secrets::SecretCache;
 use pipeline_ext::slack::{SlackClient, SlackSecret};
 use serde_json::{json, Value};
@@ -325,16 +326,17 @@ impl Notifier {
     ) -> Result<(), String> {
         let record = &item.record;
         let id = &record.execution_id;
-        // The secret and the source revision are independent: read them together.
-        let (secret, source) = tokio::join!(
+        // The secret, the source revision and the rules are independent: read them together.
+        let (secret, source, rules) = tokio::join!(
             self.secrets
                 .get_json::<SlackSecret>(&self.config.slack_secret_arn),
-            self.source(item, shown)
+            self.source(item, shown),
+            self.rules(record)
         );
         let secret = secret.map_err(|e| e.to_string())?;
         let slack = SlackClient::new(self.http.clone(), &self.config.api_url, secret.bot_token);
         let call_deadline = || (Instant::now() + SLACK_CALL_BUDGET).min(deadline);
-        let (text, blocks) = message::parent(record, source.as_ref());
+        let (text, blocks) = message::parent(record, source.as_ref(), &rules);
         let channel = item
             .channel
             .clone()
@@ -476,6 +478,27 @@ impl Notifier {
             }
             Err(err) => {
                 tracing::warn!(execution = %id, error = %err, "could not point the failed execution's thread to its rollback")
+            }
+        }
+    }
+
+    /// The stage conditions' rules that ran so far. Rules run when a stage is entered or
+    /// ends, so there is nothing to read before a stage has ended; a failed read shows the
+    /// message without them (the next event tries again).
+    async fn rules(&self, record: &ExecutionRecord) -> Vec<RuleResult> {
+        let stage_ended = record.stages.iter().any(|s| s.progress.is_final());
+        if !stage_ended {
+            return Vec::new();
+        }
+        match self
+            .lookup
+            .rules(&record.pipeline, &record.execution_id)
+            .await
+        {
+            Ok(rules) => rules,
+            Err(err) => {
+                tracing::warn!(execution = %record.execution_id, error = %err, "no stage condition results for this update");
+                Vec::new()
             }
         }
     }

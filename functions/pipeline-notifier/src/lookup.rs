@@ -1,9 +1,12 @@
 //! What the events do not carry, read from CodePipeline: the execution's trigger and source
-//! revisions (`GetPipelineExecution`) and each failed action's error, summary, log link and who
-//! updated it (`ListActionExecutions`).
+//! revisions (`GetPipelineExecution`), each failed action's error, summary, log link and who
+//! updated it (`ListActionExecutions`), and the stage conditions' rules that ran
+//! (`ListRuleExecutions`).
 
 use aws_sdk_codepipeline::error::ProvideErrorMetadata;
-use aws_sdk_codepipeline::types::{ActionExecutionDetail, ActionExecutionFilter};
+use aws_sdk_codepipeline::types::{
+    ActionExecutionDetail, ActionExecutionFilter, RuleExecutionDetail, RuleExecutionFilter,
+};
 use pipeline_ext::sdk::SdkFailure;
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +42,21 @@ pub struct FailureDetail {
     pub log_stream_arn: Option<String>,
     pub updated_by: Option<String>,
 }
+
+/// The latest run of one rule of a stage's conditions, as `ListRuleExecutions` describes it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RuleResult {
+    pub stage: String,
+    pub rule: String,
+    /// `CloudWatchAlarm`, `VariableCheck`, `LambdaInvoke`, …
+    pub provider: String,
+    /// `InProgress`, `Succeeded`, `Failed` or `Abandoned`.
+    pub status: String,
+    pub summary: Option<String>,
+}
+
+/// Pages read of an execution's action or rule runs: an execution has at most a few hundred.
+const MAX_PAGES: usize = 20;
 
 #[derive(Clone, Debug)]
 pub struct PipelineLookup {
@@ -173,8 +191,7 @@ impl PipelineLookup {
     ) -> Result<Vec<(String, String, FailureDetail)>, LookupError> {
         let mut details: Vec<ActionExecutionDetail> = Vec::new();
         let mut next_token = None;
-        // An execution has at most a few hundred action runs; stop well after that.
-        for _ in 0..20 {
+        for _ in 0..MAX_PAGES {
             let output = within(
                 "ListActionExecutions",
                 self.client
@@ -222,6 +239,68 @@ impl PipelineLookup {
             failures.push((stage, action, failure));
         }
         Ok(failures)
+    }
+
+    /// The latest run of each (stage, rule) of the execution's stage conditions, in the order
+    /// they ran; none for a pipeline without conditions.
+    pub async fn rules(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> Result<Vec<RuleResult>, LookupError> {
+        let mut details: Vec<RuleExecutionDetail> = Vec::new();
+        let mut next_token = None;
+        for _ in 0..MAX_PAGES {
+            let output = within(
+                "ListRuleExecutions",
+                self.client
+                    .list_rule_executions()
+                    .pipeline_name(pipeline)
+                    .filter(
+                        RuleExecutionFilter::builder()
+                            .pipeline_execution_id(execution_id)
+                            .build(),
+                    )
+                    .set_next_token(next_token)
+                    .send(),
+            )
+            .await?;
+            details.extend(output.rule_execution_details.unwrap_or_default());
+            next_token = output.next_token;
+            if next_token.is_none() {
+                break;
+            }
+        }
+        details.sort_by_key(|d| d.last_update_time.map(|t| t.to_millis().unwrap_or(0)));
+        let mut rules: Vec<RuleResult> = Vec::new();
+        for detail in details {
+            let result = detail
+                .output
+                .as_ref()
+                .and_then(|o| o.execution_result.as_ref());
+            let summary = result
+                .and_then(|r| r.error_details.as_ref())
+                .and_then(|e| e.message.clone())
+                .or_else(|| result.and_then(|r| r.external_execution_summary.clone()));
+            let rule = RuleResult {
+                stage: detail.stage_name.unwrap_or_default(),
+                rule: detail.rule_name.unwrap_or_default(),
+                provider: detail
+                    .input
+                    .and_then(|i| i.rule_type_id)
+                    .map(|t| t.provider)
+                    .unwrap_or_default(),
+                status: detail
+                    .status
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                summary,
+            };
+            // Oldest first, so a later run of a rule (a retried stage) replaces earlier ones.
+            rules.retain(|r| !(r.stage == rule.stage && r.rule == rule.rule));
+            rules.push(rule);
+        }
+        Ok(rules)
     }
 }
 

@@ -1,15 +1,15 @@
 //! The Slack messages: the parent message of an execution (state, trigger, source revision, one
-//! line per stage, console link), a thread reply per failed action, and the plain-text copy for
+//! line per stage, the stage conditions' rules, console link), a thread reply per failed action, and the plain-text copy for
 //! the fallback topic.
 
 use crate::approval_message::SlackDecision;
 use crate::execution::{ActionRecord, ExecutionRecord};
-use crate::lookup::{FailureDetail, SourceInfo};
+use crate::lookup::{FailureDetail, RuleResult, SourceInfo};
 use pipeline_ext::slack::mrkdwn::{escape, link, truncate};
 use serde_json::{json, Value};
 
 /// Slack's limit for a section's text.
-const MAX_SECTION_CHARS: usize = 3_000;
+pub(crate) const MAX_SECTION_CHARS: usize = 3_000;
 
 pub fn state_emoji(state: &str) -> &'static str {
     match state {
@@ -188,8 +188,12 @@ pub fn headline(record: &ExecutionRecord) -> String {
     )
 }
 
-/// The parent message's `text` and `blocks`.
-pub fn parent(record: &ExecutionRecord, source: Option<&SourceInfo>) -> (String, Vec<Value>) {
+/// The parent message's `text` and `blocks`; `rules` are the stage conditions' rules that ran.
+pub fn parent(
+    record: &ExecutionRecord,
+    source: Option<&SourceInfo>,
+    rules: &[RuleResult],
+) -> (String, Vec<Value>) {
     let state = record.state();
     let mut title = format!(
         "{} *{}*  {}  *{}*",
@@ -258,6 +262,7 @@ pub fn parent(record: &ExecutionRecord, source: Option<&SourceInfo>) -> (String,
             .collect();
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": stage_list(&lines, MAX_SECTION_CHARS)}}));
     }
+    blocks.extend(crate::conditions::section(rules));
     let failed = record.failed_actions().count();
     if failed > 0 {
         let what = if failed == 1 { "action" } else { "actions" };

@@ -791,3 +791,60 @@ async fn a_rollback_execution_is_labelled_and_the_failed_executions_thread_point
     );
     pipeline_testkit::block_kit::assert_valid_blocks(&parent.blocks);
 }
+
+/// A stage failed by its `OnSuccess` condition has no failed action to explain it: the message
+/// lists the rules that ran (`ListRuleExecutions`), with what the failed one found, escaped.
+#[tokio::test]
+async fn a_stage_failed_by_its_condition_names_the_rule_and_what_it_found() {
+    let setup = setup(&[], 1).await;
+    register_execution(&setup.aws, EXEC_B, "bbbbbbbbbb22222222", "Second change");
+    let rule = |name: &str, provider: &str, status: &str, summary: &str| {
+        let mut result = json!({"externalExecutionSummary": summary});
+        if status == "Failed" {
+            result["errorDetails"] = json!({"code": "RuleFailed", "message": summary});
+        }
+        json!({"pipelineExecutionId": EXEC_B, "ruleExecutionId": format!("{name}-run"), "pipelineVersion": 4,
+            "stageName": "Deploy", "ruleName": name, "startTime": 1_795_255_500.0, "lastUpdateTime": 1_795_255_600.0,
+            "status": status, "updatedBy": "arn:aws:iam::111111111111:role/service",
+            "input": {"ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": provider, "version": "1"},
+                "configuration": {"AlarmName": "web-5xx"}, "someFieldAddedLater": true},
+            "output": {"executionResult": result}})
+    };
+    setup.aws.codepipeline.register_rule_executions(
+        PIPELINE,
+        EXEC_B,
+        vec![
+            rule(
+                "LintClean",
+                "VariableCheck",
+                "Succeeded",
+                "LintErrors = 0 EQ 0",
+            ),
+            rule(
+                "No5xx",
+                "CloudWatchAlarm",
+                "Failed",
+                "alarm web-5xx is in ALARM <!channel> <https://evil.example|see>",
+            ),
+        ],
+    );
+    let mut events = succeeding_run(EXEC_B);
+    events.truncate(events.len() - 2);
+    events.push(stage_event(EXEC_B, "Deploy", "FAILED", 200));
+    events.push(pipeline_event(EXEC_B, "FAILED", 200));
+    deliver(&setup, &events).await;
+    let parent = parents(&setup.slack).pop().expect("a parent message");
+    let text = shown(&parent);
+    assert!(
+        text.contains("*Stage conditions*")
+            && text.contains(":x: *Deploy* · rule No5xx (CloudWatchAlarm) Failed: alarm web-5xx is in ALARM &lt;!channel&gt; &lt;https://evil.example|see&gt;"),
+        "{text}\n{}",
+        logs(&setup)
+    );
+    assert!(
+        text.contains(":white_check_mark: *Deploy* · rule LintClean (VariableCheck) Succeeded: LintErrors = 0 EQ 0"),
+        "{text}"
+    );
+    assert!(setup.aws.calls.count("codepipeline", "ListRuleExecutions") > 0);
+    pipeline_testkit::block_kit::assert_valid_blocks(&parent.blocks);
+}

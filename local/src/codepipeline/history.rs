@@ -1,5 +1,6 @@
-//! The executions of the local pipelines and their actions, as `GetPipelineExecution`,
-//! `ListPipelineExecutions` and `ListActionExecutions` answer them; kept in a JSON file of the
+//! The executions of the local pipelines, their actions and their condition rules, as
+//! `GetPipelineExecution`, `ListPipelineExecutions`, `ListActionExecutions` and
+//! `ListRuleExecutions` answer them; kept in a JSON file of the
 //! state folder when there is one, so a later `pipeline-local run` finds the earlier executions
 //! (the approval message compares against the last successful one).
 
@@ -38,10 +39,10 @@ impl ExecutionRecord {
     }
 }
 
-/// `ListActionExecutions` details of one execution.
+/// `ListActionExecutions` (or `ListRuleExecutions`) details of one execution.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ActionRecords {
+struct DetailRecords {
     pipeline: String,
     execution_id: String,
     details: Vec<Value>,
@@ -62,7 +63,9 @@ struct StageInputs {
 #[serde(rename_all = "camelCase")]
 struct Stored {
     executions: Vec<ExecutionRecord>,
-    action_executions: Vec<ActionRecords>,
+    action_executions: Vec<DetailRecords>,
+    #[serde(default)]
+    rule_executions: Vec<DetailRecords>,
     #[serde(default)]
     succeeded_stages: Vec<StageInputs>,
 }
@@ -105,6 +108,7 @@ impl ExecutionHistory {
                 .stored
                 .action_executions
                 .iter()
+                .chain(&self.stored.rule_executions)
                 .any(|a| a.pipeline == pipeline)
     }
 
@@ -146,19 +150,23 @@ impl ExecutionHistory {
         execution_id: &str,
         details: Vec<Value>,
     ) {
-        match self
-            .stored
-            .action_executions
-            .iter_mut()
-            .find(|a| a.pipeline == pipeline && a.execution_id == execution_id)
-        {
-            Some(records) => records.details.extend(details),
-            None => self.stored.action_executions.push(ActionRecords {
-                pipeline: pipeline.into(),
-                execution_id: execution_id.into(),
-                details,
-            }),
-        }
+        add_details(
+            &mut self.stored.action_executions,
+            pipeline,
+            execution_id,
+            details,
+        );
+        self.save();
+    }
+
+    /// Adds `ListRuleExecutions` details (`ruleExecutionDetail` objects) of an execution.
+    pub fn add_rule_executions(&mut self, pipeline: &str, execution_id: &str, details: Vec<Value>) {
+        add_details(
+            &mut self.stored.rule_executions,
+            pipeline,
+            execution_id,
+            details,
+        );
         self.save();
     }
 
@@ -286,24 +294,72 @@ impl ExecutionHistory {
         execution_id: Option<&str>,
         request: &Value,
     ) -> Result<Value, ServiceError> {
-        let max = page_size(request)?;
-        let start = page_start(request)?;
-        let matching: Vec<&Value> = self
-            .stored
-            .action_executions
-            .iter()
-            .filter(|a| {
-                a.pipeline == pipeline && execution_id.is_none_or(|id| id == a.execution_id)
-            })
-            .flat_map(|a| a.details.iter())
-            .collect();
-        let page: Vec<&Value> = matching.iter().skip(start).take(max).copied().collect();
-        let mut body = json!({"actionExecutionDetails": page});
-        if start + page.len() < matching.len() {
-            body["nextToken"] = json!((start + page.len()).to_string());
-        }
-        Ok(body)
+        list_details(
+            &self.stored.action_executions,
+            "actionExecutionDetails",
+            pipeline,
+            execution_id,
+            request,
+        )
     }
+
+    /// `ListRuleExecutions`, optionally of one execution, paged.
+    pub fn list_rules(
+        &self,
+        pipeline: &str,
+        execution_id: Option<&str>,
+        request: &Value,
+    ) -> Result<Value, ServiceError> {
+        list_details(
+            &self.stored.rule_executions,
+            "ruleExecutionDetails",
+            pipeline,
+            execution_id,
+            request,
+        )
+    }
+}
+
+fn add_details(
+    records: &mut Vec<DetailRecords>,
+    pipeline: &str,
+    execution_id: &str,
+    details: Vec<Value>,
+) {
+    match records
+        .iter_mut()
+        .find(|a| a.pipeline == pipeline && a.execution_id == execution_id)
+    {
+        Some(records) => records.details.extend(details),
+        None => records.push(DetailRecords {
+            pipeline: pipeline.into(),
+            execution_id: execution_id.into(),
+            details,
+        }),
+    }
+}
+
+/// One page of the details of a pipeline's executions (or of one execution), under `key`.
+fn list_details(
+    records: &[DetailRecords],
+    key: &str,
+    pipeline: &str,
+    execution_id: Option<&str>,
+    request: &Value,
+) -> Result<Value, ServiceError> {
+    let max = page_size(request)?;
+    let start = page_start(request)?;
+    let matching: Vec<&Value> = records
+        .iter()
+        .filter(|a| a.pipeline == pipeline && execution_id.is_none_or(|id| id == a.execution_id))
+        .flat_map(|a| a.details.iter())
+        .collect();
+    let page: Vec<&Value> = matching.iter().skip(start).take(max).copied().collect();
+    let mut body = json!({ key: page });
+    if start + page.len() < matching.len() {
+        body["nextToken"] = json!((start + page.len()).to_string());
+    }
+    Ok(body)
 }
 
 fn page_size(request: &Value) -> Result<usize, ServiceError> {

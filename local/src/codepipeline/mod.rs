@@ -1,6 +1,6 @@
 //! A local CodePipeline endpoint: the job and approval calls the functions make, and the
-//! execution reads (`GetPipelineExecution`, `ListPipelineExecutions`, `ListActionExecutions`)
-//! the notifiers make, answered from the execution history (`history.rs`).
+//! execution reads (`GetPipelineExecution`, `ListPipelineExecutions`, `ListActionExecutions`,
+//! `ListRuleExecutions`) the notifiers make, answered from the execution history (`history.rs`).
 
 mod history;
 
@@ -228,6 +228,18 @@ impl LocalCodePipeline {
             .add_action_executions(pipeline, execution_id, details);
     }
 
+    /// Adds `ListRuleExecutions` details (`ruleExecutionDetail` objects) of an execution.
+    pub fn register_rule_executions(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        details: Vec<Value>,
+    ) {
+        self.lock()
+            .history
+            .add_rule_executions(pipeline, execution_id, details);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Pipelines> {
         self.state
             .lock()
@@ -250,6 +262,7 @@ impl JsonService for LocalCodePipeline {
             "ListPipelineExecutions" => list_pipeline_executions(self, request),
             "GetPipelineState" => get_pipeline_state(self, request),
             "ListActionExecutions" => list_action_executions(self, request),
+            "ListRuleExecutions" => list_rule_executions(self, request),
             other => Err(ServiceError::unknown_operation(other)),
         }
     }
@@ -511,6 +524,18 @@ fn list_action_executions(cp: &LocalCodePipeline, request: &Value) -> Result<Val
         return Err(pipeline_not_found(pipeline));
     }
     state.history.list_actions(pipeline, execution_id, request)
+}
+
+fn list_rule_executions(cp: &LocalCodePipeline, request: &Value) -> Result<Value, ServiceError> {
+    let pipeline = str_field(request, "pipelineName")?;
+    let execution_id = request
+        .pointer("/filter/pipelineExecutionId")
+        .and_then(Value::as_str);
+    let state = cp.lock();
+    if !state.knows_pipeline(pipeline) {
+        return Err(pipeline_not_found(pipeline));
+    }
+    state.history.list_rules(pipeline, execution_id, request)
 }
 
 fn pipeline_not_found(pipeline: &str) -> ServiceError {

@@ -74,39 +74,68 @@ fn variable_check(rule: &RuleDef, variables: &Variables) -> RuleOutcome {
     }
 }
 
+/// One rule as it was checked.
+#[derive(Debug)]
+pub struct CheckedRule<'a> {
+    /// `BeforeEntry` or `OnSuccess`.
+    pub kind: &'a str,
+    pub rule: &'a RuleDef,
+    pub outcome: RuleOutcome,
+}
+
+impl CheckedRule<'_> {
+    /// `MET`, `NOT MET` or `NOT EMULATED`, as the timeline shows it.
+    pub fn state(&self) -> &'static str {
+        match self.outcome {
+            RuleOutcome::Met(_) => "MET",
+            RuleOutcome::NotMet(_) => "NOT MET",
+            RuleOutcome::NotEmulated(_) => "NOT EMULATED",
+        }
+    }
+
+    /// What the check found, in a sentence.
+    pub fn summary(&self) -> String {
+        match &self.outcome {
+            RuleOutcome::Met(text) | RuleOutcome::NotMet(text) => text.clone(),
+            RuleOutcome::NotEmulated(text) => format!("NOT EMULATED: {text}"),
+        }
+    }
+}
+
 /// Checks each condition in turn; the first one with a rule not met gives its result and why.
-/// Every rule checked is printed and added to `checked` as (rule name, `MET`, `NOT MET` or
-/// `NOT EMULATED`), for the timeline.
-pub fn first_unmet(
-    kind: &str,
+/// Every rule checked is printed and added to `checked`.
+pub fn first_unmet<'a>(
+    kind: &'a str,
     stage: &str,
-    conditions: &[ConditionDef],
+    conditions: &'a [ConditionDef],
     variables: &Variables,
     aws: &LocalAws,
-    checked: &mut Vec<(String, &'static str)>,
+    checked: &mut Vec<CheckedRule<'a>>,
 ) -> Option<(String, String)> {
     for condition in conditions {
         let mut unmet = None;
         for rule in &condition.rules {
             let outcome = check(rule, variables, aws);
-            let (mark, text) = match &outcome {
-                RuleOutcome::Met(text) => ("✓", text.clone()),
-                RuleOutcome::NotMet(text) => ("✗", text.clone()),
-                RuleOutcome::NotEmulated(text) => ("⚠", format!("NOT EMULATED: {text}")),
-            };
-            println!(
-                "  {mark} {kind} condition of {stage}, rule {} ({}): {text}",
-                rule.name, rule.provider
-            );
-            let state = match &outcome {
-                RuleOutcome::Met(_) => "MET",
-                RuleOutcome::NotMet(_) => "NOT MET",
-                RuleOutcome::NotEmulated(_) => "NOT EMULATED",
-            };
-            checked.push((format!("{kind} rule {}", rule.name), state));
-            if let RuleOutcome::NotMet(text) = outcome {
+            if let RuleOutcome::NotMet(text) = &outcome {
                 unmet.get_or_insert(format!("rule {}: {text}", rule.name));
             }
+            let checked_rule = CheckedRule {
+                kind,
+                rule,
+                outcome,
+            };
+            let mark = match checked_rule.outcome {
+                RuleOutcome::Met(_) => "✓",
+                RuleOutcome::NotMet(_) => "✗",
+                RuleOutcome::NotEmulated(_) => "⚠",
+            };
+            println!(
+                "  {mark} {kind} condition of {stage}, rule {} ({}): {}",
+                rule.name,
+                rule.provider,
+                checked_rule.summary()
+            );
+            checked.push(checked_rule);
         }
         if let Some(why) = unmet {
             return Some((condition.result.clone(), why));

@@ -460,8 +460,8 @@ impl Execution<'_> {
         (!ok).then_some(roll_back)
     }
 
-    /// Checks a stage's conditions of one kind, adding each rule to the timeline; the result
-    /// and why of the first condition not met.
+    /// Checks a stage's conditions of one kind, adding each rule to the timeline and to
+    /// `ListRuleExecutions`; the result and why of the first condition not met.
     fn check_conditions(
         &mut self,
         kind: &str,
@@ -477,8 +477,50 @@ impl Execution<'_> {
             self.context.aws,
             &mut checked,
         );
-        self.report.conditions(&stage.name, checked);
+        self.register_rule_results(&stage.name, &checked);
+        self.report.conditions(
+            &stage.name,
+            checked
+                .iter()
+                .map(|c| (format!("{} rule {}", c.kind, c.rule.name), c.state()))
+                .collect(),
+        );
         unmet
+    }
+
+    /// Makes the rules checked visible to `ListRuleExecutions`, as CodePipeline records them.
+    /// A rule pipeline-local cannot check is `Abandoned` (its run never happened), with why.
+    fn register_rule_results(&self, stage: &str, checked: &[super::conditions::CheckedRule]) {
+        use super::conditions::RuleOutcome;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let details = checked
+            .iter()
+            .map(|c| {
+                let status = match c.outcome {
+                    RuleOutcome::Met(_) => "Succeeded",
+                    RuleOutcome::NotMet(_) => "Failed",
+                    RuleOutcome::NotEmulated(_) => "Abandoned",
+                };
+                let mut result = json!({"externalExecutionSummary": c.summary()});
+                if status == "Failed" {
+                    result["errorDetails"] = json!({"code": "RuleFailed", "message": c.summary()});
+                }
+                json!({"pipelineExecutionId": self.execution_id, "ruleExecutionId": uuid::Uuid::new_v4().to_string(),
+                    "pipelineVersion": 1, "stageName": stage, "ruleName": c.rule.name,
+                    "startTime": now, "lastUpdateTime": now, "status": status,
+                    "input": {"ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": c.rule.provider, "version": "1"},
+                        "configuration": c.rule.configuration},
+                    "output": {"executionResult": result}})
+            })
+            .collect();
+        self.context.aws.codepipeline.register_rule_executions(
+            &self.pipeline.name,
+            &self.execution_id,
+            details,
+        );
     }
 
     /// Runs a stage's actions in `RunOrder`, skipping those in `succeeded` (a retry of failed
