@@ -12,6 +12,7 @@ pub mod calls;
 pub mod cli;
 pub mod cloudwatch;
 pub mod codepipeline;
+pub mod console;
 pub mod dynamodb;
 pub mod endpoints;
 pub mod faults;

@@ -9,7 +9,7 @@
 //! for, so neither the event nor credentials ever reach the logs.
 
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 
 /// Targets that are never logged below INFO.
 pub const CAPPED_TARGETS: &[&str] = &[
@@ -50,14 +50,14 @@ fn parse_level(raw: &str) -> Option<LevelFilter> {
     }
 }
 
-/// The filter for `level`, with the capped targets held at INFO or below.
-pub fn filter_for(level: LevelFilter) -> EnvFilter {
+/// The filter for `level`, with the capped targets held at INFO or below. `Targets` rather
+/// than `EnvFilter`: the same prefix match on targets without a regex engine in every binary
+/// (smaller packages, nothing compiled at start-up).
+pub fn filter_for(level: LevelFilter) -> Targets {
     let cap = level.min(LevelFilter::INFO);
-    let mut directives = vec![level.to_string().to_lowercase()];
-    for target in CAPPED_TARGETS {
-        directives.push(format!("{target}={}", cap.to_string().to_lowercase()));
-    }
-    EnvFilter::new(directives.join(","))
+    Targets::new()
+        .with_default(level)
+        .with_targets(CAPPED_TARGETS.iter().map(|target| (*target, cap)))
 }
 
 /// Installs the global subscriber once; later calls do nothing.
@@ -66,19 +66,19 @@ pub fn init() {
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT")
         .map(|v| v.eq_ignore_ascii_case("JSON"))
         .unwrap_or(false);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let format = tracing_subscriber::fmt::layer()
         .with_ansi(false)
-        .with_target(true);
+        .with_target(true)
+        .without_time();
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .without_time()
+        registry
+            .with(format.json().flatten_event(true).with_current_span(false))
             .try_init()
     } else {
-        builder.without_time().try_init()
+        registry.with(format).try_init()
     };
 }
 
@@ -95,15 +95,25 @@ mod tests {
 
     #[test]
     fn capped_targets_stay_at_info_when_trace_is_asked() {
-        let text = filter_for(LevelFilter::TRACE).to_string();
-        assert!(text.contains("lambda_runtime=info"), "{text}");
-        assert!(text.contains("aws_sigv4=info"), "{text}");
-        assert!(text.split(',').any(|d| d == "trace"), "{text}");
+        use tracing::Level;
+        let filter = filter_for(LevelFilter::TRACE);
+        assert!(filter.would_enable("migration_runner::plan", &Level::TRACE));
+        for target in [
+            "lambda_runtime",
+            "lambda_runtime::layers",
+            "aws_sigv4::http_request",
+        ] {
+            assert!(!filter.would_enable(target, &Level::DEBUG), "{target}");
+            assert!(filter.would_enable(target, &Level::INFO), "{target}");
+        }
     }
 
     #[test]
     fn capped_targets_follow_a_stricter_level() {
-        let text = filter_for(LevelFilter::WARN).to_string();
-        assert!(text.contains("lambda_runtime=warn"), "{text}");
+        use tracing::Level;
+        let filter = filter_for(LevelFilter::WARN);
+        assert!(!filter.would_enable("lambda_runtime", &Level::INFO));
+        assert!(filter.would_enable("lambda_runtime", &Level::WARN));
+        assert!(!filter.would_enable("artifact_processor", &Level::INFO));
     }
 }
