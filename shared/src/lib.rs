@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod artifacts;
+pub mod glob;
 pub mod job;
 pub mod pipeline_state;
 pub mod sdk;

@@ -1,10 +1,10 @@
 //! `**`-style globs over artifact paths: `*` stays within one folder, `**` crosses folders.
 
-use globset::{Glob, GlobBuilder, GlobMatcher};
+use pipeline_ext::glob::Glob;
 use pipeline_ext::job::JobError;
 
 pub struct GlobList {
-    globs: Vec<(String, GlobMatcher)>,
+    globs: Vec<Glob>,
 }
 
 impl GlobList {
@@ -13,9 +13,9 @@ impl GlobList {
         let globs = patterns
             .iter()
             .map(|p| {
-                compile(p)
-                    .map(|g| (p.clone(), g.compile_matcher()))
-                    .map_err(|e| JobError::config(format!("{field}: invalid glob `{p}`: {e}")))
+                Glob::new(p).map_err(|e| {
+                    JobError::config(format!("{field}: invalid glob `{p}`: {}", e.reason))
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { globs })
@@ -25,8 +25,8 @@ impl GlobList {
     pub fn first_match(&self, path: &str) -> Option<&str> {
         self.globs
             .iter()
-            .find(|(_, g)| g.is_match(path))
-            .map(|(p, _)| p.as_str())
+            .find(|g| g.is_match(path))
+            .map(Glob::pattern)
     }
 
     pub fn matches(&self, path: &str) -> bool {
@@ -34,15 +34,8 @@ impl GlobList {
     }
 
     pub fn patterns(&self) -> impl Iterator<Item = &str> {
-        self.globs.iter().map(|(p, _)| p.as_str())
+        self.globs.iter().map(Glob::pattern)
     }
-}
-
-fn compile(pattern: &str) -> Result<Glob, globset::Error> {
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
 }
 
 #[cfg(test)]

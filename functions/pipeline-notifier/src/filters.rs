@@ -3,11 +3,11 @@
 //! its message once it reaches one of them, and from then on it is kept up to date; default
 //! every state).
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use pipeline_ext::glob::Glob;
 
 #[derive(Clone, Debug)]
 pub struct Filters {
-    pipelines: Option<GlobSet>,
+    pipelines: Option<Vec<Glob>>,
     states: Option<Vec<String>>,
 }
 
@@ -29,13 +29,14 @@ impl Filters {
         let pipelines = if patterns.is_empty() || patterns == ["*"] {
             None
         } else {
-            let mut builder = GlobSetBuilder::new();
-            for pattern in patterns {
-                let glob = Glob::new(pattern)
-                    .map_err(|e| format!("PIPELINES: bad glob {pattern:?}: {e}"))?;
-                builder.add(glob);
-            }
-            Some(builder.build().map_err(|e| format!("PIPELINES: {e}"))?)
+            let globs = patterns
+                .into_iter()
+                .map(|pattern| {
+                    Glob::new(pattern)
+                        .map_err(|e| format!("PIPELINES: bad glob {pattern:?}: {}", e.reason))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(globs)
         };
         let wanted: Vec<String> = split(states).map(str::to_ascii_uppercase).collect();
         for state in &wanted {
@@ -53,7 +54,9 @@ impl Filters {
     }
 
     pub fn pipeline(&self, name: &str) -> bool {
-        self.pipelines.as_ref().is_none_or(|set| set.is_match(name))
+        self.pipelines
+            .as_ref()
+            .is_none_or(|globs| globs.iter().any(|g| g.is_match(name)))
     }
 
     pub fn state(&self, state: &str) -> bool {
