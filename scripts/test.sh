@@ -39,6 +39,15 @@ if ! mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
 fi
 wait_for MariaDB "mariadb-admin -h 127.0.0.1 -u root ping"
 
+step "Chromium for the console's browser tests (Debian's package)"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $apt_get install -y -q chromium || { $apt_get update -q && $apt_get install -y -q chromium; } \
+    || { echo "error: cannot install chromium (apt-get install chromium); the console tests need it" >&2; exit 1; }
+fi
+chromium --version
+
 step "SAM CLI (tests/requirements-sam.txt, its own venv)"
 if [ ! -x .venv-sam/bin/python ]; then
   python3 -m venv .venv-sam || { echo "error: python3 -m venv failed; install python3-venv" >&2; exit 1; }
@@ -88,3 +97,7 @@ cargo build --workspace --bins --locked
 
 step "cargo test"
 cargo test --workspace --locked --no-fail-fast
+
+step "console in the browser (tests/console: Playwright on Debian's Chromium)"
+# Screenshots land in target/console-screenshots/.
+CHROMIUM="$(command -v chromium)" .venv/bin/python -m pytest -q tests/console

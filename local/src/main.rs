@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run the example pipeline of template.yaml end to end on examples/demo.
     Run(cli::run::Args),
+    /// Show the executions kept in a state folder in the browser.
+    Console(cli::console::Args),
     /// Run one function once on an event and print what it reported and wrote.
     Invoke(cli::invoke::Args),
     /// Start the local endpoints and print the environment variables to reach them.
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Run(args) => cli::run::main(args).await,
+            Command::Console(args) => cli::console::main(args).await,
             Command::Invoke(args) => cli::invoke::main(args).await,
             Command::Serve(args) => cli::serve::main(args).await,
         }

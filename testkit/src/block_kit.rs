@@ -57,3 +57,79 @@ fn check_text_objects(value: &Value) {
         _ => {}
     }
 }
+
+/// Compares what the console draws of `blocks` (pipeline-local's Block Kit renderer, close to
+/// Slack's client) with the snapshot `<dir>/<name>.html`, so a change in a message we send
+/// shows up as a reviewable diff. With `UPDATE_SNAPSHOTS=1` the snapshot is (re)written; a
+/// mismatch writes `<name>.html.new` beside it and fails.
+pub fn assert_html_snapshot(dir: &std::path::Path, name: &str, blocks: &Value) {
+    let html = format!(
+        "{}\n",
+        pipeline_local::console::block_kit::blocks(&normalized_dates(blocks))
+    );
+    assert_snapshot(dir, name, &html);
+}
+
+/// As [`assert_html_snapshot`], for a modal (`views.open`'s `view`).
+pub fn assert_modal_snapshot(dir: &std::path::Path, name: &str, view: &Value) {
+    let html = format!(
+        "{}\n",
+        pipeline_local::console::block_kit::modal(&normalized_dates(view))
+    );
+    assert_snapshot(dir, name, &html);
+}
+
+fn assert_snapshot(dir: &std::path::Path, name: &str, html: &str) {
+    let file = dir.join(format!("{name}.html"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(&file, html).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&file).unwrap_or_default();
+    if expected != html {
+        let new = dir.join(format!("{name}.html.new"));
+        std::fs::write(&new, html).unwrap();
+        panic!(
+            "the rendered message differs from {}: see {} (`diff` them; UPDATE_SNAPSHOTS=1 accepts the change)",
+            file.display(),
+            new.display()
+        );
+    }
+}
+
+/// Slack date tokens (`<!date^1764000000^…|…>`) hold the time the message was made: one fixed
+/// time instead, so snapshots do not change by the minute.
+fn normalized_dates(value: &Value) -> Value {
+    match value {
+        Value::String(text) if text.contains("<!date^") => {
+            let mut out = String::new();
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find("<!date^") {
+                out.push_str(&rest[..start + 7]);
+                rest = &rest[start + 7..];
+                let digits = rest.chars().take_while(char::is_ascii_digit).count();
+                out.push_str("1764000000");
+                rest = &rest[digits..];
+                if let Some(bar) = rest.find('|').filter(|b| rest[..*b].find('>').is_none()) {
+                    out.push_str(&rest[..bar + 1]);
+                    rest = &rest[bar + 1..];
+                    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+                    if digits > 0 {
+                        out.push_str("1764000000");
+                        rest = &rest[digits..];
+                    }
+                }
+            }
+            out.push_str(rest);
+            Value::String(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(normalized_dates).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), normalized_dates(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}

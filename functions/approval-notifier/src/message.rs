@@ -102,6 +102,27 @@ mod tests {
         }).to_string()).unwrap()
     }
 
+    /// The approval message as the console draws it, against tests/snapshots
+    /// (UPDATE_SNAPSHOTS=1 accepts a change).
+    #[test]
+    fn the_approval_message_renders_as_its_snapshot() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+        let message = build(
+            &notification(
+                "Release 2.4: new checkout\nrequested-by: dev@example.com\n<!here> `v2.4.0`",
+            ),
+            "C0DEPLOYS",
+            vec![
+                json!({"type": "context", "elements": [{"type": "mrkdwn", "text": "Source: `a1b2c3d4e5` fix three"}]}),
+            ],
+        );
+        pipeline_testkit::block_kit::assert_html_snapshot(
+            &dir,
+            "approval-request",
+            &message["blocks"],
+        );
+    }
+
     #[test]
     fn escapes_custom_data_and_keeps_button_values_small() {
         let message = build(

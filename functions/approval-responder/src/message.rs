@@ -139,7 +139,63 @@ pub fn reason_modal(context: &DecisionContext) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::mentions;
+    use super::*;
+
+    /// Every message approval-responder makes, as the console draws it, against the snapshots
+    /// in tests/snapshots (UPDATE_SNAPSHOTS=1 accepts a change).
+    #[test]
+    fn messages_render_as_their_snapshots() {
+        use pipeline_testkit::block_kit::{assert_html_snapshot, assert_modal_snapshot};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+        let approval = ApprovalRef {
+            pipeline: "web".into(),
+            stage: "Approve".into(),
+            action: "ReleaseGate".into(),
+            token: "0b7f8f7e-5c1e-4a8b-9a63-0d1f2e3c4b5a".into(),
+            requested_by: Some("dev@example.com".into()),
+        };
+        let original = vec![
+            json!({"type": "header", "text": {"type": "plain_text", "text": "Approval needed: web"}}),
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": "*Pipeline:* web\n*Stage:* Approve\n*Action:* ReleaseGate"}}),
+            buttons(&approval),
+        ];
+        let outcomes = [
+            (
+                "approval-approved",
+                Outcome::Approved(vec!["U0ALICE".into(), "U0BOB".into()]),
+            ),
+            (
+                "approval-rejected",
+                Outcome::Rejected(
+                    "U0CAROL".into(),
+                    "Release notes are missing\n<!channel> *please* fix".into(),
+                ),
+            ),
+            ("approval-expired", Outcome::Expired),
+            ("approval-already-decided", Outcome::AlreadyDecided),
+        ];
+        for (name, outcome) in outcomes {
+            let update = decided("C0DEPLOYS", "1.2", &original, &approval, &outcome);
+            assert_html_snapshot(&dir, name, &update["blocks"]);
+        }
+        let update = tally(
+            "C0DEPLOYS",
+            "1.2",
+            &original,
+            &approval,
+            &["U0ALICE".into()],
+            2,
+        );
+        assert_html_snapshot(&dir, "approval-tally", &update["blocks"]);
+        let modal = reason_modal(&DecisionContext {
+            decision: Decision::Reject,
+            approval,
+            channel: "C0DEPLOYS".into(),
+            message_ts: "1.2".into(),
+            blocks: original,
+        });
+        assert_modal_snapshot(&dir, "reject-reason-modal", &modal);
+    }
 
     #[test]
     fn names_approvers_as_a_sentence() {

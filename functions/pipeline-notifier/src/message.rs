@@ -432,6 +432,105 @@ pub fn fallback_text(record: &ExecutionRecord, failures: &[&ActionRecord]) -> St
 mod tests {
     use super::*;
 
+    fn change(kind: &str, seconds: u32, detail: Value) -> crate::event::StateChange {
+        let mut detail = detail;
+        detail["pipeline"] = json!("web");
+        detail["execution-id"] = json!("5f1c2d3e-aaaa-4bbb-8ccc-0123456789ab");
+        detail["version"] = json!(4);
+        let id = format!("{kind}-{seconds}-{}", detail["state"]);
+        crate::event::parse(&json!({"version": "0", "id": id,
+            "detail-type": format!("CodePipeline {kind} Execution State Change"),
+            "source": "aws.codepipeline", "account": "111111111111",
+            "time": format!("2026-11-21T10:{:02}:{:02}Z", seconds / 60, seconds % 60),
+            "region": "us-east-1", "resources": [], "detail": detail}))
+        .unwrap()
+    }
+
+    /// The execution message and its thread replies as the console draws them, against the
+    /// snapshots in tests/snapshots (UPDATE_SNAPSHOTS=1 accepts a change).
+    #[test]
+    fn messages_render_as_their_snapshots() {
+        use pipeline_testkit::block_kit::assert_html_snapshot;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+        let action = |stage: &str, name: &str, state: &str, at: u32, summary: Option<&str>| {
+            let mut detail = json!({"stage": stage, "action": name, "state": state,
+                "type": {"owner": "AWS", "provider": "Lambda", "category": "Invoke", "version": "1"}});
+            if let Some(summary) = summary {
+                detail["execution-result"] =
+                    json!({"external-execution-summary": summary, "error-code": "JobFailed"});
+            }
+            change("Action", at, detail)
+        };
+        let changes = [
+            change(
+                "Pipeline",
+                0,
+                json!({"state": "STARTED",
+                "execution-trigger": {"trigger-type": "Webhook", "trigger-detail": "connection/abc"}}),
+            ),
+            change("Stage", 1, json!({"stage": "Source", "state": "STARTED"})),
+            change("Stage", 9, json!({"stage": "Source", "state": "SUCCEEDED"})),
+            change("Stage", 10, json!({"stage": "Deploy", "state": "STARTED"})),
+            action("Deploy", "Gate", "STARTED", 10, None),
+            action(
+                "Deploy",
+                "Gate",
+                "FAILED",
+                75,
+                Some("health.txt: status 404 <!channel>"),
+            ),
+            change("Stage", 76, json!({"stage": "Deploy", "state": "FAILED"})),
+            change("Pipeline", 76, json!({"state": "FAILED"})),
+        ];
+        let mut record = ExecutionRecord::new(&changes[0]);
+        let source = SourceInfo {
+            trigger: Some("Webhook".into()),
+            revisions: vec![crate::lookup::Revision {
+                artifact: "SourceArtifact".into(),
+                id: "a1b2c3d4e5f60718".into(),
+                summary: Some("Fix the *checkout* page".into()),
+                url: Some("https://github.com/acme/web/commit/a1b2c3d4e5f60718".into()),
+            }],
+            ..Default::default()
+        };
+        record.apply(&changes[0]);
+        assert_html_snapshot(
+            &dir,
+            "execution-started",
+            &json!(parent(&record, Some(&source), &[]).1),
+        );
+        for change in &changes[1..] {
+            record.apply(change);
+        }
+        let rules = [RuleResult {
+            stage: "Deploy".into(),
+            rule: "NoPublishErrors".into(),
+            provider: "CloudWatchAlarm".into(),
+            status: "Failed".into(),
+            summary: Some("alarm site-errors is in ALARM".into()),
+        }];
+        assert_html_snapshot(
+            &dir,
+            "execution-failed",
+            &json!(parent(&record, Some(&source), &rules).1),
+        );
+        let failed = record.failed_actions().next().expect("the gate failed");
+        let detail = FailureDetail {
+            error_code: Some("JobFailed".into()),
+            error_message: Some("health.txt: status 404".into()),
+            summary: Some("health.txt: status 404 <!channel>".into()),
+            url: Some("https://example.com/health".into()),
+            log_stream_arn: Some("arn:aws:logs:us-east-1:111111111111:log-group:/aws/lambda/gate:log-stream:2026/11/21/x".into()),
+            updated_by: None,
+        };
+        assert_html_snapshot(
+            &dir,
+            "failure-reply",
+            &json!(failure_reply(failed, Some(&detail), None).1),
+        );
+        assert_html_snapshot(&dir, "rollback-reply", &json!(rollback_reply(&record).1));
+    }
+
     fn stage_line(i: usize, state: &str) -> (&'static str, String) {
         let state: &'static str = match state {
             "FAILED" => "FAILED",

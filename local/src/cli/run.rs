@@ -1,8 +1,9 @@
 //! `pipeline-local run`: sets up the surroundings of a local execution (state folder, local
 //! endpoints, recorded Slack, health endpoint, database) and executes the template's pipeline.
 
+use crate::console::{Console, ConsoleRecord};
 use crate::endpoints::LocalAws;
-use crate::pipeline::{self, DatabaseTarget, ExecutionContext, Options};
+use crate::pipeline::{self, ApproveMode, DatabaseTarget, ExecutionContext, Options};
 use crate::slack::LocalSlack;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,14 @@ pub struct Args {
     /// functions through SSL_CERT_FILE and AWS_CA_BUNDLE, as on Lambda.
     #[arg(long)]
     pub tls: bool,
+    /// Show the run in a browser: the pipeline, the actions' details, the timeline and the
+    /// Slack channel, where approvals are decided (see `--approve`). The console stays up after
+    /// the run until Ctrl-C.
+    #[arg(long)]
+    pub console: bool,
+    /// The console's port on 127.0.0.1 (0: a free one).
+    #[arg(long, default_value_t = 0, requires = "console")]
+    pub port: u16,
 }
 
 /// Exit status 0 when the pipeline succeeded, 1 when it failed, 2 when it could not run.
@@ -41,7 +50,17 @@ pub async fn main(args: Args) -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<bool, String> {
+async fn run(mut args: Args) -> Result<bool, String> {
+    if args.options.approve.is_none() {
+        args.options.approve = Some(if args.console {
+            ApproveMode::Console
+        } else {
+            ApproveMode::Auto
+        });
+    }
+    if args.options.approve == Some(ApproveMode::Console) && !args.console {
+        return Err("--approve console needs --console: the approval is decided there".into());
+    }
     let mut overrides = Vec::new();
     for pair in &args.parameters {
         let (key, value) = pair
@@ -81,6 +100,23 @@ async fn run(args: Args) -> Result<bool, String> {
         .await
         .map_err(|e| format!("cannot start the local website: {e}"))?;
     let database = DatabaseTarget::new(args.database_url.as_deref(), &state_dir)?;
+    let console = if args.console {
+        let record = ConsoleRecord::load(&state_dir)?;
+        let console = Console::live(
+            record,
+            Some(state_dir.clone()),
+            aws.s3.root().to_path_buf(),
+            slack.clone(),
+        );
+        let url = console
+            .serve(args.port)
+            .await
+            .map_err(|e| format!("cannot serve the console on port {}: {e}", args.port))?;
+        println!("console: {url}\n");
+        Some((console, url))
+    } else {
+        None
+    };
     let context = ExecutionContext {
         options: &args.options,
         aws: &aws,
@@ -89,8 +125,13 @@ async fn run(args: Args) -> Result<bool, String> {
         site_url,
         database,
         overrides,
+        console: console.as_ref().map(|(c, _)| c.clone()),
     };
     let succeeded = pipeline::execute(context).await?;
+    if let Some((_, url)) = &console {
+        println!("\nThe run has ended; the console stays up at {url} until Ctrl-C.");
+        let _ = tokio::signal::ctrl_c().await;
+    }
     if temp.is_some() {
         println!("\n(state was in a temporary folder, now removed; keep it with --state-dir DIR)");
     }

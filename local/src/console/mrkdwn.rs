@@ -88,10 +88,11 @@ pub fn render(text: &str) -> String {
 fn lines(text: &str) -> String {
     let mut out = Vec::new();
     for line in text.split('\n') {
+        // Slack quotes a line that starts with `>`, with or without a space after it.
         match line
-            .strip_prefix("&gt; ")
-            .or_else(|| line.strip_prefix("> "))
-            .or_else(|| (line == "&gt;" || line == ">").then_some(""))
+            .strip_prefix("&gt;")
+            .or_else(|| line.strip_prefix('>'))
+            .map(|rest| rest.strip_prefix(' ').unwrap_or(rest))
         {
             Some(quoted) => out.push(format!("<blockquote>{}</blockquote>", inline(quoted))),
             None => out.push(inline(line)),
@@ -306,6 +307,10 @@ mod tests {
             "why:<br><blockquote>because</blockquote>ok"
         );
         assert_eq!(render("```a *b*\n<c>```"), "<pre>a *b*\n&lt;c&gt;</pre>");
+        assert_eq!(
+            render("&gt;no space\n&gt;"),
+            "<blockquote>no space</blockquote><blockquote></blockquote>"
+        );
     }
 
     #[test]

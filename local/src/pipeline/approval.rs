@@ -1,9 +1,10 @@
 //! A manual approval, as it happens on AWS with the Slack functions: CodePipeline publishes the
 //! approval request to the action's topic, approval-notifier (subscribed to it) posts the Slack
 //! message, and a person presses its button: here Approve (or Reject, then the reason dialog),
-//! sent to approval-responder's Function URL signed with the app's signing secret, as Slack
-//! does. The decision is whatever approval-responder recorded with `PutApprovalResult`.
+//! by pipeline-local itself or by a person in the console, sent to approval-responder's
+//! Function URL signed with the app's signing secret, as Slack does. The decision is whatever approval-responder recorded with `PutApprovalResult`.
 
+use crate::console::SlackAction;
 use crate::endpoints::LocalAws;
 use crate::runtime_api::{FunctionHost, Outcome};
 use crate::slack::{LocalSlack, SlackMessage};
@@ -25,6 +26,14 @@ pub struct ApprovalRequest<'a> {
     pub external_link: Option<String>,
 }
 
+/// Who clicks the approval's buttons.
+pub enum Decider<'a> {
+    /// pipeline-local: Approve, or Reject and a reason when `reject`.
+    Auto { reject: bool },
+    /// A person, in the console's Slack channel.
+    Console(&'a crate::console::Console),
+}
+
 /// Where the decision came from, for the report.
 pub struct ApprovalOutcome {
     pub approved: bool,
@@ -38,7 +47,7 @@ pub async fn decide(
     notifiers: &[(String, &FunctionHost)],
     responder: Option<&FunctionHost>,
     request: &ApprovalRequest<'_>,
-    reject: bool,
+    decider: Decider<'_>,
 ) -> Result<ApprovalOutcome, String> {
     let token = uuid::Uuid::new_v4().to_string();
     aws.codepipeline
@@ -90,20 +99,56 @@ pub async fn decide(
         "Slack message posted to {} (ts {})",
         posted.channel, posted.ts
     ));
-    let button = if reject { "reject" } else { "approve" };
-    let answer = click(responder, &posted, button).await?;
-    steps.push(format!(
-        "{button} clicked by {APPROVER}: responder answered {answer}"
-    ));
-    if reject {
-        let view = slack
-            .views()
-            .last()
-            .cloned()
-            .ok_or("approval-responder opened no reason dialog after Reject")?;
-        let reason = "Rejected from pipeline-local run --reject";
-        let answer = submit_reason(responder, &view, reason).await?;
-        steps.push(format!("reason submitted: responder answered {answer}"));
+    match decider {
+        Decider::Auto { reject } => {
+            let button = if reject { "reject" } else { "approve" };
+            let answer = click(responder, &posted, button).await?;
+            steps.push(format!(
+                "{button} clicked by {APPROVER}: responder answered {answer}"
+            ));
+            if reject {
+                let view = slack
+                    .views()
+                    .last()
+                    .cloned()
+                    .ok_or("approval-responder opened no reason dialog after Reject")?;
+                let reason = "Rejected from pipeline-local run --reject";
+                let answer = submit_reason(responder, &view, reason).await?;
+                steps.push(format!("reason submitted: responder answered {answer}"));
+            }
+        }
+        Decider::Console(console) => {
+            println!(
+                "  waiting for a decision in the console (Approve or Reject in its Slack channel)"
+            );
+            let mut requests = console.wait_for_approval(request.stage, request.action);
+            let decided = || {
+                aws.codepipeline
+                    .approval(&token)
+                    .is_some_and(|a| a.decision.is_some())
+            };
+            while !decided() {
+                let Some((action, reply)) = requests.recv().await else {
+                    break;
+                };
+                let answer = match action {
+                    SlackAction::Click { ts, action_id } => match slack.message(&ts) {
+                        Some(message) => click(responder, &message, &action_id).await,
+                        None => Err(format!("no message {ts} in the channel")),
+                    },
+                    SlackAction::Submit { reason } => match slack.views().last() {
+                        Some(view) => submit_reason(responder, view, &reason).await,
+                        None => Err("no dialog is open".into()),
+                    },
+                };
+                if let Ok(said) = &answer {
+                    steps.push(format!("clicked in the console: responder answered {said}"));
+                }
+                let _ = reply.send(answer);
+                console.update(|_| {});
+            }
+            console.approval_ended();
+        }
     }
     let record = aws
         .codepipeline

@@ -22,6 +22,8 @@ pub struct EventBus {
     pub attempt: u32,
     /// Failed deliveries, for the report.
     pub failures: Vec<String>,
+    /// The console, which folds every event in after its targets got it.
+    pub console: Option<crate::console::Console>,
 }
 
 fn matches(pattern: &Value, event: &Value) -> bool {
@@ -68,6 +70,9 @@ impl EventBus {
                     target.function, detail_type, detail["state"], invocation.outcome
                 ));
             }
+        }
+        if let Some(console) = &self.console {
+            console.event(&event);
         }
     }
 

@@ -143,6 +143,7 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
             trigger: ("StartPipelineExecution".into(), "pipeline-local run".into()),
             attempt: 1,
             failures: Vec::new(),
+            console: context.console.clone(),
         },
         report: Report::new(&pipeline.name, &execution_id),
         context: &context,
@@ -157,6 +158,7 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
         source_archive: crate::zips::zip_folder(&context.options.source)
             .map_err(|e| format!("cannot zip {}: {e}", context.options.source.display())),
     };
+    execution.show_shape();
     execution.provision().await?;
     let succeeded = execution.run_stages().await;
     execution.report.finish(
@@ -346,6 +348,106 @@ impl Execution<'_> {
             .map_err(|e| format!("cannot host {}: {e}", function.binary))
     }
 
+    /// The pipeline's stages and actions, for the console.
+    fn show_shape(&self) {
+        let Some(console) = &self.context.console else {
+            return;
+        };
+        let stages: Vec<crate::console::model::StageShape> = self
+            .pipeline
+            .stages
+            .iter()
+            .map(|stage| {
+                let mut notes = Vec::new();
+                let rules = |conditions: &[super::model::ConditionDef]| {
+                    conditions.iter().map(|c| c.rules.len()).sum::<usize>()
+                };
+                if !stage.before_entry.is_empty() {
+                    notes.push(format!("BeforeEntry: {} rules", rules(&stage.before_entry)));
+                }
+                if !stage.on_success.is_empty() {
+                    notes.push(format!("OnSuccess: {} rules", rules(&stage.on_success)));
+                }
+                if let Some(result) = &stage.on_failure {
+                    notes.push(format!("OnFailure: {result}"));
+                }
+                crate::console::model::StageShape {
+                    name: stage.name.clone(),
+                    notes,
+                    actions: stage
+                        .actions
+                        .iter()
+                        .map(|a| crate::console::model::ActionShape {
+                            name: a.name.clone(),
+                            category: a.category.clone(),
+                            provider: a.provider.clone(),
+                            run_order: a.run_order,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let name = self.pipeline.name.clone();
+        let mode = self.pipeline.execution_mode.clone();
+        console.update(|record| {
+            record.pipeline = name;
+            record.execution_mode = mode;
+            record.stages = stages;
+        });
+    }
+
+    /// The host of the function a Lambda invoke action runs, once started.
+    fn action_host(&self, action: &ActionDef) -> Option<&FunctionHost> {
+        let function = self.function(&action.config("FunctionName")?)?;
+        self.hosts.get(&function.logical_id)
+    }
+
+    /// What only the local run knows of a finished action, for the console: its notes (each
+    /// invocation of a continued job), output variables, artifacts and the function's log
+    /// lines since `log_mark`.
+    fn show_action_details(
+        &self,
+        stage: &str,
+        action: &ActionDef,
+        result: &ActionResult,
+        log_mark: usize,
+    ) {
+        let Some(console) = &self.context.console else {
+            return;
+        };
+        let logs: Vec<String> = self
+            .action_host(action)
+            .map(|h| h.logs().into_iter().skip(log_mark).collect())
+            .unwrap_or_default();
+        let variables: Vec<(String, String)> = action
+            .namespace
+            .as_ref()
+            .and_then(|ns| self.variables.namespaces.get(ns))
+            .map(|vars| vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let artifact = |name: &String| {
+            self.artifacts
+                .get(name)
+                .map(|at| crate::console::model::ArtifactRef {
+                    name: name.clone(),
+                    bucket: at.bucket.clone(),
+                    key: at.key.clone(),
+                })
+        };
+        let inputs: Vec<_> = action.inputs.iter().filter_map(artifact).collect();
+        let outputs: Vec<_> = action.outputs.iter().filter_map(artifact).collect();
+        let notes = result.notes.clone();
+        let id = self.execution_id.clone();
+        console.update(|record| {
+            let run = record.execution_mut(&id).action_mut(stage, &action.name);
+            run.notes = notes;
+            run.logs = logs;
+            run.variables = variables;
+            run.inputs = inputs;
+            run.outputs = outputs;
+        });
+    }
+
     /// The function an action's `FunctionName` (name or ARN) is.
     fn function(&self, reference: &str) -> Option<&FunctionDef> {
         self.functions
@@ -478,6 +580,21 @@ impl Execution<'_> {
             &mut checked,
         );
         self.register_rule_results(&stage.name, &checked);
+        if let Some(console) = &self.context.console {
+            let rules: Vec<crate::console::model::RuleRun> = checked
+                .iter()
+                .map(|c| crate::console::model::RuleRun {
+                    stage: stage.name.clone(),
+                    kind: c.kind.to_string(),
+                    rule: c.rule.name.clone(),
+                    provider: c.rule.provider.clone(),
+                    state: c.state().to_string(),
+                    summary: c.summary(),
+                })
+                .collect();
+            let id = self.execution_id.clone();
+            console.update(|record| record.execution_mut(&id).rules.extend(rules));
+        }
         self.report.conditions(
             &stage.name,
             checked
@@ -542,6 +659,10 @@ impl Execution<'_> {
         }
         for group in groups {
             let mut started = Vec::new();
+            let log_marks: Vec<usize> = group
+                .iter()
+                .map(|a| self.action_host(a).map_or(0, |h| h.logs().len()))
+                .collect();
             for action in &group {
                 self.report.action_started(&stage.name, action);
                 self.events
@@ -551,7 +672,9 @@ impl Execution<'_> {
             }
             let results = self.run_group(&stage.name, &group).await;
             let mut group_failed = false;
-            for ((action, result), began) in group.iter().zip(results).zip(started) {
+            for (((action, result), began), log_mark) in
+                group.iter().zip(results).zip(started).zip(log_marks)
+            {
                 let state = match &result.state {
                     ActionState::Succeeded => ExecutionState::Succeeded,
                     ActionState::Failed => ExecutionState::Failed,
@@ -564,6 +687,7 @@ impl Execution<'_> {
                 self.events
                     .action(&stage.name, action, state, Some(&result.summary))
                     .await;
+                self.show_action_details(&stage.name, action, &result, log_mark);
                 self.report
                     .action_finished(&stage.name, action, result, began);
                 if failed {
@@ -1037,13 +1161,21 @@ impl Execution<'_> {
             custom_data,
             external_link: action.config("ExternalEntityLink"),
         };
+        let decider = match (self.context.options.approve, &self.context.console) {
+            (Some(super::ApproveMode::Console), Some(console)) => {
+                approval::Decider::Console(console)
+            }
+            _ => approval::Decider::Auto {
+                reject: self.context.options.reject,
+            },
+        };
         match approval::decide(
             self.context.aws,
             self.context.slack,
             &notifiers,
             responder,
             &request,
-            self.context.options.reject,
+            decider,
         )
         .await
         {

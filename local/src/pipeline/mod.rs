@@ -56,12 +56,26 @@ pub struct Options {
     /// Click Reject on the approval instead of Approve.
     #[arg(long)]
     pub reject: bool,
+    /// Who decides manual approvals: `auto` clicks Approve (or Reject with `--reject`),
+    /// `console` waits for a person to click in the console's Slack channel. Default: `console`
+    /// with `--console`, else `auto`.
+    #[arg(long, value_enum)]
+    pub approve: Option<ApproveMode>,
     /// Where the function binaries are (default: next to pipeline-local).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
     /// Echo the functions' log lines.
     #[arg(long)]
     pub verbose: bool,
+}
+
+/// Who decides manual approvals in a local run.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApproveMode {
+    /// pipeline-local clicks the button itself.
+    Auto,
+    /// A person clicks in the console.
+    Console,
 }
 
 /// Everything an execution runs against: the local endpoints, the recorded Slack, the health
@@ -81,4 +95,7 @@ pub struct ExecutionContext<'a> {
     pub database: DatabaseTarget,
     /// Template parameters from `--parameter KEY=VALUE`; they win over the embedded defaults.
     pub overrides: Vec<(String, String)>,
+    /// The console showing the run (`--console`), which also decides approvals with
+    /// `--approve console`.
+    pub console: Option<crate::console::Console>,
 }

@@ -173,6 +173,20 @@ impl Template {
                     environment.push((key, value));
                 }
             }
+            // What Lambda itself sets from `LoggingConfig`: the functions log JSON lines when
+            // the template asks for them, as on AWS.
+            let logging = |field: &str| {
+                properties["LoggingConfig"][field]
+                    .as_str()
+                    .or_else(|| self.globals["LoggingConfig"][field].as_str())
+                    .map(str::to_owned)
+            };
+            if let Some(format) = logging("LogFormat") {
+                environment.push(("AWS_LAMBDA_LOG_FORMAT".into(), format));
+            }
+            if let Some(level) = logging("ApplicationLogLevel") {
+                environment.push(("AWS_LAMBDA_LOG_LEVEL".into(), level));
+            }
             let number = |field: &str, default: u64| {
                 properties[field]
                     .as_u64()

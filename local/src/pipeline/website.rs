@@ -26,13 +26,10 @@ async fn object(
     State(s3): State<LocalS3>,
     Path((bucket, key)): Path<(String, String)>,
 ) -> Response {
-    // Only plain names: no way out of the bucket's folder, no hidden (metadata) files.
-    let plain =
-        |part: &str| !part.is_empty() && !part.starts_with('.') && !part.contains(['\\', '\0']);
-    if !plain(&bucket) || !key.split('/').all(plain) {
+    let Some(path) = crate::s3::plain_object_path(s3.root(), &bucket, &key) else {
         return StatusCode::NOT_FOUND.into_response();
-    }
-    match tokio::fs::read(s3.object_path(&bucket, &key)).await {
+    };
+    match tokio::fs::read(path).await {
         Ok(bytes) => {
             let kind = mime_guess::from_path(&key).first_or_octet_stream();
             ([(header::CONTENT_TYPE, kind.to_string())], bytes).into_response()

@@ -21,6 +21,15 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+/// Where an object of the folder `root` is on disk, when `bucket` and `key` are plain names: no
+/// way out of the bucket's folder, no hidden (metadata) files. For readers outside the
+/// protocol (the local website, the console).
+pub fn plain_object_path(root: &Path, bucket: &str, key: &str) -> Option<PathBuf> {
+    let plain =
+        |part: &str| !part.is_empty() && !part.starts_with('.') && !part.contains(['\\', '\0']);
+    (plain(bucket) && key.split('/').all(plain)).then(|| root.join(bucket).join(key))
+}
+
 /// Access keys the local S3 accepts, with their secrets: the function role's and every set of
 /// job credentials handed out.
 #[derive(Clone, Default)]

@@ -1,0 +1,362 @@
+//! What the console shows of a state folder's executions: the pipeline's shape, and for each
+//! execution the states of its stages and actions, folded from the same EventBridge events the
+//! notifier receives, plus what only the local run knows of an action (its log lines, output
+//! variables, artifacts, each invocation of a continued job). Kept in the state folder
+//! (`console.json`) so `pipeline-local console` shows earlier runs.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::Path;
+
+/// The file in a state folder that holds the console's record.
+pub const CONSOLE_FILE: &str = "console.json";
+
+/// Executions kept: the newest ones.
+const MAX_EXECUTIONS: usize = 50;
+
+/// An action as the pipeline declares it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActionShape {
+    pub name: String,
+    pub category: String,
+    pub provider: String,
+    pub run_order: u64,
+}
+
+/// A stage as the pipeline declares it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageShape {
+    pub name: String,
+    pub actions: Vec<ActionShape>,
+    /// "OnFailure: ROLLBACK", "BeforeEntry: 1 rule"… as the stage header shows them.
+    pub notes: Vec<String>,
+}
+
+/// An artifact an action read or wrote.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    pub name: String,
+    pub bucket: String,
+    pub key: String,
+}
+
+/// An action's run in an execution.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActionRun {
+    pub stage: String,
+    pub action: String,
+    pub state: String,
+    pub attempt: u32,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    pub summary: Option<String>,
+    pub error_code: Option<String>,
+    /// What the run said along the way: each invocation of a continued job, snapshots…
+    pub notes: Vec<String>,
+    pub variables: Vec<(String, String)>,
+    pub inputs: Vec<ArtifactRef>,
+    pub outputs: Vec<ArtifactRef>,
+    /// The function's log lines for this action (JSON lines when the function logs JSON).
+    pub logs: Vec<String>,
+}
+
+/// A stage's run in an execution.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageRun {
+    pub name: String,
+    pub state: String,
+    pub attempt: u32,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+}
+
+/// A condition rule as checked.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleRun {
+    pub stage: String,
+    /// `BeforeEntry` or `OnSuccess`.
+    pub kind: String,
+    pub rule: String,
+    pub provider: String,
+    /// `MET`, `NOT MET` or `NOT EMULATED`.
+    pub state: String,
+    pub summary: String,
+}
+
+/// One execution of the pipeline.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionView {
+    pub id: String,
+    /// `STANDARD` or `ROLLBACK`.
+    pub kind: String,
+    pub trigger: String,
+    pub trigger_detail: String,
+    pub state: String,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    pub stages: Vec<StageRun>,
+    pub actions: Vec<ActionRun>,
+    pub rules: Vec<RuleRun>,
+}
+
+impl ExecutionView {
+    fn stage_mut(&mut self, name: &str) -> &mut StageRun {
+        if let Some(i) = self.stages.iter().position(|s| s.name == name) {
+            return &mut self.stages[i];
+        }
+        self.stages.push(StageRun {
+            name: name.into(),
+            attempt: 1,
+            ..Default::default()
+        });
+        self.stages.last_mut().expect("just pushed")
+    }
+
+    /// The latest run of an action (a retried action has one per attempt).
+    pub fn action_mut(&mut self, stage: &str, action: &str) -> &mut ActionRun {
+        if let Some(i) = self
+            .actions
+            .iter()
+            .rposition(|a| a.stage == stage && a.action == action)
+        {
+            return &mut self.actions[i];
+        }
+        self.actions.push(ActionRun {
+            stage: stage.into(),
+            action: action.into(),
+            attempt: 1,
+            ..Default::default()
+        });
+        self.actions.last_mut().expect("just pushed")
+    }
+}
+
+/// Everything the console shows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleRecord {
+    pub pipeline: String,
+    pub execution_mode: String,
+    pub stages: Vec<StageShape>,
+    /// Oldest first.
+    pub executions: Vec<ExecutionView>,
+    /// The recorded Slack channel: `SlackMessage`s as JSON.
+    pub slack: Vec<Value>,
+}
+
+fn event_ms(event: &Value) -> Option<i64> {
+    let time = event["time"].as_str()?;
+    aws_smithy_types::DateTime::from_str(time, aws_smithy_types::date_time::Format::DateTime)
+        .ok()
+        .map(|t| t.to_millis().unwrap_or(0))
+}
+
+impl ConsoleRecord {
+    /// The record kept in `dir`, or an empty one.
+    pub fn load(dir: &Path) -> Result<Self, String> {
+        let file = dir.join(CONSOLE_FILE);
+        match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                format!(
+                    "{} is not a pipeline-local console record ({e}); move it away to start afresh",
+                    file.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(format!("cannot read {}: {e}", file.display())),
+        }
+    }
+
+    /// Writes the record to `dir` (a new file renamed over the old one).
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let file = dir.join(CONSOLE_FILE);
+        let partial = file.with_extension("json.partial");
+        std::fs::write(
+            &partial,
+            serde_json::to_vec(self).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(&partial, &file)
+    }
+
+    pub fn execution_mut(&mut self, id: &str) -> &mut ExecutionView {
+        if let Some(i) = self.executions.iter().position(|e| e.id == id) {
+            return &mut self.executions[i];
+        }
+        self.executions.push(ExecutionView {
+            id: id.into(),
+            kind: "STANDARD".into(),
+            state: "STARTED".into(),
+            ..Default::default()
+        });
+        if self.executions.len() > MAX_EXECUTIONS {
+            self.executions.remove(0);
+        }
+        self.executions.last_mut().expect("just pushed")
+    }
+
+    /// Folds one CodePipeline EventBridge event in, received at `received_ms` (events carry
+    /// whole seconds; a local run's actions often take less); events of other kinds change
+    /// nothing.
+    pub fn apply(&mut self, event: &Value, received_ms: Option<i64>) {
+        let detail = &event["detail"];
+        let (Some(id), Some(state)) = (detail["execution-id"].as_str(), detail["state"].as_str())
+        else {
+            return;
+        };
+        let at = received_ms.or_else(|| event_ms(event));
+        let attempt = detail["pipeline-execution-attempt"].as_u64().unwrap_or(1) as u32;
+        let execution = self.execution_mut(id);
+        match event["detail-type"].as_str().unwrap_or_default() {
+            "CodePipeline Pipeline Execution State Change" => {
+                execution.state = state.into();
+                if state == "STARTED" {
+                    execution.started_ms = at;
+                    let trigger = &detail["execution-trigger"];
+                    execution.trigger = trigger["trigger-type"].as_str().unwrap_or_default().into();
+                    execution.trigger_detail = trigger["trigger-detail"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .into();
+                    if execution.trigger.ends_with("Rollback") {
+                        execution.kind = "ROLLBACK".into();
+                    }
+                } else {
+                    execution.finished_ms = at;
+                }
+            }
+            "CodePipeline Stage Execution State Change" => {
+                let Some(name) = detail["stage"].as_str() else {
+                    return;
+                };
+                let stage = execution.stage_mut(name);
+                stage.state = state.into();
+                stage.attempt = attempt;
+                if state == "STARTED" {
+                    stage.started_ms = at;
+                    stage.finished_ms = None;
+                } else {
+                    stage.finished_ms = at;
+                }
+            }
+            "CodePipeline Action Execution State Change" => {
+                let (Some(stage), Some(name)) =
+                    (detail["stage"].as_str(), detail["action"].as_str())
+                else {
+                    return;
+                };
+                let retried = execution
+                    .actions
+                    .iter()
+                    .rev()
+                    .find(|a| a.stage == stage && a.action == name)
+                    .is_some_and(|a| a.attempt < attempt && state == "STARTED");
+                if retried {
+                    execution.actions.push(ActionRun {
+                        stage: stage.into(),
+                        action: name.into(),
+                        ..Default::default()
+                    });
+                }
+                let action = execution.action_mut(stage, name);
+                action.state = state.into();
+                action.attempt = attempt;
+                if state == "STARTED" {
+                    action.started_ms = at;
+                } else {
+                    action.finished_ms = at;
+                }
+                let result = &detail["execution-result"];
+                if let Some(summary) = result["external-execution-summary"].as_str() {
+                    action.summary = Some(summary.into());
+                }
+                if let Some(code) = result["error-code"].as_str() {
+                    action.error_code = Some(code.into());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(kind: &str, time: &str, detail: Value) -> Value {
+        json!({"detail-type": format!("CodePipeline {kind} Execution State Change"), "time": time,
+            "source": "aws.codepipeline", "detail": detail})
+    }
+
+    #[test]
+    fn folds_events_into_stage_and_action_states() {
+        let mut record = ConsoleRecord::default();
+        let events = [
+            event(
+                "Pipeline",
+                "2026-12-03T10:00:00Z",
+                json!({"execution-id": "e1", "state": "STARTED",
+                "execution-trigger": {"trigger-type": "AutomatedRollback", "trigger-detail": "e0"}}),
+            ),
+            event(
+                "Stage",
+                "2026-12-03T10:00:01Z",
+                json!({"execution-id": "e1", "state": "STARTED", "stage": "Deploy"}),
+            ),
+            event(
+                "Action",
+                "2026-12-03T10:00:01Z",
+                json!({"execution-id": "e1", "state": "STARTED", "stage": "Deploy", "action": "Gate"}),
+            ),
+            event(
+                "Action",
+                "2026-12-03T10:00:05Z",
+                json!({"execution-id": "e1", "state": "FAILED", "stage": "Deploy", "action": "Gate",
+                "execution-result": {"external-execution-summary": "health 404", "error-code": "JobFailed"}}),
+            ),
+            event(
+                "Action",
+                "2026-12-03T10:00:06Z",
+                json!({"execution-id": "e1", "state": "STARTED", "stage": "Deploy", "action": "Gate",
+                "pipeline-execution-attempt": 2}),
+            ),
+            event(
+                "Stage",
+                "2026-12-03T10:00:09Z",
+                json!({"execution-id": "e1", "state": "SUCCEEDED", "stage": "Deploy", "pipeline-execution-attempt": 2}),
+            ),
+            json!({"detail-type": "Something Else", "detail": {"execution-id": "e1", "state": "X"}}),
+        ];
+        for e in &events {
+            record.apply(e, None);
+        }
+        let execution = &record.executions[0];
+        assert_eq!(execution.kind, "ROLLBACK");
+        assert_eq!(execution.trigger_detail, "e0");
+        assert_eq!(execution.stages[0].state, "SUCCEEDED");
+        assert_eq!(execution.stages[0].attempt, 2);
+        assert_eq!(
+            execution.actions.len(),
+            2,
+            "a retried action has a run per attempt"
+        );
+        assert_eq!(execution.actions[0].summary.as_deref(), Some("health 404"));
+        assert_eq!(execution.actions[0].state, "FAILED");
+        assert_eq!(execution.actions[1].attempt, 2);
+        assert_eq!(
+            execution.actions[0].finished_ms.unwrap() - execution.actions[0].started_ms.unwrap(),
+            4_000
+        );
+    }
+
+    #[test]
+    fn a_damaged_record_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONSOLE_FILE), "{not json").unwrap();
+        let err = ConsoleRecord::load(dir.path()).unwrap_err();
+        assert!(err.contains(CONSOLE_FILE), "{err}");
+        let mut record = ConsoleRecord::default();
+        record.execution_mut("e1");
+        record.save(dir.path()).unwrap();
+        assert_eq!(ConsoleRecord::load(dir.path()).unwrap(), record);
+    }
+}
