@@ -182,6 +182,7 @@ impl Console {
             .route("/api/slack/click", post(click))
             .route("/api/slack/submit", post(submit))
             .route("/api/slack/close", post(close_view))
+            .layer(axum::middleware::from_fn(loopback_host_only))
             .with_state(self.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -248,6 +249,31 @@ impl Console {
             )
                 .into_response(),
         }
+    }
+}
+
+/// Answers only requests addressed to this machine by name (`127.0.0.1`, `localhost`): a web
+/// page elsewhere that rebinds its own domain to 127.0.0.1 cannot read the console or click in
+/// it. (A cross-site POST is refused anyway: the API takes `application/json` only, which a
+/// page elsewhere cannot send here without a CORS preflight nobody answers.)
+async fn loopback_host_only(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    if matches!(name, "127.0.0.1" | "localhost") {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::FORBIDDEN,
+            "the console answers 127.0.0.1 and localhost only",
+        )
+            .into_response()
     }
 }
 
@@ -511,6 +537,36 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{said}");
+    }
+
+    async fn get_with_host(url: &str, host: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = url.trim_start_matches("http://").trim_end_matches('/');
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request =
+            format!("GET /api/state HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn answers_only_requests_addressed_to_loopback() {
+        let (_root, console) = console_with(b"");
+        let url = console.serve(0).await.unwrap();
+        let port = url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string();
+        for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+            let answer = get_with_host(&url, &host).await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+        }
+        let answer = get_with_host(&url, &format!("rebound.example:{port}")).await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     }
 
     #[tokio::test]
