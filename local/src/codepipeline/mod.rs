@@ -261,8 +261,12 @@ impl JsonService for LocalCodePipeline {
             "GetPipelineExecution" => get_pipeline_execution(self, request),
             "ListPipelineExecutions" => list_pipeline_executions(self, request),
             "GetPipelineState" => get_pipeline_state(self, request),
-            "ListActionExecutions" => list_action_executions(self, request),
-            "ListRuleExecutions" => list_rule_executions(self, request),
+            "ListActionExecutions" => {
+                list_execution_details(self, request, ExecutionHistory::list_actions)
+            }
+            "ListRuleExecutions" => {
+                list_execution_details(self, request, ExecutionHistory::list_rules)
+            }
             other => Err(ServiceError::unknown_operation(other)),
         }
     }
@@ -514,7 +518,13 @@ fn list_pipeline_executions(
     state.history.list(pipeline, request)
 }
 
-fn list_action_executions(cp: &LocalCodePipeline, request: &Value) -> Result<Value, ServiceError> {
+/// `ListActionExecutions` or `ListRuleExecutions` (`list` reads the one asked for): the same
+/// request shape, a pipeline and an optional `filter.pipelineExecutionId`.
+fn list_execution_details(
+    cp: &LocalCodePipeline,
+    request: &Value,
+    list: fn(&ExecutionHistory, &str, Option<&str>, &Value) -> Result<Value, ServiceError>,
+) -> Result<Value, ServiceError> {
     let pipeline = str_field(request, "pipelineName")?;
     let execution_id = request
         .pointer("/filter/pipelineExecutionId")
@@ -523,19 +533,7 @@ fn list_action_executions(cp: &LocalCodePipeline, request: &Value) -> Result<Val
     if !state.knows_pipeline(pipeline) {
         return Err(pipeline_not_found(pipeline));
     }
-    state.history.list_actions(pipeline, execution_id, request)
-}
-
-fn list_rule_executions(cp: &LocalCodePipeline, request: &Value) -> Result<Value, ServiceError> {
-    let pipeline = str_field(request, "pipelineName")?;
-    let execution_id = request
-        .pointer("/filter/pipelineExecutionId")
-        .and_then(Value::as_str);
-    let state = cp.lock();
-    if !state.knows_pipeline(pipeline) {
-        return Err(pipeline_not_found(pipeline));
-    }
-    state.history.list_rules(pipeline, execution_id, request)
+    list(&state.history, pipeline, execution_id, request)
 }
 
 fn pipeline_not_found(pipeline: &str) -> ServiceError {

@@ -415,10 +415,18 @@ impl Execution<'_> {
         let Some(console) = &self.context.console else {
             return;
         };
-        let logs: Vec<String> = self
+        // The console keeps the last lines of a chatty action, not all of them: the record is
+        // rewritten on every change.
+        const MAX_LOG_LINES: usize = 2_000;
+        let mut logs: Vec<String> = self
             .action_host(action)
             .map(|h| h.logs().into_iter().skip(log_mark).collect())
             .unwrap_or_default();
+        if logs.len() > MAX_LOG_LINES {
+            let dropped = logs.len() - MAX_LOG_LINES;
+            logs.drain(..dropped);
+            logs.insert(0, format!("({dropped} earlier lines not kept)"));
+        }
         let variables: Vec<(String, String)> = action
             .namespace
             .as_ref()

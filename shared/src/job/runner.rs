@@ -23,6 +23,8 @@ use tokio::time::Instant;
 pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::from_secs(5);
 /// Time kept back from the Lambda deadline for answering the Runtime API after reporting.
 const RUNTIME_RESERVE: Duration = Duration::from_millis(200);
+/// The deadline assumed when the Runtime API gives none in the future: Lambda's longest timeout.
+const NO_DEADLINE_FALLBACK: Duration = Duration::from_secs(900);
 /// A report attempt with less time than this is not started.
 const MIN_REPORT_ATTEMPT: Duration = Duration::from_millis(100);
 /// Lambda `errorType` of an invocation whose event is not a CodePipeline job.
@@ -198,7 +200,18 @@ impl JobRunner {
             return Ok(response(&job_id, "skipped-repeat", None));
         }
 
-        let deadline = deadline_instant(context.deadline);
+        let deadline = deadline_instant(context.deadline).unwrap_or_else(|| {
+            // Lambda never hands out an invocation whose deadline has passed; some local
+            // emulators (`cargo lambda watch`) send none. Without this, the result could not
+            // even be reported.
+            tracing::warn!(
+                job_id,
+                deadline_ms = context.deadline,
+                "the Runtime API gave no deadline in the future; assuming Lambda's longest timeout, {} s",
+                NO_DEADLINE_FALLBACK.as_secs()
+            );
+            Instant::now() + NO_DEADLINE_FALLBACK
+        });
         let work_deadline = deadline
             .checked_sub(self.safety_margin)
             .unwrap_or_else(Instant::now);
@@ -542,18 +555,31 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Converts the Runtime API's epoch-millisecond deadline into a monotonic instant.
-fn deadline_instant(deadline_ms: u64) -> Instant {
+/// Converts the Runtime API's epoch-millisecond deadline into a monotonic instant; `None`
+/// when it is not in the future (absent, zero, or already past).
+fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    (deadline_ms > now_ms).then(|| Instant::now() + Duration::from_millis(deadline_ms - now_ms))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_not_in_the_future_is_no_deadline() {
+        assert!(deadline_instant(0).is_none());
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert!(deadline_instant(now_ms - 1_000).is_none());
+        let left = deadline_instant(now_ms + 60_000).unwrap() - Instant::now();
+        assert!(left > Duration::from_secs(50) && left <= Duration::from_secs(60));
+    }
 
     #[tokio::test]
     async fn panics_become_job_failures() {
