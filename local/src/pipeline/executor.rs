@@ -617,10 +617,7 @@ impl Execution<'_> {
     /// A rule pipeline-local cannot check is `Abandoned` (its run never happened), with why.
     fn register_rule_results(&self, stage: &str, checked: &[super::conditions::CheckedRule]) {
         use super::conditions::RuleOutcome;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let now = epoch_seconds();
         let details = checked
             .iter()
             .map(|c| {
@@ -859,10 +856,7 @@ impl Execution<'_> {
 
     /// Makes an action's result visible to `ListActionExecutions`, as CodePipeline records it.
     fn register_result(&self, stage: &str, action: &ActionDef, failed: bool, message: &str) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let now = epoch_seconds();
         self.context.aws.codepipeline.register_action_executions(
             &self.pipeline.name,
             &self.execution_id,
@@ -1198,6 +1192,14 @@ impl Execution<'_> {
             Err(e) => ActionResult::failed(e),
         }
     }
+}
+
+/// Now, as the CodePipeline API's timestamps are: seconds since the epoch.
+fn epoch_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 fn artifact_json(name: &str, location: &ArtifactLocation) -> Value {
