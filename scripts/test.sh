@@ -83,6 +83,9 @@ fi
 step "Lint and doc gates: rustfmt, clippy, rustdoc, unused dependencies"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# What `cargo lambda build` and `sam build` compile for Lambda: migration-runner without its
+# default `sqlite` feature ([package.metadata.lambda.build] in its Cargo.toml).
+cargo clippy -p migration-runner --no-default-features --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --locked
 # cargo-machete reads the sources (no network, no build); pinned so every machine checks alike.
 if ! cargo machete --version 2>/dev/null | grep -q "0.9.2"; then

@@ -477,7 +477,13 @@ async fn slow_down_answers_are_retried_with_back_off_and_the_publish_completes()
         .s3
         .put_file(ARTIFACTS, &input_key(&e), &zip_of(&files))
         .unwrap();
-    assert_eq!(success_vars(&run(&f, e).await)["FilesPublished"], "40");
+    let record = run(&f, e).await;
+    assert_eq!(success_vars(&record)["FilesPublished"], "40");
+    let summary = record.summary_text();
+    assert!(
+        summary.contains("the bucket throttled 6 requests (SlowDown)") && summary.contains("of 16"),
+        "the summary says the window narrowed: {summary}"
+    );
     let puts = f.aws.calls.of("s3", "PutObject");
     let slowed = puts.iter().filter(|c| c.status == 503).count();
     assert_eq!(slowed, 6, "every planned SlowDown was answered");

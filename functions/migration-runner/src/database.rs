@@ -6,6 +6,7 @@ use crate::target::{ConnectTarget, Engine, TlsPolicy};
 use pipeline_ext::job::JobError;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 use std::time::Duration;
@@ -18,11 +19,30 @@ macro_rules! with_conn {
         match $db {
             $crate::database::Database::Postgres($conn) => $body,
             $crate::database::Database::MySql { conn: $conn, .. } => $body,
+            #[cfg(feature = "sqlite")]
             $crate::database::Database::Sqlite($conn) => $body,
+            #[cfg(not(feature = "sqlite"))]
+            $crate::database::Database::Sqlite(never) => never.absurd(),
         }
     };
 }
 pub(crate) use with_conn;
+
+/// Without the `sqlite` feature no SQLite connection can exist: the variant stays (every
+/// `match` reads the same either way) but cannot be built.
+#[cfg(not(feature = "sqlite"))]
+pub enum SqliteConnection {}
+
+#[cfg(not(feature = "sqlite"))]
+impl SqliteConnection {
+    /// Any type at all: there is no value to call this on.
+    pub fn absurd<T>(&self) -> T {
+        match *self {}
+    }
+}
+
+/// Whether this build can migrate SQLite files (the `sqlite` feature; off in the Lambda package).
+pub const SQLITE_BUILT_IN: bool = cfg!(feature = "sqlite");
 
 /// How often a busy lock is tried again.
 const LOCK_POLL: Duration = Duration::from_millis(200);
@@ -62,6 +82,9 @@ impl From<ConnectError> for JobError {
 
 impl Database {
     pub async fn connect(target: &ConnectTarget, timeout: Duration) -> Result<Self, ConnectError> {
+        if target.engine == Engine::Sqlite && !SQLITE_BUILT_IN {
+            return Err(ConnectError::Other(crate::target::sqlite_not_built_in()));
+        }
         let connecting = async {
             Ok::<_, sqlx::Error>(match target.engine {
                 Engine::Postgres => {
@@ -117,6 +140,13 @@ impl Database {
                         mariadb: version.contains("MariaDB"),
                     }
                 }
+                #[cfg(not(feature = "sqlite"))]
+                Engine::Sqlite => {
+                    return Err(sqlx::Error::Configuration(
+                        crate::target::sqlite_not_built_in().to_string().into(),
+                    ))
+                }
+                #[cfg(feature = "sqlite")]
                 Engine::Sqlite => {
                     let options = SqliteConnectOptions::new()
                         .filename(&target.dbname)
@@ -207,9 +237,12 @@ impl Database {
                     .map_err(lock_error)?;
                 MigrationLock::MySql(format!("{:x}", lock_id(&name)))
             }
+            #[cfg(feature = "sqlite")]
             Database::Sqlite(_) => {
                 return lock_file(&self.sqlite_path().await?, started, wait).await;
             }
+            #[cfg(not(feature = "sqlite"))]
+            Database::Sqlite(never) => never.absurd(),
         };
         loop {
             let acquired = match (&mut *self, &lock) {
@@ -286,6 +319,7 @@ impl Database {
     }
 
     /// The file of the main SQLite database, as SQLite resolved it.
+    #[cfg(feature = "sqlite")]
     async fn sqlite_path(&mut self) -> Result<String, JobError> {
         let Database::Sqlite(conn) = self else {
             return Err(JobError::failed("not a SQLite database"));

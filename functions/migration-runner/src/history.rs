@@ -80,12 +80,15 @@ pub async fn read(db: &mut Database) -> Result<Vec<AppliedMigration>, JobError> 
         .fetch_one(conn)
         .await
         .map_err(read_error)?,
+        #[cfg(feature = "sqlite")]
         Database::Sqlite(conn) => sqlx::query_scalar(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
         )
         .fetch_one(conn)
         .await
         .map_err(read_error)?,
+        #[cfg(not(feature = "sqlite"))]
+        Database::Sqlite(never) => never.absurd(),
     };
     if exists == 0 {
         return Ok(Vec::new());
@@ -132,6 +135,7 @@ pub async fn apply(db: &mut Database, migration: &Migration) -> Result<Duration,
                 .await
                 .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
         }
+        #[cfg(feature = "sqlite")]
         Database::Sqlite(conn) if !migration.no_transaction => {
             // IMMEDIATE takes the write lock now, so the re-check below cannot race another run.
             let mut tx = conn

@@ -44,6 +44,20 @@ impl fmt::Display for Engine {
     }
 }
 
+/// The refusal of a SQLite target by a build without the `sqlite` feature (the Lambda package).
+pub fn sqlite_not_built_in() -> JobError {
+    JobError::config(
+        "engine `sqlite` is not in this build of migration-runner: the Lambda package carries PostgreSQL and MySQL/MariaDB (RDS, Aurora), and a SQLite file would not outlive the function's environment. SQLite is for local runs (`cargo build` has the `sqlite` feature); point the secret at an RDS or Aurora database",
+    )
+}
+
+fn engine_built_in(engine: Engine, sqlite_built_in: bool) -> Result<(), JobError> {
+    if engine == Engine::Sqlite && !sqlite_built_in {
+        return Err(sqlite_not_built_in());
+    }
+    Ok(())
+}
+
 /// The secret as Secrets Manager holds it. RDS writes `port` as a number, people often as a
 /// string; both are accepted. `dbInstanceIdentifier`/`dbClusterIdentifier` (RDS-managed
 /// secrets) name what a snapshot is taken of; other keys are ignored.
@@ -184,6 +198,7 @@ impl ConnectTarget {
                 "engine `{engine_name}` is not supported; expected postgres, mysql, mariadb, aurora-postgresql, aurora-mysql or sqlite"
             ))
         })?;
+        engine_built_in(engine, crate::database::SQLITE_BUILT_IN)?;
         let dbname = pick("dbname", secret.dbname, params.dbname.clone())?
             .ok_or_else(|| missing("dbname"))?;
         if dbname.trim().is_empty() {
@@ -361,6 +376,21 @@ mod tests {
                 err.message
             );
         }
+    }
+
+    #[test]
+    fn a_build_without_sqlite_refuses_a_sqlite_target_as_configuration() {
+        let err = engine_built_in(Engine::Sqlite, false).unwrap_err();
+        assert_eq!(err.kind, pipeline_ext::job::FailureKind::ConfigurationError);
+        assert!(
+            err.message.contains("engine `sqlite` is not in this build"),
+            "{}",
+            err.message
+        );
+        for engine in [Engine::Postgres, Engine::MySql] {
+            assert!(engine_built_in(engine, false).is_ok());
+        }
+        assert!(engine_built_in(Engine::Sqlite, true).is_ok());
     }
 
     #[test]

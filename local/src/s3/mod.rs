@@ -3,6 +3,7 @@
 //! planned faults injected.
 
 mod object_store;
+mod put;
 
 use crate::calls::{access_key_of, ms_since_start, Call, CallLog};
 use crate::faults::Faults;
@@ -245,7 +246,18 @@ async fn handle(State(s3): State<LocalS3>, request: Request) -> Response {
     }
 
     let is_head = request.method() == Method::HEAD;
+    let dot_segment = key
+        .as_deref()
+        .is_some_and(|k| k.split('/').any(|part| part == "." || part == ".."));
     let response = match s3.faults.take("s3", &operation, key.as_deref()) {
+        // S3 takes `..` as a name; a folder on disk takes it as "up", out of the bucket.
+        _ if dot_segment => xml_error(
+            400,
+            "InvalidArgument",
+            "the local S3 keeps objects as files and cannot store a key with a `.` or `..` segment",
+            key.as_deref(),
+            is_head,
+        ),
         Some(fault) if fault.code == crate::service::HANG => {
             // Recorded now (status 0): the connection is held until the client gives up.
             s3.calls.record(Call {

@@ -31,8 +31,9 @@ fn range_start(content_range: Option<&str>) -> Option<u64> {
     range.split_once('-')?.0.parse().ok()
 }
 
-/// Where `s3s-fs` keeps an object's internal information (its ETag and checksums).
-pub(super) fn internal_info_path(root: &Path, bucket: &str, key: &str) -> PathBuf {
+/// `s3s-fs`'s name for a file about an object: `.bucket-<b>.object-<k>.<kind>.json`, names in
+/// unpadded URL-safe base64.
+fn object_file_path(root: &Path, bucket: &str, key: &str, kind: &str) -> PathBuf {
     let encode = |s: &str| {
         aws_smithy_types::base64::encode(s)
             .trim_end_matches('=')
@@ -40,10 +41,20 @@ pub(super) fn internal_info_path(root: &Path, bucket: &str, key: &str) -> PathBu
             .replace('/', "_")
     };
     root.join(format!(
-        ".bucket-{}.object-{}.internal.json",
+        ".bucket-{}.object-{}.{kind}.json",
         encode(bucket),
         encode(key)
     ))
+}
+
+/// Where `s3s-fs` keeps an object's internal information (its ETag and checksums).
+pub(super) fn internal_info_path(root: &Path, bucket: &str, key: &str) -> PathBuf {
+    object_file_path(root, bucket, key, "internal")
+}
+
+/// Where `s3s-fs` keeps an object's attributes (user metadata, Content-Type, Cache-Control…).
+pub(super) fn metadata_path(root: &Path, bucket: &str, key: &str) -> PathBuf {
+    object_file_path(root, bucket, key, "metadata")
 }
 
 /// The ETag recorded for an object when it was written, if any.
@@ -94,7 +105,8 @@ fn file_stream(
     futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
-/// The `S3` implementation: every operation `s3s-fs` has, passed through, except `get_object`.
+/// The `S3` implementation: every operation `s3s-fs` has, passed through, except `get_object`,
+/// the ETags of `list_objects_v2`, and the common `put_object`.
 macro_rules! object_store {
     ($($name:ident: $input:ty => $output:ty;)*) => {
         #[async_trait::async_trait]
@@ -111,6 +123,17 @@ macro_rules! object_store {
                 let start = range_start(output.content_range.as_deref()).unwrap_or(0);
                 output.body = Some(StreamingBlob::wrap(file_stream(path, start, len)));
                 Ok(response)
+            }
+
+            async fn put_object(
+                &self,
+                req: S3Request<PutObjectInput>,
+            ) -> S3Result<S3Response<PutObjectOutput>> {
+                if super::put::handles(&self.root, &req.input) {
+                    super::put::put_object(&self.root, req).await
+                } else {
+                    self.fs.put_object(req).await
+                }
             }
 
             /// `s3s-fs` lists no ETags; S3 always does, and change detection relies on it.
@@ -150,7 +173,6 @@ object_store! {
     head_object: HeadObjectInput => HeadObjectOutput;
     list_buckets: ListBucketsInput => ListBucketsOutput;
     list_objects: ListObjectsInput => ListObjectsOutput;
-    put_object: PutObjectInput => PutObjectOutput;
     create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput;
     upload_part: UploadPartInput => UploadPartOutput;
     upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput;

@@ -12,6 +12,7 @@ mod headers;
 mod invalidation;
 mod target;
 mod upload;
+mod window;
 
 use crate::digest::Digests;
 use crate::params::PublishStep;
@@ -26,9 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use target::SHA256_METADATA;
 use target::{Existing, Fate, Target};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use upload::{upload_changed, ChangedFile, UploadFailure};
+use window::RequestWindow;
 
 pub fn check(step: &PublishStep) -> Result<(), JobError> {
     normalize_prefix(&step.prefix)?;
@@ -89,8 +90,11 @@ pub async fn run(
     };
     // The whole table of contents is checked before anything is written.
     let reader = store.open(job.input(&step.input)?).await?;
+    // Every request to the site bucket goes through one window, sized by `concurrency` and
+    // narrowed by the bucket's throttling.
+    let window = RequestWindow::new(step.concurrency);
     let mut target = Target {
-        client: clients.s3.clone(),
+        client: window.paced(&clients.s3),
         bucket: step.bucket.clone(),
         header_rules: header_rules_digest(step),
         refresh_headers: false,
@@ -148,14 +152,14 @@ pub async fn run(
         files.len(),
         step.bucket
     ));
-    let compared = compare(&target, files, &existing, step.concurrency).await?;
+    let compared = compare(&target, files, &existing, &window).await?;
     lap(&mut phases.compare);
 
     let changed = match upload_changed(
         &reader,
         target.clone(),
         compared.changed,
-        step.concurrency,
+        window.clone(),
         job.activity(),
     )
     .await
@@ -189,7 +193,11 @@ pub async fn run(
         Vec::new()
     };
     lap(&mut phases.delete);
+    let pace = window.report();
     tracing::debug!(
+        requests_in_flight_max = pace.max,
+        requests_in_flight_lowest = pace.lowest,
+        throttled_attempts = pace.throttles,
         verify_and_list_ms = millis(phases.verify_and_list),
         compare_ms = millis(phases.compare),
         upload_ms = millis(phases.upload),
@@ -242,6 +250,12 @@ pub async fn run(
         summary.push_str(&format!(", CloudFront invalidation {id}"));
         variables.push(("InvalidationId", id));
     }
+    if pace.throttles > 0 {
+        summary.push_str(&format!(
+            "; the bucket throttled {} requests (SlowDown): {} in flight at the lowest, of {}",
+            pace.throttles, pace.lowest, pace.max
+        ));
+    }
     Ok(StepReport { summary, variables })
 }
 
@@ -259,14 +273,13 @@ async fn compare(
     target: &Arc<Target>,
     files: Vec<ChangedFile>,
     existing: &std::collections::HashMap<String, Existing>,
-    concurrency: usize,
+    window: &Arc<RequestWindow>,
 ) -> Result<Compared, JobError> {
     let mut compared = Compared {
         changed: Vec::new(),
         headers_only: Vec::new(),
         unchanged: 0,
     };
-    let slots = Arc::new(Semaphore::new(concurrency));
     let mut checks: JoinSet<Result<Result<Fate, ChangedFile>, JobError>> = JoinSet::new();
     let record =
         |done: Result<Result<Result<Fate, ChangedFile>, JobError>, tokio::task::JoinError>,
@@ -294,11 +307,10 @@ async fn compare(
             compared.unchanged += 1;
             continue;
         }
-        // A slot is taken before the task exists, so at most `concurrency` are alive at once
-        // (each holds a request's state).
-        let slot = slots
-            .clone()
-            .acquire_owned()
+        // A slot is taken before the task exists, so no more tasks are alive than requests
+        // the window allows (each holds a request's state).
+        let slot = window
+            .slot()
             .await
             .map_err(|_| JobError::failed("the comparison pool was closed"))?;
         let target = target.clone();

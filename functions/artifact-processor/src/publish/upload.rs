@@ -4,6 +4,7 @@
 //! hashed twice and a large file is not spooled to disk.
 
 use super::target::Target;
+use super::window::{RequestWindow, Slot};
 use crate::digest::{FileDigest, Sha256Check};
 use pipeline_ext::artifacts::{
     ArtifactError, ArtifactReader, EntryStream, ObjectOptions, ObjectUpload, DEFAULT_PART_SIZE,
@@ -41,7 +42,7 @@ pub(super) struct UploadFailure {
 
 struct Shared {
     target: Arc<Target>,
-    slots: Arc<Semaphore>,
+    window: Arc<RequestWindow>,
     budget: Arc<Semaphore>,
     uploaded: Mutex<Vec<String>>,
     activity: Activity,
@@ -58,10 +59,7 @@ impl Shared {
         self.uploaded.lock().map(|u| u.clone()).unwrap_or_default()
     }
 
-    async fn permits(
-        &self,
-        kib: u32,
-    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), JobError> {
+    async fn permits(&self, kib: u32) -> Result<(OwnedSemaphorePermit, Slot), JobError> {
         let closed = |_| JobError::failed("the upload pool was closed");
         let bytes = self
             .budget
@@ -69,23 +67,23 @@ impl Shared {
             .acquire_many_owned(kib)
             .await
             .map_err(closed)?;
-        let slot = self.slots.clone().acquire_owned().await.map_err(closed)?;
+        let slot = self.window.slot().await.map_err(closed)?;
         Ok((bytes, slot))
     }
 }
 
-/// Uploads `files` (in archive order) with `concurrency` requests in flight; returns the keys
-/// uploaded. A failure stops every stream and cancels the uploads in flight.
+/// Uploads `files` (in archive order) with as many requests in flight as `window` allows;
+/// returns the keys uploaded. A failure stops every stream and cancels the uploads in flight.
 pub(super) async fn upload_changed(
     reader: &ArtifactReader,
     target: Arc<Target>,
     files: Vec<ChangedFile>,
-    concurrency: usize,
+    window: Arc<RequestWindow>,
     activity: Activity,
 ) -> Result<Vec<String>, UploadFailure> {
     let shared = Arc::new(Shared {
         target,
-        slots: Arc::new(Semaphore::new(concurrency)),
+        window,
         budget: Arc::new(Semaphore::new(MEMORY_BUDGET_KIB as usize)),
         uploaded: Mutex::new(Vec::new()),
         activity,
