@@ -53,6 +53,8 @@ pub enum Database {
         conn: MySqlConnection,
         mariadb: bool,
     },
+    // Without the `sqlite` feature the variant holds an empty type and is never built.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Sqlite(SqliteConnection),
 }
 
@@ -63,6 +65,7 @@ pub enum MigrationLock {
     /// SQLite has no session locks: an exclusive lock on `<database>.migration-lock`, which the
     /// kernel releases when the process ends. Each migration also runs in a `BEGIN IMMEDIATE`
     /// transaction that re-checks the history.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Sqlite(std::fs::File),
 }
 
@@ -347,6 +350,7 @@ impl Database {
 }
 
 /// Takes an exclusive lock on the file beside a SQLite database, polling until `wait`.
+#[cfg(feature = "sqlite")]
 async fn lock_file(
     database: &str,
     started: Instant,

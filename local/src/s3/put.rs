@@ -21,6 +21,12 @@ pub(super) const IN_MEMORY_MAX: i64 = 16 * 1024 * 1024;
 
 static TEMPORARY: AtomicU64 = AtomicU64::new(0);
 
+/// Every object's files are created and renamed in the root folder (`s3s-fs`'s layout), whose
+/// directory lock the kernel takes for each. Writers that meet there spin in the kernel for it
+/// (a profile of a 3,000-file publish: a fifth of all CPU in `rwsem_spin_on_owner`); taking
+/// turns here, asleep, costs nothing of that.
+static ROOT_FOLDER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// True when this `PutObject` is one the fast path writes exactly as `s3s-fs` would.
 pub(super) fn handles(root: &Path, input: &PutObjectInput) -> bool {
     input.if_match.is_none()
@@ -276,6 +282,7 @@ pub(super) async fn put_object(
     };
     let root = root.to_path_buf();
     tokio::task::spawn_blocking(move || {
+        let _turn = ROOT_FOLDER.lock().unwrap_or_else(|e| e.into_inner());
         write_whole(&root, &written.object, &written.data)?;
         write_whole(&root, &written.attributes_path, &written.attributes)?;
         write_whole(&root, &written.info_path, &written.info)

@@ -8,6 +8,7 @@ use super::limits::ZipLimits;
 use super::s3_body::S3Body;
 use bytes::Bytes;
 use flate2::{Decompress, FlushDecompress, Status};
+use std::time::{Duration, Instant};
 
 /// Largest decompressed chunk handed out at once.
 const CHUNK: usize = 64 * 1024;
@@ -41,6 +42,17 @@ pub struct EntryStream {
     current: Option<OpenEntry>,
     total_out: u64,
     limits: ZipLimits,
+    timings: StreamTimings,
+}
+
+/// Where a stream's time went: waiting for the archive's bytes (GETs, headers, skips), and
+/// inflating and checking them (deflate, CRC-32).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamTimings {
+    /// Waiting for the archive's bytes.
+    pub network: Duration,
+    /// Inflating and CRC-checking them.
+    pub inflate: Duration,
 }
 
 struct OpenEntry {
@@ -70,11 +82,24 @@ impl EntryStream {
             current: None,
             total_out: 0,
             limits,
+            timings: StreamTimings::default(),
         }
+    }
+
+    /// Where this stream's time went so far.
+    pub fn timings(&self) -> StreamTimings {
+        self.timings
     }
 
     /// Moves to the next entry, skipping what is left of the current one.
     pub async fn next_entry(&mut self) -> Result<Option<ZipEntry>, ArtifactError> {
+        let started = Instant::now();
+        let next = self.open_next_entry().await;
+        self.timings.network += started.elapsed();
+        next
+    }
+
+    async fn open_next_entry(&mut self) -> Result<Option<ZipEntry>, ArtifactError> {
         if let Some(open) = self.current.take() {
             if !open.done {
                 if let Some(body) = self.body.as_mut() {
@@ -184,16 +209,18 @@ impl EntryStream {
             }
             if open.pending.is_empty() && open.compressed_left > 0 {
                 let want = open.compressed_left.min(CHUNK as u64) as usize;
-                let bytes = body
-                    .take(want)
-                    .await?
-                    .ok_or_else(|| ArtifactError::CorruptEntry {
-                        name: open.entry.name.clone(),
-                        reason: "the archive ends inside this entry's data".into(),
-                    })?;
+                let waiting = Instant::now();
+                let taken = body.take(want).await;
+                self.timings.network += waiting.elapsed();
+                let bytes = taken?.ok_or_else(|| ArtifactError::CorruptEntry {
+                    name: open.entry.name.clone(),
+                    reason: "the archive ends inside this entry's data".into(),
+                })?;
                 open.compressed_left -= bytes.len() as u64;
                 open.pending = bytes;
             }
+            let inflating = Instant::now();
+            let mut skip_wait = Duration::ZERO;
             let chunk = match open.inflater.as_mut() {
                 None => {
                     let out = std::mem::take(&mut open.pending);
@@ -219,7 +246,11 @@ impl EntryStream {
                         let leftover = open.compressed_left;
                         open.pending = Bytes::new();
                         open.compressed_left = 0;
-                        body.skip(leftover).await?;
+                        let waiting = Instant::now();
+                        let skipped = body.skip(leftover).await;
+                        skip_wait = waiting.elapsed();
+                        self.timings.network += skip_wait;
+                        skipped?;
                     } else if out.is_empty() && consumed == 0 && open.compressed_left == 0 {
                         return Err(ArtifactError::CorruptEntry {
                             name: open.entry.name.clone(),
@@ -265,6 +296,7 @@ impl EntryStream {
                     });
                 }
             }
+            self.timings.inflate += inflating.elapsed().saturating_sub(skip_wait);
             if !chunk.is_empty() {
                 return Ok(Some(chunk));
             }
@@ -273,7 +305,10 @@ impl EntryStream {
 
     /// Reads the whole current entry into memory, refusing entries larger than `max_bytes`.
     pub async fn read_to_vec(&mut self, max_bytes: usize) -> Result<Vec<u8>, ArtifactError> {
-        let mut out = Vec::new();
+        // The size was checked against the data when the entry was verified, and is checked
+        // again as it is read: one allocation of the right size, not a doubling series.
+        let declared = self.current.as_ref().map_or(0, |o| o.entry.size);
+        let mut out = Vec::with_capacity(declared.min(max_bytes as u64) as usize);
         while let Some(chunk) = self.read_chunk().await? {
             if out.len() + chunk.len() > max_bytes {
                 let name = self

@@ -19,7 +19,7 @@ pub use entry_name::check_entry_name;
 pub use entry_stream::EntryStream;
 pub use error::ArtifactError;
 pub use limits::{memory_budget_bytes, ZipLimits};
-pub use reader::{ArtifactReader, EntryHasher, PARALLEL_READS};
+pub use reader::{ArtifactReader, EntryHasher, ReadTimings, Verified, PARALLEL_READS};
 pub use upload::{Encryption, ObjectOptions, ObjectUpload, DEFAULT_PART_SIZE};
 pub use writer::{ArtifactWriter, WrittenArtifact};
 

@@ -10,13 +10,14 @@ use super::entry_stream::{EntryStream, ObjectSource, Span};
 use super::error::{s3_error, ArtifactError};
 use super::limits::ZipLimits;
 use super::s3_body::S3Body;
+use std::time::{Duration, Instant};
 
 /// Unwanted bytes between two wanted entries read through rather than skipped with a new GET.
 const COALESCE_GAP: u64 = 1024 * 1024;
 /// Each parallel stream reads at least this much of the archive.
 const MIN_PARALLEL_BYTES: u64 = 16 * 1024 * 1024;
 /// Parallel GETs for [`ArtifactReader::verify`].
-pub const PARALLEL_READS: usize = 4;
+pub const PARALLEL_READS: usize = 2;
 
 /// An input artifact whose table of contents has been read and checked.
 pub struct ArtifactReader {
@@ -165,32 +166,45 @@ impl ArtifactReader {
     }
 
     /// Reads and checks every entry's data as [`Self::verify`] does, feeding each entry's
-    /// uncompressed data to a fresh `H`, and returns what each one computed, in entry order.
-    /// A large archive is read as up to `streams` ranged GETs in parallel, each on its own task.
+    /// uncompressed data to a fresh `H`, and returns what each one computed, in entry order,
+    /// with where the time went. A large archive is read as up to `streams` ranged GETs in
+    /// parallel, each on its own task.
     pub async fn verify_with<H: EntryHasher>(
         &self,
         streams: usize,
-    ) -> Result<Vec<H::Output>, ArtifactError> {
+    ) -> Result<Verified<H::Output>, ArtifactError> {
         let all: Vec<usize> = (0..self.entries.len()).collect();
         let mut readers = tokio::task::JoinSet::new();
         for (group_no, group) in self.partition(&all, streams).into_iter().enumerate() {
             let mut stream = self.stream_selected(&group);
             readers.spawn(async move {
                 let mut out = Vec::with_capacity(group.len());
+                let mut hashing = Duration::ZERO;
                 while stream.next_entry().await?.is_some() {
                     let mut hasher = H::default();
                     while let Some(chunk) = stream.read_chunk().await? {
+                        let started = Instant::now();
                         hasher.update(&chunk);
+                        hashing += started.elapsed();
                     }
                     out.push(hasher.finish());
                 }
-                Ok::<_, ArtifactError>((group_no, out))
+                let timings = ReadTimings {
+                    network: stream.timings().network,
+                    inflate: stream.timings().inflate,
+                    hash: hashing,
+                };
+                Ok::<_, ArtifactError>((group_no, out, timings))
             });
         }
         let mut groups = Vec::new();
+        let mut timings = ReadTimings::default();
         while let Some(done) = readers.join_next().await {
             match done {
-                Ok(Ok(group)) => groups.push(group),
+                Ok(Ok((group_no, out, spent))) => {
+                    timings.add(spent);
+                    groups.push((group_no, out));
+                }
                 // Dropping the set stops the other reads.
                 Ok(Err(err)) => return Err(err),
                 Err(err) => {
@@ -204,7 +218,10 @@ impl ArtifactReader {
             }
         }
         groups.sort_by_key(|(group_no, _)| *group_no);
-        Ok(groups.into_iter().flat_map(|(_, out)| out).collect())
+        Ok(Verified {
+            outputs: groups.into_iter().flat_map(|(_, out)| out).collect(),
+            timings,
+        })
     }
 
     /// Starts the sequential read of every entry's data.
@@ -313,6 +330,33 @@ pub trait EntryHasher: Default + Send + 'static {
     fn update(&mut self, data: &[u8]);
     /// The result for the whole entry.
     fn finish(self) -> Self::Output;
+}
+
+/// What [`ArtifactReader::verify_with`] computed, in entry order, and where its time went.
+pub struct Verified<T> {
+    /// One per entry, in entry order.
+    pub outputs: Vec<T>,
+    /// Where the read's time went.
+    pub timings: ReadTimings,
+}
+
+/// Time spent by a read, summed over its parallel streams (so it can exceed the wall time).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadTimings {
+    /// Waiting for the archive's bytes: GETs, local headers, skips.
+    pub network: Duration,
+    /// Inflating and CRC-checking them.
+    pub inflate: Duration,
+    /// In the caller's hasher.
+    pub hash: Duration,
+}
+
+impl ReadTimings {
+    fn add(&mut self, other: ReadTimings) {
+        self.network += other.network;
+        self.inflate += other.inflate;
+        self.hash += other.hash;
+    }
 }
 
 /// Nothing computed: a plain check.

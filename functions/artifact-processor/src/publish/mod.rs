@@ -20,7 +20,7 @@ use crate::{Clients, StepReport};
 pub use headers::{content_type, HEADER_RULES_METADATA};
 use headers::{header_rules_digest, CacheRules};
 use invalidation::{encode_path, invalidate};
-use pipeline_ext::artifacts::{ObjectOptions, PARALLEL_READS};
+use pipeline_ext::artifacts::{ObjectOptions, ReadTimings, PARALLEL_READS};
 use pipeline_ext::job::{Job, JobError};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -65,6 +65,10 @@ fn normalize_prefix(prefix: &str) -> Result<String, JobError> {
 #[derive(Default)]
 struct Phases {
     verify_and_list: Duration,
+    /// The listing alone (it runs during the verify pass).
+    list: Duration,
+    /// The verify pass's streams, summed: GETs, inflate and CRC, MD5 and SHA-256.
+    read: ReadTimings,
     compare: Duration,
     upload: Duration,
     delete: Duration,
@@ -103,13 +107,19 @@ pub async fn run(
         "verifying the artifact while listing s3://{}/{prefix}",
         step.bucket
     ));
-    let (digests, existing) = tokio::join!(
-        reader.verify_with::<Digests>(PARALLEL_READS),
-        target.list(&prefix)
-    );
-    let digests = digests?;
+    let listing = async {
+        let started = Instant::now();
+        let listed = target.list(&prefix).await;
+        (listed, started.elapsed())
+    };
+    let (verified, (existing, listing)) =
+        tokio::join!(reader.verify_with::<Digests>(PARALLEL_READS), listing);
+    let verified = verified?;
     let existing = existing?;
     lap(&mut phases.verify_and_list);
+    phases.list = listing;
+    phases.read = verified.timings;
+    let digests = verified.outputs;
     let sample = reader
         .entries()
         .iter()
@@ -199,6 +209,10 @@ pub async fn run(
         requests_in_flight_lowest = pace.lowest,
         throttled_attempts = pace.throttles,
         verify_and_list_ms = millis(phases.verify_and_list),
+        list_ms = millis(phases.list),
+        read_network_ms = millis(phases.read.network),
+        read_inflate_ms = millis(phases.read.inflate),
+        read_hash_ms = millis(phases.read.hash),
         compare_ms = millis(phases.compare),
         upload_ms = millis(phases.upload),
         delete_ms = millis(phases.delete),
