@@ -22,6 +22,8 @@ run. What the subjects do on their own disk stays on disk: the Python reference'
 extraction (Lambda's /tmp) and s5cmd's unzip (CodeBuild's workspace).
 
 Usage: bench/publish.py [--runs 3] [--skip-gib] [--s3-dir DIR]
+       bench/publish.py --alone 5 [--concurrency 16] [--env KEY=VALUE]... [--s3-dir DIR]
+         (artifact-processor alone, one line per run: seconds, peak RSS, phases)
 """
 import argparse
 import atexit
@@ -62,14 +64,16 @@ def make_site(path, files, total_bytes):
     return files
 
 
-def invoke(program, args, artifact, tmp, state_dir=None, log_level="INFO"):
+def invoke(program, args, artifact, tmp, state_dir=None, log_level="INFO", params=PARAMS, env=()):
     cmd = [os.path.join(ROOT, "target/release/pipeline-local"), "invoke", "artifact-processor",
-           "--event", "events/codepipeline-job.json", "--user-parameters", PARAMS,
+           "--event", "events/codepipeline-job.json", "--user-parameters", params,
            "--artifact", f"BuildOutput={artifact}", "--bucket", "www-example",
            "--binary", program, "--timeout", "900", "--json", "--quiet", "--log-level", log_level,
            "--state-dir", state_dir or tempfile.mkdtemp(dir=tmp)]
     for a in args:
         cmd += ["--arg", a]
+    for e in env:
+        cmd += ["--env", e]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     report = json.loads(out.stdout)
     record = report["job"]["record"]
@@ -81,15 +85,18 @@ def invoke(program, args, artifact, tmp, state_dir=None, log_level="INFO"):
     return (reported["at_ms"] - invocation["spawned_at_ms"]) / 1000, invocation["peak_rss_kib"] / 1024, published
 
 
-def rust_phases(artifact, tmp):
+def rust_phases(artifact, tmp, params=PARAMS, env=()):
     """The DEBUG "publish phases" line of one more artifact-processor run, as a dict."""
     state = tempfile.mkdtemp(dir=tmp)
     cmd = [os.path.join(ROOT, "target/release/pipeline-local"), "invoke", "artifact-processor",
-           "--event", "events/codepipeline-job.json", "--user-parameters", PARAMS,
+           "--event", "events/codepipeline-job.json", "--user-parameters", params,
            "--artifact", f"BuildOutput={artifact}", "--bucket", "www-example",
            "--binary", os.path.join(ROOT, "target/release/artifact-processor"), "--timeout", "900",
            "--log-level", "DEBUG", "--state-dir", state]
+    for e in env:
+        cmd += ["--env", e]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    shutil.rmtree(state, ignore_errors=True)
     line = next((l for l in (out.stdout + out.stderr).splitlines() if "publish phases" in l), "")
     return dict(re.findall(r"(\w+_ms)=(\d+)", line))
 
@@ -161,12 +168,36 @@ def table(title, results, runs):
     return rows
 
 
+def alone(rust, opts):
+    """artifact-processor by itself: time, peak RSS and phases of each run."""
+    params = json.loads(PARAMS)
+    params["steps"][0]["publish"]["concurrency"] = opts.concurrency
+    with tempfile.TemporaryDirectory(prefix="publish-bench-") as tmp:
+        site = os.path.join(tmp, "site.zip")
+        make_site(site, 3000, 250 << 20)
+        s3_dir = tempfile.mkdtemp(prefix="publish-bench-s3-", dir=opts.s3_dir or tmp)
+        atexit.register(shutil.rmtree, s3_dir, True)
+        print(f"local S3 folder: {s3_dir}; concurrency {opts.concurrency}; env {opts.env}")
+        for _ in range(opts.alone):
+            state = tempfile.mkdtemp(dir=s3_dir)
+            seconds, rss, _ = invoke(*rust, site, tmp, state, params=json.dumps(params), env=opts.env)
+            shutil.rmtree(state)
+            phases = rust_phases(site, s3_dir, json.dumps(params), opts.env)
+            print(f"{seconds:6.2f} s  peak RSS {rss:5.1f} MiB  phases (ms): "
+                  + ", ".join(f"{k[:-3]} {v}" for k, v in phases.items()), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-gib", action="store_true")
     parser.add_argument("--s3-dir", default="/dev/shm" if os.access("/dev/shm", os.W_OK) else None,
                         help="where the local S3 keeps objects (default: /dev/shm when writable)")
+    parser.add_argument("--alone", type=int, metavar="RUNS",
+                        help="only artifact-processor, RUNS single runs, each with its phases")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment for the function (with --alone), e.g. MALLOC_ARENA_MAX=1")
     opts = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "artifact-processor", "--bin", "pipeline-local"], cwd=ROOT, check=True)
     python = os.path.join(ROOT, ".venv/bin/python")
@@ -177,6 +208,8 @@ def main():
     rust = (os.path.join(ROOT, "target/release/artifact-processor"), [])
     reference = (python, [os.path.join(ROOT, "bench/reference/python-publish/bootstrap.py")])
     RUST, PY, S5 = "rust artifact-processor", "python + boto3 (public Lambda shape)", "s5cmd sync (unzip included)"
+    if opts.alone:
+        return alone(rust, opts)
     with tempfile.TemporaryDirectory(prefix="publish-bench-") as tmp:
         site = os.path.join(tmp, "site.zip")
         changed = os.path.join(tmp, "site-changed.zip")
