@@ -286,10 +286,8 @@ mod tests {
                 let mut held: Vec<Slot> = Vec::new();
                 for (op, pick) in ops {
                     match op {
-                        0 => {
-                            if window.permits.available_permits() > 0 {
-                                held.push(window.slot().await.unwrap());
-                            }
+                        0 if window.permits.available_permits() > 0 => {
+                            held.push(window.slot().await.unwrap());
                         }
                         1 => {
                             // A throttle from this epoch or an older one.
