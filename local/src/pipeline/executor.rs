@@ -303,10 +303,7 @@ impl Execution<'_> {
         // The revision is the archive's MD5 (its S3 ETag): the same folder is the same revision
         // from one run to the next, so the approval can tell what changed since the last release.
         let revision_id = match &self.source_archive {
-            Ok(bytes) => Md5::digest(bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            Ok(bytes) => hex::encode(Md5::digest(bytes)),
             Err(_) => "unavailable".to_string(),
         };
         let options = &self.context.options;

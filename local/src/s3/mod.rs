@@ -148,7 +148,7 @@ impl LocalS3 {
     /// CPU than the function reading them.
     fn record_etag(&self, bucket: &str, key: &str, md5: &[u8]) -> std::io::Result<()> {
         let path = object_store::internal_info_path(&self.root, bucket, key);
-        let etag: String = md5.iter().map(|b| format!("{b:02x}")).collect();
+        let etag = hex::encode(md5);
         std::fs::write(path, json!({ "e_tag": etag }).to_string())
     }
 

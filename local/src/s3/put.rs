@@ -42,10 +42,6 @@ pub(super) fn handles(root: &Path, input: &PutObjectInput) -> bool {
         && super::plain_object_path(root, &input.bucket, &input.key).is_some()
 }
 
-fn hex(bytes: impl AsRef<[u8]>) -> String {
-    bytes.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The hashers S3 runs for a request: the ones whose value it sent, and the one it named.
 fn hashers(input: &PutObjectInput) -> S3Result<s3s::checksum::ChecksumHasher> {
     let mut checksum = s3s::checksum::ChecksumHasher::default();
@@ -116,7 +112,7 @@ fn verify(input: &PutObjectInput, md5: &str, computed: &Checksum) -> S3Result<()
     if let Some(content_md5) = &input.content_md5 {
         let sent = aws_smithy_types::base64::decode(content_md5)
             .map_err(|_| s3_error!(InvalidDigest, "Content-MD5 is not base64"))?;
-        if hex(sent) != md5 {
+        if hex::encode(sent) != md5 {
             return Err(s3_error!(BadDigest, "content_md5 mismatch"));
         }
     }
@@ -254,7 +250,7 @@ pub(super) async fn put_object(
             "the body is shorter than its Content-Length"
         ));
     }
-    let md5 = hex(md5.finalize());
+    let md5 = hex::encode(md5.finalize());
     take_trailers(&mut req)?;
     let checksum = hashers.finalize();
     verify(&req.input, &md5, &checksum)?;
