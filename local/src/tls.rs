@@ -65,7 +65,7 @@ impl LocalTls {
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into());
         let chain = vec![server_cert.der().clone(), ca_cert.der().clone()];
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
+            rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .map_err(std::io::Error::other)?

@@ -8,6 +8,7 @@
 //! - [`slack`]: the Slack Web API client, request signatures, approval button values.
 //! - [`telemetry`]: logging setup that never prints events or credentials.
 //! - [`sdk`]: AWS SDK configuration from the environment.
+//! - [`https`]: the one TLS stack (rustls on ring) under the AWS SDKs and reqwest.
 //! - [`pipeline_state`]: the execution an approval belongs to, from the pipeline's state.
 //! - [`source_revision`]: commit messages and compare links of source revisions.
 
@@ -15,6 +16,7 @@
 
 pub mod artifacts;
 pub mod glob;
+pub mod https;
 pub mod job;
 pub mod pipeline_state;
 pub mod sdk;

@@ -5,9 +5,11 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use std::time::Duration;
 
 /// Loads region, credentials and endpoint overrides (`AWS_ENDPOINT_URL_<SERVICE>`) from the
-/// environment, with retries on throttling and 5xx answers (exponential backoff with jitter).
+/// environment, with retries on throttling and 5xx answers (exponential backoff with jitter),
+/// over [`crate::https::sdk_http_client`].
 pub async fn load_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(crate::https::sdk_http_client())
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(5)

@@ -70,6 +70,7 @@ pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_
         .endpoint_url(endpoint)
         .credentials_provider(credentials)
         .force_path_style(true)
+        .http_client(pipeline_ext::https::sdk_http_client())
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }

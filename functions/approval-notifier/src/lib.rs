@@ -81,7 +81,7 @@ impl Notifier {
             secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(sdk)),
             codepipeline: aws_sdk_codepipeline::Client::new(sdk),
             sns: aws_sdk_sns::Client::new(sdk),
-            http: reqwest::Client::builder()
+            http: pipeline_ext::https::client_builder()
                 .user_agent(concat!(
                     "codepipeline-approval-notifier/",
                     env!("CARGO_PKG_VERSION")

@@ -147,7 +147,7 @@ impl Responder {
                 .map(|table| VoteLedger::new(aws_sdk_dynamodb::Client::new(sdk), table)),
             secrets,
             codepipeline: aws_sdk_codepipeline::Client::new(sdk),
-            http: reqwest::Client::builder()
+            http: pipeline_ext::https::client_builder()
                 .user_agent(concat!(
                     "codepipeline-approval-responder/",
                     env!("CARGO_PKG_VERSION")

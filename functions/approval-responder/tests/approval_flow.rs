@@ -598,7 +598,9 @@ async fn an_approval_is_posted_in_its_executions_thread() {
         .codepipeline
         .set_approval_execution(TOKEN, execution);
     // pipeline-notifier's message for the execution, and its record in the table.
-    let parent: Value = reqwest::Client::new()
+    let parent: Value = pipeline_ext::https::client_builder()
+        .build()
+        .unwrap()
         .post(format!("{}/chat.postMessage", flow.slack.api_url()))
         .bearer_auth(pipeline_testkit::SlackFunctions::BOT_TOKEN)
         .json(&json!({"channel": CHANNEL, "text": "web 0b6e2f7a InProgress"}))

@@ -32,7 +32,7 @@ pub struct Clients {
 
 impl Clients {
     pub fn new(config: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let http = pipeline_ext::https::client_builder()
             .user_agent(concat!(
                 "codepipeline-deploy-gate/",
                 env!("CARGO_PKG_VERSION")

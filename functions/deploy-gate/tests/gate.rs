@@ -72,6 +72,7 @@ async fn gate(timeout: Duration) -> Gate {
         .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new(
             "testing", "testing", None, None, "test",
         ))
+        .http_client(pipeline_ext::https::sdk_http_client())
         .build();
     Gate {
         function,

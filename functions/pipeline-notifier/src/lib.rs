@@ -93,7 +93,7 @@ impl Notifier {
             lookup: PipelineLookup::new(aws_sdk_codepipeline::Client::new(sdk)),
             secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(sdk)),
             sns: aws_sdk_sns::Client::new(sdk),
-            http: reqwest::Client::builder()
+            http: pipeline_ext::https::client_builder()
                 .user_agent(concat!(
                     "codepipeline-pipeline-notifier/",
                     env!("CARGO_PKG_VERSION")

@@ -13,6 +13,7 @@ async fn cache(aws: &LocalAws, ttl: Duration) -> SecretCache {
         .credentials_provider(aws_credential_types::Credentials::new(
             "AKIATEST", "secret", None, None, "test",
         ))
+        .http_client(pipeline_ext::https::sdk_http_client())
         .build();
     SecretCache::with_ttl(aws_sdk_secretsmanager::Client::from_conf(config), ttl)
 }
