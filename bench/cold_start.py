@@ -9,7 +9,10 @@ HTTP and over HTTPS (`pipeline-local invoke --tls`: a CA made for the run, appen
 the system bundle; ours trusts it through SSL_CERT_FILE, botocore through AWS_CA_BUNDLE), as
 every call is HTTPS on Lambda.
 
-Usage: bench/cold_start.py [--runs N] [--rust PATH]   (run from anywhere; builds what it needs)
+Usage: bench/cold_start.py [--runs N] [--rust PATH] [--before PATH]
+  --rust PATH     another build of fixture-action to measure in place of target/release's
+  --before PATH   an earlier build of fixture-action, measured as a third subject in the same run
+(run from anywhere; builds what it needs)
 """
 import argparse
 import json
@@ -49,6 +52,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--rust", help="another build of fixture-action to measure in place of target/release's")
+    parser.add_argument("--before", help="an earlier build of fixture-action, measured beside ours in the same run")
     opts = parser.parse_args()
     sh("cargo", "build", "--release", "--quiet", "-p", "invoke-contract", "-p", "pipeline-local")
     python = os.path.join(ROOT, ".venv/bin/python")
@@ -58,6 +62,8 @@ def main():
         "rust (pipeline-ext runtime)": (opts.rust or os.path.join(ROOT, "target/release/fixture-action"), []),
         "python + boto3 (AWS sample)": (python, [os.path.join(ROOT, "bench/reference/python-invoke-action/bootstrap.py")]),
     }
+    if opts.before:
+        subjects["rust, before"] = (os.path.abspath(opts.before), [])
     runs = [(name, tls) for tls in (False, True) for name in subjects]
     results = {run: [] for run in runs}
     for _ in range(opts.runs):  # interleaved, so machine noise hits every subject alike
@@ -74,13 +80,17 @@ def main():
         p90 = times[int(len(times) * 0.9) - 1] if len(times) >= 10 else times[-1]
         rows[(name, tls)] = (median, rss)
         print(f"{name:32} {'https' if tls else 'http':>5} {median:10.1f} {p90:8.1f} {rss:13.1f}")
-    rust, python_ = subjects
+    rust, python_ = list(subjects)[:2]
     print()
     for tls in (False, True):
         (rust_t, rust_rss), (py_t, py_rss) = rows[(rust, tls)], rows[(python_, tls)]
         print(f"{'https' if tls else 'http':>5}: rust is {py_t / rust_t:.1f}x faster and uses {rust_rss / py_rss:.2f}x the peak RSS of the Python reference")
     print(f"TLS adds {rows[(rust, True)][0] - rows[(rust, False)][0]:.1f} ms to rust, "
           f"{rows[(python_, True)][0] - rows[(python_, False)][0]:.1f} ms to python")
+    if opts.before:
+        before = "rust, before"
+        print(f"TLS adds {rows[(before, True)][0] - rows[(before, False)][0]:.1f} ms to the earlier build; "
+              f"over https ours is {rows[(before, True)][0] / rows[(rust, True)][0]:.2f}x its speed")
 
 
 if __name__ == "__main__":

@@ -180,6 +180,9 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // A TLS response leaves in several records; with Nagle on, the second waits for
+                // the client's delayed ACK (40 ms), which is no part of what a function costs.
+                let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let sender = sender.clone();
                 tokio::spawn(async move {

@@ -400,12 +400,14 @@ pub fn tokens(statement: &str, dialect: Dialect) -> Result<Vec<Token>, Untermina
                 return Err(Unterminated);
             }
         } else if byte == b'/' && scanner.peek(1) == Some(b'*') {
-            // An executable comment's or hint's marker (`/*!40101`): its code is read, its version is not.
+            // An executable comment's or hint's marker (`/*!40101`, `/*M!100100`, `/*+`): its
+            // code is read, its version is not.
             scanner.i += 2;
-            while scanner
-                .peek(0)
-                .is_some_and(|c| c == b'!' || c == b'M' || c == b'+' || c.is_ascii_digit())
-            {
+            if scanner.peek(0) == Some(b'M') && scanner.peek(1) == Some(b'!') {
+                scanner.i += 1;
+            }
+            scanner.i += 1;
+            while scanner.peek(0).is_some_and(|c| c.is_ascii_digit()) {
                 scanner.i += 1;
             }
         } else if byte == b'*' && scanner.peek(1) == Some(b'/') {
@@ -571,6 +573,18 @@ mod tests {
             ]
         );
         assert!(tokens("#x\nDROP", Dialect::Sqlite).unwrap()[0] == Token::Symbol('#'));
+        // Markers and versions are not code; a word right after the marker is.
+        for (sql, first) in [
+            ("/*M!100100 DROP TABLE a */", "DROP"),
+            ("/*!MODIFY*/", "MODIFY"),
+            ("/*+MAX_EXECUTION_TIME(1)*/", "MAX_EXECUTION_TIME"),
+        ] {
+            assert_eq!(
+                tokens(sql, Dialect::MySql).unwrap()[0],
+                Token::Word(first.into()),
+                "{sql}"
+            );
+        }
     }
 
     #[test]
