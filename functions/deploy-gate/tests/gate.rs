@@ -301,3 +301,60 @@ async fn bad_configuration_is_a_configuration_error() {
         assert!(message.contains(needle), "{params}: {message}");
     }
 }
+
+/// Serves the healthy service over HTTPS with a CA made for the test; returns the base URL and
+/// the CA (its `trust_env` trusts it).
+async fn https_service() -> (String, pipeline_local::tls::LocalTls) {
+    let tls = pipeline_local::tls::LocalTls::generate().expect("a CA");
+    let app = axum::Router::new().route("/health", get(|| async { "{\"status\":\"ok\"}" }));
+    let (addr, _task) = pipeline_local::tls::serve(app, Some(&tls))
+        .await
+        .expect("HTTPS service");
+    (format!("https://127.0.0.1:{}", addr.port()), tls)
+}
+
+#[tokio::test]
+async fn smoke_checks_over_https_pass_when_the_certificate_is_trusted() {
+    let (url, tls) = https_service().await;
+    let trust = tls.trust_env();
+    let env: Vec<(&str, &str)> = trust
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let function = LocalFunction::start(
+        "deploy-gate",
+        env!("CARGO_BIN_EXE_deploy-gate"),
+        Duration::from_secs(30),
+        &env,
+    )
+    .await
+    .expect("function host starts");
+    let params =
+        json!({"http": [{"url": format!("{url}/health"), "contains": "ok"}], "bake_seconds": 0});
+    let run = function
+        .run(JobEventBuilder::new("deploy-gate", &params).build())
+        .await
+        .expect("a job event");
+    assert!(run.succeeded(), "{:?}", results(&run));
+    let summary = run.summary_text();
+    assert!(
+        summary.contains(&format!("GET {url}/health passed")),
+        "{summary}"
+    );
+}
+
+#[tokio::test]
+async fn smoke_checks_over_https_fail_naming_the_certificate_when_it_is_not_trusted() {
+    let (url, _tls) = https_service().await;
+    let gate = gate(Duration::from_secs(30)).await;
+    let run = gate
+        .run(json!({"http": [{"url": format!("{url}/health"), "retries": 0}], "bake_seconds": 0}))
+        .await;
+    let (kind, message) = final_failure(&run);
+    assert_eq!(kind, "JobFailed");
+    assert!(message.contains(&format!("GET {url}/health")), "{message}");
+    assert!(
+        message.to_ascii_lowercase().contains("certificate"),
+        "the cause names the certificate: {message}"
+    );
+}
