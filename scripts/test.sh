@@ -92,6 +92,14 @@ if ! cargo machete --version 2>/dev/null | grep -q "0.9.2"; then
   cargo install cargo-machete --locked --version 0.9.2 || { echo "error: cannot install cargo-machete" >&2; exit 1; }
 fi
 cargo machete
+# One TLS stack (shared/src/https.rs): a dependency that brings aws-lc or a compiled-in root
+# bundle back adds 0.6 MB to every package and, with aws-lc, its entropy cost to cold starts.
+for crate in aws-lc-sys aws-lc-rs webpki-roots; do
+  if cargo tree --workspace --locked --target all -e normal -i "$crate" >/dev/null 2>&1; then
+    echo "error: $crate is back in the dependency tree (cargo tree -i $crate says through what); see shared/src/https.rs" >&2
+    exit 1
+  fi
+done
 
 step "cargo build (every function binary)"
 # End-to-end tests start other packages' binaries (target/debug/<function>), which `cargo test`

@@ -67,6 +67,27 @@ mod tests {
         );
     }
 
+    /// No SDK brings a default HTTPS client (and aws-lc with it): a client built without ours
+    /// has none, and says so.
+    #[tokio::test]
+    async fn an_sdk_client_without_ours_has_no_https_client_to_fall_back_on() {
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url("https://127.0.0.1:9")
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "a", "b", None, None, "test",
+            ))
+            .build();
+        let err = aws_sdk_s3::Client::from_conf(config)
+            .list_buckets()
+            .send()
+            .await
+            .expect_err("no HTTP client");
+        let text = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
+        assert!(text.contains("HTTP client"), "{text}");
+    }
+
     #[test]
     fn installing_twice_is_harmless() {
         install_crypto_provider();
