@@ -285,47 +285,17 @@ fn is_compound(statement: &str, dialect: Dialect) -> bool {
     false
 }
 
-/// The first `limit` bare words of a statement, upper-cased, outside quotes and comments.
+/// The first `limit` bare words of a statement, upper-cased, outside quotes and comments (up
+/// to a quote or comment that does not end).
 fn code_words(statement: &str, dialect: Dialect, limit: usize) -> Vec<String> {
-    let mut scanner = Scanner {
-        bytes: statement.as_bytes(),
-        sql: statement,
-        dialect,
-        i: 0,
-        line: 1,
-    };
-    let mut words = Vec::new();
-    while scanner.i < scanner.bytes.len() && words.len() < limit {
-        let byte = scanner.bytes[scanner.i];
-        if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'$' {
-            let start = scanner.i;
-            while scanner
-                .peek(0)
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$')
-            {
-                scanner.i += 1;
-            }
-            words.push(statement[start..scanner.i].to_ascii_uppercase());
-        } else if matches!(byte, b'\'' | b'"' | b'`') {
-            scanner.skip_quoted(byte);
-        } else if scanner.at_line_comment() {
-            scanner.skip_line();
-        } else if scanner.at_block_comment() {
-            scanner.skip_block_comment();
-        } else if byte == b'/' && scanner.peek(1) == Some(b'*') {
-            // An executable comment's marker (`/*!40101`): its words are code, its version is not.
-            scanner.i += 2;
-            while scanner
-                .peek(0)
-                .is_some_and(|c| c == b'!' || c == b'M' || c == b'+' || c.is_ascii_digit())
-            {
-                scanner.i += 1;
-            }
-        } else {
-            scanner.i += 1;
-        }
-    }
-    words
+    let (tokens, _) = scan_tokens(statement, dialect, Some(limit));
+    tokens
+        .into_iter()
+        .filter_map(|token| match token {
+            Token::Word(word) => Some(word.to_ascii_uppercase()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// One token of a statement, outside comments, for the linter.
@@ -356,6 +326,15 @@ pub struct Unterminated;
 /// MySQL's executable comments (`/*!40101 … */`, `/*M! … */`) and hints (`/*+ … */`) is kept,
 /// as the server reads it.
 pub fn tokens(statement: &str, dialect: Dialect) -> Result<Vec<Token>, Unterminated> {
+    match scan_tokens(statement, dialect, None) {
+        (tokens, true) => Ok(tokens),
+        (_, false) => Err(Unterminated),
+    }
+}
+
+/// The tokens up to `words` bare words (all when `None`), and whether every quote and comment
+/// met on the way ended.
+fn scan_tokens(statement: &str, dialect: Dialect, words: Option<usize>) -> (Vec<Token>, bool) {
     let mut scanner = Scanner {
         bytes: statement.as_bytes(),
         sql: statement,
@@ -365,7 +344,8 @@ pub fn tokens(statement: &str, dialect: Dialect) -> Result<Vec<Token>, Untermina
     };
     let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
     let mut tokens = Vec::new();
-    while scanner.i < scanner.bytes.len() {
+    let mut word_count = 0;
+    while scanner.i < scanner.bytes.len() && words.is_none_or(|limit| word_count < limit) {
         let byte = scanner.bytes[scanner.i];
         let start = scanner.i;
         if byte.is_ascii_whitespace() {
@@ -375,9 +355,10 @@ pub fn tokens(statement: &str, dialect: Dialect) -> Result<Vec<Token>, Untermina
                 scanner.i += 1;
             }
             tokens.push(Token::Word(statement[start..scanner.i].to_string()));
+            word_count += 1;
         } else if matches!(byte, b'\'' | b'"' | b'`') {
             if !scanner.skip_quoted(byte) {
-                return Err(Unterminated);
+                return (tokens, false);
             }
             let inner = unquote(&statement[start + 1..scanner.i - 1], byte, dialect);
             tokens.push(match byte {
@@ -387,7 +368,7 @@ pub fn tokens(statement: &str, dialect: Dialect) -> Result<Vec<Token>, Untermina
             });
         } else if byte == b'[' && dialect == Dialect::Sqlite {
             let Some(len) = statement[start..].find(']') else {
-                return Err(Unterminated);
+                return (tokens, false);
             };
             tokens.push(Token::Quoted(statement[start + 1..start + len].to_string()));
             scanner.i = start + len + 1;
@@ -397,7 +378,7 @@ pub fn tokens(statement: &str, dialect: Dialect) -> Result<Vec<Token>, Untermina
             let closed = statement[start + 2..].contains("*/");
             scanner.skip_block_comment();
             if !closed {
-                return Err(Unterminated);
+                return (tokens, false);
             }
         } else if byte == b'/' && scanner.peek(1) == Some(b'*') {
             // An executable comment's or hint's marker (`/*!40101`, `/*M!100100`, `/*+`): its
@@ -418,7 +399,7 @@ pub fn tokens(statement: &str, dialect: Dialect) -> Result<Vec<Token>, Untermina
             scanner.i += 1;
         }
     }
-    Ok(tokens)
+    (tokens, true)
 }
 
 /// The text between a pair of quotes: doubled quotes and (MySQL strings) backslash escapes undone.
