@@ -26,14 +26,12 @@ pub(super) fn lint(migration: &Migration, flavor: Flavor) -> Result<Vec<RawFindi
         Flavor::MySql => Dialect::MySql,
         Flavor::Sqlite => Dialect::Sqlite,
     };
-    let (pieces, whole) = match statements::split(&migration.sql, dialect) {
-        Ok(Split::Statements(list)) => (
-            list.into_iter()
-                .map(|s| (s.line, s.sql))
-                .collect::<Vec<_>>(),
-            false,
-        ),
-        Ok(Split::Whole) => (vec![(1, migration.sql.clone())], true),
+    let pieces = match statements::split(&migration.sql, dialect) {
+        Ok(Split::Statements(list)) => list
+            .into_iter()
+            .map(|s| (s.line, s.sql))
+            .collect::<Vec<_>>(),
+        Ok(Split::Whole) => vec![(1, migration.sql.clone())],
         Err(err) => {
             return Err(JobError::config(format!(
                 "`{}` line {}: {}",
@@ -62,12 +60,7 @@ pub(super) fn lint(migration: &Migration, flavor: Flavor) -> Result<Vec<RawFindi
                 continue;
             }
         };
-        let statements = if whole {
-            compound_statements(&tokens)
-        } else {
-            vec![&tokens[..]]
-        };
-        for statement in statements {
+        for statement in compound_statements(&tokens) {
             if let Err(Unreadable(expected)) = check_statement(statement, &mut report) {
                 report(
                     UNPARSED,
@@ -79,9 +72,11 @@ pub(super) fn lint(migration: &Migration, flavor: Flavor) -> Result<Vec<RawFindi
     Ok(findings)
 }
 
-/// The statements of a file sent whole: a stored program's body statements start after `;`
-/// and after `BEGIN [NOT ATOMIC]`, `THEN`, `ELSE`, `DO`, `LOOP` and `REPEAT`. A body's DROP
-/// runs when the program is called, often by the same migration.
+/// The statements in one piece: a stored program's, trigger's or event's body statements
+/// start after `;` (a file sent whole, or a `DELIMITER` piece) and after `BEGIN [NOT ATOMIC]`,
+/// `THEN`, `ELSE`, `DO`, `LOOP` and `REPEAT`. A body's DROP runs when the program is called
+/// or the event fires, often in the same release. In a plain statement these words start
+/// nothing the lint reads (`CASE … THEN x ELSE y END`).
 fn compound_statements(tokens: &[Token]) -> Vec<&[Token]> {
     let mut statements = Vec::new();
     let mut start = 0;

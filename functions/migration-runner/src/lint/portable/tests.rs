@@ -156,6 +156,15 @@ fn a_stored_program_sent_whole_is_read_statement_by_statement() {
     );
 }
 
+#[test]
+fn bodies_under_a_delimiter_and_event_bodies_are_read_too() {
+    let sql = "DELIMITER //\nCREATE PROCEDURE p()\nBEGIN\n  DROP TABLE a;\nEND//\nDELIMITER ;\nCREATE EVENT e ON SCHEDULE EVERY 1 DAY DO ALTER TABLE b DROP COLUMN c;\nSELECT CASE WHEN x THEN 1 ELSE 2 END FROM t;";
+    assert_eq!(
+        rules(sql, Flavor::MySql),
+        vec![(2, "ban-drop-table".into()), (7, "ban-drop-column".into())]
+    );
+}
+
 fn lint_messages(sql: &str, flavor: Flavor) -> Vec<String> {
     let mut builder = MigrationSetBuilder::default();
     builder.add("1_m.sql", sql.as_bytes().to_vec()).unwrap();
