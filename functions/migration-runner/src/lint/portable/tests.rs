@@ -3,12 +3,16 @@
 use super::*;
 use crate::source::MigrationSetBuilder;
 
-pub(super) fn rules(sql: &str, flavor: Flavor) -> Vec<(usize, String)> {
+/// What the lint finds in `sql`, as the one migration of a set.
+fn findings(sql: &str, flavor: Flavor) -> Vec<RawFinding> {
     let mut builder = MigrationSetBuilder::default();
     builder.add("1_m.sql", sql.as_bytes().to_vec()).unwrap();
     let set = builder.finish().unwrap();
-    lint(&set.migrations[&1], flavor)
-        .unwrap()
+    lint(&set.migrations[&1], flavor).unwrap()
+}
+
+pub(super) fn rules(sql: &str, flavor: Flavor) -> Vec<(usize, String)> {
+    findings(sql, flavor)
         .into_iter()
         .map(|f| (f.line, f.rule))
         .collect()
@@ -166,11 +170,7 @@ fn bodies_under_a_delimiter_and_event_bodies_are_read_too() {
 }
 
 fn lint_messages(sql: &str, flavor: Flavor) -> Vec<String> {
-    let mut builder = MigrationSetBuilder::default();
-    builder.add("1_m.sql", sql.as_bytes().to_vec()).unwrap();
-    let set = builder.finish().unwrap();
-    lint(&set.migrations[&1], flavor)
-        .unwrap()
+    findings(sql, flavor)
         .into_iter()
         .map(|f| f.message)
         .collect()
