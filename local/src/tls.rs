@@ -1,7 +1,7 @@
 //! HTTPS on loopback (`--tls`), as every AWS and Slack call is on Lambda: a certificate
 //! authority made for this process, a certificate for `127.0.0.1` and `localhost` signed by it,
 //! and a trust bundle (the system's roots plus this CA) that the functions are pointed at with
-//! `SSL_CERT_FILE` (rustls-native-certs, under the AWS SDK and reqwest) and `AWS_CA_BUNDLE`
+//! `SSL_CERT_FILE` (`pipeline_ext::https::trust_roots`, under the AWS SDK and reqwest) and `AWS_CA_BUNDLE`
 //! (botocore), so they verify the endpoints' certificates exactly as they verify AWS's.
 
 use axum::Router;
@@ -14,12 +14,6 @@ use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-/// Where Debian, Ubuntu, Alpine, Fedora/Amazon Linux keep the system's trusted roots.
-const SYSTEM_BUNDLES: [&str; 3] = [
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-];
 /// A client that connects and never finishes the handshake is dropped after this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -78,7 +72,7 @@ impl LocalTls {
             .prefix("pipeline-local-tls-")
             .tempdir()?;
         let bundle = dir.path().join("ca-bundle.pem");
-        let mut contents = SYSTEM_BUNDLES
+        let mut contents = pipeline_ext::https::PLATFORM_BUNDLES
             .iter()
             .find_map(|path| std::fs::read_to_string(path).ok())
             .unwrap_or_default();

@@ -2,6 +2,8 @@
 //!
 //! - [`job`]: the invoke-action contract: event model, typed `UserParameters`, continuation
 //!   state, and [`job::JobRunner`], which reports exactly one result per invocation.
+//! - [`event_runner`]: the same for the functions an event triggers (SNS, EventBridge, a
+//!   Function URL): deadline, panics, stable `errorType`s, events that can never succeed skipped.
 //! - [`artifacts`]: zip artifacts in S3, read and written with the job's credentials, streaming,
 //!   with limits for untrusted input.
 //! - [`secrets`]: Secrets Manager JSON secrets with a warm-invocation cache.
@@ -11,10 +13,12 @@
 //! - [`https`]: the one TLS stack (rustls on ring) under the AWS SDKs and reqwest.
 //! - [`pipeline_state`]: the execution an approval belongs to, from the pipeline's state.
 //! - [`source_revision`]: commit messages and compare links of source revisions.
+//! - [`text`]: text cut to AWS length limits (UTF-16 code units, whole graphemes).
 
 #![warn(missing_docs)]
 
 pub mod artifacts;
+pub mod event_runner;
 pub mod glob;
 pub mod https;
 pub mod job;
@@ -24,3 +28,4 @@ pub mod secrets;
 pub mod slack;
 pub mod source_revision;
 pub mod telemetry;
+pub mod text;

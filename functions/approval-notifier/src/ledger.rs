@@ -200,7 +200,7 @@ impl ApprovalLedger {
 }
 
 fn key(token: &str) -> String {
-    format!("approval#{token}")
+    pipeline_ext::slack::approval::request_key(token)
 }
 
 fn now() -> u64 {

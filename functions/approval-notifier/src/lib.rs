@@ -15,12 +15,14 @@
 
 mod changes;
 mod context;
+pub mod error;
 mod ledger;
 pub mod message;
 pub mod sns;
 
 pub use ledger::{ApprovalLedger, Claim};
 
+pub use error::DeliveryError;
 use pipeline_ext::secrets::SecretCache;
 use pipeline_ext::slack::{SlackClient, SlackSecret};
 use serde_json::Value;
@@ -92,7 +94,7 @@ impl Notifier {
     }
 
     /// Handles one SNS event. `Err` only when an approval request could not be delivered.
-    pub async fn handle(&self, event: Value) -> Result<Value, String> {
+    pub async fn handle(&self, event: Value) -> Result<Value, DeliveryError> {
         let event: SnsEvent = match serde_json::from_value(event) {
             Ok(event) => event,
             Err(err) => {
@@ -100,7 +102,7 @@ impl Notifier {
                 return Ok(serde_json::json!({"posted": 0, "skipped": 1}));
             }
         };
-        let (mut posted, mut skipped, mut failures) = (0, 0, Vec::new());
+        let (mut posted, mut skipped, mut failures) = (0, 0, Vec::<DeliveryError>::new());
         for record in event.records {
             let notification = match parse_approval(&record.sns.message) {
                 Ok(n) => n,
@@ -116,18 +118,23 @@ impl Notifier {
                 Err(err) => failures.push(err),
             }
         }
-        if failures.is_empty() {
-            Ok(serde_json::json!({"posted": posted, "skipped": skipped}))
-        } else {
-            Err(failures.join("; "))
+        match failures.len() {
+            0 => Ok(serde_json::json!({"posted": posted, "skipped": skipped})),
+            1 => Err(failures.remove(0)),
+            _ => Err(DeliveryError::Several(failures)),
         }
     }
 
     /// Posts one approval; `Ok(false)` when another delivery already did.
-    async fn deliver(&self, notification: &ApprovalNotification) -> Result<bool, String> {
+    async fn deliver(&self, notification: &ApprovalNotification) -> Result<bool, DeliveryError> {
         let reference = message::approval_ref(notification);
         let label = reference.label();
-        match self.ledger.claim(&reference.token).await? {
+        let claim = self
+            .ledger
+            .claim(&reference.token)
+            .await
+            .map_err(DeliveryError::Ledger)?;
+        match claim {
             Claim::Taken => {
                 tracing::info!(approval = %label, "approval already posted (repeat SNS delivery); skipped");
                 return Ok(false);
@@ -136,10 +143,11 @@ impl Notifier {
             // retries this one after the lease.
             Claim::InProgress(age) => {
                 tracing::warn!(approval = %label, claimed_seconds_ago = age, "another delivery is posting this approval; failing so a retry posts it if that one died");
-                return Err(format!(
-                    "approval {label}: another delivery claimed it {age} s ago and has not posted it yet; a retry after the {} s lease posts it if that delivery died",
-                    ledger::claim_lease_seconds()
-                ));
+                return Err(DeliveryError::InProgress {
+                    approval: label,
+                    age,
+                    lease: ledger::claim_lease_seconds(),
+                });
             }
             Claim::Won => {}
         }
@@ -260,9 +268,13 @@ impl Notifier {
     }
 
     /// Publishes a plain-text copy to `FALLBACK_TOPIC_ARN`, so the request is not lost.
-    async fn fallback(&self, notification: &ApprovalNotification, why: &str) -> Result<(), String> {
+    async fn fallback(
+        &self,
+        notification: &ApprovalNotification,
+        why: &str,
+    ) -> Result<(), DeliveryError> {
         let Some(topic) = &self.config.fallback_topic_arn else {
-            return Err(format!("approval request not delivered: {why}"));
+            return Err(DeliveryError::NotDelivered(why.to_string()));
         };
         pipeline_ext::slack::fallback::publish_copy(
             &self.sns,
@@ -273,7 +285,7 @@ impl Notifier {
         )
         .await
         .map_err(|e| {
-            format!("approval request not delivered: {why}; the fallback topic failed too: {e}")
+            DeliveryError::NotDelivered(format!("{why}; the fallback topic failed too: {e}"))
         })?;
         tracing::warn!(topic = %topic, "approval request sent to the fallback topic instead of Slack");
         Ok(())

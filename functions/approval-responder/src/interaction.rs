@@ -127,6 +127,20 @@ pub fn parse(body: &[u8]) -> Result<Interaction, PayloadError> {
     }
 }
 
+/// Whether one of the buttons of the message `blocks` carries `approval`: a click's value must
+/// come from the message it was clicked on, or deciding it would rewrite another approval's
+/// message.
+pub fn message_carries(blocks: &[Value], approval: &ApprovalRef) -> bool {
+    blocks
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .filter_map(|b| b["elements"].as_array())
+        .flatten()
+        .filter_map(|e| e["value"].as_str())
+        .filter_map(ApprovalRef::decode)
+        .any(|carried| carried == *approval)
+}
+
 fn text(value: &Value) -> Option<String> {
     value.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }

@@ -32,6 +32,7 @@ use pipeline_ext::slack::approval::{ApprovalRef, APPROVE_ACTION, REASON_BLOCK};
 use pipeline_ext::slack::mrkdwn::truncate;
 use pipeline_ext::slack::signature;
 use pipeline_ext::slack::{SlackClient, SlackSecret};
+use pipeline_ext::text::truncate_utf16;
 pub use policy::{ApprovalPolicy, PolicyError};
 use policy::{Decision, Rule};
 use request::{respond, respond_text, FunctionUrlRequest};
@@ -44,7 +45,7 @@ use votes::{Decided, VoteLedger};
 
 /// Everything a request does must end by then (Slack gives up at 3 s).
 const BUDGET: Duration = Duration::from_millis(2_500);
-/// CodePipeline's limit for the approval summary.
+/// CodePipeline's limit for the approval summary, in UTF-16 code units (an emoji is two).
 const MAX_SUMMARY: usize = 512;
 /// Kept back from the calls that record a decision, so a failure can still be told to the
 /// clicker within Slack's three seconds.
@@ -210,6 +211,18 @@ impl Responder {
                 blocks,
                 trigger_id,
             } => {
+                let clicked = Place {
+                    channel: &channel,
+                    ts: &message_ts,
+                    blocks: &blocks,
+                };
+                if let Some(text) = self
+                    .misplaced(&approval, &clicked, true, &user, deadline)
+                    .await
+                {
+                    tell(&slack, &channel, &user, &text, deadline).await;
+                    return respond(200, Value::Null);
+                }
                 let decision = if action_id == APPROVE_ACTION {
                     Decision::Approve
                 } else {
@@ -236,13 +249,8 @@ impl Responder {
                             .await
                     }
                     None => {
-                        let place = Place {
-                            channel: &channel,
-                            ts: &message_ts,
-                            blocks: &blocks,
-                        };
                         self.record(
-                            rule, decision, &approval, &user, None, &place, &slack, deadline,
+                            rule, decision, &approval, &user, None, &clicked, &slack, deadline,
                         )
                         .await
                     }
@@ -258,32 +266,39 @@ impl Responder {
                 reason,
             } => {
                 let rule = self.policy.rule_for(&context.approval);
-                let refusal = match self
-                    .refusal(
-                        rule,
-                        context.decision,
-                        &context.approval,
-                        &user,
-                        &slack,
-                        deadline,
-                    )
-                    .await
-                {
+                let submitted_on = Place {
+                    channel: &context.channel,
+                    ts: &context.message_ts,
+                    blocks: &context.blocks,
+                };
+                let misplaced = self
+                    .misplaced(&context.approval, &submitted_on, false, &user, deadline)
+                    .await;
+                let refusal = match misplaced {
+                    Some(text) => Some(text),
+                    None => {
+                        self.refusal(
+                            rule,
+                            context.decision,
+                            &context.approval,
+                            &user,
+                            &slack,
+                            deadline,
+                        )
+                        .await
+                    }
+                };
+                let refusal = match refusal {
                     Some(refusal) => Some(refusal),
                     None if reason.is_empty() => Some("Say why.".to_string()),
                     None => {
-                        let place = Place {
-                            channel: &context.channel,
-                            ts: &context.message_ts,
-                            blocks: &context.blocks,
-                        };
                         self.record(
                             rule,
                             context.decision,
                             &context.approval,
                             &user,
                             Some(&reason),
-                            &place,
+                            &submitted_on,
                             &slack,
                             deadline,
                         )
@@ -303,6 +318,43 @@ impl Responder {
         }
     }
 
+    /// Why a click (or a reason submitted after one) on the message at `place` may not decide
+    /// `approval`: its value is not one of that message's buttons (`check_buttons`, for a
+    /// click), or approval-notifier recorded the approval's message elsewhere. The message
+    /// rewritten is always the approval's own; another approval's is never touched.
+    async fn misplaced(
+        &self,
+        approval: &ApprovalRef,
+        place: &Place<'_>,
+        check_buttons: bool,
+        user: &SlackUser,
+        deadline: Instant,
+    ) -> Option<String> {
+        const REFUSAL: &str = "This button does not belong to this approval message; nothing was recorded. Use the buttons of the approval's own message.";
+        if check_buttons && !interaction::message_carries(place.blocks, approval) {
+            tracing::warn!(user = %user.id, pipeline = %approval.pipeline, "click refused: its value is not a button of the clicked message");
+            return Some(REFUSAL.into());
+        }
+        let votes = self.votes.as_ref()?;
+        let look_by = deadline.checked_sub(REPLY_RESERVE).unwrap_or(deadline);
+        match tokio::time::timeout_at(look_by, votes.posted_at(&approval.token)).await {
+            Ok(Ok(Some((channel, ts)))) if channel != place.channel || ts != place.ts => {
+                tracing::warn!(user = %user.id, pipeline = %approval.pipeline, "click refused: the approval's message is another one");
+                Some(REFUSAL.into())
+            }
+            Ok(Ok(_)) => None,
+            // The buttons were checked; recording the click reads the same table next.
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "could not read where the approval was posted");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("the table did not say in time where the approval was posted");
+                None
+            }
+        }
+    }
+
     /// Why `user` may not make `decision` on `approval`, if they may not.
     async fn refusal(
         &self,
@@ -313,7 +365,9 @@ impl Responder {
         slack: &SlackClient,
         deadline: Instant,
     ) -> Option<String> {
-        match rule.approvers.check(&user.id, slack, deadline).await {
+        // Every check leaves the time to tell the clicker why it could not be made.
+        let check_by = deadline.checked_sub(REPLY_RESERVE).unwrap_or(deadline);
+        match rule.approvers.check(&user.id, slack, check_by).await {
             Verdict::Allowed => {}
             Verdict::Denied => {
                 tracing::warn!(user = %user.id, rule = %rule.description, "decision refused: not an approver");
@@ -324,13 +378,12 @@ impl Responder {
             }
             Verdict::Unknown(why) => {
                 tracing::error!(error = %why, "could not resolve approver groups; refusing");
-                return Some("Your permission could not be checked just now (Slack did not answer); nothing was recorded. Try again.".into());
+                return Some("Could not check your user groups just now (Slack did not answer in time); nothing was recorded. Try again.".into());
             }
         }
         if decision != Decision::Approve || !rule.forbid_self_approval {
             return None;
         }
-        let check_by = deadline.checked_sub(REPLY_RESERVE).unwrap_or(deadline);
         match starter::started_by(&self.codepipeline, slack, approval, check_by).await {
             Ok(starters) if starters.contains(&user.id) => {
                 tracing::warn!(user = %user.id, "approval refused: the clicker started this execution");
@@ -576,7 +629,7 @@ impl Responder {
         }
         let result = match ApprovalResult::builder()
             .status(status.clone())
-            .summary(truncate(summary, MAX_SUMMARY))
+            .summary(truncate_utf16(summary, MAX_SUMMARY, "…"))
             .build()
         {
             Ok(result) => result,

@@ -1,7 +1,13 @@
 use approval_responder::{Config, Responder};
 use lambda_runtime::{service_fn, LambdaEvent};
+use pipeline_ext::event_runner::EventRunner;
 use serde_json::Value;
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Kept back from the Lambda deadline; the responder's own budget (Slack's 3 s) is far shorter.
+const MARGIN: Duration = Duration::from_millis(200);
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -15,9 +21,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             return Err(err.into());
         }
     };
+    let runner = EventRunner::new(MARGIN);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let responder = responder.clone();
-        async move { Ok::<Value, lambda_runtime::Error>(responder.handle(event.payload).await) }
+        let (responder, runner) = (responder.clone(), runner.clone());
+        async move {
+            runner
+                .run(event, move |payload, _deadline| async move {
+                    Ok::<Value, Infallible>(responder.handle(payload).await)
+                })
+                .await
+        }
     }))
     .await
 }

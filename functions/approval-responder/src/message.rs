@@ -109,6 +109,10 @@ fn kept(original: &[Value], approval: &ApprovalRef) -> Vec<Value> {
 }
 
 /// The modal that asks for the reason of a decision.
+/// CodePipeline keeps 512 UTF-16 code units of an approval's summary, which holds the
+/// decision, who made it and the reason.
+const REASON_HINT: &str = "CodePipeline keeps the first 512 characters of the decision with your name and this reason (an emoji counts as two); the rest is cut there.";
+
 pub fn reason_modal(context: &DecisionContext) -> Value {
     let mut context = context.clone();
     let mut metadata = serde_json::to_string(&context).unwrap_or_default();
@@ -132,6 +136,7 @@ pub fn reason_modal(context: &DecisionContext) -> Value {
             {"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("{verb} *{}*?", escape(&context.approval.label())), 3_000)}},
             {"type": "input", "block_id": REASON_BLOCK,
              "label": {"type": "plain_text", "text": "Reason"},
+             "hint": {"type": "plain_text", "text": REASON_HINT},
              "element": {"type": "plain_text_input", "action_id": REASON_INPUT, "multiline": true, "max_length": 400}}
         ]
     })

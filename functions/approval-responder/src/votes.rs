@@ -86,6 +86,30 @@ impl VoteLedger {
         }
     }
 
+    /// Where approval-notifier posted the message of this approval (`channel`, `ts`), when
+    /// it recorded one.
+    pub async fn posted_at(&self, token: &str) -> Result<Option<(String, String)>, String> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "pk",
+                AttributeValue::S(pipeline_ext::slack::approval::request_key(token)),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| describe("GetItem", &e))?;
+        let text = |name: &str| {
+            item.item()
+                .and_then(|i| i.get(name))
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+        };
+        Ok(text("channel").zip(text("ts")))
+    }
+
     /// Records a click and returns the tally including it.
     pub async fn record(
         &self,

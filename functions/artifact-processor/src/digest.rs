@@ -33,12 +33,6 @@ impl Digests {
         self.md5.update(data);
     }
 
-    /// Hex SHA-256 and hex MD5.
-    pub fn finish(self) -> (String, String) {
-        let digest = self.finish_raw();
-        (digest.sha256_hex(), digest.md5_hex())
-    }
-
     pub fn finish_raw(self) -> FileDigest {
         FileDigest {
             sha256: self.sha256.finalize().into(),

@@ -1,7 +1,10 @@
 //! `UserParameters` of the artifact-processor (README, "artifact-processor").
 
+mod wire;
+
 use indexmap::IndexMap;
 use serde::Deserialize;
+pub use wire::{BucketName, DistributionId, HeaderValue};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,18 +70,18 @@ fn default_invalidate_all_over() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct PublishStep {
     pub input: String,
-    pub bucket: String,
+    pub bucket: BucketName,
     #[serde(default)]
     pub prefix: String,
     #[serde(default)]
     pub delete_stale: bool,
     /// Glob → Cache-Control, first match in the order written wins.
     #[serde(default)]
-    pub cache_control: IndexMap<String, String>,
+    pub cache_control: IndexMap<String, HeaderValue>,
     #[serde(default)]
-    pub default_cache_control: Option<String>,
+    pub default_cache_control: Option<HeaderValue>,
     #[serde(default)]
-    pub cloudfront_distribution_id: Option<String>,
+    pub cloudfront_distribution_id: Option<DistributionId>,
     /// Uploads in flight at once (1–64).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
@@ -152,10 +155,10 @@ pub enum PromoteEncryption {
 #[serde(deny_unknown_fields)]
 pub struct PromoteStep {
     pub input: String,
-    pub bucket: String,
+    pub bucket: BucketName,
     pub key: String,
     #[serde(default)]
     pub encryption: PromoteEncryption,
     #[serde(default)]
-    pub kms_key_id: Option<String>,
+    pub kms_key_id: Option<HeaderValue>,
 }

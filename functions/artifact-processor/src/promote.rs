@@ -50,7 +50,9 @@ pub async fn run(
         })?;
     let encryption = match step.encryption {
         PromoteEncryption::Aes256 => Encryption::S3Managed,
-        PromoteEncryption::AwsKms => Encryption::Kms(step.kms_key_id.clone()),
+        PromoteEncryption::AwsKms => {
+            Encryption::Kms(step.kms_key_id.as_ref().map(|k| k.to_string()))
+        }
     };
     let options = ObjectOptions {
         content_type: Some("application/zip".into()),

@@ -64,6 +64,54 @@ pub enum EventError {
     /// A state-change event without a field it must have.
     Missing(&'static str),
     Malformed(String),
+    /// A field CodePipeline never sends in this shape (a 5,000-character execution id): the
+    /// event can never be stored or shown, so it is skipped rather than retried.
+    Invalid {
+        field: &'static str,
+        why: &'static str,
+    },
+}
+
+/// Most characters of a pipeline, stage or action name (CodePipeline's limit).
+const MAX_NAME: usize = 100;
+/// Most characters of an execution or event id (CodePipeline's and EventBridge's are UUIDs).
+const MAX_ID: usize = 128;
+
+/// Checks a name or id against what CodePipeline sends: `[A-Za-z0-9.@_-]`, at most `max`
+/// characters.
+fn check_id(field: &'static str, value: &str, max: usize) -> Result<(), EventError> {
+    check_length(field, value, max)?;
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '_' | '-'))
+    {
+        return Err(EventError::Invalid {
+            field,
+            why: "has characters CodePipeline never uses",
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `value` is there, at most `max` bytes, and visible ASCII (an event id is only
+/// compared and stored, never shown).
+fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), EventError> {
+    if value.is_empty() {
+        return Err(EventError::Missing(field));
+    }
+    if value.len() > max {
+        return Err(EventError::Invalid {
+            field,
+            why: "is longer than CodePipeline allows",
+        });
+    }
+    if !value.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(EventError::Invalid {
+            field,
+            why: "has characters CodePipeline never uses",
+        });
+    }
+    Ok(())
 }
 
 impl std::fmt::Display for EventError {
@@ -78,6 +126,7 @@ impl std::fmt::Display for EventError {
             ),
             Self::Missing(field) => write!(f, "the event has no {field}"),
             Self::Malformed(why) => write!(f, "the event is malformed: {why}"),
+            Self::Invalid { field, why } => write!(f, "the event's {field} {why}"),
         }
     }
 }
@@ -170,6 +219,18 @@ pub fn parse(event: &Value) -> Result<StateChange, EventError> {
         .execution_id
         .ok_or(EventError::Missing("detail.execution-id"))?;
     let state = detail.state.ok_or(EventError::Missing("detail.state"))?;
+    check_length("id", &envelope.id, MAX_ID)?;
+    check_id("detail.pipeline", &pipeline, MAX_NAME)?;
+    check_id("detail.execution-id", &execution_id, MAX_ID)?;
+    check_id("detail.state", &state, MAX_NAME)?;
+    for (field, name) in [
+        ("detail.stage", &detail.stage),
+        ("detail.action", &detail.action),
+    ] {
+        if let Some(name) = name {
+            check_id(field, name, MAX_NAME)?;
+        }
+    }
     let subject = match envelope.detail_type.as_str() {
         PIPELINE_DETAIL_TYPE => Subject::Pipeline {
             trigger: detail.trigger.map(|t| Trigger {
@@ -246,6 +307,46 @@ mod tests {
             action.summary.as_deref(),
             Some("Build terminated with state: FAILED")
         );
+    }
+
+    #[test]
+    fn ids_and_names_codepipeline_never_sends_are_invalid_not_retried() {
+        let mut event = action_failed();
+        event["detail"]["execution-id"] = json!("x".repeat(5000));
+        assert_eq!(
+            parse(&event).unwrap_err(),
+            EventError::Invalid {
+                field: "detail.execution-id",
+                why: "is longer than CodePipeline allows"
+            }
+        );
+        let mut event = action_failed();
+        event["detail"]["stage"] = json!("Build\nInjected");
+        assert!(parse(&event)
+            .unwrap_err()
+            .to_string()
+            .contains("detail.stage has characters CodePipeline never uses"));
+        let mut event = action_failed();
+        event["detail"]["execution-id"] = json!("c8d3a1b2-36f4-4c55-9a0e-1b2c3d4e5f60");
+        event["id"] = json!("6a7e8ed1-d6d8-4c1e-a4b5-1a2b3c4d5e6f");
+        assert!(parse(&event).is_ok());
+    }
+
+    proptest::proptest! {
+        /// Whatever a delivery holds, reading it never panics, and what is read stays within
+        /// the limits that keep it storable.
+        #[test]
+        fn reading_any_event_never_panics_and_keeps_ids_short(
+            id in "\\PC{0,200}", execution in "\\PC{0,200}", stage in "\\PC{0,120}",
+        ) {
+            let mut event = action_failed();
+            event["id"] = json!(id);
+            event["detail"]["execution-id"] = json!(execution);
+            event["detail"]["stage"] = json!(stage);
+            if let Ok(change) = parse(&event) {
+                proptest::prop_assert!(change.execution_id.len() <= MAX_ID && change.event_id.len() <= MAX_ID);
+            }
+        }
     }
 
     #[test]

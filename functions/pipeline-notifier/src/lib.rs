@@ -14,6 +14,7 @@
 
 mod approval_message;
 mod conditions;
+pub mod error;
 pub mod event;
 pub mod execution;
 pub mod filters;
@@ -21,6 +22,7 @@ pub mod lookup;
 pub mod message;
 pub mod store;
 
+pub use error::NotifyError;
 use event::{StateChange, Subject};
 use execution::{ActionRecord, ExecutionRecord};
 use filters::Filters;
@@ -104,7 +106,7 @@ impl Notifier {
     }
 
     /// Handles one EventBridge event; `deadline` is the invocation's.
-    pub async fn handle(&self, event: Value, deadline: Instant) -> Result<Value, String> {
+    pub async fn handle(&self, event: Value, deadline: Instant) -> Result<Value, NotifyError> {
         let change = match event::parse(&event) {
             Ok(change) => change,
             Err(why) => {
@@ -188,10 +190,10 @@ impl Notifier {
     }
 
     /// Folds the event into the stored record; returns whether it was new, and the item.
-    async fn fold(&self, change: &StateChange) -> Result<(bool, ExecutionItem), String> {
+    async fn fold(&self, change: &StateChange) -> Result<(bool, ExecutionItem), NotifyError> {
         let id = &change.execution_id;
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let item = self.store.load(id).await.map_err(|e| e.to_string())?;
+            let item = self.store.load(id).await?;
             let (mut record, read_version) = match &item {
                 Some(item) => (item.record.clone(), Some(item.version)),
                 None => (ExecutionRecord::new(change), None),
@@ -199,23 +201,20 @@ impl Notifier {
             if !record.apply(change) {
                 return Ok((false, item.unwrap_or_default()));
             }
-            let saved = self
-                .store
-                .save(&record, read_version)
-                .await
-                .map_err(|e| e.to_string())?;
+            let saved = self.store.save(&record, read_version).await?;
             if let Some(saved) = saved {
                 log_change(change);
                 return Ok((true, saved));
             }
         }
-        Err(format!(
-            "execution {id}: gave up after {MAX_WRITE_ATTEMPTS} conflicting writes"
-        ))
+        Err(NotifyError::Contended {
+            execution: id.clone(),
+            attempts: MAX_WRITE_ATTEMPTS,
+        })
     }
 
     /// Brings Slack up to date with the stored record, unless another invocation is doing it.
-    async fn publish(&self, mut item: ExecutionItem, deadline: Instant) -> Result<(), String> {
+    async fn publish(&self, mut item: ExecutionItem, deadline: Instant) -> Result<(), NotifyError> {
         let id = item.record.execution_id.clone();
         for _ in 0..MAX_UPDATE_ROUNDS {
             if item.rendered >= item.version || !self.shown(&item) {
@@ -223,12 +222,7 @@ impl Notifier {
             }
             let owner = uuid::Uuid::new_v4().to_string();
             // Under the lease, the item as it is now: the message may have been posted meanwhile.
-            let Some(leased) = self
-                .store
-                .acquire(&id, &owner)
-                .await
-                .map_err(|e| e.to_string())?
-            else {
+            let Some(leased) = self.store.acquire(&id, &owner).await? else {
                 // The holder's release will show this event.
                 return Ok(());
             };
@@ -241,7 +235,7 @@ impl Notifier {
             }
             let released = self.store.release(&id, &owner, &shown).await;
             updated?;
-            match released.map_err(|e| e.to_string())? {
+            match released? {
                 Some(after) => item = after,
                 None => {
                     tracing::warn!(execution = %id, "lease expired while updating Slack; another invocation took over");
@@ -264,7 +258,7 @@ impl Notifier {
         owner: &str,
         shown: &mut Shown,
         deadline: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotifyError> {
         let record = &item.record;
         let id = &record.execution_id;
         let pending: Vec<&ActionRecord> = record
@@ -285,25 +279,21 @@ impl Notifier {
         let failed_run =
             record.state() == "FAILED" && !item.fallback.contains(&"pipeline".to_string());
         if unsent.is_empty() && !failed_run {
-            return Err(format!("Slack: {slack_error}"));
+            return Err(slack_error);
         }
         let Some(topic) = &self.config.fallback_topic_arn else {
-            return Err(format!(
-                "failure notice not delivered: Slack: {slack_error}"
-            ));
+            return Err(NotifyError::NoticeLost(slack_error.to_string()));
         };
         pipeline_ext::slack::fallback::publish_copy(
             &self.sns,
             topic,
             &format!("CodePipeline {}", message::headline(record)),
             &message::fallback_text(record, &unsent),
-            &slack_error,
+            &slack_error.to_string(),
         )
         .await
         .map_err(|e| {
-            format!(
-                "failure notice not delivered: Slack: {slack_error}; the fallback topic failed too: {e}"
-            )
+            NotifyError::NoticeLost(format!("{slack_error}; the fallback topic failed too: {e}"))
         })?;
         tracing::warn!(execution = %id, topic = %topic, "failure notice sent to the fallback topic instead of Slack");
         let mut keys: Vec<String> = unsent.iter().map(|a| a.failure_key()).collect();
@@ -323,7 +313,7 @@ impl Notifier {
         shown: &mut Shown,
         pending: &[&ActionRecord],
         deadline: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotifyError> {
         let record = &item.record;
         let id = &record.execution_id;
         // The secret, the source revision and the rules are independent: read them together.
@@ -333,7 +323,7 @@ impl Notifier {
             self.source(item, shown),
             self.rules(record)
         );
-        let secret = secret.map_err(|e| e.to_string())?;
+        let secret = secret.map_err(|e| NotifyError::Secret(e.to_string()))?;
         let slack = SlackClient::new(self.http.clone(), &self.config.api_url, secret.bot_token);
         let call_deadline = || (Instant::now() + SLACK_CALL_BUDGET).min(deadline);
         let (text, blocks) = message::parent(record, source.as_ref(), &rules);
@@ -356,8 +346,7 @@ impl Notifier {
                     ts = None;
                     self.store
                         .remember(id, owner, "reposted", &["parent".to_string()])
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .await?;
                 }
                 Err(err) if err.code() == Some("message_not_found") => {
                     tracing::warn!(execution = %id, "the parent message is gone again; not reposting it, failures are posted on their own");
@@ -366,7 +355,7 @@ impl Notifier {
                 Err(err) => {
                     tracing::warn!(execution = %id, error = %err, "the parent message could not be updated; failures still go to its thread");
                     if worth_retrying(&err) {
-                        parent_error = Some(err.to_string());
+                        parent_error = Some(NotifyError::Slack(err.to_string()));
                     }
                 }
             }
@@ -378,7 +367,7 @@ impl Notifier {
                 let answer = slack
                     .call("chat.postMessage", &post, call_deadline())
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| NotifyError::Slack(e.to_string()))?;
                 let ts = answer["ts"].as_str().unwrap_or_default().to_string();
                 let channel = answer["channel"].as_str().unwrap_or(&channel).to_string();
                 tracing::info!(execution = %id, pipeline = %record.pipeline, ts = %ts, "parent message posted");
@@ -433,12 +422,11 @@ impl Notifier {
             slack
                 .call("chat.postMessage", &reply, call_deadline())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| NotifyError::Slack(e.to_string()))?;
             tracing::info!(execution = %id, stage = %action.stage, action = %action.action, "failure explained in the thread");
             self.store
                 .remember(id, owner, "replied", &[action.failure_key()])
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
         }
         parent_error.map_or(Ok(()), Err)
     }

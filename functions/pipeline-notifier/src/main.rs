@@ -1,9 +1,9 @@
 use lambda_runtime::{service_fn, LambdaEvent};
+use pipeline_ext::event_runner::EventRunner;
 use pipeline_notifier::{Config, Notifier};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::time::Instant;
+use std::time::Duration;
 
 /// Kept back from the Lambda deadline so the invocation ends with its own error, not a timeout.
 const MARGIN: Duration = Duration::from_millis(500);
@@ -14,18 +14,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let sdk = pipeline_ext::sdk::load_config().await;
     let notifier = Arc::new(Notifier::new(config, &sdk)?);
+    let runner = EventRunner::new(MARGIN);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let notifier = notifier.clone();
+        let runner = runner.clone();
         async move {
-            let now_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
-            let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
-            let deadline = Instant::now() + left.saturating_sub(MARGIN);
-            notifier
-                .handle(event.payload, deadline)
+            runner
+                .run(event, move |payload, deadline| async move {
+                    notifier.handle(payload, deadline).await
+                })
                 .await
-                .map_err(lambda_runtime::Error::from)
         }
     }))
     .await

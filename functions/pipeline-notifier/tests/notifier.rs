@@ -848,3 +848,59 @@ async fn a_stage_failed_by_its_condition_names_the_rule_and_what_it_found() {
     assert!(setup.aws.calls.count("codepipeline", "ListRuleExecutions") > 0);
     pipeline_testkit::block_kit::assert_valid_blocks(&parent.blocks);
 }
+
+#[tokio::test]
+async fn a_poison_event_is_skipped_with_a_stable_reason_and_failures_have_stable_error_types() {
+    let setup = setup(&[], 1).await;
+    let host = &setup.instances[0];
+    // An execution id of 5,000 characters can never be stored (DynamoDB keys stop at 2 KB):
+    // retrying it is pointless, so it is logged and skipped, not failed.
+    let mut poison = action_event(
+        EXEC_A,
+        "Deploy",
+        "DeployWeb",
+        DEPLOY,
+        "FAILED",
+        5,
+        Some("boom"),
+    );
+    poison["detail"]["execution-id"] = json!("x".repeat(5000));
+    let invocation = host.invoke(&poison).await;
+    let Outcome::Response { body } = &invocation.outcome else {
+        panic!(
+            "a poison event must not fail the invocation (Lambda would retry it): {:?}",
+            invocation.outcome
+        );
+    };
+    assert!(
+        body["skipped"].as_str().is_some_and(
+            |why| why.contains("detail.execution-id is longer than CodePipeline allows")
+        ),
+        "{body}"
+    );
+    assert!(
+        logs(&setup).contains("event skipped"),
+        "the skip is logged: {}",
+        logs(&setup)
+    );
+    assert!(setup.slack.messages().is_empty());
+
+    // A failure that a retry can fix has a stable errorType, never a Rust type path.
+    setup.aws.faults.add(Fault::new(
+        "slack",
+        "chat.postMessage",
+        "internal_error",
+        200,
+    ));
+    let invocation = host.invoke(&pipeline_event(EXEC_A, "STARTED", 9)).await;
+    match &invocation.outcome {
+        Outcome::Error {
+            error_type,
+            error_message,
+        } => {
+            assert_eq!(error_type, "SlackUndelivered", "{error_message}");
+            assert!(error_message.contains("internal_error"), "{error_message}");
+        }
+        other => panic!("expected an invocation error: {other:?}"),
+    }
+}

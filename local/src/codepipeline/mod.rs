@@ -11,6 +11,7 @@ use crate::calls::CallLog;
 use crate::faults::Faults;
 use crate::service::{AwsJson, JsonService, ServiceError};
 use axum::Router;
+use pipeline_ext::text::utf16_len;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -285,6 +286,7 @@ fn str_field<'a>(request: &'a Value, name: &str) -> Result<&'a str, ServiceError
 
 /// Checks the request against the API's documented constraints, as CodePipeline does.
 fn validate_job_result(request: &Value, success: bool) -> Result<(), ServiceError> {
+    // CodePipeline measures lengths in UTF-16 code units (an emoji is two).
     let too_long = |field: &str, max: usize| {
         invalid("ValidationException", &format!("Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"))
     };
@@ -293,14 +295,14 @@ fn validate_job_result(request: &Value, success: bool) -> Result<(), ServiceErro
             if details
                 .get("summary")
                 .and_then(Value::as_str)
-                .is_some_and(|s| s.chars().count() > 2048)
+                .is_some_and(|s| utf16_len(s) > 2048)
             {
                 return Err(too_long("executionDetails.summary", 2048));
             }
             if details
                 .get("externalExecutionId")
                 .and_then(Value::as_str)
-                .is_some_and(|s| s.chars().count() > 1500)
+                .is_some_and(|s| utf16_len(s) > 1500)
             {
                 return Err(too_long("executionDetails.externalExecutionId", 1500));
             }
@@ -357,7 +359,7 @@ fn validate_job_result(request: &Value, success: bool) -> Result<(), ServiceErro
             return Err(invalid("ValidationException", &format!("Value '{kind}' at 'failureDetails.type' failed to satisfy constraint: Member must satisfy enum value set: {kinds:?}")));
         }
         let message = details.get("message").and_then(Value::as_str).unwrap_or("");
-        if message.is_empty() || message.chars().count() > 5000 {
+        if message.is_empty() || utf16_len(message) > 5000 {
             return Err(too_long("failureDetails.message", 5000));
         }
     }
@@ -421,7 +423,7 @@ fn put_approval_result(cp: &LocalCodePipeline, request: &Value) -> Result<Value,
     if status != "Approved" && status != "Rejected" {
         return Err(invalid("ValidationException", "Value at 'result.status' failed to satisfy constraint: Member must satisfy enum value set: [Approved, Rejected]"));
     }
-    if summary.chars().count() > 512 {
+    if utf16_len(summary) > 512 {
         return Err(invalid("ValidationException", "Value at 'result.summary' failed to satisfy constraint: Member must have length less than or equal to 512"));
     }
     let mut state = cp.lock();

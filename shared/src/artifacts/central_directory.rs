@@ -319,6 +319,7 @@ pub(crate) fn check_entries(
     mut entries: Vec<ZipEntry>,
     cd_offset: u64,
     limits: &ZipLimits,
+    budget: &super::MemoryBudget,
 ) -> Result<Vec<ZipEntry>, ArtifactError> {
     let total = entries
         .iter()
@@ -364,6 +365,9 @@ pub(crate) fn check_entries(
             reason: "a folder entry that holds data".into(),
         });
     }
+    // The collision check holds every name's extracted identity at once.
+    let identities: u64 = entries.iter().map(|e| e.name.len() as u64 + 48).sum();
+    let _checking = budget.reserve(identities, "checking the archive's names for collisions")?;
     let mut seen = std::collections::HashMap::with_capacity(entries.len());
     for pair in entries.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);

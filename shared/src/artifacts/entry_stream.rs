@@ -8,6 +8,7 @@ use super::limits::ZipLimits;
 use super::s3_body::S3Body;
 use bytes::Bytes;
 use flate2::{Decompress, FlushDecompress, Status};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Largest decompressed chunk handed out at once.
@@ -35,7 +36,10 @@ pub(crate) struct Span {
 pub struct EntryStream {
     source: ObjectSource,
     body: Option<S3Body>,
-    entries: Vec<ZipEntry>,
+    /// The archive's entries, shared with its reader.
+    entries: Arc<[ZipEntry]>,
+    /// Positions in `entries` this stream reads, in order.
+    order: Vec<usize>,
     spans: Vec<Span>,
     next_span: usize,
     next: usize,
@@ -68,7 +72,8 @@ struct OpenEntry {
 impl EntryStream {
     pub(crate) fn new(
         source: ObjectSource,
-        entries: Vec<ZipEntry>,
+        entries: Arc<[ZipEntry]>,
+        order: Vec<usize>,
         spans: Vec<Span>,
         limits: ZipLimits,
     ) -> Self {
@@ -76,6 +81,7 @@ impl EntryStream {
             source,
             body: None,
             entries,
+            order,
             spans,
             next_span: 0,
             next: 0,
@@ -107,7 +113,12 @@ impl EntryStream {
                 }
             }
         }
-        let Some(entry) = self.entries.get(self.next).cloned() else {
+        let Some(entry) = self
+            .order
+            .get(self.next)
+            .and_then(|&i| self.entries.get(i))
+            .cloned()
+        else {
             return Ok(None);
         };
         if let Some(span) = self.spans.get(self.next_span).copied() {

@@ -52,6 +52,11 @@ pub enum ArtifactError {
         reason: String,
     },
 
+    /// What the job holds per entry would pass the function's memory budget
+    /// ([`super::MemoryBudget`]).
+    #[error("{0}")]
+    OverMemoryBudget(String),
+
     /// Misuse of the writer (an entry name that is not a safe relative path, a write with no
     /// open entry).
     #[error("cannot write zip entry: {0}")]

@@ -1,6 +1,7 @@
 //! Artifact IO: zip files in S3, read and written with the job's own credentials.
 
 mod allocator;
+mod budget;
 mod central_directory;
 mod entry_name;
 mod entry_stream;
@@ -14,6 +15,7 @@ mod writer;
 #[cfg(test)]
 mod properties;
 
+pub use budget::{MemoryBudget, Reservation};
 pub use central_directory::ZipEntry;
 pub use entry_name::check_entry_name;
 pub use entry_stream::EntryStream;
@@ -35,6 +37,7 @@ pub struct ArtifactStore {
     kms_key_id: Option<String>,
     limits: ZipLimits,
     part_size: usize,
+    budget: MemoryBudget,
 }
 
 impl ArtifactStore {
@@ -62,6 +65,7 @@ impl ArtifactStore {
                 .map(str::to_owned),
             limits: ZipLimits::from_env(),
             part_size: DEFAULT_PART_SIZE,
+            budget: MemoryBudget::from_env(),
         }
     }
 
@@ -92,6 +96,12 @@ impl ArtifactStore {
         self.part_size
     }
 
+    /// The memory the job's per-entry bookkeeping may hold, shared by every reader and writer
+    /// of this store and by the steps' own lists.
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
+    }
+
     /// The zip limits in force.
     pub fn limits(&self) -> ZipLimits {
         self.limits
@@ -105,6 +115,7 @@ impl ArtifactStore {
             &location.bucket_name,
             &location.object_key,
             self.limits,
+            &self.budget,
         )
         .await
     }
@@ -123,6 +134,6 @@ impl ArtifactStore {
             ..ObjectOptions::default()
         };
         let upload = ObjectUpload::new(self.client.clone(), bucket, key, options, self.part_size);
-        ArtifactWriter::new(upload, bucket, key)
+        ArtifactWriter::new(upload, bucket, key, self.budget.reservation())
     }
 }

@@ -47,7 +47,13 @@ fn accepted_entries(bytes: &[u8]) -> Result<Vec<String>, String> {
     if entries.len() as u64 != end.entries {
         return Err("entry count differs".into());
     }
-    let entries = check_entries(entries, end.cd_offset, &limits).map_err(|e| e.to_string())?;
+    let entries = check_entries(
+        entries,
+        end.cd_offset,
+        &limits,
+        &crate::artifacts::MemoryBudget::new(u64::MAX),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(entries.into_iter().map(|e| e.name).collect())
 }
 
@@ -113,7 +119,7 @@ proptest! {
         let entries: Vec<ZipEntry> = offsets.iter().zip(sizes.iter().cycle()).enumerate().map(|(i, (&header_offset, &size))| ZipEntry {
             name: format!("f{i}"), is_dir: false, size, compressed_size: size, crc32: 0, method: 0, flags: 0, header_offset, unix_mode: None,
         }).collect();
-        let _ = check_entries(entries, cd_offset, &ZipLimits::default());
+        let _ = check_entries(entries, cd_offset, &ZipLimits::default(), &crate::artifacts::MemoryBudget::new(u64::MAX));
     }
 
     #[test]

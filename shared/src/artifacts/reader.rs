@@ -5,11 +5,13 @@
 //! ranged GETs (one per run of wanted entries, several in parallel for a large archive),
 //! decompressed chunk by chunk, with actual sizes and CRCs checked.
 
+use super::budget::{MemoryBudget, Reservation};
 use super::central_directory::*;
 use super::entry_stream::{EntryStream, ObjectSource, Span};
 use super::error::{s3_error, ArtifactError};
 use super::limits::ZipLimits;
 use super::s3_body::S3Body;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Unwanted bytes between two wanted entries read through rather than skipped with a new GET.
@@ -24,10 +26,13 @@ pub struct ArtifactReader {
     client: aws_sdk_s3::Client,
     bucket: String,
     key: String,
-    entries: Vec<ZipEntry>,
+    /// Shared with the streams over them, never copied.
+    entries: Arc<[ZipEntry]>,
     cd_offset: u64,
     limits: ZipLimits,
     object_size: u64,
+    /// What `entries` holds of the job's memory budget.
+    _held: Reservation,
 }
 
 impl ArtifactReader {
@@ -37,6 +42,7 @@ impl ArtifactReader {
         bucket: &str,
         key: &str,
         limits: ZipLimits,
+        budget: &MemoryBudget,
     ) -> Result<Self, ArtifactError> {
         let head = client
             .head_object()
@@ -95,7 +101,8 @@ impl ArtifactReader {
                 end.cd_size, limits.max_directory_bytes
             )));
         }
-        let mut entries = Vec::with_capacity(end.entries.min(limits.max_entries) as usize);
+        let mut held = budget.reservation();
+        let mut entries = Vec::new();
         if end.cd_size > 0 {
             let mut cd = S3Body::get(
                 client,
@@ -115,7 +122,12 @@ impl ArtifactReader {
                     + u16_at(&header, 30) as usize
                     + u16_at(&header, 32) as usize;
                 let rest = cd.read_exact(rest_len).await?;
-                entries.push(parse_central_header(&header, &rest)?);
+                let entry = parse_central_header(&header, &rest)?;
+                held.grow(
+                    entry_footprint(&entry),
+                    "reading the archive's table of contents",
+                )?;
+                entries.push(entry);
                 if entries.len() as u64 > limits.max_entries {
                     return Err(ArtifactError::OverLimit(format!(
                         "the archive holds more than {} entries",
@@ -131,15 +143,16 @@ impl ArtifactReader {
                 entries.len()
             )));
         }
-        let entries = check_entries(entries, end.cd_offset, &limits)?;
+        let entries = check_entries(entries, end.cd_offset, &limits, budget)?;
         Ok(Self {
             client: client.clone(),
             bucket: bucket.into(),
             key: key.into(),
-            entries,
+            entries: entries.into(),
             cd_offset: end.cd_offset,
             limits,
             object_size,
+            _held: held,
         })
     }
 
@@ -234,7 +247,7 @@ impl ArtifactReader {
     /// Entries that lie close together are read with one GET; a long stretch of entries that
     /// are not wanted is jumped over with a new ranged GET instead of being downloaded.
     pub fn stream_selected(&self, indices: &[usize]) -> EntryStream {
-        let mut entries = Vec::with_capacity(indices.len());
+        let mut order = Vec::with_capacity(indices.len());
         let mut spans: Vec<Span> = Vec::new();
         for &i in indices {
             let Some(entry) = self.entries.get(i) else {
@@ -250,12 +263,12 @@ impl ArtifactReader {
                     span.end = end.max(span.end)
                 }
                 _ => spans.push(Span {
-                    first_entry: entries.len(),
+                    first_entry: order.len(),
                     start,
                     end: end.max(start),
                 }),
             }
-            entries.push(entry.clone());
+            order.push(i);
         }
         EntryStream::new(
             ObjectSource {
@@ -263,7 +276,8 @@ impl ArtifactReader {
                 bucket: self.bucket.clone(),
                 key: self.key.clone(),
             },
-            entries,
+            self.entries.clone(),
+            order,
             spans,
             self.limits,
         )
@@ -294,6 +308,11 @@ impl ArtifactReader {
             .unwrap_or(self.cd_offset)
             .min(self.cd_offset)
     }
+}
+
+/// What one checked entry holds in memory: its record and its name.
+fn entry_footprint(entry: &ZipEntry) -> u64 {
+    (std::mem::size_of::<ZipEntry>() + entry.name.len()) as u64
 }
 
 /// Splits items of these weights, in order, into at most `parts` contiguous, non-empty runs

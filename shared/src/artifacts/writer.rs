@@ -3,6 +3,7 @@
 //! Entries are deflated as they are written and use data descriptors, so no entry is ever
 //! held whole in memory; zip64 records are written when sizes or counts need them.
 
+use super::budget::Reservation;
 use super::central_directory::*;
 use super::entry_name::check_entry_name;
 use super::error::ArtifactError;
@@ -60,10 +61,12 @@ pub struct ArtifactWriter {
     bucket: String,
     key: String,
     entry_count: usize,
+    /// What `entries` (the central directory to come) holds of the job's memory budget.
+    held: Reservation,
 }
 
 impl ArtifactWriter {
-    pub(crate) fn new(upload: ObjectUpload, bucket: &str, key: &str) -> Self {
+    pub(crate) fn new(upload: ObjectUpload, bucket: &str, key: &str, held: Reservation) -> Self {
         Self {
             upload,
             offset: 0,
@@ -73,6 +76,7 @@ impl ArtifactWriter {
             bucket: bucket.into(),
             key: key.into(),
             entry_count: 0,
+            held,
         }
     }
 
@@ -113,6 +117,10 @@ impl ArtifactWriter {
                 "`{name}`: name longer than 65535 bytes"
             )));
         }
+        self.held.grow(
+            (std::mem::size_of::<Written>() + name.len()) as u64,
+            "the output artifact's central directory",
+        )?;
         let method = if deflate {
             METHOD_DEFLATED
         } else {

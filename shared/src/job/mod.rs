@@ -18,4 +18,4 @@ pub use report::{
     MAX_CONTINUATION_TOKEN_CHARS, MAX_FAILURE_MESSAGE_CHARS, MAX_OUTPUT_VARIABLES_BYTES,
     MAX_SUMMARY_CHARS,
 };
-pub use runner::{Activity, Job, JobRunner, DEFAULT_SAFETY_MARGIN};
+pub use runner::{Activity, Job, JobRunner, DEFAULT_SAFETY_MARGIN, REPORT_ATTEMPTS};

@@ -40,8 +40,8 @@ impl ReportError {
     }
 }
 
-/// Reports results for jobs through the real CodePipeline client (whose retry policy covers
-/// throttling and 5xx answers).
+/// Reports results for jobs through the real CodePipeline client. Each call is one attempt:
+/// the runner decides whether and when to try again (`JobRunner`'s bounded backoff).
 #[derive(Clone, Debug)]
 pub struct JobReporter {
     client: aws_sdk_codepipeline::Client,
@@ -155,16 +155,10 @@ where
     }
 }
 
-/// Cuts `text` to at most `max` characters, marking the cut.
+/// Cuts `text` to at most `max` UTF-16 code units (CodePipeline's measure), on a grapheme
+/// boundary, marking the cut.
 pub fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    const MARK: &str = " …[truncated]";
-    let keep = max.saturating_sub(MARK.chars().count());
-    let mut out: String = text.chars().take(keep).collect();
-    out.push_str(MARK);
-    out
+    crate::text::truncate_utf16(text, max, " …[truncated]").into_owned()
 }
 
 /// Checks output variables against CodePipeline's rules before sending, so a bad name fails
@@ -194,6 +188,14 @@ pub fn validate_output_variables(variables: &BTreeMap<String, String>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_of_emoji_is_cut_to_codepipelines_utf16_limit() {
+        let long = "🔥".repeat(MAX_FAILURE_MESSAGE_CHARS);
+        let cut = truncate(&long, MAX_FAILURE_MESSAGE_CHARS);
+        assert!(crate::text::utf16_len(&cut) <= MAX_FAILURE_MESSAGE_CHARS);
+        assert!(cut.ends_with("[truncated]"));
+    }
 
     #[test]
     fn truncates_on_char_boundaries_and_marks_the_cut() {

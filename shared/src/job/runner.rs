@@ -16,15 +16,13 @@ use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// Time kept back from the Lambda deadline for reporting the result.
 pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::from_secs(5);
 /// Time kept back from the Lambda deadline for answering the Runtime API after reporting.
 const RUNTIME_RESERVE: Duration = Duration::from_millis(200);
-/// The deadline assumed when the Runtime API gives none in the future: Lambda's longest timeout.
-const NO_DEADLINE_FALLBACK: Duration = Duration::from_secs(900);
 /// A report attempt with less time than this is not started.
 const MIN_REPORT_ATTEMPT: Duration = Duration::from_millis(100);
 /// Lambda `errorType` of an invocation whose event is not a CodePipeline job.
@@ -33,6 +31,12 @@ pub const ERROR_NOT_A_JOB: &str = "NotACodePipelineJob";
 pub const ERROR_NOT_REPORTED: &str = "JobResultNotReported";
 /// How many finished job ids a warm container remembers to recognise repeat deliveries.
 const REMEMBERED_JOBS: usize = 256;
+/// Most attempts at one report (`PutJobSuccessResult` or `PutJobFailureResult`). The reporting
+/// client has the SDK's own retries turned off, so this is the number of HTTP requests: a
+/// struggling CodePipeline gets a few, spaced by exponential backoff with jitter, never a storm.
+pub const REPORT_ATTEMPTS: u32 = 4;
+/// The pause before the second attempt; each later one is three times longer, with jitter.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// One job as the handler sees it: typed parameters, continuation state, artifacts, time.
 pub struct Job<P, S> {
@@ -145,7 +149,13 @@ impl JobRunner {
     /// function role's credentials). Artifact clients reuse its endpoint settings with the job's
     /// credentials.
     pub fn new(sdk_config: &SdkConfig) -> Self {
-        let client = aws_sdk_codepipeline::Client::new(sdk_config);
+        // The runner retries reports itself (`deliver`), bounded by the Lambda deadline; the
+        // SDK's retries inside each of ours would multiply the attempts.
+        let client = aws_sdk_codepipeline::Client::from_conf(
+            aws_sdk_codepipeline::config::Builder::from(sdk_config)
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .build(),
+        );
         Self {
             sdk_config: sdk_config.clone(),
             reporter: JobReporter::new(client),
@@ -200,18 +210,7 @@ impl JobRunner {
             return Ok(response(&job_id, "skipped-repeat", None));
         }
 
-        let deadline = deadline_instant(context.deadline).unwrap_or_else(|| {
-            // Lambda never hands out an invocation whose deadline has passed; some local
-            // emulators (`cargo lambda watch`) send none. Without this, the result could not
-            // even be reported.
-            tracing::warn!(
-                job_id,
-                deadline_ms = context.deadline,
-                "the Runtime API gave no deadline in the future; assuming Lambda's longest timeout, {} s",
-                NO_DEADLINE_FALLBACK.as_secs()
-            );
-            Instant::now() + NO_DEADLINE_FALLBACK
-        });
+        let deadline = crate::event_runner::invocation_deadline(context.deadline);
         let work_deadline = deadline
             .checked_sub(self.safety_margin)
             .unwrap_or_else(Instant::now);
@@ -398,8 +397,9 @@ impl JobRunner {
         .await
     }
 
-    /// Sends one report, each attempt bounded by a share of the time left before `until`, and
-    /// tries again after a timeout or a transient error while time remains. A refusal is final.
+    /// Sends one report: at most [`REPORT_ATTEMPTS`] attempts, each bounded by a share of the
+    /// time left before `until`, spaced by exponential backoff with jitter (see [`backoff`]).
+    /// Only a timeout, throttling or a 5xx is tried again; a refusal is final.
     async fn deliver<F, Fut>(
         &self,
         job_id: &str,
@@ -412,7 +412,12 @@ impl JobRunner {
         Fut: Future<Output = Result<Delivery, ReportError>>,
     {
         let mut last = None;
-        loop {
+        for attempt_no in 0..REPORT_ATTEMPTS {
+            if attempt_no > 0 {
+                let left = until.saturating_duration_since(Instant::now());
+                let pause = backoff(attempt_no, left, REPORT_ATTEMPTS - attempt_no);
+                tokio::time::sleep(pause).await;
+            }
             let left = until.saturating_duration_since(Instant::now());
             if left < MIN_REPORT_ATTEMPT {
                 break;
@@ -427,15 +432,16 @@ impl JobRunner {
                 Ok(Ok(delivery)) => return Ok(delivery),
                 Ok(Err(err)) if err.is_refusal() => return Err(err),
                 Ok(Err(err)) => {
-                    tracing::warn!(job_id, error = %err, "report attempt failed; trying again");
+                    tracing::warn!(job_id, attempt = attempt_no + 1, error = %err, "report attempt failed");
                     last = Some(err);
                 }
                 Err(_) => {
                     tracing::warn!(
                         job_id,
                         operation,
+                        attempt = attempt_no + 1,
                         timeout_ms = limit.as_millis() as u64,
-                        "CodePipeline did not answer the report in time; trying again"
+                        "CodePipeline did not answer the report in time"
                     );
                     last = Some(ReportError {
                         failure: SdkFailure::timed_out("CodePipeline", operation, limit),
@@ -473,6 +479,16 @@ enum Prepared {
         summary: String,
         percent_complete: Option<u8>,
     },
+}
+
+/// The pause before attempt `attempt_no` (1 for the second attempt): `FIRST_BACKOFF` × 3^(n-1),
+/// between half and all of it at random (so invocations that failed together do not retry
+/// together), and never more than an even share of `left` among the `attempts_to_go`, so the
+/// last attempts still fit before the deadline.
+fn backoff(attempt_no: u32, left: Duration, attempts_to_go: u32) -> Duration {
+    let full = FIRST_BACKOFF.saturating_mul(3u32.saturating_pow(attempt_no.saturating_sub(1)));
+    let jittered = full.mul_f64(0.5 + fastrand::f64() / 2.0);
+    jittered.min(left / (attempts_to_go + 1))
 }
 
 fn response(job_id: &str, reported: &str, failure_type: Option<&str>) -> Value {
@@ -532,7 +548,7 @@ where
     tokio::select! {
         joined = &mut task => match joined {
             Ok(result) => result,
-            Err(err) if err.is_panic() => Err(JobError::failed(format!("the action panicked: {}", panic_message(err.into_panic())))),
+            Err(err) if err.is_panic() => Err(JobError::failed(format!("the action panicked: {}", crate::event_runner::panic_message(err.into_panic())))),
             Err(err) => Err(JobError::failed(format!("the action was cancelled: {err}"))),
         },
         _ = tokio::time::sleep_until(deadline) => {
@@ -545,40 +561,27 @@ where
     }
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(no message)".to_string()
-    }
-}
-
-/// Converts the Runtime API's epoch-millisecond deadline into a monotonic instant; `None`
-/// when it is not in the future (absent, zero, or already past).
-fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    (deadline_ms > now_ms).then(|| Instant::now() + Duration::from_millis(deadline_ms - now_ms))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_deadline_not_in_the_future_is_no_deadline() {
-        assert!(deadline_instant(0).is_none());
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
-        assert!(deadline_instant(now_ms - 1_000).is_none());
-        let left = deadline_instant(now_ms + 60_000).unwrap() - Instant::now();
-        assert!(left > Duration::from_secs(50) && left <= Duration::from_secs(60));
+    fn backoff_grows_with_jitter_and_leaves_room_for_the_attempts_to_go() {
+        for _ in 0..200 {
+            let plenty = Duration::from_secs(600);
+            let first = backoff(1, plenty, 3);
+            let third = backoff(3, plenty, 1);
+            assert!(
+                first >= FIRST_BACKOFF / 2 && first <= FIRST_BACKOFF,
+                "{first:?}"
+            );
+            assert!(
+                third >= FIRST_BACKOFF * 9 / 2 && third <= FIRST_BACKOFF * 9,
+                "{third:?}"
+            );
+            let tight = backoff(3, Duration::from_millis(900), 1);
+            assert!(tight <= Duration::from_millis(450), "{tight:?}");
+        }
     }
 
     #[tokio::test]

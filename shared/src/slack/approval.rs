@@ -89,6 +89,12 @@ pub fn action_key(execution_id: &str, stage: &str, action: &str) -> String {
     format!("approval-action#{execution_id}#{stage}#{action}")
 }
 
+/// The `EXECUTIONS_TABLE` key under which approval-notifier claims an approval token and then
+/// records where its message was posted (`channel`, `ts`).
+pub fn request_key(token: &str) -> String {
+    format!("approval#{token}")
+}
+
 /// The `EXECUTIONS_TABLE` key of approval-responder's record of clicks and the decision.
 pub fn votes_key(token: &str) -> String {
     format!("votes#{token}")

@@ -71,6 +71,49 @@ async fn the_invocation_ends_before_the_deadline_when_codepipeline_never_answers
 }
 
 #[tokio::test]
+async fn a_codepipeline_that_always_answers_500_gets_a_few_spaced_attempts_then_job_result_not_reported(
+) {
+    let h = harness(Duration::from_secs(20), &[]).await;
+    h.aws
+        .faults
+        .add(Fault::new("codepipeline", "*", "InternalFailure", 500));
+    let run = run(&h, job_event(json!({"succeed": {}}))).await;
+    assert!(run.results().is_empty(), "nothing was recorded");
+    match &run.invocations[0].outcome {
+        Outcome::Error { error_type, .. } => assert_eq!(error_type, "JobResultNotReported"),
+        other => panic!("a result that never landed must not look like success: {other:?}"),
+    }
+    let attempts: Vec<f64> = h
+        .aws
+        .calls
+        .of("codepipeline", "PutJobSuccessResult")
+        .iter()
+        .map(|c| c.at_ms)
+        .collect();
+    assert_eq!(
+        attempts.len(),
+        pipeline_ext::job::REPORT_ATTEMPTS as usize,
+        "the documented number of attempts, no more, no SDK retries inside them: {attempts:?}"
+    );
+    let gaps: Vec<f64> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    // Backoff: 250 ms × 3^n, between half and all of it.
+    for (n, gap) in gaps.iter().enumerate() {
+        let full = 250.0 * 3f64.powi(n as i32);
+        assert!(
+            *gap >= full / 2.0 - 5.0,
+            "attempt {} came {gap:.0} ms after the one before; backoff wants ≥ {:.0}: {gaps:?}",
+            n + 2,
+            full / 2.0
+        );
+    }
+    assert_eq!(
+        h.aws.calls.count("codepipeline", "PutJobFailureResult"),
+        0,
+        "a success that could not be sent is not turned into a failure report"
+    );
+}
+
+#[tokio::test]
 async fn a_refused_success_report_is_followed_by_a_failure_report_that_says_why() {
     let h = harness(Duration::from_secs(20), &[]).await;
     h.aws.faults.add(

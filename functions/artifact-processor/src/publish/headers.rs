@@ -22,8 +22,8 @@ impl CacheRules {
         let patterns: Vec<String> = step.cache_control.keys().cloned().collect();
         Ok(Self {
             globs: GlobList::new("publish.cache_control", &patterns)?,
-            values: step.cache_control.values().cloned().collect(),
-            default: step.default_cache_control.clone(),
+            values: step.cache_control.values().map(|v| v.to_string()).collect(),
+            default: step.default_cache_control.as_ref().map(|v| v.to_string()),
         })
     }
 

@@ -14,7 +14,7 @@ mod target;
 mod upload;
 mod window;
 
-use crate::digest::Digests;
+use crate::digest::{Digests, FileDigest};
 use crate::params::PublishStep;
 use crate::{Clients, StepReport};
 pub use headers::{content_type, HEADER_RULES_METADATA};
@@ -30,6 +30,9 @@ use target::{Existing, Fate, Target};
 use tokio::task::JoinSet;
 use upload::{upload_changed, ChangedFile, UploadFailure};
 use window::RequestWindow;
+
+/// What one file to publish holds beside its key and name: its record, headers and metadata.
+const FILE_RECORD_BYTES: usize = 320;
 
 pub fn check(step: &PublishStep) -> Result<(), JobError> {
     normalize_prefix(&step.prefix)?;
@@ -99,7 +102,7 @@ pub async fn run(
     let window = RequestWindow::new(step.concurrency);
     let mut target = Target {
         client: window.paced(&clients.s3),
-        bucket: step.bucket.clone(),
+        bucket: step.bucket.to_string(),
         header_rules: header_rules_digest(step),
         refresh_headers: false,
     };
@@ -109,13 +112,17 @@ pub async fn run(
     ));
     let listing = async {
         let started = Instant::now();
-        let listed = target.list(&prefix).await;
+        let listed = target.list(&prefix, store.budget()).await;
         (listed, started.elapsed())
     };
+    let mut held = store.budget().reserve(
+        (reader.entries().len() * std::mem::size_of::<FileDigest>()) as u64,
+        "the digests of the artifact's files",
+    )?;
     let (verified, (existing, listing)) =
         tokio::join!(reader.verify_with::<Digests>(PARALLEL_READS), listing);
     let verified = verified?;
-    let existing = existing?;
+    let (existing, _listing_held) = existing?;
     lap(&mut phases.verify_and_list);
     phases.list = listing;
     phases.read = verified.timings;
@@ -138,6 +145,11 @@ pub async fn run(
             continue;
         }
         let key = format!("{prefix}{}", entry.name);
+        // The key twice (wanted, the file), the name, and the file's headers.
+        held.grow(
+            (2 * key.len() + entry.name.len() + FILE_RECORD_BYTES) as u64,
+            "the publish's list of files",
+        )?;
         wanted.insert(key.clone());
         let options = ObjectOptions {
             content_type: Some(content_type(&entry.name)),

@@ -8,10 +8,13 @@ use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_smithy_types::base64;
-use pipeline_ext::artifacts::ObjectOptions;
+use pipeline_ext::artifacts::{MemoryBudget, ObjectOptions, Reservation};
 use pipeline_ext::job::JobError;
 use pipeline_ext::sdk::SdkFailure;
 use std::collections::HashMap;
+
+/// What one listed object holds beside its key: the map's slot, its size and ETag.
+const LISTED_OBJECT_BYTES: usize = 96;
 
 /// The metadata key holding the content's SHA-256.
 pub const SHA256_METADATA: &str = "sha256";
@@ -61,7 +64,14 @@ impl Target {
             .into()
     }
 
-    pub async fn list(&self, prefix: &str) -> Result<HashMap<String, Existing>, JobError> {
+    /// Every object under `prefix`, held against `budget` (a bucket's listing is as
+    /// unbounded as an archive's table of contents).
+    pub async fn list(
+        &self,
+        prefix: &str,
+        budget: &MemoryBudget,
+    ) -> Result<(HashMap<String, Existing>, Reservation), JobError> {
+        let mut held = budget.reservation();
         let mut found = HashMap::new();
         let mut pages = self
             .client
@@ -74,6 +84,10 @@ impl Target {
             let page = page.map_err(|e| self.sdk_failed("ListObjectsV2", prefix, e))?;
             for object in page.contents() {
                 if let Some(key) = object.key() {
+                    held.grow(
+                        (key.len() + LISTED_OBJECT_BYTES) as u64,
+                        "the listing of the site bucket",
+                    )?;
                     found.insert(
                         key.to_string(),
                         Existing {
@@ -84,7 +98,7 @@ impl Target {
                 }
             }
         }
-        Ok(found)
+        Ok((found, held))
     }
 
     async fn head(&self, key: &str) -> Result<HeadObjectOutput, JobError> {
