@@ -10,8 +10,13 @@ the system bundle; ours trusts it through SSL_CERT_FILE, botocore through AWS_CA
 every call is HTTPS on Lambda.
 
 Usage: bench/cold_start.py [--runs N] [--rust PATH] [--before PATH]
+       bench/cold_start.py --all [--runs N]
   --rust PATH     another build of fixture-action to measure in place of target/release's
   --before PATH   an earlier build of fixture-action, measured as a third subject in the same run
+  --all           every function (a minimal valid event of its own trigger each), the fixture
+                  and the Python sample, interleaved in one run: spawn → first request received
+                  by any endpoint, spawn → answer, peak RSS, over HTTP and HTTPS
+                  (tests/contract/examples/cold_starts.rs)
 (run from anywhere; builds what it needs)
 """
 import argparse
@@ -53,7 +58,10 @@ def main():
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--rust", help="another build of fixture-action to measure in place of target/release's")
     parser.add_argument("--before", help="an earlier build of fixture-action, measured beside ours in the same run")
+    parser.add_argument("--all", action="store_true", help="every function beside the fixture and the Python sample")
     opts = parser.parse_args()
+    if opts.all:
+        return every_function(opts.runs)
     sh("cargo", "build", "--release", "--quiet", "-p", "invoke-contract", "-p", "pipeline-local")
     python = os.path.join(ROOT, ".venv/bin/python")
     if not os.path.exists(python):
@@ -91,6 +99,17 @@ def main():
         before = "rust, before"
         print(f"TLS adds {rows[(before, True)][0] - rows[(before, False)][0]:.1f} ms to the earlier build; "
               f"over https ours is {rows[(before, True)][0] / rows[(rust, True)][0]:.2f}x its speed")
+
+
+def every_function(runs):
+    sh("cargo", "build", "--release", "--quiet", "--workspace", "--bins")
+    sh("cargo", "build", "--release", "--quiet", "-p", "invoke-contract", "--example", "cold_starts")
+    python = os.path.join(ROOT, ".venv/bin/python")
+    if not os.path.exists(python):
+        sys.exit("run scripts/test.sh once first: it installs boto3 into .venv")
+    sh(os.path.join(ROOT, "target/release/examples/cold_starts"), str(runs),
+       os.path.join(ROOT, "target/release"), python,
+       os.path.join(ROOT, "bench/reference/python-invoke-action/bootstrap.py"))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 //!
 //! `click_bench RUNS RUST_BINARY PYTHON SCRIPT`
 
-use pipeline_ext::slack::approval::ApprovalRef;
+use pipeline_ext::slack::approval::{buttons, ApprovalRef};
 use pipeline_ext::slack::signature::sign;
 use pipeline_local::runtime_api::Outcome;
 use pipeline_testkit::bench_table::Wire;
@@ -39,17 +39,18 @@ async fn one(
         .register_approval(&token, "web", "Staging", "Approve");
     let host = world.host("approval-responder", &program, &args).await;
     let aws = &world.aws;
-    let value = ApprovalRef {
+    let approval = ApprovalRef {
         pipeline: "web".into(),
         stage: "Staging".into(),
         action: "Approve".into(),
         token: token.clone(),
         requested_by: None,
-    }
-    .encode();
+    };
+    // The clicked message carries the buttons, as Slack sends it: the responder checks that
+    // the value is one of them.
     let payload = json!({"type": "block_actions", "user": {"id": "U0APPROVER", "username": "dana"},
-        "channel": {"id": "C1"}, "message": {"ts": "1700000000.000100", "blocks": []}, "trigger_id": "t",
-        "actions": [{"action_id": "approve", "value": value}]});
+        "channel": {"id": "C1"}, "message": {"ts": "1700000000.000100", "blocks": [buttons(&approval)]}, "trigger_id": "t",
+        "actions": [{"action_id": "approve", "value": approval.encode()}]});
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("payload", &payload.to_string())
         .finish();

@@ -101,8 +101,12 @@ impl ArtifactReader {
                 end.cd_size, limits.max_directory_bytes
             )));
         }
-        let mut held = budget.reservation();
-        let mut entries = Vec::new();
+        // The records are allocated once for the declared count (at most `max_entries`), and
+        // held against the budget before they are; each name is added as it is read.
+        let declared = end.entries.min(limits.max_entries) as usize;
+        let held_records = (declared * std::mem::size_of::<ZipEntry>()) as u64;
+        let mut held = budget.reserve(held_records, "reading the archive's table of contents")?;
+        let mut entries = Vec::with_capacity(declared);
         if end.cd_size > 0 {
             let mut cd = S3Body::get(
                 client,
@@ -124,7 +128,7 @@ impl ArtifactReader {
                 let rest = cd.read_exact(rest_len).await?;
                 let entry = parse_central_header(&header, &rest)?;
                 held.grow(
-                    entry_footprint(&entry),
+                    entry.name.len() as u64,
                     "reading the archive's table of contents",
                 )?;
                 entries.push(entry);
@@ -308,11 +312,6 @@ impl ArtifactReader {
             .unwrap_or(self.cd_offset)
             .min(self.cd_offset)
     }
-}
-
-/// What one checked entry holds in memory: its record and its name.
-fn entry_footprint(entry: &ZipEntry) -> u64 {
-    (std::mem::size_of::<ZipEntry>() + entry.name.len()) as u64
 }
 
 /// Splits items of these weights, in order, into at most `parts` contiguous, non-empty runs
