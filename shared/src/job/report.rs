@@ -145,8 +145,12 @@ where
         Ok(_) => Ok(Delivery::Accepted),
         Err(err) => {
             let failure = SdkFailure::from_sdk("CodePipeline", operation, &err);
+            // CodePipeline says "already completed" with a 400. The same code on a 5xx (a
+            // proxy or a broken endpoint) proves nothing was recorded: it is tried again, and
+            // never taken as a result that landed.
+            let refused = failure.status.is_some_and(|s| (400..500).contains(&s));
             match failure.code() {
-                "InvalidJobStateException" | "JobNotFoundException" => {
+                "InvalidJobStateException" | "JobNotFoundException" if refused => {
                     Ok(Delivery::AlreadyCompleted)
                 }
                 _ => Err(ReportError { failure }),

@@ -114,6 +114,24 @@ async fn a_codepipeline_that_always_answers_500_gets_a_few_spaced_attempts_then_
 }
 
 #[tokio::test]
+async fn an_already_completed_code_on_a_500_is_not_taken_as_a_result_that_landed() {
+    let h = harness(Duration::from_secs(20), &[]).await;
+    h.aws
+        .faults
+        .add(Fault::new("codepipeline", "*", "JobNotFoundException", 500));
+    let run = run(&h, job_event(json!({"succeed": {}}))).await;
+    match &run.invocations[0].outcome {
+        Outcome::Error { error_type, .. } => assert_eq!(error_type, "JobResultNotReported"),
+        other => panic!("nothing was recorded, so the invocation must say so: {other:?}"),
+    }
+    assert_eq!(
+        h.aws.calls.count("codepipeline", "PutJobSuccessResult"),
+        pipeline_ext::job::REPORT_ATTEMPTS as usize,
+        "a 5xx is tried again whatever code it carries"
+    );
+}
+
+#[tokio::test]
 async fn a_refused_success_report_is_followed_by_a_failure_report_that_says_why() {
     let h = harness(Duration::from_secs(20), &[]).await;
     h.aws.faults.add(
