@@ -122,16 +122,21 @@ pub async fn run(job: &Job<crate::Params, ()>, step: &RenderStep) -> Result<Step
                     let text = String::from_utf8(bytes).map_err(|_| {
                         JobError::config(format!("render: `{}` is not UTF-8 text", entry.name))
                     })?;
-                    let budget = pipeline_ext::artifacts::memory_budget_bytes();
+                    // The template and what it renders to count against the job's budget,
+                    // beside what the reader and writer already hold.
+                    let budget = store.budget();
+                    let _template = budget.reserve(text.len() as u64, "render: the template")?;
+                    let room = budget.limit().saturating_sub(budget.used());
                     let (out, unknown) =
-                        render_within(&text, &step.values, usize::try_from(budget).unwrap_or(usize::MAX))
+                        render_within(&text, &step.values, usize::try_from(room).unwrap_or(usize::MAX))
                             .ok_or_else(|| {
                                 JobError::failed(format!(
                                     "render: `{}` would grow past {} MiB once rendered, the share of the function's memory one file may take; shorten the values or raise the function's memory size",
                                     entry.name,
-                                    budget >> 20
+                                    budget.limit() >> 20
                                 ))
                             })?;
+                    let _rendered = budget.reserve(out.len() as u64, "render: the rendered file")?;
                     missing.extend(
                         unknown
                             .into_iter()
