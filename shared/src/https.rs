@@ -62,6 +62,14 @@ pub struct TrustRoots {
 
 /// How many times this process read its trust anchors: once, whatever the number of clients.
 static LOADS: AtomicUsize = AtomicUsize::new(0);
+/// How many TLS connectors the SDK clients built: one per timeout setting in use, not one per
+/// client.
+static TLS_CONNECTORS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many TLS connectors this process's SDK clients built so far.
+pub fn sdk_tls_connectors() -> usize {
+    TLS_CONNECTORS.load(Ordering::Relaxed)
+}
 
 /// The process's trust store (see the module's documentation), read on first use.
 pub fn trust_roots() -> &'static TrustRoots {
@@ -191,6 +199,15 @@ pub fn sdk_http_client() -> SharedHttpClient {
     // aws-lc and our roots for its own loading of the native ones: one connector per timeout
     // setting, the client's sleep implementation, the proxy.
     Builder::new().build_with_connector_fn(|settings, runtime_components| {
+        // The SDK calls this with neither for every client it builds, only to load the native
+        // roots early, and drops what it gets ("validate_base_client_config"). Our roots are
+        // read once per process; building a TLS connector here would parse them again for
+        // every SDK client a function makes before its first request (six in
+        // pipeline-notifier). A connector without TLS costs nothing.
+        if settings.is_none() && runtime_components.is_none() {
+            return ConnectorBuilder::default().build_http();
+        }
+        TLS_CONNECTORS.fetch_add(1, Ordering::Relaxed);
         let mut connector = ConnectorBuilder::default()
             .tls_provider(Provider::Rustls(CryptoMode::Ring))
             .tls_context(sdk_tls_context());
@@ -313,6 +330,27 @@ mod tests {
             "a certificate that does not parse is left out, not fatal"
         );
         assert!(TrustRoots::load(TrustSource::Nothing).is_empty());
+    }
+
+    /// The SDK validates every client's HTTP client by building a connector it throws away;
+    /// that must not parse the roots once per client.
+    #[tokio::test]
+    async fn building_sdk_clients_builds_no_tls_connector() {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .http_client(sdk_http_client())
+            .build();
+        let before = sdk_tls_connectors();
+        for _ in 0..6 {
+            let _ = aws_sdk_s3::Client::new(&config);
+            let _ = aws_sdk_codepipeline::Client::new(&config);
+        }
+        assert_eq!(
+            sdk_tls_connectors(),
+            before,
+            "a TLS connector per client built"
+        );
     }
 
     #[test]
