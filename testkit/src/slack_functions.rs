@@ -141,6 +141,32 @@ impl SlackFunctions {
             .expect("started with SlackFunctions::start_with_moto")
     }
 
+    /// The Function URL request Slack sends when `U0APPROVER` presses Approve on the message
+    /// `message_ts` in `channel` that carries `approval`'s buttons, signed now with
+    /// [`Self::SIGNING_SECRET`].
+    pub fn signed_approve_click(
+        approval: &pipeline_ext::slack::approval::ApprovalRef,
+        channel: &str,
+        message_ts: &str,
+    ) -> serde_json::Value {
+        use pipeline_ext::slack::approval::buttons;
+        let payload = serde_json::json!({"type": "block_actions", "user": {"id": "U0APPROVER", "username": "dana"},
+            "channel": {"id": channel}, "message": {"ts": message_ts, "blocks": [buttons(approval)]},
+            "trigger_id": "t", "actions": [{"action_id": "approve", "value": approval.encode()}]});
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish();
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+            .to_string();
+        let signature =
+            pipeline_ext::slack::signature::sign(Self::SIGNING_SECRET, &ts, body.as_bytes());
+        serde_json::json!({"headers": {"x-slack-request-timestamp": ts, "x-slack-signature": signature},
+            "body": body, "isBase64Encoded": false})
+    }
+
     /// Sets (or replaces) a variable of every function started from now on.
     pub fn set_env(&mut self, key: &str, value: &str) -> &mut Self {
         self.env.retain(|(k, _)| k != key);

@@ -4,12 +4,10 @@
 //!
 //! `click_bench RUNS RUST_BINARY PYTHON SCRIPT`
 
-use pipeline_ext::slack::approval::{buttons, ApprovalRef};
-use pipeline_ext::slack::signature::sign;
+use pipeline_ext::slack::approval::ApprovalRef;
 use pipeline_local::runtime_api::Outcome;
 use pipeline_testkit::bench_table::Wire;
 use pipeline_testkit::SlackFunctions;
-use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 async fn one(
@@ -46,21 +44,7 @@ async fn one(
         token: token.clone(),
         requested_by: None,
     };
-    // The clicked message carries the buttons, as Slack sends it: the responder checks that
-    // the value is one of them.
-    let payload = json!({"type": "block_actions", "user": {"id": "U0APPROVER", "username": "dana"},
-        "channel": {"id": "C1"}, "message": {"ts": "1700000000.000100", "blocks": [buttons(&approval)]}, "trigger_id": "t",
-        "actions": [{"action_id": "approve", "value": approval.encode()}]});
-    let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("payload", &payload.to_string())
-        .finish();
-    let ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
-    let request = json!({"headers": {"x-slack-request-timestamp": ts, "x-slack-signature": sign(SlackFunctions::SIGNING_SECRET, &ts, body.as_bytes())},
-        "body": body, "isBase64Encoded": false});
+    let request = SlackFunctions::signed_approve_click(&approval, "C1", "1700000000.000100");
     let invocation = host.invoke(&request).await;
     host.shutdown().await;
     match &invocation.outcome {

@@ -12,8 +12,7 @@
 //!
 //! `cold_starts RUNS BIN_DIR PYTHON SAMPLE_SCRIPT`
 
-use pipeline_ext::slack::approval::{buttons, ApprovalRef};
-use pipeline_ext::slack::signature::sign;
+use pipeline_ext::slack::approval::ApprovalRef;
 use pipeline_local::job_invocation::run_job;
 use pipeline_local::runtime_api::{FunctionHost, Invocation, Outcome};
 use pipeline_testkit::bench_table::Wire;
@@ -144,7 +143,19 @@ async fn one(subject: &Subject, wire: Wire, scratch: &Path) -> Result<Sample, St
             aws.codepipeline
                 .register_approval(&token, "web", "Staging", "Approve");
             let host = start(&world, subject).await;
-            answered(&host, &signed_click(&token), "approval-responder").await?
+            let invocation = answered(&host, &signed_click(&token), "approval-responder").await?;
+            if aws
+                .codepipeline
+                .approval(&token)
+                .and_then(|a| a.decision)
+                .is_none()
+            {
+                return Err(format!(
+                    "approval-responder: the click decided nothing\n{}",
+                    host.logs().join("\n")
+                ));
+            }
+            invocation
         }
         Kind::PipelineNotifier => {
             let host = start(&world, subject).await;
@@ -236,20 +247,7 @@ fn signed_click(token: &str) -> Value {
         token: token.into(),
         requested_by: None,
     };
-    let payload = json!({"type": "block_actions", "user": {"id": "U0APPROVER", "username": "dana"},
-        "channel": {"id": CHANNEL}, "message": {"ts": "1700000000.000100", "blocks": [buttons(&approval)]},
-        "trigger_id": "t", "actions": [{"action_id": "approve", "value": approval.encode()}]});
-    let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("payload", &payload.to_string())
-        .finish();
-    let ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
-    json!({"headers": {"x-slack-request-timestamp": ts,
-            "x-slack-signature": sign(SlackFunctions::SIGNING_SECRET, &ts, body.as_bytes())},
-        "body": body, "isBase64Encoded": false})
+    SlackFunctions::signed_approve_click(&approval, CHANNEL, "1700000000.000100")
 }
 
 fn percentile(mut values: Vec<f64>, at: f64) -> f64 {
