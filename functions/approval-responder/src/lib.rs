@@ -91,6 +91,18 @@ pub enum StartError {
     Http(#[from] reqwest::Error),
 }
 
+/// One person's decision on an approval, as a click or a submitted reason makes it: what is
+/// decided, by whom and why, under which rule of the policy, on which message.
+#[derive(Clone, Copy)]
+struct Vote<'a> {
+    rule: &'a Rule,
+    decision: Decision,
+    approval: &'a ApprovalRef,
+    user: &'a SlackUser,
+    reason: Option<&'a str>,
+    place: &'a Place<'a>,
+}
+
 /// Where the approval message is, and what it holds.
 struct Place<'a> {
     channel: &'a str,
@@ -249,10 +261,15 @@ impl Responder {
                             .await
                     }
                     None => {
-                        self.record(
-                            rule, decision, &approval, &user, None, &clicked, &slack, deadline,
-                        )
-                        .await
+                        let vote = Vote {
+                            rule,
+                            decision,
+                            approval: &approval,
+                            user: &user,
+                            reason: None,
+                            place: &clicked,
+                        };
+                        self.record(&vote, &slack, deadline).await
                     }
                 };
                 if let Some(text) = refusal {
@@ -292,17 +309,15 @@ impl Responder {
                     Some(refusal) => Some(refusal),
                     None if reason.is_empty() => Some("Say why.".to_string()),
                     None => {
-                        self.record(
+                        let vote = Vote {
                             rule,
-                            context.decision,
-                            &context.approval,
-                            &user,
-                            Some(&reason),
-                            &submitted_on,
-                            &slack,
-                            deadline,
-                        )
-                        .await
+                            decision: context.decision,
+                            approval: &context.approval,
+                            user: &user,
+                            reason: Some(&reason),
+                            place: &submitted_on,
+                        };
+                        self.record(&vote, &slack, deadline).await
                     }
                 };
                 match refusal {
@@ -430,34 +445,25 @@ impl Responder {
         Some(format!("The dialog for the reason could not be opened (Slack did not take it); nothing was recorded. Click {button} again."))
     }
 
-    /// Records a decision under the rule; what to tell the clicker, if anything.
-    #[allow(clippy::too_many_arguments)]
+    /// Records a vote under its rule; what to tell the clicker, if anything.
     async fn record(
         &self,
-        rule: &Rule,
-        decision: Decision,
-        approval: &ApprovalRef,
-        user: &SlackUser,
-        reason: Option<&str>,
-        place: &Place<'_>,
+        vote: &Vote<'_>,
         slack: &SlackClient,
         deadline: Instant,
     ) -> Option<String> {
+        let Vote {
+            rule,
+            decision,
+            approval,
+            user,
+            reason,
+            place,
+        } = *vote;
         let record_by = deadline.checked_sub(REPLY_RESERVE).unwrap_or(deadline);
         let Some(votes) = &self.votes else {
             let by = vec![user.id.clone()];
-            return self
-                .put_decision(
-                    decision,
-                    approval,
-                    &by,
-                    &[user],
-                    reason,
-                    place,
-                    slack,
-                    deadline,
-                )
-                .await;
+            return self.put_decision(vote, &by, &[user], slack, deadline).await;
         };
         let tally = match tokio::time::timeout_at(
             record_by,
@@ -518,11 +524,7 @@ impl Responder {
             Decision::Reject => (vec![user.id.clone()], vec![user.clone()]),
         };
         let named: Vec<&SlackUser> = named.iter().collect();
-        let told = self
-            .put_decision(
-                decision, approval, &by, &named, reason, place, slack, deadline,
-            )
-            .await;
+        let told = self.put_decision(vote, &by, &named, slack, deadline).await;
         if told.is_some() {
             // Unanswered in time, the claim lapses after its lease instead.
             let _ = tokio::time::timeout_at(deadline, votes.release(approval)).await;
@@ -532,18 +534,21 @@ impl Responder {
 
     /// Calls `PutApprovalResult` and rewrites the message; what to tell the clicker if
     /// CodePipeline did not take it (the approval is then still waiting).
-    #[allow(clippy::too_many_arguments)]
     async fn put_decision(
         &self,
-        decision: Decision,
-        approval: &ApprovalRef,
+        vote: &Vote<'_>,
         by: &[String],
         named: &[&SlackUser],
-        reason: Option<&str>,
-        place: &Place<'_>,
         slack: &SlackClient,
         deadline: Instant,
     ) -> Option<String> {
+        let Vote {
+            decision,
+            approval,
+            reason,
+            place,
+            ..
+        } = *vote;
         let names: Vec<String> = named
             .iter()
             .map(|u| format!("{} ({})", display_name(u), u.id))
