@@ -16,12 +16,39 @@ impl MotoServer {
     /// missing: the README's test command installs it.
     pub fn start() -> Self {
         let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let port = free_port();
+        let mut command = Command::new(&program);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        Self::spawn(command, &program, port)
+    }
+
+    /// Starts moto's server answering one request at a time. `moto_server` answers each
+    /// request on its own thread with no lock around a conditional write, so two conditional
+    /// writes racing on one item can both pass their check; DynamoDB serialises writes to an
+    /// item. Race tests use this server, so the requests still arrive concurrently and each
+    /// condition sees the write before it, as on DynamoDB.
+    pub fn start_serialised() -> Self {
+        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        // moto_server's own interpreter (a console script's first line names it).
+        let python = std::fs::read_to_string(&program)
+            .ok()
+            .and_then(|script| script.lines().next()?.strip_prefix("#!").map(str::to_owned))
+            .unwrap_or_else(|| "python3".into());
+        let port = free_port();
+        let mut command = Command::new(python.trim());
+        command.args([
+            "-c",
+            "import sys\n\
+             from werkzeug.serving import run_simple\n\
+             from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app\n\
+             run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False)",
+            &port.to_string(),
+        ]);
+        Self::spawn(command, &program, port)
+    }
+
+    fn spawn(mut command: Command, program: &str, port: u16) -> Self {
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -82,6 +109,13 @@ impl MotoServer {
             "PAY_PER_REQUEST",
         ]);
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 impl Drop for MotoServer {

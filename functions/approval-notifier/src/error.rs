@@ -8,7 +8,7 @@ use pipeline_ext::event_runner::EventFailure;
 pub enum DeliveryError {
     /// `ApprovalLedgerUnavailable`: the executions table could not be used to claim the approval.
     #[error("executions table: {0}")]
-    Ledger(String),
+    Ledger(#[from] pipeline_ext::executions_table::TableError),
     /// `ApprovalPostInProgress`: another delivery claimed the approval and has not posted it;
     /// a retry after the lease posts it if that delivery died.
     #[error("approval {approval}: another delivery claimed it {age} s ago and has not posted it yet; a retry after the {lease} s lease posts it if that delivery died")]

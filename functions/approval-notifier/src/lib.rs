@@ -23,8 +23,9 @@ pub mod sns;
 pub use ledger::{ApprovalLedger, Claim};
 
 pub use error::DeliveryError;
+use pipeline_ext::executions_table::ExecutionsTable;
 use pipeline_ext::secrets::SecretCache;
-use pipeline_ext::slack::{SlackClient, SlackSecret};
+use pipeline_ext::slack::{required, SettingsError, SlackClient, SlackSecret, SlackSettings};
 use serde_json::Value;
 use sns::{parse_approval, ApprovalNotification, SnsEvent};
 use std::time::Duration;
@@ -38,31 +39,31 @@ const THREAD_LOOKUP_BUDGET: Duration = Duration::from_secs(3);
 /// Settings from the environment (README, "Configuration reference").
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub slack_secret_arn: String,
-    pub channel: String,
+    /// Where and how to post.
+    pub slack: SlackSettings,
+    /// `EXECUTIONS_TABLE`.
     pub table: String,
-    pub api_url: String,
-    pub fallback_topic_arn: Option<String>,
 }
 
 impl Config {
-    pub fn from_env() -> Result<Self, String> {
-        let required = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| format!("environment variable {name} is not set"))
-        };
+    /// Reads the settings from the environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
         Ok(Self {
-            slack_secret_arn: required("SLACK_SECRET_ARN")?,
-            channel: required("SLACK_CHANNEL")?,
+            slack: SlackSettings::from_env()?,
             table: required("EXECUTIONS_TABLE")?,
-            api_url: SlackClient::api_url_from_env(),
-            fallback_topic_arn: std::env::var("FALLBACK_TOPIC_ARN")
-                .ok()
-                .filter(|v| !v.is_empty()),
         })
     }
+}
+
+/// Why Slack did not get the approval request.
+#[derive(Debug, thiserror::Error)]
+enum NotPosted {
+    /// The Slack secret could not be read.
+    #[error(transparent)]
+    Secret(#[from] pipeline_ext::secrets::SecretError),
+    /// Slack refused the message or did not answer.
+    #[error(transparent)]
+    Slack(#[from] pipeline_ext::slack::SlackError),
 }
 
 /// What the function keeps across invocations.
@@ -79,7 +80,7 @@ pub struct Notifier {
 impl Notifier {
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            ledger: ApprovalLedger::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone()),
+            ledger: ApprovalLedger::new(ExecutionsTable::new(sdk, config.table.clone())),
             secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(sdk)),
             codepipeline: aws_sdk_codepipeline::Client::new(sdk),
             sns: aws_sdk_sns::Client::new(sdk),
@@ -154,10 +155,10 @@ impl Notifier {
         let posted = self.post(notification).await;
         match posted {
             Ok(ts) => {
-                tracing::info!(approval = %label, channel = %self.config.channel, ts = %ts, "approval request posted to Slack");
+                tracing::info!(approval = %label, channel = %self.config.slack.channel, ts = %ts, "approval request posted to Slack");
                 if let Err(err) = self
                     .ledger
-                    .posted(&reference.token, &self.config.channel, &ts)
+                    .posted(&reference.token, &self.config.slack.channel, &ts)
                     .await
                 {
                     tracing::warn!(error = %err, "posted, but could not record it");
@@ -167,20 +168,20 @@ impl Notifier {
             Err(slack_error) => {
                 tracing::error!(approval = %label, error = %slack_error, "could not post the approval request to Slack");
                 self.ledger.release(&reference.token).await;
-                self.fallback(notification, &slack_error)
+                self.fallback(notification, &slack_error.to_string())
                     .await
                     .map(|_| true)
             }
         }
     }
 
-    async fn post(&self, notification: &ApprovalNotification) -> Result<String, String> {
-        let secret: SlackSecret = self
-            .secrets
-            .get_json(&self.config.slack_secret_arn)
-            .await
-            .map_err(|e| e.to_string())?;
-        let slack = SlackClient::new(self.http.clone(), &self.config.api_url, secret.bot_token);
+    async fn post(&self, notification: &ApprovalNotification) -> Result<String, NotPosted> {
+        let secret: SlackSecret = self.secrets.get_json(&self.config.slack.secret_arn).await?;
+        let slack = SlackClient::new(
+            self.http.clone(),
+            &self.config.slack.api_url,
+            secret.bot_token,
+        );
         let (execution, thread) = self.execution_thread(notification).await;
         let context = match &execution {
             Some(id) => {
@@ -199,15 +200,14 @@ impl Notifier {
             }
             None => Vec::new(),
         };
-        let mut body = message::build(notification, &self.config.channel, context);
+        let mut body = message::build(notification, &self.config.slack.channel, context);
         if let Some(thread) = thread {
             body["thread_ts"] = Value::String(thread);
             body["reply_broadcast"] = Value::Bool(true);
         }
         let answer = slack
             .call("chat.postMessage", &body, Instant::now() + POST_BUDGET)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let ts = answer["ts"].as_str().unwrap_or_default().to_string();
         if let Some(execution) = execution {
             // So pipeline-notifier can close the message when the approval ends elsewhere.
@@ -217,7 +217,7 @@ impl Notifier {
                 .index_by_action(
                     &execution,
                     &reference,
-                    &self.config.channel,
+                    &self.config.slack.channel,
                     &ts,
                     &body["blocks"],
                 )
@@ -256,7 +256,7 @@ impl Notifier {
         )
         .await
         {
-            Ok(Ok(Some((channel, ts)))) if channel == self.config.channel => Some(ts),
+            Ok(Ok(Some((channel, ts)))) if channel == self.config.slack.channel => Some(ts),
             Ok(Ok(_)) => None,
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "could not read the execution's message; the approval is posted on its own");
@@ -273,7 +273,7 @@ impl Notifier {
         notification: &ApprovalNotification,
         why: &str,
     ) -> Result<(), DeliveryError> {
-        let Some(topic) = &self.config.fallback_topic_arn else {
+        let Some(topic) = &self.config.slack.fallback_topic_arn else {
             return Err(DeliveryError::NotDelivered(why.to_string()));
         };
         pipeline_ext::slack::fallback::publish_copy(

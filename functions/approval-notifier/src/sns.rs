@@ -51,18 +51,26 @@ pub struct Approval {
     pub custom_data: Option<String>,
 }
 
+/// Why an SNS message is skipped: it is not an approval request.
+#[derive(Debug, thiserror::Error)]
+pub enum NotAnApproval {
+    /// Not the JSON CodePipeline publishes.
+    #[error("not a CodePipeline manual-approval notification: {0}")]
+    Unreadable(#[from] serde_json::Error),
+    /// A field that names the approval is empty.
+    #[error("the approval has an empty pipelineName, stageName, actionName or token")]
+    Incomplete,
+}
+
 /// The approval request in an SNS message, or why it is not one.
-pub fn parse_approval(message: &str) -> Result<ApprovalNotification, String> {
-    let notification: ApprovalNotification = serde_json::from_str(message)
-        .map_err(|e| format!("not a CodePipeline manual-approval notification: {e}"))?;
+pub fn parse_approval(message: &str) -> Result<ApprovalNotification, NotAnApproval> {
+    let notification: ApprovalNotification = serde_json::from_str(message)?;
     let a = &notification.approval;
     if [&a.pipeline_name, &a.stage_name, &a.action_name, &a.token]
         .iter()
         .any(|v| v.trim().is_empty())
     {
-        return Err(
-            "the approval has an empty pipelineName, stageName, actionName or token".into(),
-        );
+        return Err(NotAnApproval::Incomplete);
     }
     Ok(notification)
 }

@@ -27,11 +27,12 @@ use aws_sdk_codepipeline::error::ProvideErrorMetadata;
 use aws_sdk_codepipeline::types::{ApprovalResult, ApprovalStatus};
 use interaction::{DecisionContext, Interaction, SlackUser};
 use message::{date, mentions, Outcome};
+use pipeline_ext::executions_table::ExecutionsTable;
 use pipeline_ext::secrets::SecretCache;
 use pipeline_ext::slack::approval::{ApprovalRef, APPROVE_ACTION, REASON_BLOCK};
 use pipeline_ext::slack::mrkdwn::truncate;
 use pipeline_ext::slack::signature;
-use pipeline_ext::slack::{SlackClient, SlackSecret};
+use pipeline_ext::slack::{optional, required, SettingsError, SlackClient, SlackSecret};
 use pipeline_ext::text::truncate_utf16;
 pub use policy::{ApprovalPolicy, PolicyError};
 use policy::{Decision, Rule};
@@ -51,29 +52,46 @@ const MAX_SUMMARY: usize = 512;
 /// clicker within Slack's three seconds.
 const REPLY_RESERVE: Duration = Duration::from_millis(600);
 
+/// Settings from the environment (README, "Configuration reference").
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// `SLACK_SECRET_ARN`: the bot token and the signing secret.
     pub slack_secret_arn: String,
+    /// `APPROVERS`: the default rule's approvers.
     pub approvers: String,
     /// `APPROVAL_POLICY`: a JSON document, or the ARN of a Secrets Manager secret holding one.
     pub policy: Option<String>,
     /// `EXECUTIONS_TABLE`, where clicks and decisions are recorded.
     pub table: Option<String>,
+    /// `SLACK_API_URL`, else Slack's.
     pub api_url: String,
 }
 
 impl Config {
-    pub fn from_env() -> Result<Self, String> {
-        let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    /// Reads the settings from the environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
         Ok(Self {
-            slack_secret_arn: set("SLACK_SECRET_ARN")
-                .ok_or("environment variable SLACK_SECRET_ARN is not set")?,
+            slack_secret_arn: required("SLACK_SECRET_ARN")?,
             approvers: std::env::var("APPROVERS").unwrap_or_default(),
-            policy: set("APPROVAL_POLICY"),
-            table: set("EXECUTIONS_TABLE"),
+            policy: optional("APPROVAL_POLICY"),
+            table: optional("EXECUTIONS_TABLE"),
             api_url: SlackClient::api_url_from_env(),
         })
     }
+}
+
+/// Why CodePipeline did not take a decision: the approval is still waiting.
+#[derive(Debug, thiserror::Error)]
+enum NotDecided {
+    /// The SDK refused to build the request.
+    #[error("the decision could not be built ({0})")]
+    Unbuildable(String),
+    /// CodePipeline refused it (cut to 200 characters for the clicker).
+    #[error("{}", truncate(&.0.to_string(), 200))]
+    Refused(pipeline_ext::sdk::SdkFailure),
+    /// CodePipeline did not answer before the click's deadline.
+    #[error("CodePipeline did not answer in time")]
+    TimedOut,
 }
 
 /// Why the function cannot start: the configuration is wrong.
@@ -157,7 +175,7 @@ impl Responder {
             votes: config
                 .table
                 .as_ref()
-                .map(|table| VoteLedger::new(aws_sdk_dynamodb::Client::new(sdk), table)),
+                .map(|table| VoteLedger::new(ExecutionsTable::new(sdk, table))),
             secrets,
             codepipeline: aws_sdk_codepipeline::Client::new(sdk),
             http: pipeline_ext::https::client_builder()
@@ -180,7 +198,7 @@ impl Responder {
         };
         let body = match request.raw_body() {
             Ok(body) => body,
-            Err(why) => return respond_text(400, &why),
+            Err(why) => return respond_text(400, &why.to_string()),
         };
         let secret: SlackSecret = match tokio::time::timeout_at(
             deadline,
@@ -420,7 +438,7 @@ impl Responder {
                     }
                 }
                 tracing::error!(error = %why, "could not tell who started the execution; refusing");
-                Some(format!("Who started this execution could not be checked ({}), and approving your own release is not allowed here; nothing was recorded. Try again.", truncate(&why, 300)))
+                Some(format!("Who started this execution could not be checked ({}), and approving your own release is not allowed here; nothing was recorded. Try again.", truncate(&why.to_string(), 300)))
             }
         }
     }
@@ -474,7 +492,7 @@ impl Responder {
             Ok(Ok(tally)) => tally,
             Ok(Err(why)) => {
                 tracing::error!(error = %why, "could not record the click");
-                return Some(format!("Your click was not recorded ({}); the approval is still waiting. Try again.", truncate(&why, 300)));
+                return Some(format!("Your click was not recorded ({}); the approval is still waiting. Try again.", truncate(&why.to_string(), 300)));
             }
             Err(_) => return Some("Your click was not recorded (the table did not answer in time); the approval is still waiting. Try again.".into()),
         };
@@ -503,7 +521,7 @@ impl Responder {
         match tokio::time::timeout_at(record_by, votes.claim(approval)).await {
             Ok(Ok(None)) => {}
             Ok(Ok(Some(decided))) => return Some(late(&decided)),
-            Ok(Err(why)) => return Some(format!("The decision was not recorded ({}); the approval is still waiting. Try again.", truncate(&why, 300))),
+            Ok(Err(why)) => return Some(format!("The decision was not recorded ({}); the approval is still waiting. Try again.", truncate(&why.to_string(), 300))),
             Err(_) => return Some("The decision was not recorded (the table did not answer in time); the approval is still waiting. Try again.".into()),
         }
         let (by, named): (Vec<String>, Vec<SlackUser>) = match decision {
@@ -627,7 +645,7 @@ impl Responder {
         summary: &str,
         by: &[String],
         deadline: Instant,
-    ) -> Result<Option<Outcome>, String> {
+    ) -> Result<Option<Outcome>, NotDecided> {
         if !self.first_decision(&approval.token) {
             tracing::info!("repeat click on an approval this container already decided");
             return Ok(Some(Outcome::AlreadyDecided));
@@ -640,7 +658,7 @@ impl Responder {
             Ok(result) => result,
             Err(err) => {
                 self.forget(&approval.token);
-                return Err(format!("the decision could not be built ({err})"));
+                return Err(NotDecided::Unbuildable(err.to_string()));
             }
         };
         let call = self
@@ -674,7 +692,7 @@ impl Responder {
                         &err,
                     );
                     tracing::error!(error = %failure, "PutApprovalResult failed; the approval is still waiting");
-                    Err(truncate(&failure.to_string(), 200))
+                    Err(NotDecided::Refused(failure))
                 }
             },
             Err(_) => {
@@ -682,7 +700,7 @@ impl Responder {
                 tracing::error!(
                     "PutApprovalResult did not answer in time; the approval is still waiting"
                 );
-                Err("CodePipeline did not answer in time".to_string())
+                Err(NotDecided::TimedOut)
             }
         }
     }

@@ -25,17 +25,22 @@ impl FunctionUrlRequest {
     }
 
     /// The raw body bytes the signature covers.
-    pub fn raw_body(&self) -> Result<Vec<u8>, String> {
+    pub fn raw_body(&self) -> Result<Vec<u8>, NotBase64> {
         let body = self.body.as_deref().unwrap_or("");
         if self.is_base64_encoded {
             base64::engine::general_purpose::STANDARD
                 .decode(body)
-                .map_err(|_| "the body is marked base64 but is not".to_string())
+                .map_err(|_| NotBase64)
         } else {
             Ok(body.as_bytes().to_vec())
         }
     }
 }
+
+/// A body marked base64 that is not.
+#[derive(Debug, thiserror::Error)]
+#[error("the body is marked base64 but is not")]
+pub struct NotBase64;
 
 /// A Function URL response.
 pub fn respond(status: u16, body: Value) -> Value {

@@ -11,10 +11,32 @@
 //! commit behind a webhook or EventBridge trigger (unless the pipeline passes it that way), and
 //! principals without an email-shaped name; those executions have no known starter.
 
-use aws_sdk_codepipeline::error::ProvideErrorMetadata;
+use pipeline_ext::sdk::SdkFailure;
 use pipeline_ext::slack::approval::{is_email, ApprovalRef};
 use pipeline_ext::slack::SlackClient;
 use tokio::time::Instant;
+
+/// Why who started the execution could not be told (the approval is then refused).
+#[derive(Debug, thiserror::Error)]
+pub enum StarterError {
+    /// The approval's execution could not be found in the pipeline's state.
+    #[error(transparent)]
+    Execution(#[from] pipeline_ext::pipeline_state::StateError),
+    /// A CodePipeline call did not answer before the click's deadline.
+    #[error("CodePipeline {0} did not answer in time")]
+    TimedOut(&'static str),
+    /// A CodePipeline call failed.
+    #[error(transparent)]
+    CodePipeline(SdkFailure),
+    /// Slack did not say who has the starter's email.
+    #[error("looking up {email} in Slack: {error}")]
+    Slack {
+        /// The email looked up.
+        email: String,
+        /// Slack's answer.
+        error: pipeline_ext::slack::SlackError,
+    },
+}
 
 /// The Slack users who count as having started the execution (possibly none).
 pub async fn started_by(
@@ -22,7 +44,7 @@ pub async fn started_by(
     slack: &SlackClient,
     approval: &ApprovalRef,
     deadline: Instant,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, StarterError> {
     let mut emails: Vec<String> = approval.requested_by.iter().cloned().collect();
     if let Some(email) = trigger_email(codepipeline, approval, deadline).await? {
         if !emails.contains(&email) {
@@ -46,7 +68,7 @@ pub async fn started_by(
             }
             // Nobody in this workspace has that email: nobody here started it.
             Err(err) if err.code() == Some("users_not_found") => {}
-            Err(err) => return Err(format!("looking up {email} in Slack: {err}")),
+            Err(err) => return Err(StarterError::Slack { email, error: err }),
         }
     }
     Ok(users)
@@ -57,11 +79,9 @@ async fn trigger_email(
     codepipeline: &aws_sdk_codepipeline::Client,
     approval: &ApprovalRef,
     deadline: Instant,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, StarterError> {
     let execution_id =
-        pipeline_ext::pipeline_state::waiting_execution(codepipeline, approval, deadline)
-            .await
-            .map_err(|err| err.to_string())?;
+        pipeline_ext::pipeline_state::waiting_execution(codepipeline, approval, deadline).await?;
     let execution = tokio::time::timeout_at(
         deadline,
         codepipeline
@@ -71,8 +91,14 @@ async fn trigger_email(
             .send(),
     )
     .await
-    .map_err(|_| "CodePipeline GetPipelineExecution did not answer in time".to_string())?
-    .map_err(|err| failure("GetPipelineExecution", &err))?;
+    .map_err(|_| StarterError::TimedOut("GetPipelineExecution"))?
+    .map_err(|err| {
+        StarterError::CodePipeline(SdkFailure::from_sdk(
+            "CodePipeline",
+            "GetPipelineExecution",
+            &err,
+        ))
+    })?;
     let detail = execution
         .pipeline_execution()
         .and_then(|e| e.trigger())
@@ -89,13 +115,6 @@ pub fn principal_email(principal: &str) -> Option<String> {
     }
     let name = principal.rsplit(['/', ':']).next()?;
     is_email(name).then(|| name.to_ascii_lowercase())
-}
-
-fn failure<E>(operation: &'static str, err: &aws_sdk_codepipeline::error::SdkError<E>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    pipeline_ext::sdk::SdkFailure::from_sdk("CodePipeline", operation, err).to_string()
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Every click is recorded in the `EXECUTIONS_TABLE` item `votes#<token>` before anything else
+//! Every click is recorded in the executions-table item `votes#<token>` before anything else
 //! happens: who, what, the reason, when. The same item carries the decision once it is made,
 //! so a late click learns who decided and when, and pipeline-notifier reads "rejected by" from
 //! here rather than from free-form summary text.
@@ -9,32 +9,53 @@
 //! call failed is given back so a later click can try again.
 
 use crate::policy::Decision;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use pipeline_ext::executions_table::{
+    now, AttributeValue, ClaimRule, Claimed, Condition, ExecutionsTable, ItemKey, StoredItem,
+    TableError, Update,
+};
 use pipeline_ext::slack::approval::ApprovalRef;
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// Items expire (DynamoDB TTL on `expires_at`) after 30 days; approvals last at most 7.
-const KEEP_SECONDS: u64 = 30 * 24 * 60 * 60;
 /// More clicks than this on one approval are refused (the item stays far below 400 KB).
 const MAX_CLICKS: usize = 500;
-/// A claim older than this was left by an invocation that died; it can be taken over.
-const CLAIM_LEASE_SECONDS: u64 = 30;
 const DECIDING: &str = "deciding";
+/// The decision claim: `decision` = `deciding` while one click calls `PutApprovalResult`; a
+/// claim older than the lease was left by an invocation that died and can be taken over.
+const DECIDING_RULE: ClaimRule<'static> = ClaimRule {
+    attribute: "decision",
+    marker: DECIDING,
+    since: "decision_at",
+    lease: Duration::from_secs(30),
+};
 
+/// Where clicks and decisions are recorded.
 #[derive(Clone, Debug)]
 pub struct VoteLedger {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: ExecutionsTable,
+}
+
+/// Why a click or a decision was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum VoteError {
+    /// The executions table could not be used.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// The approval already holds [`MAX_CLICKS`] clicks.
+    #[error("this approval already has {MAX_CLICKS} recorded clicks")]
+    TooManyClicks,
 }
 
 /// One recorded click.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Click {
+    /// The Slack user id.
     pub user: String,
+    /// Their name as Slack gave it (`-` when none).
     pub name: String,
+    /// Approve (else reject).
     pub approve: bool,
+    /// When (epoch seconds).
     pub at: u64,
 }
 
@@ -46,11 +67,14 @@ pub struct Tally {
     pub decision: Option<Decided>,
 }
 
+/// A decision made or being made.
 #[derive(Clone, Debug)]
 pub struct Decided {
+    /// `Approved`, `Rejected`, `Expired`, `AlreadyDecided`, or `deciding`.
     pub status: String,
     /// Slack user ids of who decided (empty when it ended elsewhere).
     pub by: Vec<String>,
+    /// When (epoch seconds).
     pub at: u64,
     /// Still being recorded by another click.
     pub in_progress: bool,
@@ -79,35 +103,21 @@ impl Tally {
 }
 
 impl VoteLedger {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+    /// The ledger in the executions table.
+    pub fn new(table: ExecutionsTable) -> Self {
+        Self { table }
     }
 
     /// Where approval-notifier posted the message of this approval (`channel`, `ts`), when
     /// it recorded one.
-    pub async fn posted_at(&self, token: &str) -> Result<Option<(String, String)>, String> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(
-                "pk",
-                AttributeValue::S(pipeline_ext::slack::approval::request_key(token)),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| describe("GetItem", &e))?;
-        let text = |name: &str| {
-            item.item()
-                .and_then(|i| i.get(name))
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-        };
-        Ok(text("channel").zip(text("ts")))
+    pub async fn posted_at(&self, token: &str) -> Result<Option<(String, String)>, TableError> {
+        let item = self.table.get(&ItemKey::approval_request(token)).await?;
+        Ok(item.and_then(|item| {
+            Some((
+                item.text("channel")?.to_owned(),
+                item.text("ts")?.to_owned(),
+            ))
+        }))
     }
 
     /// Records a click and returns the tally including it.
@@ -118,110 +128,59 @@ impl VoteLedger {
         name: &str,
         decision: Decision,
         reason: Option<&str>,
-    ) -> Result<Tally, String> {
-        let now = now();
+    ) -> Result<Tally, VoteError> {
+        let text = |value: &str| AttributeValue::S(value.to_string());
         let mut click = HashMap::from([
-            ("user".to_string(), AttributeValue::S(user.into())),
-            ("name".to_string(), AttributeValue::S(or_dash(name))),
+            ("user".to_string(), text(user)),
+            ("name".to_string(), text(&or_dash(name))),
             (
                 "decision".to_string(),
-                AttributeValue::S(
-                    match decision {
-                        Decision::Approve => "approve",
-                        Decision::Reject => "reject",
-                    }
-                    .into(),
-                ),
+                text(match decision {
+                    Decision::Approve => "approve",
+                    Decision::Reject => "reject",
+                }),
             ),
-            ("at".to_string(), AttributeValue::N(now.to_string())),
+            ("at".to_string(), AttributeValue::N(now().to_string())),
         ]);
         if let Some(reason) = reason.filter(|r| !r.is_empty()) {
-            click.insert("reason".into(), AttributeValue::S(reason.into()));
+            click.insert("reason".into(), text(reason));
         }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", key(&approval.token))
-            .update_expression(
-                "SET clicks = list_append(if_not_exists(clicks, :none), :click), \
-                 pipeline_name = :pipeline, stage_name = :stage, action_name = :action, \
-                 expires_at = if_not_exists(expires_at, :expires)",
-            )
-            .condition_expression("attribute_not_exists(clicks) OR size(clicks) < :max")
-            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(
-                ":click",
-                AttributeValue::L(vec![AttributeValue::M(click)]),
-            )
-            .expression_attribute_values(":pipeline", AttributeValue::S(approval.pipeline.clone()))
-            .expression_attribute_values(":stage", AttributeValue::S(approval.stage.clone()))
-            .expression_attribute_values(":action", AttributeValue::S(approval.action.clone()))
-            .expression_attribute_values(
-                ":expires",
-                AttributeValue::N((now + KEEP_SECONDS).to_string()),
-            )
-            .expression_attribute_values(":max", AttributeValue::N(MAX_CLICKS.to_string()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(output) => Ok(tally(output.attributes().cloned().unwrap_or_default())),
-            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Err(format!(
-                "this approval already has {MAX_CLICKS} recorded clicks"
-            )),
-            Err(err) => Err(describe("UpdateItem", &err)),
+        let update = Update::new()
+            .append("clicks", vec![AttributeValue::M(click)])
+            .set_text("pipeline_name", &approval.pipeline)
+            .set_text("stage_name", &approval.stage)
+            .set_text("action_name", &approval.action)
+            .when(Condition::size_below("clicks", MAX_CLICKS));
+        match self.table.update(&key(approval), update).await? {
+            Some(item) => Ok(tally(&item)),
+            None => Err(VoteError::TooManyClicks),
         }
     }
 
     /// Claims the right to call `PutApprovalResult`: `Ok(None)` when this click has it,
     /// `Ok(Some(decided))` when a decision is made or being made.
-    pub async fn claim(&self, approval: &ApprovalRef) -> Result<Option<Decided>, String> {
-        let now = now();
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", key(&approval.token))
-            .update_expression("SET decision = :deciding, decision_at = :now")
-            .condition_expression(
-                "attribute_not_exists(decision) OR (decision = :deciding AND decision_at < :stale)",
-            )
-            .expression_attribute_values(":deciding", AttributeValue::S(DECIDING.into()))
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .expression_attribute_values(
-                ":stale",
-                AttributeValue::N(now.saturating_sub(CLAIM_LEASE_SECONDS).to_string()),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(None),
-            Err(err) if err.code() == Some("ConditionalCheckFailedException") => {
-                let decided = self.current(approval).await?.decision;
-                Ok(Some(decided.unwrap_or(Decided {
+    pub async fn claim(&self, approval: &ApprovalRef) -> Result<Option<Decided>, TableError> {
+        match self
+            .table
+            .claim(&key(approval), &DECIDING_RULE, Update::new())
+            .await?
+        {
+            Claimed::Won(_) => Ok(None),
+            Claimed::Held(item) => Ok(Some(item.and_then(|item| tally(&item).decision).unwrap_or(
+                Decided {
                     status: DECIDING.into(),
                     by: Vec::new(),
-                    at: now,
+                    at: now(),
                     in_progress: true,
-                })))
-            }
-            Err(err) => Err(describe("UpdateItem", &err)),
+                },
+            ))),
         }
     }
 
     /// The item as it stands (a strongly consistent read).
-    pub async fn current(&self, approval: &ApprovalRef) -> Result<Tally, String> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", key(&approval.token))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| describe("GetItem", &e))?;
-        Ok(tally(item.item().cloned().unwrap_or_default()))
+    pub async fn current(&self, approval: &ApprovalRef) -> Result<Tally, TableError> {
+        let item = self.table.get(&key(approval)).await?;
+        Ok(tally(&item.unwrap_or_default()))
     }
 
     /// Writes what CodePipeline took (`Approved`/`Rejected`) or how the approval ended.
@@ -231,98 +190,63 @@ impl VoteLedger {
         status: &str,
         by: &[String],
         reason: Option<&str>,
-    ) -> Result<(), String> {
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", key(&approval.token))
-            .update_expression(if reason.is_some() {
-                "SET decision = :status, decision_at = :now, decided_by = :by, reason = :reason"
-            } else {
-                "SET decision = :status, decision_at = :now, decided_by = :by"
-            })
-            .expression_attribute_values(":status", AttributeValue::S(status.into()))
-            .expression_attribute_values(":now", AttributeValue::N(now().to_string()))
-            .expression_attribute_values(
-                ":by",
+    ) -> Result<(), TableError> {
+        let mut update = Update::new()
+            .set_text("decision", status)
+            .set_number("decision_at", now())
+            .set(
+                "decided_by",
                 AttributeValue::L(by.iter().map(|u| AttributeValue::S(u.clone())).collect()),
             );
         if let Some(reason) = reason {
-            update =
-                update.expression_attribute_values(":reason", AttributeValue::S(or_dash(reason)));
+            update = update.set_text("reason", or_dash(reason));
         }
-        update
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| describe("UpdateItem", &e))
+        self.table.update(&key(approval), update).await.map(drop)
     }
 
     /// Gives the claim back after `PutApprovalResult` failed, so a later click can decide.
     pub async fn release(&self, approval: &ApprovalRef) {
-        let released = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", key(&approval.token))
-            .update_expression("REMOVE decision, decision_at")
-            .condition_expression("decision = :deciding")
-            .expression_attribute_values(":deciding", AttributeValue::S(DECIDING.into()))
-            .send()
+        self.table
+            .release_claim(&key(approval), &DECIDING_RULE)
             .await;
-        if let Err(err) = released {
-            tracing::warn!(error = %describe("UpdateItem", &err), "could not give back the decision claim; it lapses in 30 s");
-        }
     }
 }
 
-fn tally(item: HashMap<String, AttributeValue>) -> Tally {
-    let text = |m: &HashMap<String, AttributeValue>, k: &str| {
-        m.get(k)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default()
-    };
-    let number = |m: &HashMap<String, AttributeValue>, k: &str| {
-        m.get(k)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or_default()
-    };
+fn tally(item: &StoredItem) -> Tally {
     let clicks = item
-        .get("clicks")
-        .and_then(|v| v.as_l().ok())
-        .into_iter()
-        .flatten()
+        .list("clicks")
+        .iter()
         .filter_map(|c| c.as_m().ok())
-        .map(|c| Click {
-            user: text(c, "user"),
-            name: text(c, "name"),
-            approve: text(c, "decision") == "approve",
-            at: number(c, "at"),
+        .map(|c| {
+            let text = |k: &str| {
+                c.get(k)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            Click {
+                user: text("user"),
+                name: text("name"),
+                approve: text("decision") == "approve",
+                at: c
+                    .get("at")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_default(),
+            }
         })
         .collect();
-    let decision = item
-        .get("decision")
-        .and_then(|v| v.as_s().ok())
-        .map(|status| Decided {
-            in_progress: status == DECIDING,
-            status: status.clone(),
-            by: item
-                .get("decided_by")
-                .and_then(|v| v.as_l().ok())
-                .into_iter()
-                .flatten()
-                .filter_map(|u| u.as_s().ok().cloned())
-                .collect(),
-            at: number(&item, "decision_at"),
-        });
+    let decision = item.text("decision").map(|status| Decided {
+        in_progress: status == DECIDING,
+        status: status.to_owned(),
+        by: item.string_list("decided_by"),
+        at: item.number("decision_at").unwrap_or_default(),
+    });
     Tally { clicks, decision }
 }
 
-fn key(token: &str) -> AttributeValue {
-    AttributeValue::S(pipeline_ext::slack::approval::votes_key(token))
+fn key(approval: &ApprovalRef) -> ItemKey {
+    ItemKey::votes(&approval.token)
 }
 
 /// DynamoDB refuses empty strings in some places; a dash says "none given".
@@ -332,18 +256,4 @@ fn or_dash(text: &str) -> String {
     } else {
         text.into()
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
-fn describe<E>(operation: &'static str, err: &aws_sdk_dynamodb::error::SdkError<E>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    pipeline_ext::sdk::SdkFailure::from_sdk("DynamoDB", operation, err).to_string()
 }

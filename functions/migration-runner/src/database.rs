@@ -2,7 +2,8 @@
 //! the lock that keeps two runs apart (the same lock `sqlx migrate` takes, so the runner and
 //! sqlx's `Migrator` also exclude each other).
 
-use crate::target::{ConnectTarget, Engine, TlsPolicy};
+use crate::engine::{sqlite_not_built_in, Engine, SQLITE_BUILT_IN};
+use crate::target::{ConnectTarget, TlsPolicy};
 use pipeline_ext::job::JobError;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
@@ -40,9 +41,6 @@ impl SqliteConnection {
         match *self {}
     }
 }
-
-/// Whether this build can migrate SQLite files (the `sqlite` feature; off in the Lambda package).
-pub const SQLITE_BUILT_IN: bool = cfg!(feature = "sqlite");
 
 /// How often a busy lock is tried again.
 const LOCK_POLL: Duration = Duration::from_millis(200);
@@ -86,7 +84,7 @@ impl From<ConnectError> for JobError {
 impl Database {
     pub async fn connect(target: &ConnectTarget, timeout: Duration) -> Result<Self, ConnectError> {
         if target.engine == Engine::Sqlite && !SQLITE_BUILT_IN {
-            return Err(ConnectError::Other(crate::target::sqlite_not_built_in()));
+            return Err(ConnectError::Other(sqlite_not_built_in()));
         }
         let connecting = async {
             Ok::<_, sqlx::Error>(match target.engine {
@@ -146,7 +144,7 @@ impl Database {
                 #[cfg(not(feature = "sqlite"))]
                 Engine::Sqlite => {
                     return Err(sqlx::Error::Configuration(
-                        crate::target::sqlite_not_built_in().to_string().into(),
+                        sqlite_not_built_in().to_string().into(),
                     ))
                 }
                 #[cfg(feature = "sqlite")]

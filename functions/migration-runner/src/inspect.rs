@@ -5,7 +5,7 @@ use crate::history;
 use crate::lint::{self, LintReport};
 use crate::params::{Mode, Params};
 use crate::plan::MigrationPlan;
-use crate::run::RunState;
+use crate::run_state::RunState;
 use crate::source::MigrationSet;
 use crate::target::ConnectTarget;
 use pipeline_ext::job::{Job, JobError, JobOutcome, JobSuccess};
@@ -34,7 +34,7 @@ pub async fn inspect(
             let mut outcome = plan_outcome(&plan, &report, target)?;
             // What `apply` would do first; a missing identifier fails here as it would there.
             if params.backup.snapshot {
-                let source = target.snapshot_source(&params.backup)?;
+                let source = crate::snapshot::SnapshotSource::of(target, &params.backup)?;
                 if let JobOutcome::Succeeded(success) = &mut outcome {
                     if !plan.pending.is_empty() {
                         success.summary.push_str(&format!(

@@ -15,6 +15,7 @@
 //! `inspect` (plan and verify), `revert`, `snapshot` (the restore point); this file is the handler.
 
 mod database;
+mod engine;
 mod history;
 mod inspect;
 mod lint;
@@ -22,13 +23,15 @@ pub mod params;
 mod plan;
 mod revert;
 mod run;
+mod run_state;
 mod snapshot;
 mod source;
 mod statements;
 mod target;
+mod time_budget;
 
 pub use params::{Mode, Params};
-pub use run::RunState;
+pub use run_state::RunState;
 
 use database::{ConnectError, Database};
 use pipeline_ext::job::{Job, JobError, JobOutcome};

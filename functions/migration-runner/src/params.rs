@@ -1,7 +1,6 @@
 //! migration-runner `UserParameters` (README, "migration-runner").
 
 use crate::lint::{LintParams, LintPolicy};
-use crate::snapshot::BackupParams;
 use pipeline_ext::job::JobError;
 use serde::Deserialize;
 use std::time::Duration;
@@ -147,4 +146,27 @@ impl Params {
             format!("{trimmed}/")
         }
     }
+}
+
+/// `backup` in `UserParameters`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupParams {
+    /// Take an RDS snapshot before applying anything.
+    #[serde(default)]
+    pub snapshot: bool,
+    /// Apply only once the snapshot is `available` (the default). Without it, the migrations
+    /// start as soon as RDS has accepted the snapshot.
+    #[serde(default = "wait_by_default")]
+    pub wait: bool,
+    /// The DB instance, when the secret does not carry `dbInstanceIdentifier`.
+    #[serde(default)]
+    pub db_instance_identifier: Option<String>,
+    /// The Aurora cluster, when the secret does not carry `dbClusterIdentifier`.
+    #[serde(default)]
+    pub db_cluster_identifier: Option<String>,
+}
+
+fn wait_by_default() -> bool {
+    true
 }

@@ -6,9 +6,10 @@ use crate::database::Database;
 use crate::history::{self, AppliedMigration};
 use crate::params::Params;
 use crate::plan::{version_text, MigrationPlan, Problem};
-use crate::run::{limit_to_time_left, lock_session, time_margin, time_needed, RunState};
+use crate::run_state::RunState;
 use crate::source::{Migration, MigrationSet};
 use crate::target::ConnectTarget;
+use crate::time_budget::{limit_to_time_left, lock_session, time_margin, time_needed};
 use pipeline_ext::job::{Job, JobError, JobOutcome, JobSuccess};
 use std::time::Duration;
 

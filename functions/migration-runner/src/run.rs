@@ -1,60 +1,20 @@
 //! The modes over one connection: `apply` (locked, resumable) here, `plan` and `verify`
 //! (read-only: no lock, no history table created) in `inspect`, `revert` in `revert`.
 
-use crate::database::{Database, MigrationLock};
+use crate::database::Database;
 use crate::params::{Mode, Params};
 use crate::plan::{version_text, MigrationPlan};
-use crate::snapshot::{self, SnapshotRecord, SnapshotStep};
+use crate::run_state::RunState;
+use crate::snapshot::{self, SnapshotStep};
 use crate::source::MigrationSet;
 use crate::target::ConnectTarget;
+use crate::time_budget::{limit_to_time_left, lock_session, time_margin, time_needed};
 use crate::{history, inspect, lint, revert, Clients};
 use pipeline_ext::job::{Job, JobError, JobOutcome, JobSuccess};
-use serde::{Deserialize, Serialize};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// How many recent history rows judge how long a migration may take.
 const RECENT_DURATIONS: usize = 20;
-/// Time kept back before each migration; below it the run hands over to the next invocation.
-/// A quarter of the run's time, at most this; `MIGRATION_TIME_MARGIN_SECONDS` overrides it.
-const MAX_TIME_MARGIN: Duration = Duration::from_secs(60);
-/// The applied-migration lines carried in the continuation token.
-const MAX_STATE_LINE_CHARS: usize = 1_200;
-
-/// Carried across invocations of one job: what earlier invocations applied, for the summary
-/// and `AppliedCount`. The database's history stays the source of truth for what is pending.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunState {
-    pub applied: u32,
-    pub from_version: Option<i64>,
-    #[serde(default)]
-    pub lines: Vec<String>,
-    #[serde(default)]
-    pub more: u32,
-    /// The restore point taken before the first migration, once started.
-    #[serde(default)]
-    pub snapshot: Option<SnapshotRecord>,
-}
-
-impl RunState {
-    pub(crate) fn record(&mut self, line: String) {
-        self.applied += 1;
-        let used: usize = self.lines.iter().map(|l| l.len() + 8).sum();
-        if self.more == 0 && used + line.len() <= MAX_STATE_LINE_CHARS {
-            self.lines.push(line);
-        } else {
-            self.more += 1;
-        }
-    }
-
-    pub(crate) fn listing(&self) -> String {
-        let mut text: String = self.lines.iter().map(|l| format!("\n- {l}")).collect();
-        if self.more > 0 {
-            text.push_str(&format!("\n- … and {} more", self.more));
-        }
-        text
-    }
-}
-
 pub async fn run(
     job: &Job<Params, RunState>,
     set: &MigrationSet,
@@ -71,34 +31,6 @@ pub async fn run(
     };
     db.close().await;
     outcome
-}
-
-/// Bounds the session's statements by the time left, then takes the migration lock.
-pub async fn lock_session(
-    job: &Job<Params, RunState>,
-    db: &mut Database,
-) -> Result<MigrationLock, JobError> {
-    limit_to_time_left(job, db).await?;
-    let lock_wait = job.params.lock_timeout().min(job.remaining());
-    db.lock(lock_wait).await
-}
-
-/// A statement must end (and fail cleanly) before the Lambda does: set again before each
-/// migration, as the time left shrinks.
-pub async fn limit_to_time_left(
-    job: &Job<Params, RunState>,
-    db: &mut Database,
-) -> Result<(), JobError> {
-    let params = &job.params;
-    let statement_timeout = params
-        .statement_timeout()
-        .min(job.remaining().saturating_sub(Duration::from_secs(2)))
-        .max(Duration::from_secs(1));
-    db.limit_session(
-        statement_timeout,
-        params.lock_timeout().max(Duration::from_secs(1)),
-    )
-    .await
 }
 
 async fn apply(
@@ -151,7 +83,7 @@ async fn apply_locked(
         ..RunState::default()
     });
     if params.backup.snapshot {
-        let source = target.snapshot_source(&params.backup)?;
+        let source = crate::snapshot::SnapshotSource::of(target, &params.backup)?;
         if !plan.pending.is_empty() {
             let step = match state.snapshot.clone() {
                 Some(record) if record.available || !params.backup.wait => {
@@ -300,18 +232,4 @@ async fn apply_locked(
                 state.snapshot.as_ref().map_or("none", |r| r.id.as_str()),
             ),
     ))
-}
-
-/// The time a migration may need before it starts: the margin, or the longest recent
-/// migration with a quarter to spare.
-pub(crate) fn time_needed(margin: Duration, longest: Duration) -> Duration {
-    margin.max(longest.mul_f64(1.25) + Duration::from_secs(1))
-}
-
-pub(crate) fn time_margin(remaining_at_start: Duration) -> Duration {
-    std::env::var("MIGRATION_TIME_MARGIN_SECONDS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or_else(|| MAX_TIME_MARGIN.min(remaining_at_start / 4))
 }

@@ -9,7 +9,9 @@
 //! continuation token.
 
 use crate::history::AppliedMigration;
+use crate::params::BackupParams;
 use crate::source::Migration;
+use crate::target::ConnectTarget;
 use aws_sdk_rds::config::http::HttpResponse;
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rds::types::Tag;
@@ -23,29 +25,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The tag every snapshot the runner takes carries, with the hash of what it was taken for.
 const TAG_KEY: &str = "pipeline-ext:migration-runner";
 
-/// `backup` in `UserParameters`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackupParams {
-    /// Take an RDS snapshot before applying anything.
-    #[serde(default)]
-    pub snapshot: bool,
-    /// Apply only once the snapshot is `available` (the default). Without it, the migrations
-    /// start as soon as RDS has accepted the snapshot.
-    #[serde(default = "wait_by_default")]
-    pub wait: bool,
-    /// The DB instance, when the secret does not carry `dbInstanceIdentifier`.
-    #[serde(default)]
-    pub db_instance_identifier: Option<String>,
-    /// The Aurora cluster, when the secret does not carry `dbClusterIdentifier`.
-    #[serde(default)]
-    pub db_cluster_identifier: Option<String>,
-}
-
-fn wait_by_default() -> bool {
-    true
-}
-
 /// What a snapshot is taken of.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SnapshotSource {
@@ -56,6 +35,16 @@ pub enum SnapshotSource {
 }
 
 impl SnapshotSource {
+    /// What `backup.snapshot` snapshots on `target`: the parameters' identifiers, else the
+    /// secret's.
+    pub fn of(target: &ConnectTarget, backup: &BackupParams) -> Result<Self, JobError> {
+        Self::resolve(
+            backup,
+            target.rds_instance.as_deref(),
+            target.rds_cluster.as_deref(),
+        )
+    }
+
     /// The cluster when one is named (Aurora takes cluster snapshots only), else the instance;
     /// each from the parameters or the secret, which must agree when both give one.
     pub fn resolve(

@@ -1,62 +1,11 @@
 //! Which database to connect to: the RDS-format secret, completed by `UserParameters` for
 //! RDS-managed secrets that hold only the credentials.
 
+use crate::engine::{engine_built_in, Engine, SQLITE_BUILT_IN};
 use crate::params::Params;
 use pipeline_ext::job::JobError;
 use std::fmt;
 use std::net::IpAddr;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
-    Postgres,
-    /// MySQL and MariaDB (RDS, Aurora MySQL).
-    MySql,
-    /// A local file; for local runs.
-    Sqlite,
-}
-
-impl Engine {
-    fn parse(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "postgres" | "postgresql" | "aurora-postgresql" => Some(Engine::Postgres),
-            "mysql" | "mariadb" | "aurora" | "aurora-mysql" => Some(Engine::MySql),
-            "sqlite" => Some(Engine::Sqlite),
-            _ => None,
-        }
-    }
-
-    fn default_port(self) -> u16 {
-        match self {
-            Engine::Postgres => 5432,
-            Engine::MySql => 3306,
-            Engine::Sqlite => 0,
-        }
-    }
-}
-
-impl fmt::Display for Engine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Engine::Postgres => "postgres",
-            Engine::MySql => "mysql",
-            Engine::Sqlite => "sqlite",
-        })
-    }
-}
-
-/// The refusal of a SQLite target by a build without the `sqlite` feature (the Lambda package).
-pub fn sqlite_not_built_in() -> JobError {
-    JobError::config(
-        "engine `sqlite` is not in this build of migration-runner: the Lambda package carries PostgreSQL and MySQL/MariaDB (RDS, Aurora), and a SQLite file would not outlive the function's environment. SQLite is for local runs (`cargo build` has the `sqlite` feature); point the secret at an RDS or Aurora database",
-    )
-}
-
-fn engine_built_in(engine: Engine, sqlite_built_in: bool) -> Result<(), JobError> {
-    if engine == Engine::Sqlite && !sqlite_built_in {
-        return Err(sqlite_not_built_in());
-    }
-    Ok(())
-}
 
 /// The secret as Secrets Manager holds it. RDS writes `port` as a number, people often as a
 /// string; both are accepted. `dbInstanceIdentifier`/`dbClusterIdentifier` (RDS-managed
@@ -176,18 +125,6 @@ impl ConnectTarget {
         }
     }
 
-    /// What `backup.snapshot` snapshots: the parameters' identifiers, else the secret's.
-    pub fn snapshot_source(
-        &self,
-        backup: &crate::snapshot::BackupParams,
-    ) -> Result<crate::snapshot::SnapshotSource, JobError> {
-        crate::snapshot::SnapshotSource::resolve(
-            backup,
-            self.rds_instance.as_deref(),
-            self.rds_cluster.as_deref(),
-        )
-    }
-
     /// Builds the target from the secret's JSON and the parameters.
     pub fn resolve(secret_json: &str, params: &Params) -> Result<Self, JobError> {
         let secret = DatabaseSecret::parse(secret_json)?;
@@ -198,7 +135,7 @@ impl ConnectTarget {
                 "engine `{engine_name}` is not supported; expected postgres, mysql, mariadb, aurora-postgresql, aurora-mysql or sqlite"
             ))
         })?;
-        engine_built_in(engine, crate::database::SQLITE_BUILT_IN)?;
+        engine_built_in(engine, SQLITE_BUILT_IN)?;
         let dbname = pick("dbname", secret.dbname, params.dbname.clone())?
             .ok_or_else(|| missing("dbname"))?;
         if dbname.trim().is_empty() {

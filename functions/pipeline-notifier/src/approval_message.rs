@@ -2,30 +2,32 @@
 //! Slack (approved or rejected in the console or the API, expired, the execution stopped or
 //! superseded): its buttons would lie, so it is rewritten to say how it ended.
 //!
-//! approval-notifier records where it posted each approval under
+//! approval-notifier records where it posted each approval under the executions-table item
 //! `approval-action#<execution>#<stage>#<action>` (with the blocks); approval-responder records
 //! Slack decisions under `votes#<token>`. The first event of the action's end claims the
 //! rewrite (`closed_at`, conditional), so repeats and concurrent deliveries rewrite once.
 
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use pipeline_ext::slack::approval::{action_key, content_blocks, votes_key, OUTCOME_BLOCK};
+use pipeline_ext::executions_table::{
+    now, Condition, ExecutionsTable, ItemKey, StoredItem, TableError, Update,
+};
+use pipeline_ext::slack::approval::{content_blocks, OUTCOME_BLOCK};
 use pipeline_ext::slack::mrkdwn::{escape, truncate};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
 /// An approval message as approval-notifier posted it.
 #[derive(Debug)]
 pub struct PostedApproval {
+    /// Its channel.
     pub channel: String,
+    /// Its ts.
     pub ts: String,
     blocks: Vec<Value>,
 }
 
+/// The approval messages' items in the executions table.
 #[derive(Clone)]
 pub struct ApprovalMessages {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: ExecutionsTable,
 }
 
 /// The action states after which an approval no longer waits.
@@ -34,11 +36,9 @@ pub fn ended(state: &str) -> bool {
 }
 
 impl ApprovalMessages {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+    /// The approval messages in the executions table.
+    pub fn new(table: ExecutionsTable) -> Self {
+        Self { table }
     }
 
     /// The message to rewrite, when there is one, Slack did not decide it, and no other
@@ -48,72 +48,46 @@ impl ApprovalMessages {
         execution_id: &str,
         stage: &str,
         action: &str,
-    ) -> Result<Option<PostedApproval>, String> {
-        let key = action_key(execution_id, stage, action);
-        let Some(index) = self.read(&key).await? else {
+    ) -> Result<Option<PostedApproval>, TableError> {
+        let key = ItemKey::approval_action(execution_id, stage, action);
+        let Some(index) = self.table.get(&key).await? else {
             return Ok(None);
         };
-        if index.contains_key("closed_at") {
+        if index.has("closed_at") {
             return Ok(None);
         }
-        let votes = self.read(&votes_key(&text(&index, "token"))).await?;
+        let votes = self.votes(&index).await?;
         // Decided (or being decided) in Slack: approval-responder rewrote it.
-        if votes.is_some_and(|v| v.contains_key("decision")) {
+        if votes.is_some_and(|v| v.has("decision")) {
             return Ok(None);
         }
-        let claimed = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key))
-            .update_expression("SET closed_at = :now")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(closed_at)")
-            .expression_attribute_values(":now", AttributeValue::N(now().to_string()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match claimed {
-            Ok(output) => {
-                let item = output.attributes().cloned().unwrap_or_default();
-                Ok(Some(PostedApproval {
-                    channel: text(&item, "channel"),
-                    ts: text(&item, "ts"),
-                    blocks: serde_json::from_str(&text(&item, "blocks")).unwrap_or_default(),
-                }))
-            }
-            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(None),
-            Err(err) => Err(describe("UpdateItem", &err)),
-        }
+        let claim = Update::new()
+            .set_number("closed_at", now())
+            .when(Condition::ItemExists.and(Condition::absent("closed_at")));
+        Ok(self
+            .table
+            .update(&key, claim)
+            .await?
+            .map(|item| PostedApproval {
+                channel: text(&item, "channel"),
+                ts: text(&item, "ts"),
+                blocks: serde_json::from_str(&text(&item, "blocks")).unwrap_or_default(),
+            }))
     }
 
-    /// One item of the table, read consistently.
-    async fn read(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, String> {
-        self.client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map(|output| output.item)
-            .map_err(|e| describe("GetItem", &e))
+    /// approval-responder's item of the approval an index item points to.
+    async fn votes(&self, index: &StoredItem) -> Result<Option<StoredItem>, TableError> {
+        self.table.get(&ItemKey::votes(text(index, "token"))).await
     }
 
     /// Gives the claim back when Slack did not take the rewrite, so a repeat event retries.
     pub async fn release(&self, execution_id: &str, stage: &str, action: &str) {
-        let released = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(
-                "pk",
-                AttributeValue::S(action_key(execution_id, stage, action)),
-            )
-            .update_expression("REMOVE closed_at")
-            .send()
-            .await;
-        if let Err(err) = released {
-            tracing::warn!(error = %describe("UpdateItem", &err), "could not give back the approval rewrite");
+        let key = ItemKey::approval_action(execution_id, stage, action);
+        let release = Update::new()
+            .remove("closed_at")
+            .when(Condition::ItemExists);
+        if let Err(err) = self.table.update(&key, release).await {
+            tracing::warn!(error = %err, "could not give back the approval rewrite");
         }
     }
 }
@@ -125,6 +99,7 @@ pub struct SlackDecision {
     pub status: String,
     /// The Slack user ids that decided.
     pub by: Vec<String>,
+    /// The reason given with a rejection.
     pub reason: Option<String>,
 }
 
@@ -136,11 +111,12 @@ impl ApprovalMessages {
         execution_id: &str,
         stage: &str,
         action: &str,
-    ) -> Result<Option<SlackDecision>, String> {
-        let Some(index) = self.read(&action_key(execution_id, stage, action)).await? else {
+    ) -> Result<Option<SlackDecision>, TableError> {
+        let key = ItemKey::approval_action(execution_id, stage, action);
+        let Some(index) = self.table.get(&key).await? else {
             return Ok(None);
         };
-        let votes = self.read(&votes_key(&text(&index, "token"))).await?;
+        let votes = self.votes(&index).await?;
         Ok(votes.as_ref().and_then(|item| {
             let status = text(item, "decision");
             // "deciding" is a claim in flight, not a decision.
@@ -149,13 +125,7 @@ impl ApprovalMessages {
             }
             Some(SlackDecision {
                 status,
-                by: item
-                    .get("decided_by")
-                    .and_then(|v| v.as_l().ok())
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|u| u.as_s().ok().cloned())
-                    .collect(),
+                by: item.string_list("decided_by"),
                 reason: Some(text(item, "reason")).filter(|r| !r.is_empty() && r != "-"),
             })
         }))
@@ -182,23 +152,6 @@ pub fn closed(posted: &PostedApproval, state: &str, summary: Option<&str>, at_ms
     json!({"channel": posted.channel, "ts": posted.ts, "text": "Approval no longer waiting", "blocks": blocks})
 }
 
-fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
-fn describe<E>(operation: &'static str, err: &aws_sdk_dynamodb::error::SdkError<E>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    pipeline_ext::sdk::SdkFailure::from_sdk("DynamoDB", operation, err).to_string()
+fn text(item: &StoredItem, name: &str) -> String {
+    item.text(name).unwrap_or_default().to_owned()
 }

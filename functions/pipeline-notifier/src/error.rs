@@ -2,7 +2,6 @@
 //! (README, "pipeline-notifier"): Lambda retries the event, and an alarm or a dead-letter
 //! queue can tell a Slack outage from a table that is gone.
 
-use crate::store::StoreError;
 use pipeline_ext::event_runner::EventFailure;
 
 /// Why the event was not fully shown; Lambda's retry (or the next event) finishes it.
@@ -10,7 +9,7 @@ use pipeline_ext::event_runner::EventFailure;
 pub enum NotifyError {
     /// `ExecutionsTableUnavailable`: the executions table could not be read or written.
     #[error("executions table: {0}")]
-    Table(#[from] StoreError),
+    Table(#[from] pipeline_ext::executions_table::TableError),
     /// `ExecutionWriteContended`: other invocations kept changing the execution's item.
     #[error("execution {execution}: gave up after {attempts} conflicting writes")]
     Contended {

@@ -4,14 +4,15 @@
 //! ignored; an event of another type, or one missing what identifies its execution, is reported
 //! as [`EventError`] so the caller can log why it was skipped.
 
-use aws_smithy_types::date_time::Format;
-use aws_smithy_types::DateTime;
-use serde::Deserialize;
+use pipeline_ext::pipeline_events::{DetailType, PipelineEvent};
 use serde_json::Value;
 
-pub const PIPELINE_DETAIL_TYPE: &str = "CodePipeline Pipeline Execution State Change";
-pub const STAGE_DETAIL_TYPE: &str = "CodePipeline Stage Execution State Change";
-pub const ACTION_DETAIL_TYPE: &str = "CodePipeline Action Execution State Change";
+/// `detail-type` of a pipeline's state change.
+pub const PIPELINE_DETAIL_TYPE: &str = DetailType::Pipeline.as_str();
+/// `detail-type` of a stage's state change.
+pub const STAGE_DETAIL_TYPE: &str = DetailType::Stage.as_str();
+/// `detail-type` of an action's state change.
+pub const ACTION_DETAIL_TYPE: &str = DetailType::Action.as_str();
 
 /// One state change, reduced to what the Slack message shows.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,87 +132,23 @@ impl std::fmt::Display for EventError {
     }
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    source: String,
-    #[serde(rename = "detail-type", alias = "detailType", default)]
-    detail_type: String,
-    #[serde(default)]
-    time: String,
-    #[serde(default)]
-    region: String,
-    #[serde(default)]
-    detail: Value,
-}
-
-#[derive(Deserialize)]
-struct Detail {
-    pipeline: Option<String>,
-    #[serde(rename = "execution-id")]
-    execution_id: Option<String>,
-    state: Option<String>,
-    stage: Option<String>,
-    action: Option<String>,
-    region: Option<String>,
-    #[serde(rename = "pipeline-execution-attempt")]
-    attempt: Option<f64>,
-    #[serde(rename = "execution-trigger")]
-    trigger: Option<TriggerDetail>,
-    #[serde(rename = "type")]
-    action_type: Option<ActionType>,
-    #[serde(rename = "execution-result")]
-    result: Option<ExecutionResult>,
-}
-
-#[derive(Deserialize)]
-struct TriggerDetail {
-    #[serde(rename = "trigger-type", default)]
-    kind: String,
-    #[serde(rename = "trigger-detail", default)]
-    detail: String,
-}
-
-#[derive(Deserialize)]
-struct ActionType {
-    #[serde(default)]
-    category: String,
-    #[serde(default)]
-    provider: String,
-}
-
-#[derive(Deserialize)]
-struct ExecutionResult {
-    #[serde(rename = "external-execution-summary")]
-    summary: Option<String>,
-    #[serde(rename = "external-execution-url")]
-    url: Option<String>,
-    #[serde(rename = "error-code")]
-    error_code: Option<String>,
-}
-
 /// Reads one EventBridge event.
 pub fn parse(event: &Value) -> Result<StateChange, EventError> {
-    let envelope: Envelope =
-        serde_json::from_value(event.clone()).map_err(|e| EventError::Malformed(e.to_string()))?;
-    let known = [PIPELINE_DETAIL_TYPE, STAGE_DETAIL_TYPE, ACTION_DETAIL_TYPE];
-    if envelope.source != "aws.codepipeline" || !known.contains(&envelope.detail_type.as_str()) {
+    let envelope =
+        PipelineEvent::from_value(event).map_err(|e| EventError::Malformed(e.to_string()))?;
+    let Some(kind) = envelope.state_change() else {
         return Err(EventError::NotAStateChange {
             source: envelope.source,
             detail_type: envelope.detail_type,
         });
-    }
-    let detail: Detail = serde_json::from_value(envelope.detail)
-        .map_err(|e| EventError::Malformed(format!("detail: {e}")))?;
+    };
     if envelope.id.is_empty() {
         return Err(EventError::Missing("id"));
     }
-    let at_ms = DateTime::from_str(&envelope.time, Format::DateTime)
-        .ok()
-        .and_then(|t| t.to_millis().ok())
+    let at_ms = envelope
+        .time_ms()
         .ok_or(EventError::Missing("time (RFC 3339)"))?;
+    let detail = envelope.detail;
     let pipeline = detail
         .pipeline
         .ok_or(EventError::Missing("detail.pipeline"))?;
@@ -231,30 +168,27 @@ pub fn parse(event: &Value) -> Result<StateChange, EventError> {
             check_id(field, name, MAX_NAME)?;
         }
     }
-    let subject = match envelope.detail_type.as_str() {
-        PIPELINE_DETAIL_TYPE => Subject::Pipeline {
+    let subject = match kind {
+        DetailType::Pipeline => Subject::Pipeline {
             trigger: detail.trigger.map(|t| Trigger {
                 kind: t.kind,
                 detail: t.detail,
             }),
         },
-        STAGE_DETAIL_TYPE => Subject::Stage {
+        DetailType::Stage => Subject::Stage {
             stage: detail.stage.ok_or(EventError::Missing("detail.stage"))?,
         },
-        _ => {
-            let action_type = detail.action_type.unwrap_or(ActionType {
-                category: String::new(),
-                provider: String::new(),
-            });
-            let result = detail.result;
+        DetailType::Action => {
+            let action_type = detail.action_type.unwrap_or_default();
+            let result = detail.result.unwrap_or_default();
             Subject::Action(ActionChange {
                 stage: detail.stage.ok_or(EventError::Missing("detail.stage"))?,
                 action: detail.action.ok_or(EventError::Missing("detail.action"))?,
                 category: action_type.category,
                 provider: action_type.provider,
-                summary: result.as_ref().and_then(|r| r.summary.clone()),
-                url: result.as_ref().and_then(|r| r.url.clone()),
-                error_code: result.and_then(|r| r.error_code),
+                summary: result.summary,
+                url: result.url,
+                error_code: result.error_code,
             })
         }
     };
@@ -264,7 +198,7 @@ pub fn parse(event: &Value) -> Result<StateChange, EventError> {
         execution_id,
         region: detail.region.unwrap_or(envelope.region),
         at_ms,
-        attempt: detail.attempt.map(|a| a.max(0.0) as u32).unwrap_or(0),
+        attempt: detail.attempt.unwrap_or(0),
         subject,
         state,
     })

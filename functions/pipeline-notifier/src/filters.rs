@@ -4,6 +4,7 @@
 //! every state).
 
 use pipeline_ext::glob::Glob;
+use pipeline_ext::slack::SettingsError;
 
 #[derive(Clone, Debug)]
 pub struct Filters {
@@ -24,7 +25,9 @@ pub const PIPELINE_STATES: [&str; 8] = [
 ];
 
 impl Filters {
-    pub fn new(pipelines: &str, states: &str) -> Result<Self, String> {
+    /// `PIPELINES` (globs, comma- or space-separated; empty or `*`: all) and `SHOW_STATES`
+    /// (pipeline states; empty: all).
+    pub fn new(pipelines: &str, states: &str) -> Result<Self, SettingsError> {
         let patterns: Vec<&str> = split(pipelines).collect();
         let pipelines = if patterns.is_empty() || patterns == ["*"] {
             None
@@ -32,8 +35,10 @@ impl Filters {
             let globs = patterns
                 .into_iter()
                 .map(|pattern| {
-                    Glob::new(pattern)
-                        .map_err(|e| format!("PIPELINES: bad glob {pattern:?}: {}", e.reason))
+                    Glob::new(pattern).map_err(|e| SettingsError::Invalid {
+                        name: "PIPELINES",
+                        reason: format!("bad glob {pattern:?}: {}", e.reason),
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             Some(globs)
@@ -41,10 +46,13 @@ impl Filters {
         let wanted: Vec<String> = split(states).map(str::to_ascii_uppercase).collect();
         for state in &wanted {
             if !PIPELINE_STATES.contains(&state.as_str()) {
-                return Err(format!(
-                    "SHOW_STATES: unknown state {state:?}; expected some of {}",
-                    PIPELINE_STATES.join(", ")
-                ));
+                return Err(SettingsError::Invalid {
+                    name: "SHOW_STATES",
+                    reason: format!(
+                        "unknown state {state:?}; expected some of {}",
+                        PIPELINE_STATES.join(", ")
+                    ),
+                });
             }
         }
         Ok(Self {
@@ -88,7 +96,7 @@ mod tests {
     #[test]
     fn refuses_unknown_states() {
         let err = Filters::new("*", "FAILED,DONE").unwrap_err();
-        assert!(err.contains("\"DONE\""), "{err}");
+        assert!(err.to_string().contains("\"DONE\""), "{err}");
         let filters = Filters::new("*", "failed, succeeded").unwrap();
         assert!(filters.state("FAILED") && !filters.state("STARTED"));
     }

@@ -27,8 +27,11 @@ use event::{StateChange, Subject};
 use execution::{ActionRecord, ExecutionRecord};
 use filters::Filters;
 use lookup::{LookupError, PipelineLookup, RuleResult, SourceInfo};
+use pipeline_ext::executions_table::ExecutionsTable;
 use pipeline_ext::secrets::SecretCache;
-use pipeline_ext::slack::{SlackClient, SlackSecret};
+use pipeline_ext::slack::{
+    optional, required, SettingsError, SlackClient, SlackSecret, SlackSettings,
+};
 use serde_json::{json, Value};
 use std::time::Duration;
 use store::{ExecutionItem, ExecutionStore, Shown};
@@ -44,29 +47,21 @@ const MAX_UPDATE_ROUNDS: usize = 10;
 /// Settings from the environment (README, "Configuration reference").
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub slack_secret_arn: String,
-    pub channel: String,
+    /// Where and how to post.
+    pub slack: SlackSettings,
+    /// `EXECUTIONS_TABLE`.
     pub table: String,
-    pub api_url: String,
-    pub fallback_topic_arn: Option<String>,
+    /// `PIPELINES` and `SHOW_STATES`.
     pub filters: Filters,
 }
 
 impl Config {
-    pub fn from_env() -> Result<Self, String> {
-        let required = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| format!("environment variable {name} is not set"))
-        };
-        let optional = |name: &str| std::env::var(name).unwrap_or_default();
+    /// Reads the settings from the environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        let optional = |name: &str| optional(name).unwrap_or_default();
         Ok(Self {
-            slack_secret_arn: required("SLACK_SECRET_ARN")?,
-            channel: required("SLACK_CHANNEL")?,
+            slack: SlackSettings::from_env()?,
             table: required("EXECUTIONS_TABLE")?,
-            api_url: SlackClient::api_url_from_env(),
-            fallback_topic_arn: Some(optional("FALLBACK_TOPIC_ARN")).filter(|v| !v.is_empty()),
             filters: Filters::new(&optional("PIPELINES"), &optional("SHOW_STATES"))?,
         })
     }
@@ -86,12 +81,10 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
+        let table = ExecutionsTable::new(sdk, config.table.clone());
         Ok(Self {
-            store: ExecutionStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone()),
-            approvals: approval_message::ApprovalMessages::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                config.table.clone(),
-            ),
+            store: ExecutionStore::new(table.clone()),
+            approvals: approval_message::ApprovalMessages::new(table),
             lookup: PipelineLookup::new(aws_sdk_codepipeline::Client::new(sdk)),
             secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(sdk)),
             sns: aws_sdk_sns::Client::new(sdk),
@@ -162,12 +155,15 @@ impl Notifier {
         );
         let sent = match self
             .secrets
-            .get_json::<SlackSecret>(&self.config.slack_secret_arn)
+            .get_json::<SlackSecret>(&self.config.slack.secret_arn)
             .await
         {
             Ok(secret) => {
-                let slack =
-                    SlackClient::new(self.http.clone(), &self.config.api_url, secret.bot_token);
+                let slack = SlackClient::new(
+                    self.http.clone(),
+                    &self.config.slack.api_url,
+                    secret.bot_token,
+                );
                 let by = (Instant::now() + SLACK_CALL_BUDGET).min(deadline);
                 slack
                     .call("chat.update", &update, by)
@@ -281,7 +277,7 @@ impl Notifier {
         if unsent.is_empty() && !failed_run {
             return Err(slack_error);
         }
-        let Some(topic) = &self.config.fallback_topic_arn else {
+        let Some(topic) = &self.config.slack.fallback_topic_arn else {
             return Err(NotifyError::NoticeLost(slack_error.to_string()));
         };
         pipeline_ext::slack::fallback::publish_copy(
@@ -319,18 +315,22 @@ impl Notifier {
         // The secret, the source revision and the rules are independent: read them together.
         let (secret, source, rules) = tokio::join!(
             self.secrets
-                .get_json::<SlackSecret>(&self.config.slack_secret_arn),
+                .get_json::<SlackSecret>(&self.config.slack.secret_arn),
             self.source(item, shown),
             self.rules(record)
         );
         let secret = secret.map_err(|e| NotifyError::Secret(e.to_string()))?;
-        let slack = SlackClient::new(self.http.clone(), &self.config.api_url, secret.bot_token);
+        let slack = SlackClient::new(
+            self.http.clone(),
+            &self.config.slack.api_url,
+            secret.bot_token,
+        );
         let call_deadline = || (Instant::now() + SLACK_CALL_BUDGET).min(deadline);
         let (text, blocks) = message::parent(record, source.as_ref(), &rules);
         let channel = item
             .channel
             .clone()
-            .unwrap_or_else(|| self.config.channel.clone());
+            .unwrap_or_else(|| self.config.slack.channel.clone());
         let mut ts = item.ts.clone();
         // A parent Slack will not update (edit window closed, bot removed from the channel…)
         // must not keep the failures from being explained: the replies still go out, and the

@@ -1,4 +1,4 @@
-//! The `EXECUTIONS_TABLE` item of one execution (`pk = execution#<id>`), which turns
+//! The executions-table item of one execution (`pk = execution#<id>`), which turns
 //! at-least-once, unordered, concurrent deliveries into one message updated in order.
 //!
 //! - `record` (the folded [`ExecutionRecord`], JSON) and `version` change together, under a
@@ -14,24 +14,26 @@
 //! - `expires_at` is the table's TTL attribute.
 
 use crate::execution::ExecutionRecord;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use pipeline_ext::executions_table::{
+    Condition, ExecutionsTable, ItemKey, StoredItem, TableError, Update,
+};
+use std::time::Duration;
 
 /// How long a lease keeps other invocations from rendering.
 pub const LEASE_SECONDS: u64 = 60;
-/// Items are kept for 30 days after the last event.
-const KEEP_SECONDS: u64 = 30 * 24 * 60 * 60;
 
 /// The stored state of one execution.
 #[derive(Clone, Debug, Default)]
 pub struct ExecutionItem {
+    /// The folded events.
     pub record: ExecutionRecord,
+    /// Bumped by every write of `record`.
     pub version: u64,
     /// The version the Slack message shows.
     pub rendered: u64,
+    /// The parent message's channel, once posted.
     pub channel: Option<String>,
+    /// The parent message's ts, once posted.
     pub ts: Option<String>,
     /// Failure keys already answered in the thread.
     pub replied: Vec<String>,
@@ -43,38 +45,24 @@ pub struct ExecutionItem {
     pub reposted: bool,
 }
 
+/// The executions' items in the executions table.
 #[derive(Clone, Debug)]
 pub struct ExecutionStore {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: ExecutionsTable,
 }
 
-/// A DynamoDB call failed for another reason than a condition.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
-
 impl ExecutionStore {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+    /// The store in the executions table.
+    pub fn new(table: ExecutionsTable) -> Self {
+        Self { table }
     }
 
-    pub async fn load(&self, execution_id: &str) -> Result<Option<ExecutionItem>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", key(execution_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| describe("GetItem", &e))?;
-        output
-            .item
-            .map(|item| parse(execution_id, &item))
+    /// The item of an execution, when there is one.
+    pub async fn load(&self, execution_id: &str) -> Result<Option<ExecutionItem>, TableError> {
+        self.table
+            .get(&ItemKey::execution(execution_id))
+            .await?
+            .map(|item| parse(&item))
             .transpose()
     }
 
@@ -84,33 +72,24 @@ impl ExecutionStore {
         &self,
         record: &ExecutionRecord,
         read_version: Option<u64>,
-    ) -> Result<Option<ExecutionItem>, StoreError> {
-        let json = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", key(&record.execution_id))
-            .update_expression("SET #record = :record, #version = :next, expires_at = :expires")
-            .expression_attribute_names("#record", "record")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":record", AttributeValue::S(json))
-            .expression_attribute_values(
-                ":next",
-                AttributeValue::N((read_version.unwrap_or(0) + 1).to_string()),
-            )
-            .expression_attribute_values(
-                ":expires",
-                AttributeValue::N((now() + KEEP_SECONDS).to_string()),
-            )
-            .return_values(ReturnValue::AllNew);
-        update = match read_version {
-            None => update.condition_expression("attribute_not_exists(pk)"),
-            Some(version) => update
-                .condition_expression("#version = :read")
-                .expression_attribute_values(":read", AttributeValue::N(version.to_string())),
+    ) -> Result<Option<ExecutionItem>, TableError> {
+        let key = ItemKey::execution(&record.execution_id);
+        let json = serde_json::to_string(record).map_err(|e| TableError::Unreadable {
+            key: key.to_string(),
+            attribute: "record".into(),
+            reason: e.to_string(),
+        })?;
+        let update = Update::new()
+            .set_text("record", json)
+            .set_number("version", read_version.unwrap_or(0) + 1);
+        let written = match read_version {
+            None => self.table.create(&key, update).await?,
+            Some(version) => {
+                let update = update.when(Condition::number_is("version", version));
+                self.table.update(&key, update).await?
+            }
         };
-        self.written(&record.execution_id, update.send().await)
+        written.map(|item| parse(&item)).transpose()
     }
 
     /// Takes the rendering lease and returns the item as it is under the lease; `Ok(None)`
@@ -119,53 +98,29 @@ impl ExecutionStore {
         &self,
         execution_id: &str,
         owner: &str,
-    ) -> Result<Option<ExecutionItem>, StoreError> {
-        let now = now();
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", key(execution_id))
-            .update_expression("SET lease_owner = :owner, lease_until = :until")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(lease_until) OR lease_until < :now)",
-            )
-            .expression_attribute_values(":owner", AttributeValue::S(owner.into()))
-            .expression_attribute_values(
-                ":until",
-                AttributeValue::N((now + LEASE_SECONDS).to_string()),
-            )
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        self.written(execution_id, result)
+    ) -> Result<Option<ExecutionItem>, TableError> {
+        let lease = Duration::from_secs(LEASE_SECONDS);
+        self.table
+            .lease(&ItemKey::execution(execution_id), owner, lease)
+            .await?
+            .map(|item| parse(&item))
+            .transpose()
     }
 
-    /// Adds `keys` to the string set `set` (`replied` or `fallback`), while holding the lease.
+    /// Adds `keys` to the string set `set` (`replied` or `fallback`), while holding the lease;
+    /// `false` when the lease was lost.
     pub async fn remember(
         &self,
         execution_id: &str,
         owner: &str,
         set: &str,
         keys: &[String],
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", key(execution_id))
-            .update_expression(format!("ADD {set} :keys"))
-            .condition_expression("lease_owner = :me")
-            .expression_attribute_values(":me", AttributeValue::S(owner.into()))
-            .expression_attribute_values(":keys", AttributeValue::Ss(keys.to_vec()))
-            .send()
-            .await;
+    ) -> Result<bool, TableError> {
+        let update = Update::new().add_to_set(set, keys.to_vec());
         Ok(self
-            .written(
-                execution_id,
-                result.map(|_| None::<HashMap<String, AttributeValue>>),
-            )?
+            .table
+            .update_under_lease(&ItemKey::execution(execution_id), owner, update)
+            .await?
             .is_some())
     }
 
@@ -177,145 +132,50 @@ impl ExecutionStore {
         execution_id: &str,
         owner: &str,
         shown: &Shown,
-    ) -> Result<Option<ExecutionItem>, StoreError> {
-        let mut sets = Vec::new();
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", key(execution_id))
-            .condition_expression("lease_owner = :me")
-            .expression_attribute_values(":me", AttributeValue::S(owner.into()))
-            .return_values(ReturnValue::AllNew);
+    ) -> Result<Option<ExecutionItem>, TableError> {
+        let mut update = Update::new();
         if let Some(version) = shown.rendered {
-            sets.push("rendered = :rendered");
-            update = update
-                .expression_attribute_values(":rendered", AttributeValue::N(version.to_string()));
+            update = update.set_number("rendered", version);
         }
         if let Some((channel, ts)) = &shown.message {
-            sets.push("channel = :channel, ts = :ts");
-            update = update
-                .expression_attribute_values(":channel", AttributeValue::S(channel.clone()))
-                .expression_attribute_values(":ts", AttributeValue::S(ts.clone()));
+            update = update.set_text("channel", channel).set_text("ts", ts);
         }
         if let Some(source) = &shown.source {
-            sets.push("#source = :source");
-            update = update
-                .expression_attribute_names("#source", "source")
-                .expression_attribute_values(":source", AttributeValue::S(source.clone()));
+            update = update.set_text("source", source);
         }
-        let set = if sets.is_empty() {
-            String::new()
-        } else {
-            format!("SET {} ", sets.join(", "))
-        };
-        let result = update
-            .update_expression(format!("{set}REMOVE lease_owner, lease_until"))
-            .send()
-            .await;
-        self.written(execution_id, result)
-    }
-
-    /// The item a conditional `UpdateItem` returned, `None` when its condition failed.
-    fn written<O: UpdatedItem, E>(
-        &self,
-        execution_id: &str,
-        result: Result<O, aws_sdk_dynamodb::error::SdkError<E>>,
-    ) -> Result<Option<ExecutionItem>, StoreError>
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        match result {
-            Ok(output) => match output.item() {
-                Some(item) => parse(execution_id, item).map(Some),
-                None => Ok(Some(ExecutionItem::default())),
-            },
-            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(None),
-            Err(err) => Err(describe("UpdateItem", &err)),
-        }
+        self.table
+            .release_lease(&ItemKey::execution(execution_id), owner, update)
+            .await?
+            .map(|item| parse(&item))
+            .transpose()
     }
 }
 
 /// What a lease holder showed in Slack, recorded when it gives the lease back.
 #[derive(Debug, Default)]
 pub struct Shown {
+    /// The version now shown.
     pub rendered: Option<u64>,
+    /// The parent message (channel, ts), when posted by this holder.
     pub message: Option<(String, String)>,
+    /// The source revision, when looked up by this holder.
     pub source: Option<String>,
 }
 
-/// Outputs that may carry the item (`ReturnValues: ALL_NEW`).
-trait UpdatedItem {
-    fn item(&self) -> Option<&HashMap<String, AttributeValue>>;
-}
-
-impl UpdatedItem for aws_sdk_dynamodb::operation::update_item::UpdateItemOutput {
-    fn item(&self) -> Option<&HashMap<String, AttributeValue>> {
-        self.attributes.as_ref()
-    }
-}
-
-impl UpdatedItem for Option<HashMap<String, AttributeValue>> {
-    fn item(&self) -> Option<&HashMap<String, AttributeValue>> {
-        self.as_ref()
-    }
-}
-
-fn parse(
-    execution_id: &str,
-    item: &HashMap<String, AttributeValue>,
-) -> Result<ExecutionItem, StoreError> {
-    let record = string(item, "record").unwrap_or_default();
-    let record: ExecutionRecord = serde_json::from_str(&record).map_err(|e| {
-        StoreError(format!(
-            "the stored record of execution {execution_id} is unreadable: {e}"
-        ))
-    })?;
+fn parse(item: &StoredItem) -> Result<ExecutionItem, TableError> {
     Ok(ExecutionItem {
-        record,
-        version: number(item, "version"),
-        rendered: number(item, "rendered"),
-        channel: string(item, "channel"),
-        ts: string(item, "ts"),
-        replied: strings(item, "replied"),
-        fallback: strings(item, "fallback"),
-        source: string(item, "source"),
-        reposted: !strings(item, "reposted").is_empty(),
+        record: item.json("record")?.ok_or_else(|| TableError::Unreadable {
+            key: item.key().to_string(),
+            attribute: "record".into(),
+            reason: "missing".into(),
+        })?,
+        version: item.number("version").unwrap_or(0),
+        rendered: item.number("rendered").unwrap_or(0),
+        channel: item.text("channel").map(str::to_owned),
+        ts: item.text("ts").map(str::to_owned),
+        replied: item.string_set("replied"),
+        fallback: item.string_set("fallback"),
+        source: item.text("source").map(str::to_owned),
+        reposted: !item.string_set("reposted").is_empty(),
     })
-}
-
-fn key(execution_id: &str) -> AttributeValue {
-    AttributeValue::S(format!("execution#{execution_id}"))
-}
-
-fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
-    item.get(name)?.as_s().ok().cloned()
-}
-
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-fn strings(item: &HashMap<String, AttributeValue>, name: &str) -> Vec<String> {
-    item.get(name)
-        .and_then(|v| v.as_ss().ok())
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
-fn describe<E>(operation: &'static str, err: &aws_sdk_dynamodb::error::SdkError<E>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    StoreError(pipeline_ext::sdk::SdkFailure::from_sdk("DynamoDB", operation, err).to_string())
 }

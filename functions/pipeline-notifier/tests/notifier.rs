@@ -464,9 +464,9 @@ async fn a_rejected_approval_names_who_rejected_from_the_slack_record_and_unknow
     let exec = EXEC_A;
     let token = "7d1e0c4b-1111-4222-8333-444455556666";
     for item in [
-        json!({"pk": {"S": pipeline_ext::slack::approval::action_key(exec, "Staging", "ReleaseGate")},
+        json!({"pk": {"S": pipeline_ext::executions_table::ItemKey::approval_action(exec, "Staging", "ReleaseGate").to_string()},
                "token": {"S": token}, "channel": {"S": CHANNEL}, "ts": {"S": "1700000000.000200"}}),
-        json!({"pk": {"S": pipeline_ext::slack::approval::votes_key(token)}, "decision": {"S": "Rejected"},
+        json!({"pk": {"S": pipeline_ext::executions_table::ItemKey::votes(token).to_string()}, "decision": {"S": "Rejected"},
                "decided_by": {"L": [{"S": "U0APPROVER"}]}, "reason": {"S": "the login page is broken"}}),
     ] {
         setup.moto().cli(&[

@@ -4,6 +4,7 @@
 //! variables, artifacts, each invocation of a continued job). Kept in the state folder
 //! (`console.json`) so `pipeline-local console` shows earlier runs.
 
+use pipeline_ext::pipeline_events::{DetailType, PipelineEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;
@@ -143,13 +144,6 @@ pub struct ConsoleRecord {
     pub slack: Vec<Value>,
 }
 
-fn event_ms(event: &Value) -> Option<i64> {
-    let time = event["time"].as_str()?;
-    aws_smithy_types::DateTime::from_str(time, aws_smithy_types::date_time::Format::DateTime)
-        .ok()
-        .map(|t| t.to_millis().unwrap_or(0))
-}
-
 impl ConsoleRecord {
     /// The record kept in `dir`, or an empty one.
     pub fn load(dir: &Path) -> Result<Self, String> {
@@ -197,25 +191,28 @@ impl ConsoleRecord {
     /// whole seconds; a local run's actions often take less); events of other kinds change
     /// nothing.
     pub fn apply(&mut self, event: &Value, received_ms: Option<i64>) {
-        let detail = &event["detail"];
-        let (Some(id), Some(state)) = (detail["execution-id"].as_str(), detail["state"].as_str())
+        let Ok(event) = PipelineEvent::from_value(event) else {
+            return;
+        };
+        let detail = &event.detail;
+        let (Some(id), Some(state)) = (detail.execution_id.as_deref(), detail.state.as_deref())
         else {
             return;
         };
-        let at = received_ms.or_else(|| event_ms(event));
-        let attempt = detail["pipeline-execution-attempt"].as_u64().unwrap_or(1) as u32;
+        let Some(kind) = DetailType::parse(&event.detail_type) else {
+            return;
+        };
+        let at = received_ms.or_else(|| event.time_ms());
+        let attempt = detail.attempt.unwrap_or(1);
         let execution = self.execution_mut(id);
-        match event["detail-type"].as_str().unwrap_or_default() {
-            "CodePipeline Pipeline Execution State Change" => {
+        match kind {
+            DetailType::Pipeline => {
                 execution.state = state.into();
                 if state == "STARTED" {
                     execution.started_ms = at;
-                    let trigger = &detail["execution-trigger"];
-                    execution.trigger = trigger["trigger-type"].as_str().unwrap_or_default().into();
-                    execution.trigger_detail = trigger["trigger-detail"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .into();
+                    let trigger = detail.trigger.clone().unwrap_or_default();
+                    execution.trigger = trigger.kind;
+                    execution.trigger_detail = trigger.detail;
                     if execution.trigger.ends_with("Rollback") {
                         execution.kind = "ROLLBACK".into();
                     }
@@ -223,8 +220,8 @@ impl ConsoleRecord {
                     execution.finished_ms = at;
                 }
             }
-            "CodePipeline Stage Execution State Change" => {
-                let Some(name) = detail["stage"].as_str() else {
+            DetailType::Stage => {
+                let Some(name) = detail.stage.as_deref() else {
                     return;
                 };
                 let stage = execution.stage_mut(name);
@@ -237,9 +234,8 @@ impl ConsoleRecord {
                     stage.finished_ms = at;
                 }
             }
-            "CodePipeline Action Execution State Change" => {
-                let (Some(stage), Some(name)) =
-                    (detail["stage"].as_str(), detail["action"].as_str())
+            DetailType::Action => {
+                let (Some(stage), Some(name)) = (detail.stage.as_deref(), detail.action.as_deref())
                 else {
                     return;
                 };
@@ -264,15 +260,15 @@ impl ConsoleRecord {
                 } else {
                     action.finished_ms = at;
                 }
-                let result = &detail["execution-result"];
-                if let Some(summary) = result["external-execution-summary"].as_str() {
-                    action.summary = Some(summary.into());
-                }
-                if let Some(code) = result["error-code"].as_str() {
-                    action.error_code = Some(code.into());
+                if let Some(result) = &detail.result {
+                    if let Some(summary) = &result.summary {
+                        action.summary = Some(summary.clone());
+                    }
+                    if let Some(code) = &result.error_code {
+                        action.error_code = Some(code.clone());
+                    }
                 }
             }
-            _ => {}
         }
     }
 }
@@ -285,6 +281,26 @@ mod tests {
     fn event(kind: &str, time: &str, detail: Value) -> Value {
         json!({"detail-type": format!("CodePipeline {kind} Execution State Change"), "time": time,
             "source": "aws.codepipeline", "detail": detail})
+    }
+
+    #[test]
+    fn a_retry_attempt_sent_as_a_float_is_a_retry() {
+        // CodePipeline sends `pipeline-execution-attempt` as 2.0, not 2.
+        let mut record = ConsoleRecord::default();
+        for (time, state, attempt) in [
+            ("2026-12-03T10:00:01Z", "FAILED", json!(1.0)),
+            ("2026-12-03T10:00:06Z", "STARTED", json!(2.0)),
+        ] {
+            let detail = json!({"execution-id": "e1", "state": state, "stage": "Deploy",
+                "action": "Gate", "pipeline-execution-attempt": attempt});
+            record.apply(&event("Action", time, detail), None);
+        }
+        let actions = &record.executions[0].actions;
+        assert_eq!(actions.len(), 2, "{actions:?}");
+        assert_eq!(
+            (actions[1].attempt, actions[1].state.as_str()),
+            (2, "STARTED")
+        );
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! CodePipeline's EventBridge state-change events, delivered to the functions the template's
 //! rules target, as the rule's pattern selects them (`source` and `detail-type`).
 
+use super::execution::{ExecutionObserver, Progress};
+use super::report::ActionState;
 use super::ExecutionState;
 use crate::runtime_api::{FunctionHost, Outcome};
-use serde_json::{json, Value};
+use pipeline_ext::pipeline_events::{
+    ActionType, DetailType, EventDetail, ExecutionResult, ExecutionTrigger, PipelineEvent, SOURCE,
+};
+use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct EventTarget {
@@ -47,18 +52,35 @@ fn now_rfc3339() -> String {
 }
 
 impl EventBus {
-    async fn deliver(&mut self, detail_type: &str, mut detail: Value) {
-        detail["pipeline"] = json!(self.pipeline);
-        detail["execution-id"] = json!(self.execution_id);
-        detail["version"] = json!(1);
-        detail["pipeline-execution-attempt"] = json!(self.attempt);
-        let event = json!({
-            "version": "0", "id": uuid::Uuid::new_v4().to_string(), "detail-type": detail_type,
-            "source": "aws.codepipeline", "account": super::template::ACCOUNT_ID, "time": now_rfc3339(),
-            "region": crate::endpoints::REGION,
-            "resources": [format!("arn:aws:codepipeline:{}:{}:{}", crate::endpoints::REGION, super::template::ACCOUNT_ID, self.pipeline)],
-            "detail": detail
-        });
+    async fn deliver(&mut self, kind: DetailType, mut detail: EventDetail) {
+        detail.pipeline = Some(self.pipeline.clone());
+        detail.execution_id = Some(self.execution_id.clone());
+        detail.version = Some(1);
+        detail.attempt = Some(self.attempt);
+        let event = PipelineEvent {
+            version: "0".into(),
+            id: uuid::Uuid::new_v4().to_string(),
+            detail_type: kind.as_str().into(),
+            source: SOURCE.into(),
+            account: super::template::ACCOUNT_ID.into(),
+            time: now_rfc3339(),
+            region: crate::endpoints::REGION.into(),
+            resources: vec![format!(
+                "arn:aws:codepipeline:{}:{}:{}",
+                crate::endpoints::REGION,
+                super::template::ACCOUNT_ID,
+                self.pipeline
+            )],
+            detail,
+        };
+        let event = match serde_json::to_value(&event) {
+            Ok(event) => event,
+            Err(err) => {
+                self.failures
+                    .push(format!("{}: not serialisable: {err}", kind.as_str()));
+                return;
+            }
+        };
         for target in &self.targets {
             if !matches(&target.pattern, &event) {
                 continue;
@@ -67,7 +89,10 @@ impl EventBus {
             if !matches!(invocation.outcome, Outcome::Response { .. }) {
                 self.failures.push(format!(
                     "{} on {} {}: {:?}",
-                    target.function, detail_type, detail["state"], invocation.outcome
+                    target.function,
+                    kind.as_str(),
+                    event["detail"]["state"],
+                    invocation.outcome
                 ));
             }
         }
@@ -78,22 +103,26 @@ impl EventBus {
 
     /// A pipeline execution state change.
     pub async fn pipeline(&mut self, state: ExecutionState) {
-        let mut detail = json!({"state": state.event_name()});
-        if state == ExecutionState::Started {
-            detail["execution-trigger"] =
-                json!({"trigger-type": self.trigger.0, "trigger-detail": self.trigger.1});
-        }
-        self.deliver("CodePipeline Pipeline Execution State Change", detail)
-            .await;
+        let trigger = (state == ExecutionState::Started).then(|| ExecutionTrigger {
+            kind: self.trigger.0.clone(),
+            detail: self.trigger.1.clone(),
+        });
+        let detail = EventDetail {
+            state: Some(state.event_name().into()),
+            trigger,
+            ..Default::default()
+        };
+        self.deliver(DetailType::Pipeline, detail).await;
     }
 
     /// A stage execution state change.
     pub async fn stage(&mut self, stage: &str, state: ExecutionState) {
-        self.deliver(
-            "CodePipeline Stage Execution State Change",
-            json!({"stage": stage, "state": state.event_name()}),
-        )
-        .await;
+        let detail = EventDetail {
+            stage: Some(stage.into()),
+            state: Some(state.event_name().into()),
+            ..Default::default()
+        };
+        self.deliver(DetailType::Stage, detail).await;
     }
 
     /// An action execution state change.
@@ -104,22 +133,76 @@ impl EventBus {
         state: ExecutionState,
         summary: Option<&str>,
     ) {
-        let mut detail = json!({"stage": stage, "action": action.name, "state": state.event_name(),
-            "region": crate::endpoints::REGION,
-            "type": {"owner": action.owner, "provider": action.provider, "category": action.category, "version": "1"}});
-        if let Some(summary) = summary {
-            detail["execution-result"] = json!({"external-execution-summary": summary});
-            if state == ExecutionState::Failed {
-                detail["execution-result"]["error-code"] = json!("JobFailed");
-            }
-        }
-        self.deliver("CodePipeline Action Execution State Change", detail)
-            .await;
+        let result = summary.map(|summary| ExecutionResult {
+            summary: Some(summary.into()),
+            error_code: (state == ExecutionState::Failed).then(|| "JobFailed".into()),
+            ..Default::default()
+        });
+        let detail = EventDetail {
+            stage: Some(stage.into()),
+            action: Some(action.name.clone()),
+            state: Some(state.event_name().into()),
+            region: Some(crate::endpoints::REGION.into()),
+            action_type: Some(ActionType {
+                owner: action.owner.clone(),
+                provider: action.provider.clone(),
+                category: action.category.clone(),
+                version: "1".into(),
+            }),
+            result,
+            ..Default::default()
+        };
+        self.deliver(DetailType::Action, detail).await;
     }
 
     pub async fn shutdown(&self) {
         for target in &self.targets {
             target.host.shutdown().await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ExecutionObserver for EventBus {
+    async fn observe(&mut self, progress: &Progress<'_>) {
+        match progress {
+            Progress::ExecutionStarted {
+                execution_id,
+                trigger,
+                ..
+            } => {
+                self.execution_id = execution_id.to_string();
+                self.trigger = (trigger.0.to_string(), trigger.1.to_string());
+                self.pipeline(ExecutionState::Started).await;
+            }
+            Progress::StageStarted { stage, attempt } => {
+                self.attempt = *attempt;
+                self.stage(stage, ExecutionState::Started).await;
+            }
+            Progress::ActionStarted { stage, action } => {
+                self.action(stage, action, ExecutionState::Started, None)
+                    .await
+            }
+            Progress::ActionFinished {
+                stage,
+                action,
+                result,
+                ..
+            } => {
+                let state = match result.state {
+                    ActionState::Succeeded => ExecutionState::Succeeded,
+                    ActionState::Failed => ExecutionState::Failed,
+                    ActionState::Skipped => ExecutionState::Abandoned,
+                };
+                self.action(stage, action, state, Some(&result.summary))
+                    .await
+            }
+            Progress::StageFinished { stage, state } => {
+                self.stage(stage, *state).await;
+                self.attempt = 1;
+            }
+            Progress::ExecutionFinished { state, .. } => self.pipeline(*state).await,
+            _ => {}
         }
     }
 }

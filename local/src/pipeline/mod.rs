@@ -15,7 +15,7 @@ mod approval;
 mod conditions;
 mod database;
 mod events;
-mod executor;
+mod execution;
 mod model;
 mod report;
 mod state;
@@ -24,7 +24,7 @@ mod website;
 
 pub use approval::BOT_TOKEN as SLACK_BOT_TOKEN;
 pub use database::DatabaseTarget;
-pub use executor::execute;
+pub use execution::execute;
 pub use state::ExecutionState;
 pub use website::serve_website;
 

@@ -2,7 +2,7 @@
 //! a person would read it, the output variables and where the artifacts went. Also the local
 //! health endpoint the example deploy gate checks.
 
-use super::executor::ArtifactLocation;
+use super::execution::{ArtifactLocation, ExecutionObserver, Progress};
 use super::model::{ActionDef, Variables};
 use super::ExecutionState;
 use crate::endpoints::LocalAws;
@@ -113,7 +113,7 @@ impl Report {
         &mut self,
         stage: &str,
         action: &ActionDef,
-        result: ActionResult,
+        result: &ActionResult,
         started: Instant,
     ) {
         let took = started.elapsed();
@@ -314,6 +314,48 @@ fn print_blocks(blocks: &serde_json::Value, fallback: &str, indent: &str) {
             for line in text.lines() {
                 println!("{indent}{line}");
             }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ExecutionObserver for Report {
+    async fn observe(&mut self, progress: &Progress<'_>) {
+        match progress {
+            Progress::ExecutionStarted {
+                execution_id,
+                rollback: Some((stage, target)),
+                ..
+            } => self.rollback_started(stage, execution_id, target),
+            Progress::RollbackImpossible { stage } => self.rollback_impossible(stage),
+            Progress::StageEntering { stage } => self.stage(stage),
+            Progress::RulesChecked { stage, checked } => self.conditions(
+                stage,
+                checked
+                    .iter()
+                    .map(|c| (format!("{} rule {}", c.kind, c.rule.name), c.state()))
+                    .collect(),
+            ),
+            Progress::StageStarted { attempt, .. } => self.attempt = *attempt,
+            Progress::ActionStarted { stage, action } => self.action_started(stage, action),
+            Progress::ActionFinished {
+                stage,
+                action,
+                result,
+                began,
+                ..
+            } => self.action_finished(stage, action, result, *began),
+            Progress::StageFinished { stage, state } => {
+                self.attempt = 1;
+                self.stage_finished(stage, *state);
+            }
+            Progress::ExecutionFinished {
+                state,
+                rollback: true,
+                ..
+            } => self.rollback_finished(*state),
+            Progress::ExecutionFinished { state, .. } => self.pipeline_finished(*state),
+            _ => {}
         }
     }
 }

@@ -83,23 +83,6 @@ impl ApprovalRef {
     }
 }
 
-/// The `EXECUTIONS_TABLE` key under which approval-notifier records where the approval of an
-/// action in an execution was posted.
-pub fn action_key(execution_id: &str, stage: &str, action: &str) -> String {
-    format!("approval-action#{execution_id}#{stage}#{action}")
-}
-
-/// The `EXECUTIONS_TABLE` key under which approval-notifier claims an approval token and then
-/// records where its message was posted (`channel`, `ts`).
-pub fn request_key(token: &str) -> String {
-    format!("approval#{token}")
-}
-
-/// The `EXECUTIONS_TABLE` key of approval-responder's record of clicks and the decision.
-pub fn votes_key(token: &str) -> String {
-    format!("votes#{token}")
-}
-
 /// The Approve (with a confirm dialog) and Reject buttons of an approval message; the
 /// responder rebuilds them when it rewrites a message that is still waiting.
 pub fn buttons(reference: &ApprovalRef) -> serde_json::Value {

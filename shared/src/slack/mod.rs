@@ -1,13 +1,15 @@
-//! Slack: the Web API client, Block Kit text helpers, and request signature verification,
-//! shared by the approval and notification functions.
+//! Slack: the Web API client, Block Kit text helpers, request signature verification and the
+//! notifiers' settings, shared by the approval and notification functions.
 
 pub mod approval;
 mod client;
 pub mod fallback;
 pub mod mrkdwn;
+mod settings;
 pub mod signature;
 
 pub use client::{SlackClient, SlackError, DEFAULT_API_URL};
+pub use settings::{optional, required, SettingsError, SlackSettings};
 
 use serde::Deserialize;
 

@@ -11,8 +11,8 @@ mod postgres;
 
 pub use policy::{Class, Level, LintParams, LintPolicy};
 
+use crate::engine::Engine;
 use crate::source::Migration;
-use crate::target::Engine;
 use pipeline_ext::job::JobError;
 use std::fmt;
 

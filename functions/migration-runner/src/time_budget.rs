@@ -1,0 +1,54 @@
+//! The time a run has: statements bounded by the time left, the migration lock taken within
+//! it, and the margin below which a run hands over to the next invocation.
+
+use crate::database::{Database, MigrationLock};
+use crate::params::Params;
+use crate::run_state::RunState;
+use pipeline_ext::job::{Job, JobError};
+use std::time::Duration;
+
+/// Time kept back before each migration; below it the run hands over to the next invocation.
+/// A quarter of the run's time, at most this; `MIGRATION_TIME_MARGIN_SECONDS` overrides it.
+const MAX_TIME_MARGIN: Duration = Duration::from_secs(60);
+
+/// Bounds the session's statements by the time left, then takes the migration lock.
+pub async fn lock_session(
+    job: &Job<Params, RunState>,
+    db: &mut Database,
+) -> Result<MigrationLock, JobError> {
+    limit_to_time_left(job, db).await?;
+    let lock_wait = job.params.lock_timeout().min(job.remaining());
+    db.lock(lock_wait).await
+}
+
+/// A statement must end (and fail cleanly) before the Lambda does: set again before each
+/// migration, as the time left shrinks.
+pub async fn limit_to_time_left(
+    job: &Job<Params, RunState>,
+    db: &mut Database,
+) -> Result<(), JobError> {
+    let params = &job.params;
+    let statement_timeout = params
+        .statement_timeout()
+        .min(job.remaining().saturating_sub(Duration::from_secs(2)))
+        .max(Duration::from_secs(1));
+    db.limit_session(
+        statement_timeout,
+        params.lock_timeout().max(Duration::from_secs(1)),
+    )
+    .await
+}
+
+/// The time a migration may need before it starts: the margin, or the longest recent
+/// migration with a quarter to spare.
+pub(crate) fn time_needed(margin: Duration, longest: Duration) -> Duration {
+    margin.max(longest.mul_f64(1.25) + Duration::from_secs(1))
+}
+
+pub(crate) fn time_margin(remaining_at_start: Duration) -> Duration {
+    std::env::var("MIGRATION_TIME_MARGIN_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or_else(|| MAX_TIME_MARGIN.min(remaining_at_start / 4))
+}

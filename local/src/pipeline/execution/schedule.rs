@@ -1,0 +1,350 @@
+//! Stages in order, each as CodePipeline V2 runs it (conditions, one automatic retry), and a
+//! stage's actions by `RunOrder`, side by side where CodePipeline runs them side by side.
+
+use super::observer::{ActionDetails, Progress};
+use super::{Execution, TRIGGER};
+use crate::job_invocation::run_job;
+use crate::pipeline::model::{ActionDef, StageDef};
+use crate::pipeline::report::{ActionResult, ActionState};
+use crate::pipeline::ExecutionState;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+impl Execution<'_> {
+    /// Runs stage after stage, stopping at the first that fails; true when all succeeded. A
+    /// failed stage whose `OnFailure` is `ROLLBACK` (or whose `OnSuccess` condition says
+    /// `ROLLBACK`) is then rolled back in an execution of its own, as CodePipeline does.
+    pub(super) async fn run_stages(&mut self) -> bool {
+        self.observers.report.header(
+            &self.context.options.template,
+            &self.context.options.source,
+            &self.context.database.label,
+            &self.pipeline.execution_mode,
+        );
+        let execution_id = self.execution_id.clone();
+        self.observers
+            .tell(Progress::ExecutionStarted {
+                execution_id: &execution_id,
+                trigger: TRIGGER,
+                rollback: None,
+            })
+            .await;
+        let stages = self.pipeline.stages.clone();
+        let mut failed = None;
+        for stage in &stages {
+            let inputs = self.stage_inputs();
+            match self.run_stage_with_conditions(stage, true).await {
+                None => self.context.aws.codepipeline.record_stage_success(
+                    &self.pipeline.name,
+                    &self.execution_id,
+                    &stage.name,
+                    inputs,
+                ),
+                Some(roll_back) => {
+                    failed = Some((stage, roll_back));
+                    break;
+                }
+            }
+        }
+        let state = if failed.is_some() {
+            ExecutionState::Failed
+        } else {
+            ExecutionState::Succeeded
+        };
+        self.finish_execution(state, false).await;
+        if let Some((stage, true)) = failed {
+            self.rollback(stage).await;
+        }
+        failed.is_none()
+    }
+
+    /// One stage as CodePipeline V2 runs it: `BeforeEntry` conditions, the actions, one
+    /// automatic retry when `OnFailure` says `RETRY`, then `OnSuccess` conditions. `None` when
+    /// the stage succeeded, else whether it is to be rolled back.
+    pub(super) async fn run_stage_with_conditions(
+        &mut self,
+        stage: &StageDef,
+        checked: bool,
+    ) -> Option<bool> {
+        self.observers
+            .tell(Progress::StageEntering { stage: &stage.name })
+            .await;
+        let no_conditions = Vec::new();
+        let (before_entry, on_success) = if checked {
+            (&stage.before_entry, &stage.on_success)
+        } else {
+            (&no_conditions, &no_conditions)
+        };
+        if let Some((result, why)) = self
+            .check_conditions("BeforeEntry", stage, before_entry)
+            .await
+        {
+            println!("  the stage is not entered ({result}): {why}");
+            self.observers
+                .tell(Progress::StageFinished {
+                    stage: &stage.name,
+                    state: ExecutionState::Failed,
+                })
+                .await;
+            return Some(false);
+        }
+        self.observers
+            .tell(Progress::StageStarted {
+                stage: &stage.name,
+                attempt: 1,
+            })
+            .await;
+        let mut succeeded = Vec::new();
+        let mut ok = self.run_actions(stage, &mut succeeded).await;
+        if !ok && stage.on_failure.as_deref() == Some("RETRY") {
+            if stage.retry_mode == "ALL_ACTIONS" {
+                succeeded.clear();
+            }
+            println!(
+                "  ↻ OnFailure: RETRY ({}): attempt 2 of {}",
+                stage.retry_mode, stage.name
+            );
+            self.observers
+                .tell(Progress::StageStarted {
+                    stage: &stage.name,
+                    attempt: 2,
+                })
+                .await;
+            ok = self.run_actions(stage, &mut succeeded).await;
+        }
+        let mut roll_back = stage.on_failure.as_deref() == Some("ROLLBACK");
+        if ok {
+            if let Some((result, why)) = self.check_conditions("OnSuccess", stage, on_success).await
+            {
+                println!("  the stage fails on its OnSuccess condition ({result}): {why}");
+                ok = false;
+                roll_back = result == "ROLLBACK";
+            }
+        }
+        let state = if ok {
+            ExecutionState::Succeeded
+        } else {
+            ExecutionState::Failed
+        };
+        self.observers
+            .tell(Progress::StageFinished {
+                stage: &stage.name,
+                state,
+            })
+            .await;
+        (!ok).then_some(roll_back)
+    }
+
+    /// Checks a stage's conditions of one kind, telling the observers each rule's outcome;
+    /// the result and why of the first condition not met.
+    pub(super) async fn check_conditions(
+        &mut self,
+        kind: &str,
+        stage: &StageDef,
+        conditions: &[crate::pipeline::model::ConditionDef],
+    ) -> Option<(String, String)> {
+        let mut checked = Vec::new();
+        let unmet = crate::pipeline::conditions::first_unmet(
+            kind,
+            &stage.name,
+            conditions,
+            &self.variables,
+            self.context.aws,
+            &mut checked,
+        );
+        self.observers
+            .tell(Progress::RulesChecked {
+                stage: &stage.name,
+                checked: &checked,
+            })
+            .await;
+        unmet
+    }
+
+    /// Runs a stage's actions in `RunOrder`, skipping those in `succeeded` (a retry of failed
+    /// actions) and adding the ones that succeed; actions of the same `RunOrder` run side by
+    /// side, as CodePipeline runs them. Stops after the first group with a failure. True when
+    /// none failed (skipped actions do not fail a stage).
+    pub(super) async fn run_actions(
+        &mut self,
+        stage: &StageDef,
+        succeeded: &mut Vec<String>,
+    ) -> bool {
+        let pending: Vec<&ActionDef> = stage
+            .actions
+            .iter()
+            .filter(|a| !succeeded.contains(&a.name))
+            .collect();
+        let mut groups: Vec<Vec<&ActionDef>> = Vec::new();
+        for action in pending {
+            match groups.last_mut() {
+                Some(group) if group[0].run_order == action.run_order => group.push(action),
+                _ => groups.push(vec![action]),
+            }
+        }
+        for group in groups {
+            let mut started = Vec::new();
+            let log_marks: Vec<usize> = group
+                .iter()
+                .map(|a| self.action_host(a).map_or(0, |h| h.logs().len()))
+                .collect();
+            for action in &group {
+                self.observers
+                    .tell(Progress::ActionStarted {
+                        stage: &stage.name,
+                        action,
+                    })
+                    .await;
+                started.push(Instant::now());
+            }
+            let results = self.run_group(&stage.name, &group).await;
+            let mut group_failed = false;
+            for (((action, result), began), log_mark) in
+                group.iter().zip(results).zip(started).zip(log_marks)
+            {
+                let failed = result.state == ActionState::Failed;
+                let details = self.action_details(action, log_mark);
+                self.observers
+                    .tell(Progress::ActionFinished {
+                        stage: &stage.name,
+                        action,
+                        result: &result,
+                        began,
+                        details: &details,
+                    })
+                    .await;
+                if failed {
+                    group_failed = true;
+                } else {
+                    succeeded.push(action.name.clone());
+                }
+            }
+            if group_failed {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Runs the actions of one `RunOrder`: Lambda invoke actions of different functions at
+    /// the same time (one local instance per function, so two actions of one function take
+    /// turns), every other kind one after another. Results in the group's order.
+    pub(super) async fn run_group(
+        &mut self,
+        stage: &str,
+        group: &[&ActionDef],
+    ) -> Vec<ActionResult> {
+        if group.len() == 1 {
+            return vec![self.action(stage, group[0]).await];
+        }
+        let mut results: Vec<Option<ActionResult>> = (0..group.len()).map(|_| None).collect();
+        let mut prepared = Vec::new();
+        let mut functions_taken = Vec::new();
+        for (i, action) in group.iter().enumerate() {
+            let parallel = matches!(
+                (
+                    action.category.as_str(),
+                    action.owner.as_str(),
+                    action.provider.as_str()
+                ),
+                ("Invoke", "AWS", "Lambda")
+            ) && self.forced_failure(stage, action).is_none();
+            if !parallel {
+                continue;
+            }
+            match self.prepare_invoke(action).await {
+                Ok(job) if !functions_taken.contains(&job.function) => {
+                    functions_taken.push(job.function.clone());
+                    prepared.push((i, job));
+                }
+                // Same function as another action of the group: it runs after them.
+                Ok(_) => {}
+                Err(result) => results[i] = Some(result),
+            }
+        }
+        let aws = self.context.aws;
+        let hosts = &self.hosts;
+        let jobs = prepared.iter().map(|(_, job)| {
+            let host = &hosts[&job.function];
+            let snapshots_before: Vec<String> =
+                aws.rds.snapshots().into_iter().map(|s| s.id).collect();
+            async move {
+                (
+                    run_job(aws, host, job.event.clone(), 1000).await,
+                    snapshots_before,
+                )
+            }
+        });
+        let finished = futures_util::future::join_all(jobs).await;
+        for ((i, job), (outcome, snapshots_before)) in prepared.into_iter().zip(finished) {
+            results[i] = Some(self.finish_invoke(group[i], job, outcome, snapshots_before));
+        }
+        for (i, action) in group.iter().enumerate() {
+            if results[i].is_none() {
+                results[i] = Some(self.action(stage, action).await);
+            }
+        }
+        results.into_iter().flatten().collect()
+    }
+
+    /// The execution's (or its rollback's) end.
+    pub(super) async fn finish_execution(&mut self, state: ExecutionState, rollback: bool) {
+        let execution_id = self.execution_id.clone();
+        self.observers
+            .tell(Progress::ExecutionFinished {
+                execution_id: &execution_id,
+                state,
+                rollback,
+            })
+            .await;
+    }
+
+    /// What only the local run knows of a finished action: the function's log lines since
+    /// `log_mark`, output variables, artifacts.
+    pub(super) fn action_details(&self, action: &ActionDef, log_mark: usize) -> ActionDetails {
+        let logs = self
+            .action_host(action)
+            .map(|h| h.logs().into_iter().skip(log_mark).collect())
+            .unwrap_or_default();
+        let variables = action
+            .namespace
+            .as_ref()
+            .and_then(|ns| self.variables.namespaces.get(ns))
+            .map(|vars| vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let artifact = |name: &String| {
+            self.artifacts
+                .get(name)
+                .map(|at| crate::console::model::ArtifactRef {
+                    name: name.clone(),
+                    bucket: at.bucket.clone(),
+                    key: at.key.clone(),
+                })
+        };
+        ActionDetails {
+            logs,
+            variables,
+            inputs: action.inputs.iter().filter_map(artifact).collect(),
+            outputs: action.outputs.iter().filter_map(artifact).collect(),
+        }
+    }
+
+    /// The host of the function a Lambda invoke action runs, once started.
+    pub(super) fn action_host(
+        &self,
+        action: &ActionDef,
+    ) -> Option<&crate::runtime_api::FunctionHost> {
+        let function = self.function(&action.config("FunctionName")?)?;
+        self.hosts.get(&function.logical_id)
+    }
+
+    /// What a stage runs with: the artifacts and variables so far.
+    pub(super) fn stage_inputs(&self) -> Value {
+        let artifacts: serde_json::Map<String, Value> = self
+            .artifacts
+            .iter()
+            .map(|(name, at)| (name.clone(), json!({"bucket": at.bucket, "key": at.key})))
+            .collect();
+        json!({"artifacts": artifacts, "variables": self.variables.namespaces})
+    }
+}
