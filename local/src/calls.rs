@@ -16,12 +16,16 @@ pub fn ms_since_start() -> f64 {
     clock_start().elapsed().as_secs_f64() * 1000.0
 }
 
+/// One call an endpoint answered.
 #[derive(Clone, Debug, Serialize)]
 pub struct Call {
+    /// `S3`, `CodePipeline`…
     pub service: &'static str,
+    /// `GetObject`, `PutJobSuccessResult`…
     pub operation: String,
     /// Milliseconds since [`clock_start`] when the call arrived.
     pub at_ms: f64,
+    /// The HTTP status answered.
     pub status: u16,
     /// The access key id that signed the request, if it was signed.
     pub access_key: Option<String>,
@@ -29,18 +33,21 @@ pub struct Call {
     pub detail: Value,
 }
 
+/// Every call the endpoints answered, shared by them.
 #[derive(Clone, Default)]
 pub struct CallLog {
     calls: Arc<Mutex<Vec<Call>>>,
 }
 
 impl CallLog {
+    /// Adds a call.
     pub fn record(&self, call: Call) {
         if let Ok(mut calls) = self.calls.lock() {
             calls.push(call);
         }
     }
 
+    /// Every call so far.
     pub fn all(&self) -> Vec<Call> {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
     }
@@ -53,10 +60,12 @@ impl CallLog {
             .collect()
     }
 
+    /// How many calls of this operation.
     pub fn count(&self, service: &str, operation: &str) -> usize {
         self.of(service, operation).len()
     }
 
+    /// Forgets every call.
     pub fn clear(&self) {
         if let Ok(mut calls) = self.calls.lock() {
             calls.clear();

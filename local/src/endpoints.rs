@@ -17,24 +17,37 @@ use std::sync::Arc;
 /// The credentials the local "function role" signs with.
 pub const ROLE_ACCESS_KEY: &str = "AKIALOCALFUNCTIONROLE";
 const ROLE_SECRET_KEY: &str = "local-function-role-secret";
+/// The region every local endpoint is in.
 pub const REGION: &str = "us-east-1";
 
 /// Temporary credentials issued for one job, as CodePipeline's `artifactCredentials`.
 #[derive(Clone, Debug)]
 pub struct IssuedCredentials {
+    /// The access key id.
     pub access_key_id: String,
+    /// The secret key.
     pub secret_access_key: String,
+    /// The session token.
     pub session_token: String,
 }
 
+/// Every local AWS endpoint of one process, started together on loopback.
 pub struct LocalAws {
+    /// Every call answered.
     pub calls: CallLog,
+    /// Planned failures.
     pub faults: Faults,
+    /// CodePipeline.
     pub codepipeline: LocalCodePipeline,
+    /// S3.
     pub s3: LocalS3,
+    /// Secrets Manager.
     pub secrets: LocalSecrets,
+    /// CloudWatch.
     pub cloudwatch: LocalCloudWatch,
+    /// DynamoDB.
     pub dynamodb: LocalDynamoDb,
+    /// RDS.
     pub rds: LocalRds,
     credentials: CredentialRegistry,
     s3_addr: SocketAddr,
@@ -133,21 +146,27 @@ impl LocalAws {
         self.tls.as_ref()
     }
 
+    /// S3's URL.
     pub fn s3_url(&self) -> String {
         self.url(self.s3_addr)
     }
+    /// CodePipeline's URL.
     pub fn codepipeline_url(&self) -> String {
         self.url(self.codepipeline_addr)
     }
+    /// Secrets Manager's URL.
     pub fn secrets_url(&self) -> String {
         self.url(self.secrets_addr)
     }
+    /// CloudWatch's URL.
     pub fn cloudwatch_url(&self) -> String {
         self.url(self.cloudwatch_addr)
     }
+    /// DynamoDB's URL.
     pub fn dynamodb_url(&self) -> String {
         self.url(self.dynamodb_addr)
     }
+    /// RDS's URL.
     pub fn rds_url(&self) -> String {
         self.url(self.rds_addr)
     }

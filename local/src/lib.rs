@@ -8,6 +8,8 @@
 //! - [`job_invocation`] drives a CodePipeline job through a function, continuations included.
 //! - [`pipeline`] executes the pipeline of `template.yaml` end to end; [`cli`] is the command line.
 
+#![warn(missing_docs)]
+
 pub mod calls;
 pub mod cli;
 pub mod cloudwatch;

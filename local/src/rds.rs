@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 /// How many `Describe…Snapshots` calls see a new snapshot `creating` unless told otherwise.
 const DEFAULT_LOOKS_WHILE_CREATING: u32 = 1;
 
+/// The local RDS endpoint's state: instances, clusters, snapshots.
 #[derive(Clone)]
 pub struct LocalRds {
     state: Arc<Mutex<RdsState>>,
@@ -45,10 +46,13 @@ struct LocalDatabase {
 /// A snapshot the endpoint holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalSnapshot {
+    /// Its identifier.
     pub id: String,
     /// The instance or cluster it is of.
     pub of: String,
+    /// Of an Aurora cluster.
     pub cluster: bool,
+    /// `creating`, then `available`.
     pub status: String,
     /// The copy of the SQLite database, for instances backed by one.
     pub file: Option<PathBuf>,

@@ -27,20 +27,25 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// How to start one function.
 #[derive(Clone, Debug)]
 pub struct FunctionSpec {
+    /// The function's name, for logs.
     pub name: String,
     /// The program (a release binary named `bootstrap` on Lambda) and its arguments.
     pub program: PathBuf,
+    /// Its arguments.
     pub args: Vec<String>,
     /// Environment on top of what Lambda itself sets; the parent's environment is not inherited
     /// beyond `PATH` and `HOME`.
     pub env: Vec<(String, String)>,
+    /// Its timeout.
     pub timeout: Duration,
+    /// Its memory size (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`).
     pub memory_mb: u32,
     /// Echo the function's output lines to this process's stderr as they come.
     pub echo_logs: bool,
 }
 
 impl FunctionSpec {
+    /// A function with Lambda's defaults (3 s, 128 MB).
     pub fn new(name: &str, program: impl Into<PathBuf>) -> Self {
         Self {
             name: name.into(),
@@ -59,38 +64,54 @@ impl FunctionSpec {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outcome {
     /// The function posted a response.
-    Response { body: Value },
+    Response {
+        /// The response.
+        body: Value,
+    },
     /// The function posted an invocation error.
     Error {
+        /// The `errorType`.
         error_type: String,
+        /// The `errorMessage`.
         error_message: String,
     },
     /// The function posted an init error before taking the event.
     InitError {
+        /// The `errorType`.
         error_type: String,
+        /// The `errorMessage`.
         error_message: String,
     },
     /// No response before the timeout: the process was killed.
     Timeout,
     /// The process exited while the invocation was open.
-    Crashed { status: String },
+    Crashed {
+        /// How it exited.
+        status: String,
+    },
 }
 
+/// One invocation and how it went.
 #[derive(Clone, Debug, Serialize)]
 pub struct Invocation {
+    /// Its request id.
     pub request_id: String,
+    /// How it ended.
     pub outcome: Outcome,
     /// Whether this invocation started a new process.
     pub cold_start: bool,
     /// Milliseconds since [`crate::calls::clock_start`] when the process was spawned.
     pub spawned_at_ms: f64,
+    /// When it started (milliseconds since the host started).
     pub started_at_ms: f64,
+    /// When it ended.
     pub finished_at_ms: f64,
     /// Peak resident memory of the process so far (`VmHWM`), in KiB.
     pub peak_rss_kib: Option<u64>,
 }
 
 impl Invocation {
+    /// How long it took.
     pub fn duration_ms(&self) -> f64 {
         self.finished_at_ms - self.started_at_ms
     }
@@ -166,6 +187,7 @@ impl FunctionHost {
         })
     }
 
+    /// The function it hosts.
     pub fn spec(&self) -> &FunctionSpec {
         &self.spec
     }

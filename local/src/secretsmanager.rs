@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
+/// The local Secrets Manager: secrets by id.
 #[derive(Clone)]
 pub struct LocalSecrets {
     secrets: Arc<RwLock<Map<String, Value>>>,
@@ -20,6 +21,7 @@ pub struct LocalSecrets {
 }
 
 impl LocalSecrets {
+    /// An empty Secrets Manager recording into `calls`, answering `faults` first.
     pub fn new(calls: CallLog, faults: Faults) -> Self {
         Self {
             secrets: Arc::default(),
@@ -47,6 +49,7 @@ impl LocalSecrets {
         Ok(count)
     }
 
+    /// Stores a JSON secret.
     pub fn put(&self, secret_id: &str, value: Value) {
         if let Ok(mut secrets) = self.secrets.write() {
             secrets.insert(secret_id.into(), value);

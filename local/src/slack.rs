@@ -22,10 +22,15 @@ use std::sync::{Arc, Mutex};
 /// A message as the channel shows it now.
 #[derive(Clone, Debug, Serialize)]
 pub struct SlackMessage {
+    /// The channel.
     pub channel: String,
+    /// Its ts.
     pub ts: String,
+    /// The parent's ts, for a thread reply.
     pub thread_ts: Option<String>,
+    /// Its text.
     pub text: String,
+    /// Its blocks.
     pub blocks: Value,
     /// How many times `chat.update` changed it.
     pub updates: u32,
@@ -34,8 +39,11 @@ pub struct SlackMessage {
 /// An ephemeral reply, seen only by `user`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Ephemeral {
+    /// The channel.
     pub channel: String,
+    /// Who sees it.
     pub user: String,
+    /// Its text.
     pub text: String,
 }
 
@@ -49,6 +57,7 @@ struct Workspace {
     emails: HashMap<String, String>,
 }
 
+/// The recorded Slack: messages, ephemerals, opened views.
 #[derive(Clone)]
 pub struct LocalSlack {
     token: String,
@@ -92,6 +101,7 @@ impl LocalSlack {
         self.url.lock().map(|u| u.clone()).unwrap_or_default()
     }
 
+    /// Its HTTP routes.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/api/{method}", post(handle))
@@ -124,10 +134,12 @@ impl LocalSlack {
             .unwrap_or_default()
     }
 
+    /// A message, by ts.
     pub fn message(&self, ts: &str) -> Option<SlackMessage> {
         self.messages().into_iter().find(|m| m.ts == ts)
     }
 
+    /// Every ephemeral message.
     pub fn ephemerals(&self) -> Vec<Ephemeral> {
         self.workspace
             .lock()
@@ -135,6 +147,7 @@ impl LocalSlack {
             .unwrap_or_default()
     }
 
+    /// Every view opened.
     pub fn views(&self) -> Vec<Value> {
         self.workspace
             .lock()

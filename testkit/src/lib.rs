@@ -13,6 +13,8 @@
 //! - [`zip_records`]: where a zip's headers are, for crafting hostile archives.
 //! - [`noise()`]: incompressible bytes.
 
+#![warn(missing_docs)]
+
 pub mod bench_table;
 pub mod block_kit;
 mod function;

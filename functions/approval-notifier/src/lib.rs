@@ -13,6 +13,8 @@
 //! what changed since the last successful execution; [`message`] builds the Slack message; this
 //! file wires them to Slack and the fallback topic.
 
+#![warn(missing_docs)]
+
 mod changes;
 mod context;
 pub mod error;
@@ -69,15 +71,22 @@ enum NotPosted {
 /// What the function keeps across invocations.
 #[derive(Clone)]
 pub struct Notifier {
+    /// Settings from the environment.
     pub config: Config,
+    /// The Slack secret, cached across warm invocations.
     pub secrets: SecretCache,
+    /// Claims and records of posted approvals in the executions table.
     pub ledger: ApprovalLedger,
+    /// Reads the execution, its actions and its revisions for the message.
     pub codepipeline: aws_sdk_codepipeline::Client,
+    /// Publishes the plain-text copy to the fallback topic.
     pub sns: aws_sdk_sns::Client,
+    /// The HTTPS client for Slack.
     pub http: reqwest::Client,
 }
 
 impl Notifier {
+    /// Builds the clients once per container; only the HTTP client can fail to build.
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
         Ok(Self {
             ledger: ApprovalLedger::new(ExecutionsTable::new(sdk, config.table.clone())),

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 /// Slack's limit for a section's text.
 const MAX_SECTION_CHARS: usize = 3_000;
 
+/// The button value of this approval: pipeline, stage, action, token and `requested-by`.
 pub fn approval_ref(notification: &ApprovalNotification) -> ApprovalRef {
     let a = &notification.approval;
     ApprovalRef {

@@ -14,6 +14,8 @@
 //! lists; `starter` finds who started an execution; `votes` records clicks and decisions;
 //! `message` rewrites the approval message; this file verifies, authorizes and records.
 
+#![warn(missing_docs)]
+
 mod approvers;
 mod interaction;
 mod message;
@@ -97,14 +99,24 @@ enum NotDecided {
 /// Why the function cannot start: the configuration is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The policy document is invalid.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// The secret holding the policy could not be read.
     #[error("APPROVAL_POLICY secret {arn} could not be read: {reason}")]
-    PolicySecret { arn: String, reason: String },
+    PolicySecret {
+        /// The secret.
+        arn: String,
+        /// Why it could not be read.
+        reason: String,
+    },
+    /// `APPROVAL_POLICY` is neither JSON nor a secret ARN.
     #[error("APPROVAL_POLICY must be a JSON document or the ARN of a Secrets Manager secret holding one")]
     PolicySource,
+    /// The policy counts votes but there is no table to count them in.
     #[error("the approval policy asks for more than one approval, which needs EXECUTIONS_TABLE to count them")]
     NoTable,
+    /// The HTTPS client could not be built.
     #[error("could not build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
 }
@@ -128,6 +140,7 @@ struct Place<'a> {
     blocks: &'a [Value],
 }
 
+/// What the function keeps across invocations: settings, the policy, clients and caches.
 pub struct Responder {
     config: Config,
     policy: ApprovalPolicy,

@@ -110,6 +110,7 @@ impl Rule {
     }
 }
 
+/// The approval policy: rules by pipeline, stage and action glob, first match wins, else the default.
 pub struct ApprovalPolicy {
     rules: Vec<Rule>,
     default: Rule,
@@ -119,7 +120,9 @@ pub struct ApprovalPolicy {
 #[derive(Debug, thiserror::Error)]
 #[error("APPROVAL_POLICY is invalid at `{path}`: {message}")]
 pub struct PolicyError {
+    /// Where in the document (`rules[1].approvers`).
     pub path: String,
+    /// What is wrong there.
     pub message: String,
 }
 

@@ -5,18 +5,22 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
+/// A Lambda Function URL request (payload format 2.0), as far as the responder reads it.
 #[derive(Debug, Default, Deserialize)]
 pub struct FunctionUrlRequest {
     /// Lower-cased by Lambda.
     #[serde(default)]
     pub headers: HashMap<String, String>,
+    /// The body, as sent or base64-encoded.
     #[serde(default)]
     pub body: Option<String>,
+    /// Whether `body` is base64.
     #[serde(rename = "isBase64Encoded", default)]
     pub is_base64_encoded: bool,
 }
 
 impl FunctionUrlRequest {
+    /// A header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -52,6 +56,7 @@ pub fn respond(status: u16, body: Value) -> Value {
     json!({"statusCode": status, "headers": {"content-type": "application/json"}, "body": text})
 }
 
+/// A plain-text Function URL response with this status.
 pub fn respond_text(status: u16, text: &str) -> Value {
     json!({"statusCode": status, "headers": {"content-type": "text/plain; charset=utf-8"}, "body": text})
 }

@@ -10,6 +10,8 @@
 //! `filter` lives in `transform`, which streams an input artifact into an output one), and the
 //! helpers they share: `globs` and `digest`. This file runs the steps in order.
 
+#![warn(missing_docs)]
+
 mod digest;
 mod globs;
 mod image_definitions;
@@ -29,11 +31,14 @@ use std::collections::HashMap;
 /// pipeline's artifact bucket, which only the job's credentials reach.
 #[derive(Clone, Debug)]
 pub struct Clients {
+    /// The function role's S3 client, for buckets outside the artifact store.
     pub s3: aws_sdk_s3::Client,
+    /// CloudFront, for publish's invalidation.
     pub cloudfront: aws_sdk_cloudfront::Client,
 }
 
 impl Clients {
+    /// The clients of one container.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         Self {
             s3: aws_sdk_s3::Client::new(config),
@@ -49,6 +54,7 @@ pub(crate) struct StepReport {
     pub variables: Vec<(&'static str, String)>,
 }
 
+/// Runs the job's steps in order.
 pub async fn handle(job: Job<Params, ()>, clients: Clients) -> Result<JobOutcome<()>, JobError> {
     check_plan(&job)?;
     let mut summary = Vec::new();

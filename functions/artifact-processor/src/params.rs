@@ -6,6 +6,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 pub use wire::{BucketName, DistributionId, HeaderValue};
 
+/// The `UserParameters` of artifact-processor.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
@@ -13,18 +14,26 @@ pub struct Params {
     pub steps: Vec<Step>,
 }
 
+/// One step, named by its single key.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
+    /// Extract an input artifact into a bucket (README, "publish").
     Publish(PublishStep),
+    /// Write `imagedefinitions.json` or `imageDetail.json`.
     ImageDefinitions(ImageDefinitionsStep),
+    /// Replace placeholders in some files.
     Render(RenderStep),
+    /// Add `manifest.json` with every file's size and SHA-256.
     Manifest(ManifestStep),
+    /// Keep or drop files by glob.
     Filter(FilterStep),
+    /// Copy an input artifact to a release bucket.
     Promote(PromoteStep),
 }
 
 impl Step {
+    /// The step's key (`publish`), for messages.
     pub fn name(&self) -> &'static str {
         match self {
             Step::Publish(_) => "publish",
@@ -36,6 +45,7 @@ impl Step {
         }
     }
 
+    /// The input artifact the step reads, if any.
     pub fn input(&self) -> Option<&str> {
         match self {
             Step::Publish(s) => Some(&s.input),
@@ -47,6 +57,7 @@ impl Step {
         }
     }
 
+    /// The output artifact the step writes, if any.
     pub fn output(&self) -> Option<&str> {
         match self {
             Step::ImageDefinitions(s) => Some(&s.output),

@@ -26,8 +26,11 @@ const HANDOVER_SLACK: Duration = Duration::from_secs(300);
 /// different containers), how many rounds passed, and what the last round saw.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BakeState {
+    /// When the bake began (epoch milliseconds).
     pub started_ms: u64,
+    /// Rounds run so far.
     pub rounds: u32,
+    /// What the last round saw, one line per check.
     #[serde(default)]
     pub last: Vec<String>,
 }

@@ -10,6 +10,8 @@
 //! HTTP checks in `http_check`, then the alarms in `alarms`), `bake` (the bake period across
 //! invocations and its continuation state); this file decides pass, fail or continue.
 
+#![warn(missing_docs)]
+
 mod alarms;
 mod bake;
 mod http_check;
@@ -26,11 +28,14 @@ use pipeline_ext::job::{Job, JobError, JobOutcome};
 /// verifies TLS certificates against the platform's trust store.
 #[derive(Clone, Debug)]
 pub struct Clients {
+    /// Reads the alarms.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// Makes the HTTP checks.
     pub http: reqwest::Client,
 }
 
 impl Clients {
+    /// The clients of one container; only the HTTP client can fail to build.
     pub fn new(config: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
         let http = pipeline_ext::https::client_builder()
             .user_agent(concat!(
@@ -47,6 +52,7 @@ impl Clients {
     }
 }
 
+/// Runs one round of the gate, or the next one of its bake.
 pub async fn handle(
     job: Job<Params, BakeState>,
     clients: Clients,

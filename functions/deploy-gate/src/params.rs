@@ -12,9 +12,11 @@ const MAX_INTERVAL_SECONDS: u64 = 600;
 const MAX_TIMEOUT_MS: u64 = 60_000;
 const MAX_RETRIES: u32 = 5;
 
+/// The `UserParameters` of deploy-gate.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    /// HTTP smoke checks, all of which must pass.
     #[serde(default)]
     pub http: Vec<HttpCheck>,
     /// CloudWatch alarm names (metric or composite).
@@ -23,6 +25,7 @@ pub struct Params {
     /// How long every check must keep passing; 0 means one round.
     #[serde(default)]
     pub bake_seconds: u64,
+    /// Seconds between rounds during the bake.
     #[serde(default = "default_interval")]
     pub interval_seconds: u64,
     /// What an alarm in `INSUFFICIENT_DATA` means for the gate.
@@ -30,9 +33,11 @@ pub struct Params {
     pub insufficient_data: InsufficientData,
 }
 
+/// One HTTP smoke check.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
+    /// The URL to GET.
     pub url: String,
     /// The status the endpoint must answer with.
     #[serde(default = "default_status")]
@@ -65,11 +70,14 @@ pub enum FollowRedirects {
     None,
 }
 
+/// What an alarm with insufficient data counts as.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum InsufficientData {
+    /// Not a breach.
     #[default]
     Ok,
+    /// A breach: the gate fails.
     Fail,
 }
 
@@ -87,6 +95,7 @@ fn default_retries() -> u32 {
 }
 
 impl HttpCheck {
+    /// How long one request may take.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }
@@ -99,10 +108,12 @@ impl HttpCheck {
 }
 
 impl Params {
+    /// The time between bake rounds.
     pub fn interval(&self) -> Duration {
         Duration::from_secs(self.interval_seconds)
     }
 
+    /// How long the gate keeps checking after the first passing round.
     pub fn bake(&self) -> Duration {
         Duration::from_secs(self.bake_seconds)
     }

@@ -14,6 +14,8 @@
 //! pending migrations would break), `statements` (MySQL statement splitting), `run` (apply),
 //! `inspect` (plan and verify), `revert`, `snapshot` (the restore point); this file is the handler.
 
+#![warn(missing_docs)]
+
 mod database;
 mod engine;
 mod history;
@@ -46,14 +48,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Largest migration file read from the artifact.
 const MAX_MIGRATION_BYTES: usize = 16 * 1024 * 1024;
 
+/// The clients of one container.
 #[derive(Clone)]
 pub struct Clients {
+    /// The database secret, cached across warm invocations.
     pub secrets: SecretCache,
     /// For the restore point (`backup.snapshot`).
     pub rds: aws_sdk_rds::Client,
 }
 
 impl Clients {
+    /// Builds the clients from the function's SDK configuration.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         Self {
             secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(config)),
@@ -62,6 +67,7 @@ impl Clients {
     }
 }
 
+/// Reads the migrations from the input artifact, connects, and runs the mode asked for.
 pub async fn handle(
     job: Job<Params, RunState>,
     clients: Clients,

@@ -5,6 +5,7 @@ use pipeline_ext::job::JobError;
 use serde::Deserialize;
 use std::time::Duration;
 
+/// The `UserParameters` of migration-runner.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
@@ -16,6 +17,7 @@ pub struct Params {
     /// Folder inside the artifact; the files are directly in it.
     #[serde(default = "default_path")]
     pub path: String,
+    /// What to do (`apply` by default).
     #[serde(default)]
     pub mode: Mode,
     /// How long to wait for another run's lock before failing.
@@ -33,10 +35,13 @@ pub struct Params {
     /// For RDS-managed secrets, which hold only `username` and `password`.
     #[serde(default)]
     pub engine: Option<String>,
+    /// The host, when the secret does not carry it.
     #[serde(default)]
     pub host: Option<String>,
+    /// The port, when the secret does not carry it.
     #[serde(default)]
     pub port: Option<u16>,
+    /// The database, when the secret does not carry it.
     #[serde(default)]
     pub dbname: Option<String>,
     /// PEM file of the CA that signs the server's certificate (for RDS: the RDS bundle shipped
@@ -54,9 +59,11 @@ pub struct Params {
     pub backup: BackupParams,
 }
 
+/// What a run does.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
+    /// Apply what is pending, locked and resumable.
     #[default]
     Apply,
     /// Dry run: list what `apply` would do, change nothing.
@@ -68,6 +75,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The mode as `UserParameters` spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Apply => "apply",
@@ -89,6 +97,7 @@ fn default_statement_timeout() -> u64 {
 }
 
 impl Params {
+    /// Checks what serde cannot: combinations and ranges.
     pub fn validate(&self) -> Result<(), JobError> {
         if self.database_secret_arn.trim().is_empty() {
             return Err(JobError::config("`database_secret_arn` is empty"));
@@ -125,14 +134,17 @@ impl Params {
         Ok(())
     }
 
+    /// The lint policy these parameters ask for.
     pub fn lint_policy(&self) -> Result<LintPolicy, JobError> {
         LintPolicy::new(&self.lint)
     }
 
+    /// How long to wait for a lock.
     pub fn lock_timeout(&self) -> Duration {
         Duration::from_secs(self.lock_timeout_seconds)
     }
 
+    /// How long one statement may run.
     pub fn statement_timeout(&self) -> Duration {
         Duration::from_secs(self.statement_timeout_seconds)
     }

@@ -10,10 +10,14 @@ const MAX_STATE_LINE_CHARS: usize = 1_200;
 /// and `AppliedCount`. The database's history stays the source of truth for what is pending.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunState {
+    /// Migrations applied by this job so far.
     pub applied: u32,
+    /// The database's version before the job's first migration.
     pub from_version: Option<i64>,
+    /// One line per applied migration, for the summary (cut at a size).
     #[serde(default)]
     pub lines: Vec<String>,
+    /// Applied migrations past the cut.
     #[serde(default)]
     pub more: u32,
     /// The restore point taken before the first migration, once started.

@@ -19,56 +19,87 @@ pub const ACTION_DETAIL_TYPE: &str = DetailType::Action.as_str();
 pub struct StateChange {
     /// EventBridge's event id: the same for every delivery of one event.
     pub event_id: String,
+    /// The pipeline.
     pub pipeline: String,
+    /// The execution.
     pub execution_id: String,
+    /// The action's region, else the event's.
     pub region: String,
     /// When the change happened, in milliseconds since the epoch.
     pub at_ms: i64,
     /// Retries of a failed stage run the same execution again with a higher attempt.
     pub attempt: u32,
+    /// What changed.
     pub subject: Subject,
+    /// Its new state (`STARTED`, `FAILED`…).
     pub state: String,
 }
 
+/// What a state change is about.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Subject {
-    Pipeline { trigger: Option<Trigger> },
-    Stage { stage: String },
+    /// The whole execution; `trigger` on its `STARTED` event.
+    Pipeline {
+        /// What started it.
+        trigger: Option<Trigger>,
+    },
+    /// A stage.
+    Stage {
+        /// The stage.
+        stage: String,
+    },
+    /// An action.
     Action(ActionChange),
 }
 
+/// What started an execution.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Trigger {
+    /// `trigger-type`.
     pub kind: String,
+    /// `trigger-detail`.
     pub detail: String,
 }
 
+/// An action's change.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActionChange {
+    /// Its stage.
     pub stage: String,
+    /// The action.
     pub action: String,
     /// `type.category`: `Source`, `Build`, `Test`, `Deploy`, `Approval`, `Invoke`, `Compute`.
     pub category: String,
+    /// `type.provider`: `CodeBuild`, `Lambda`, `Manual`…
     pub provider: String,
+    /// The provider's summary, when it ended.
     pub summary: Option<String>,
+    /// A link to the run in the provider's console.
     pub url: Option<String>,
+    /// `JobFailed`, `ConfigurationError`… on a failure.
     pub error_code: Option<String>,
 }
 
+/// Why an event is skipped.
 #[derive(Debug, PartialEq)]
 pub enum EventError {
     /// Not a CodePipeline execution state change (another source or detail type).
     NotAStateChange {
+        /// Its `source`.
         source: String,
+        /// Its `detail-type`.
         detail_type: String,
     },
     /// A state-change event without a field it must have.
     Missing(&'static str),
+    /// A field has a type no CodePipeline event uses.
     Malformed(String),
     /// A field CodePipeline never sends in this shape (a 5,000-character execution id): the
     /// event can never be stored or shown, so it is skipped rather than retried.
     Invalid {
+        /// The field.
         field: &'static str,
+        /// What is wrong with it.
         why: &'static str,
     },
 }

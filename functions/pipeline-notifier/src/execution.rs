@@ -22,8 +22,11 @@ pub const FINAL_STATES: [&str; 6] = [
 /// A state and where it sits in the order of an execution's life.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
+    /// `STARTED`, `SUCCEEDED`, `FAILED`…
     pub state: String,
+    /// The attempt it belongs to.
     pub attempt: u32,
+    /// When it happened (epoch milliseconds).
     pub at_ms: i64,
 }
 
@@ -36,6 +39,7 @@ impl Progress {
         }
     }
 
+    /// The state is an end (nothing follows it in this attempt).
     pub fn is_final(&self) -> bool {
         FINAL_STATES.contains(&self.state.as_str())
     }
@@ -61,7 +65,9 @@ impl Progress {
 /// A stage's state, and when its current attempt started.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StageRecord {
+    /// The stage.
     pub name: String,
+    /// Where it stands.
     pub progress: Progress,
     /// Start of the latest attempt seen: (attempt, time).
     pub started: Option<(u32, i64)>,
@@ -76,23 +82,34 @@ impl StageRecord {
     }
 }
 
+/// What is known of one action.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActionRecord {
+    /// Its stage.
     pub stage: String,
+    /// The action.
     pub action: String,
+    /// `Source`, `Build`, `Approval`…
     pub category: String,
+    /// `CodeBuild`, `Lambda`, `Manual`…
     pub provider: String,
+    /// Where it stands.
     pub progress: Progress,
+    /// The provider's summary.
     pub summary: Option<String>,
+    /// A link to the run.
     pub url: Option<String>,
+    /// The error code of a failure.
     pub error_code: Option<String>,
 }
 
 impl ActionRecord {
+    /// It ended in failure.
     pub fn failed(&self) -> bool {
         self.progress.state == "FAILED"
     }
 
+    /// It is a manual approval.
     pub fn is_approval(&self) -> bool {
         self.category == "Approval"
     }
@@ -106,19 +123,28 @@ impl ActionRecord {
 /// Everything the parent message shows, plus the ids of the events already folded in.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionRecord {
+    /// The pipeline.
     pub pipeline: String,
+    /// The execution.
     pub execution_id: String,
+    /// The pipeline's region.
     pub region: String,
+    /// The execution's own state, once an event said it.
     pub progress: Option<Progress>,
+    /// The attempt and time of its latest start.
     pub started: Option<(u32, i64)>,
+    /// What started it.
     pub trigger: Option<Trigger>,
     /// In the order the stages started.
     pub stages: Vec<StageRecord>,
+    /// Its actions, in the order they were first seen.
     pub actions: Vec<ActionRecord>,
+    /// Event ids already applied (repeat deliveries change nothing).
     pub events: Vec<String>,
 }
 
 impl ExecutionRecord {
+    /// The record of an execution whose first event is `change`.
     pub fn new(change: &StateChange) -> Self {
         Self {
             pipeline: change.pipeline.clone(),
@@ -136,10 +162,12 @@ impl ExecutionRecord {
             .unwrap_or("STARTED")
     }
 
+    /// Whether the event was applied already.
     pub fn seen(&self, event_id: &str) -> bool {
         self.events.iter().any(|e| e == event_id)
     }
 
+    /// The actions that ended in failure.
     pub fn failed_actions(&self) -> impl Iterator<Item = &ActionRecord> {
         self.actions.iter().filter(|a| a.failed())
     }

@@ -6,6 +6,7 @@
 use pipeline_ext::glob::Glob;
 use pipeline_ext::slack::SettingsError;
 
+/// Which executions get a message.
 #[derive(Clone, Debug)]
 pub struct Filters {
     pipelines: Option<Vec<Glob>>,
@@ -61,12 +62,14 @@ impl Filters {
         })
     }
 
+    /// Whether `PIPELINES` lets this pipeline in.
     pub fn pipeline(&self, name: &str) -> bool {
         self.pipelines
             .as_ref()
             .is_none_or(|globs| globs.iter().any(|g| g.is_match(name)))
     }
 
+    /// Whether an execution in this state gets a message.
     pub fn state(&self, state: &str) -> bool {
         self.states
             .as_ref()

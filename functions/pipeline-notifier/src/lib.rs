@@ -12,6 +12,8 @@
 //! reads), [`message`] (the Slack messages; `conditions` renders the stage conditions' rules), [`filters`] (`PIPELINES`, `SHOW_STATES`); this file
 //! is the handler.
 
+#![warn(missing_docs)]
+
 mod approval_message;
 mod conditions;
 pub mod error;
@@ -70,6 +72,7 @@ impl Config {
 /// What the function keeps across invocations.
 #[derive(Clone)]
 pub struct Notifier {
+    /// Settings from the environment.
     pub config: Config,
     secrets: SecretCache,
     store: ExecutionStore,
@@ -80,6 +83,7 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// Builds the clients once per container; only the HTTP client can fail to build.
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
         let table = ExecutionsTable::new(sdk, config.table.clone());
         Ok(Self {

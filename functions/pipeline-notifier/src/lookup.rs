@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 /// The source side of an execution.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceInfo {
+    /// `triggerType`.
     pub trigger: Option<String>,
+    /// `triggerDetail`.
     pub trigger_detail: Option<String>,
+    /// The source revisions.
     pub revisions: Vec<Revision>,
     /// `STANDARD` or `ROLLBACK`.
     #[serde(default)]
@@ -24,40 +27,55 @@ pub struct SourceInfo {
     pub rollback_target: Option<String>,
 }
 
+/// One source revision.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Revision {
+    /// The artifact it is.
     pub artifact: String,
+    /// The revision id (a commit, an object version).
     pub id: String,
+    /// Its summary (a commit message).
     pub summary: Option<String>,
+    /// A link to it.
     pub url: Option<String>,
 }
 
 /// A failed action as `ListActionExecutions` describes it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FailureDetail {
+    /// The error code.
     pub error_code: Option<String>,
+    /// The error message.
     pub error_message: Option<String>,
+    /// The provider's summary.
     pub summary: Option<String>,
+    /// A link to the run.
     pub url: Option<String>,
+    /// The log stream of a Commands action.
     pub log_stream_arn: Option<String>,
+    /// Who last changed the action.
     pub updated_by: Option<String>,
 }
 
 /// The latest run of one rule of a stage's conditions, as `ListRuleExecutions` describes it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RuleResult {
+    /// The stage.
     pub stage: String,
+    /// The rule.
     pub rule: String,
     /// `CloudWatchAlarm`, `VariableCheck`, `LambdaInvoke`, …
     pub provider: String,
     /// `InProgress`, `Succeeded`, `Failed` or `Abandoned`.
     pub status: String,
+    /// The rule's summary.
     pub summary: Option<String>,
 }
 
 /// Pages read of an execution's action or rule runs: an execution has at most a few hundred.
 const MAX_PAGES: usize = 20;
 
+/// Reads what the events do not carry from CodePipeline.
 #[derive(Clone, Debug)]
 pub struct PipelineLookup {
     client: aws_sdk_codepipeline::Client,
@@ -88,6 +106,7 @@ where
 pub enum LookupError {
     /// The execution or pipeline is gone, or the role may not read it: trying again won't help.
     Permanent(String),
+    /// CodePipeline failed or did not answer; worth trying again.
     Transient(String),
 }
 
@@ -100,10 +119,12 @@ impl std::fmt::Display for LookupError {
 }
 
 impl PipelineLookup {
+    /// The lookups through this client.
     pub fn new(client: aws_sdk_codepipeline::Client) -> Self {
         Self { client }
     }
 
+    /// The execution's trigger and source revisions.
     pub async fn source(
         &self,
         pipeline: &str,

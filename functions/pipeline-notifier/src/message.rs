@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 /// Slack's limit for a section's text.
 pub(crate) const MAX_SECTION_CHARS: usize = 3_000;
 
+/// The emoji a state is shown with.
 pub fn state_emoji(state: &str) -> &'static str {
     match state {
         "SUCCEEDED" => ":white_check_mark:",
@@ -23,6 +24,7 @@ pub fn state_emoji(state: &str) -> &'static str {
     }
 }
 
+/// The execution in the AWS console.
 pub fn console_url(record: &ExecutionRecord) -> String {
     execution_url(record, &record.execution_id)
 }
@@ -179,6 +181,7 @@ pub fn stage_list(lines: &[(&str, String)], max: usize) -> String {
     truncate(&out.join("\n"), max)
 }
 
+/// The message's first line: pipeline and state.
 pub fn headline(record: &ExecutionRecord) -> String {
     format!(
         "{} {} {}",

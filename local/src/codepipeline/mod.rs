@@ -17,19 +17,25 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// Where a job stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum JobStatus {
+    /// Handed to a function, no result yet.
     InProgress,
+    /// `PutJobSuccessResult` without a continuation token.
     Succeeded,
+    /// `PutJobFailureResult`.
     Failed,
 }
 
 /// A job the local pipeline handed to a function, and what the function reported.
 #[derive(Clone, Debug, Serialize)]
 pub struct JobRecord {
+    /// The account the job belongs to.
     pub account_id: String,
     /// The job's `data`, as `GetJobDetails` returns it.
     pub data: Value,
+    /// Where it stands.
     pub status: JobStatus,
     /// Every accepted `PutJobSuccessResult`/`PutJobFailureResult` request body, in order.
     pub results: Vec<Value>,
@@ -49,13 +55,18 @@ impl JobRecord {
     }
 }
 
+/// An approval waiting for `PutApprovalResult`.
 #[derive(Clone, Debug, Serialize)]
 pub struct ApprovalRecord {
+    /// The pipeline.
     pub pipeline_name: String,
+    /// The stage.
     pub stage_name: String,
+    /// The approval action.
     pub action_name: String,
     /// `Approved` or `Rejected` once decided, with the summary.
     pub decision: Option<(String, String)>,
+    /// Its token was made to expire (`InvalidApprovalTokenException`).
     pub expired: bool,
     /// The execution waiting on it, for `GetPipelineState`.
     pub execution_id: Option<String>,
@@ -86,6 +97,7 @@ pub struct LocalCodePipeline {
 }
 
 impl LocalCodePipeline {
+    /// An empty CodePipeline recording into `calls`, answering `faults` first.
     pub fn new(calls: CallLog, faults: Faults) -> Self {
         Self {
             state: Arc::default(),
@@ -128,10 +140,12 @@ impl LocalCodePipeline {
         }
     }
 
+    /// A job, by id.
     pub fn job(&self, job_id: &str) -> Option<JobRecord> {
         self.lock().jobs.get(job_id).cloned()
     }
 
+    /// Makes an approval wait for `PutApprovalResult` with this token.
     pub fn register_approval(&self, token: &str, pipeline: &str, stage: &str, action: &str) {
         let record = ApprovalRecord {
             pipeline_name: pipeline.into(),
@@ -164,6 +178,7 @@ impl LocalCodePipeline {
         }
     }
 
+    /// An approval, by token.
     pub fn approval(&self, token: &str) -> Option<ApprovalRecord> {
         self.lock().approvals.get(token).cloned()
     }

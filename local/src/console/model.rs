@@ -18,16 +18,22 @@ const MAX_EXECUTIONS: usize = 50;
 /// An action as the pipeline declares it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ActionShape {
+    /// The action's name.
     pub name: String,
+    /// `Source`, `Invoke`, `Approval`…
     pub category: String,
+    /// `S3`, `Lambda`, `Manual`…
     pub provider: String,
+    /// Its `RunOrder`.
     pub run_order: u64,
 }
 
 /// A stage as the pipeline declares it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageShape {
+    /// The stage's name.
     pub name: String,
+    /// Its actions.
     pub actions: Vec<ActionShape>,
     /// "OnFailure: ROLLBACK", "BeforeEntry: 1 rule"… as the stage header shows them.
     pub notes: Vec<String>,
@@ -36,26 +42,40 @@ pub struct StageShape {
 /// An artifact an action read or wrote.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ArtifactRef {
+    /// The artifact's name.
     pub name: String,
+    /// Its bucket.
     pub bucket: String,
+    /// Its key.
     pub key: String,
 }
 
 /// An action's run in an execution.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ActionRun {
+    /// Its stage.
     pub stage: String,
+    /// The action.
     pub action: String,
+    /// Its state (`STARTED`, `SUCCEEDED`…).
     pub state: String,
+    /// The attempt.
     pub attempt: u32,
+    /// When it started (epoch milliseconds).
     pub started_ms: Option<i64>,
+    /// When it ended.
     pub finished_ms: Option<i64>,
+    /// The result's summary.
     pub summary: Option<String>,
+    /// The error code of a failure.
     pub error_code: Option<String>,
     /// What the run said along the way: each invocation of a continued job, snapshots…
     pub notes: Vec<String>,
+    /// Its output variables.
     pub variables: Vec<(String, String)>,
+    /// The artifacts it read.
     pub inputs: Vec<ArtifactRef>,
+    /// The artifacts it wrote.
     pub outputs: Vec<ArtifactRef>,
     /// The function's log lines for this action (JSON lines when the function logs JSON).
     pub logs: Vec<String>,
@@ -64,39 +84,57 @@ pub struct ActionRun {
 /// A stage's run in an execution.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageRun {
+    /// The stage's name.
     pub name: String,
+    /// Its state.
     pub state: String,
+    /// The attempt.
     pub attempt: u32,
+    /// When it started.
     pub started_ms: Option<i64>,
+    /// When it ended.
     pub finished_ms: Option<i64>,
 }
 
 /// A condition rule as checked.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RuleRun {
+    /// Its stage.
     pub stage: String,
     /// `BeforeEntry` or `OnSuccess`.
     pub kind: String,
+    /// The rule.
     pub rule: String,
+    /// Its provider (`CloudWatchAlarm`…).
     pub provider: String,
     /// `MET`, `NOT MET` or `NOT EMULATED`.
     pub state: String,
+    /// What it found.
     pub summary: String,
 }
 
 /// One execution of the pipeline.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionView {
+    /// The execution id.
     pub id: String,
     /// `STANDARD` or `ROLLBACK`.
     pub kind: String,
+    /// `trigger-type`.
     pub trigger: String,
+    /// `trigger-detail`.
     pub trigger_detail: String,
+    /// Its state.
     pub state: String,
+    /// When it started.
     pub started_ms: Option<i64>,
+    /// When it ended.
     pub finished_ms: Option<i64>,
+    /// Its stages' runs.
     pub stages: Vec<StageRun>,
+    /// Its actions' runs (a retried action twice).
     pub actions: Vec<ActionRun>,
+    /// The condition rules checked.
     pub rules: Vec<RuleRun>,
 }
 
@@ -135,8 +173,11 @@ impl ExecutionView {
 /// Everything the console shows.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConsoleRecord {
+    /// The pipeline's name.
     pub pipeline: String,
+    /// `SUPERSEDED`, `QUEUED` or `PARALLEL`.
     pub execution_mode: String,
+    /// Its stages as declared.
     pub stages: Vec<StageShape>,
     /// Oldest first.
     pub executions: Vec<ExecutionView>,
@@ -171,6 +212,7 @@ impl ConsoleRecord {
         std::fs::rename(&partial, &file)
     }
 
+    /// The execution with this id, added when new (the oldest dropped past the limit).
     pub fn execution_mut(&mut self, id: &str) -> &mut ExecutionView {
         if let Some(i) = self.executions.iter().position(|e| e.id == id) {
             return &mut self.executions[i];

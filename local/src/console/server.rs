@@ -29,10 +29,18 @@ const MAX_SHOWN_FILE: u64 = 256 * 1024;
 /// What a person did in the rendered Slack, for the run waiting at an approval.
 #[derive(Debug)]
 pub enum SlackAction {
-    /// A button of a message: its `action_id`.
-    Click { ts: String, action_id: String },
-    /// The open modal submitted with the reason typed.
-    Submit { reason: String },
+    /// A button of a message was clicked.
+    Click {
+        /// The message's ts.
+        ts: String,
+        /// The button's `action_id`.
+        action_id: String,
+    },
+    /// The open modal was submitted with the reason typed.
+    Submit {
+        /// The reason.
+        reason: String,
+    },
 }
 
 /// A click and where its answer goes.
@@ -153,6 +161,7 @@ impl Console {
         receiver
     }
 
+    /// Tells the page the approval it waited on ended.
     pub fn approval_ended(&self) {
         *lock(&self.shared.waiting) = None;
         self.update(|_| {});

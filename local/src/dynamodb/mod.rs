@@ -35,6 +35,7 @@ fn bad(code: &str, message: impl Into<String>) -> ServiceError {
 }
 
 impl LocalDynamoDb {
+    /// An empty DynamoDB recording into `calls`, answering `faults` first.
     pub fn new(calls: CallLog, faults: Faults) -> Self {
         Self {
             tables: Arc::default(),

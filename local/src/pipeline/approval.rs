@@ -12,6 +12,7 @@ use pipeline_ext::slack::signature::sign;
 use serde_json::{json, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The bot token of the recorded Slack.
 pub const BOT_TOKEN: &str = "xoxb-pipeline-local";
 pub const SIGNING_SECRET: &str = "pipeline-local-signing-secret";
 pub const APPROVER: &str = "U0LOCALAPPROVER";

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 use std::path::Path;
 
+/// The database the example pipeline migrates.
 pub struct DatabaseTarget {
     /// The secret's JSON.
     pub secret: Value,
@@ -12,6 +13,7 @@ pub struct DatabaseTarget {
 }
 
 impl DatabaseTarget {
+    /// `--database-url`, else a SQLite file in the state folder.
     pub fn new(url: Option<&str>, state_dir: &Path) -> Result<Self, String> {
         let Some(url) = url else {
             let file = state_dir.join("demo.sqlite");

@@ -8,25 +8,36 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// The stack name the template is resolved as.
 pub const STACK_NAME: &str = "pipeline-local";
+/// The account id of every local resource.
 pub const ACCOUNT_ID: &str = "000000000000";
 
+/// Why a template cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// The file is not YAML.
     #[error("{path} is not valid YAML: {source}")]
     Yaml {
+        /// The file.
         path: String,
+        /// Where and why.
         source: serde_yaml::Error,
     },
+    /// Something the template says cannot be resolved.
     #[error("template: {0}")]
     Invalid(String),
 }
 
+/// A SAM template with its parameters resolved.
 pub struct Template {
     parameters: HashMap<String, String>,
     /// `CommaDelimitedList` parameters, which `Ref` gives as lists.
@@ -39,20 +50,26 @@ pub struct Template {
 /// A Lambda function the template declares, with its local stand-in names.
 #[derive(Clone, Debug)]
 pub struct FunctionDef {
+    /// Its logical id.
     pub logical_id: String,
     /// The workspace binary (`Metadata.BuildProperties.Binary`).
     pub binary: String,
+    /// Its `FunctionName`.
     pub name: String,
+    /// Its ARN.
     pub arn: String,
     /// `Environment.Variables`, resolved (Globals first).
     pub environment: Vec<(String, String)>,
+    /// Its `Timeout`.
     pub timeout_seconds: u64,
+    /// Its `MemorySize`.
     pub memory_mb: u32,
     /// `Events` of the function, resolved.
     pub events: Map<String, Value>,
 }
 
 impl Template {
+    /// Reads a template, with `overrides` winning over its parameters' defaults.
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Self, TemplateError> {
         let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
             path: path.display().to_string(),
@@ -118,6 +135,7 @@ impl Template {
         Ok(template)
     }
 
+    /// A parameter's resolved value.
     pub fn parameter(&self, name: &str) -> Option<&str> {
         self.parameters.get(name).map(String::as_str)
     }
@@ -139,6 +157,7 @@ impl Template {
         })
     }
 
+    /// The resources of one type, with their logical ids.
     pub fn resources_of_type<'a>(
         &'a self,
         kind: &'a str,
@@ -146,6 +165,7 @@ impl Template {
         self.resources().filter(move |(_, r)| r["Type"] == kind)
     }
 
+    /// The template's functions, resolved.
     pub fn functions(&self) -> Result<Vec<FunctionDef>, TemplateError> {
         let mut functions = Vec::new();
         for (id, resource) in self.resources_of_type("AWS::Serverless::Function") {
@@ -445,10 +465,12 @@ impl Template {
     }
 }
 
+/// The name a function without `FunctionName` gets.
 pub fn function_name(logical_id: &str) -> String {
     format!("{STACK_NAME}-{logical_id}")
 }
 
+/// The ARN of a function of the stack.
 pub fn function_arn(logical_id: &str) -> String {
     format!(
         "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{}",
@@ -457,6 +479,7 @@ pub fn function_arn(logical_id: &str) -> String {
     )
 }
 
+/// The name a bucket without `BucketName` gets.
 pub fn bucket_name(logical_id: &str) -> String {
     format!("{STACK_NAME}-{}", logical_id.to_ascii_lowercase())
 }

@@ -39,6 +39,7 @@ pub struct CredentialRegistry {
 }
 
 impl CredentialRegistry {
+    /// Accepts these credentials' signatures.
     pub fn register(&self, access_key: &str, secret_key: &str) {
         if let Ok(mut keys) = self.keys.write() {
             keys.insert(access_key.into(), secret_key.into());
@@ -60,6 +61,7 @@ impl S3Auth for CredentialRegistry {
     }
 }
 
+/// The local S3: buckets and objects in a folder.
 #[derive(Clone)]
 pub struct LocalS3 {
     root: PathBuf,
@@ -69,6 +71,7 @@ pub struct LocalS3 {
 }
 
 impl LocalS3 {
+    /// S3 over `root`, recording into `calls`, answering `faults` first.
     pub fn new(
         root: &Path,
         credentials: CredentialRegistry,
@@ -90,6 +93,7 @@ impl LocalS3 {
         })
     }
 
+    /// Its HTTP routes.
     pub fn router(&self) -> Router {
         Router::new().fallback(handle).with_state(self.clone())
     }
@@ -99,6 +103,7 @@ impl LocalS3 {
         &self.root
     }
 
+    /// Creates a bucket (a folder).
     pub fn create_bucket(&self, bucket: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(self.root.join(bucket))
     }
@@ -152,6 +157,7 @@ impl LocalS3 {
         std::fs::write(path, json!({ "e_tag": etag }).to_string())
     }
 
+    /// Whether the object exists.
     pub fn exists(&self, bucket: &str, key: &str) -> bool {
         self.object_path(bucket, key).is_file()
     }
