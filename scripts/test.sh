@@ -87,6 +87,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # default `sqlite` feature ([package.metadata.lambda.build] in its Cargo.toml).
 cargo clippy -p migration-runner --no-default-features --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --locked
+python3 scripts/doc_ratio.py
 # cargo-machete reads the sources (no network, no build); pinned so every machine checks alike.
 if ! cargo machete --version 2>/dev/null | grep -q "0.9.2"; then
   cargo install cargo-machete --locked --version 0.9.2 || { echo "error: cannot install cargo-machete" >&2; exit 1; }

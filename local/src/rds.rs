@@ -23,23 +23,36 @@ const DEFAULT_LOOKS_WHILE_CREATING: u32 = 1;
 /// The local RDS endpoint's state: instances, clusters, snapshots.
 #[derive(Clone)]
 pub struct LocalRds {
+    /// Instances, clusters, snapshots.
     state: Arc<Mutex<RdsState>>,
+    /// Where SQLite snapshots are copied.
     snapshot_dir: PathBuf,
+    /// Every call answered.
     calls: CallLog,
+    /// Planned failures.
     faults: Faults,
 }
 
+/// The endpoint's state.
 #[derive(Default)]
 struct RdsState {
+    /// Instances and clusters by identifier.
     databases: BTreeMap<String, LocalDatabase>,
+    /// Snapshots by identifier.
     snapshots: BTreeMap<String, LocalSnapshot>,
+    /// How many looks a new snapshot stays `creating` (default 1).
     looks_while_creating: Option<u32>,
 }
 
+/// A DB instance or Aurora cluster.
 struct LocalDatabase {
+    /// An Aurora cluster.
     cluster: bool,
+    /// Its engine.
     engine: String,
+    /// Its status.
     status: String,
+    /// The SQLite file it is, for a real snapshot.
     sqlite_file: Option<PathBuf>,
 }
 
@@ -56,6 +69,7 @@ pub struct LocalSnapshot {
     pub status: String,
     /// The copy of the SQLite database, for instances backed by one.
     pub file: Option<PathBuf>,
+    /// `Describe…Snapshots` calls left while `creating`.
     looks_left: u32,
 }
 
@@ -80,6 +94,7 @@ impl LocalRds {
         self.add(id, true, engine, None);
     }
 
+    /// Adds an instance or a cluster.
     fn add(&self, id: &str, cluster: bool, engine: &str, sqlite_file: Option<&Path>) {
         self.with(|s| {
             s.databases.insert(
@@ -118,6 +133,7 @@ impl LocalRds {
         crate::service::router(self.clone(), self.calls.clone(), self.faults.clone())
     }
 
+    /// Runs `f` on the state, under its lock.
     fn with<T>(&self, f: impl FnOnce(&mut RdsState) -> T) -> T {
         let mut state = self
             .state
@@ -126,6 +142,7 @@ impl LocalRds {
         f(&mut state)
     }
 
+    /// `DescribeDBInstances`/`DescribeDBClusters`.
     fn describe_database(&self, request: &Value, cluster: bool) -> Result<Value, ServiceError> {
         let key = if cluster {
             "DBClusterIdentifier"
@@ -156,6 +173,7 @@ impl LocalRds {
         })
     }
 
+    /// `CreateDBSnapshot`/`CreateDBClusterSnapshot`.
     fn create_snapshot(&self, request: &Value, cluster: bool) -> Result<Value, ServiceError> {
         let (id_key, of_key) = if cluster {
             ("DBClusterSnapshotIdentifier", "DBClusterIdentifier")
@@ -218,6 +236,7 @@ impl LocalRds {
         })
     }
 
+    /// `DescribeDBSnapshots`/`DescribeDBClusterSnapshots`.
     fn describe_snapshots(&self, request: &Value, cluster: bool) -> Result<Value, ServiceError> {
         let id_key = if cluster {
             "DBClusterSnapshotIdentifier"
@@ -302,6 +321,7 @@ impl JsonService for LocalRds {
     }
 }
 
+/// A request parameter.
 fn field<'a>(request: &'a Value, key: &str) -> Option<&'a str> {
     request
         .get(key)
@@ -309,6 +329,7 @@ fn field<'a>(request: &'a Value, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// `DBInstanceNotFound`/`DBClusterNotFoundFault`.
 fn not_found(cluster: bool, id: &str) -> ServiceError {
     if cluster {
         ServiceError::new(
@@ -325,6 +346,7 @@ fn not_found(cluster: bool, id: &str) -> ServiceError {
     }
 }
 
+/// A snapshot as `Describe…Snapshots` shows it.
 fn describe_snapshot(snapshot: &LocalSnapshot, engine: &str) -> Value {
     let percent = if snapshot.status == "available" {
         100

@@ -117,39 +117,62 @@ impl Invocation {
     }
 }
 
+/// An invocation waiting for the function to ask for it.
 struct Pending {
+    /// Its request id.
     request_id: String,
+    /// The event.
     body: Bytes,
+    /// `Lambda-Runtime-Deadline-Ms`.
     deadline_ms: u64,
+    /// `Lambda-Runtime-Invoked-Function-Arn`.
     arn: String,
 }
 
+/// Invocations handed out, waiting for their response.
 #[derive(Default)]
 struct Waiting {
+    /// Where each one's outcome goes, by request id.
     responders: HashMap<String, oneshot::Sender<Outcome>>,
 }
 
+/// What the Runtime API's handlers share.
 struct Shared {
+    /// Invocations not yet taken by `/next`.
     queue_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>,
+    /// Invocations taken, not yet answered.
     waiting: Mutex<Waiting>,
+    /// An init error the function posted before taking an event.
     init_error: Mutex<Option<Outcome>>,
 }
 
+/// The running function process.
 struct Process {
+    /// Its pid, for peak RSS.
     pid: Option<u32>,
+    /// How it exited, once it did.
     exited: watch::Receiver<Option<String>>,
+    /// Kills it.
     kill: Option<oneshot::Sender<()>>,
+    /// When it was started (ms since the host started), for cold-start times.
     spawned_at_ms: f64,
 }
 
 /// One function behind its own Runtime API endpoint.
 pub struct FunctionHost {
+    /// The function.
     spec: FunctionSpec,
+    /// Where the Runtime API listens.
     addr: SocketAddr,
+    /// What the handlers share.
     shared: Arc<Shared>,
+    /// Where invocations are queued.
     queue_tx: mpsc::UnboundedSender<Pending>,
+    /// The process, once started (again after a crash or timeout).
     process: tokio::sync::Mutex<Option<Process>>,
+    /// Its output, one line each.
     logs: Arc<Mutex<Vec<String>>>,
+    /// The Runtime API server.
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -277,6 +300,7 @@ impl FunctionHost {
         }
     }
 
+    /// Starts the function's process with the Lambda environment.
     fn spawn(&self) -> Result<Process, String> {
         let mut command = Command::new(&self.spec.program);
         command.args(&self.spec.args).env_clear();
@@ -347,6 +371,7 @@ impl FunctionHost {
         })
     }
 
+    /// Copies a stream of the process into the log, line by line.
     fn collect_lines<R: tokio::io::AsyncRead + Unpin + Send + 'static>(&self, reader: R) {
         let logs = self.logs.clone();
         let echo = self.spec.echo_logs;
@@ -381,6 +406,7 @@ impl Drop for FunctionHost {
     }
 }
 
+/// Waits until the process exits, with how.
 async fn wait_exit(exited: &mut watch::Receiver<Option<String>>) -> String {
     loop {
         if let Some(status) = exited.borrow().clone() {
@@ -392,11 +418,13 @@ async fn wait_exit(exited: &mut watch::Receiver<Option<String>>) -> String {
     }
 }
 
+/// Answers every invocation still waiting (the process is gone).
 async fn drain(shared: &Shared) {
     let mut rx = shared.queue_rx.lock().await;
     while rx.try_recv().is_ok() {}
 }
 
+/// Now, in epoch milliseconds.
 fn unix_time_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -411,6 +439,7 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// `GET /invocation/next`: the next event, with Lambda's headers.
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
     let pending = {
         let mut rx = shared.queue_rx.lock().await;
@@ -443,6 +472,7 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
     response
 }
 
+/// Hands an invocation's outcome to whoever waits for it.
 fn finish(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
     let sender = shared
         .waiting
@@ -459,6 +489,7 @@ fn finish(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
     }
 }
 
+/// `POST /invocation/{id}/response`.
 async fn respond(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
@@ -469,6 +500,7 @@ async fn respond(
     finish(&shared, &id, Outcome::Response { body })
 }
 
+/// `errorType` and `errorMessage` from an error post (header, then body).
 fn error_fields(headers: &HeaderMap, body: &[u8]) -> (String, String) {
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let error_type = parsed
@@ -490,6 +522,7 @@ fn error_fields(headers: &HeaderMap, body: &[u8]) -> (String, String) {
     (error_type, error_message)
 }
 
+/// `POST /invocation/{id}/error`.
 async fn fail(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
@@ -507,6 +540,7 @@ async fn fail(
     )
 }
 
+/// `POST /init/error`.
 async fn init_error(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,

@@ -47,11 +47,16 @@ pub struct Ephemeral {
     pub text: String,
 }
 
+/// Everything posted.
 #[derive(Default)]
 struct Workspace {
+    /// Messages, in order.
     messages: Vec<SlackMessage>,
+    /// Ephemeral messages.
     ephemerals: Vec<Ephemeral>,
+    /// Opened views.
     views: Vec<Value>,
+    /// User groups' members.
     usergroups: HashMap<String, Vec<String>>,
     /// `users.lookupByEmail`: lower-cased email → user id.
     emails: HashMap<String, String>,
@@ -60,11 +65,17 @@ struct Workspace {
 /// The recorded Slack: messages, ephemerals, opened views.
 #[derive(Clone)]
 pub struct LocalSlack {
+    /// The bot token accepted.
     token: String,
+    /// Everything posted.
     workspace: Arc<Mutex<Workspace>>,
+    /// The next message ts.
     next_ts: Arc<AtomicU64>,
+    /// Every call answered.
     calls: CallLog,
+    /// Planned failures.
     faults: Faults,
+    /// Where it listens, once started.
     url: Arc<Mutex<String>>,
 }
 
@@ -160,12 +171,14 @@ impl LocalSlack {
         self.calls.of("slack", method)
     }
 
+    /// A new message ts.
     fn new_ts(&self) -> String {
         let n = self.next_ts.fetch_add(1, Ordering::SeqCst);
         format!("{}.{:06}", n / 1_000_000, n % 1_000_000)
     }
 }
 
+/// One Web API call.
 async fn handle(
     State(slack): State<LocalSlack>,
     Path(method): Path<String>,
@@ -242,10 +255,12 @@ fn parse_request(headers: &HeaderMap, body: &[u8]) -> Value {
     }
 }
 
+/// A string field.
 fn text(request: &Value, key: &str) -> String {
     request[key].as_str().unwrap_or_default().to_string()
 }
 
+/// Answers one Web API method.
 fn dispatch(slack: &LocalSlack, method: &str, request: &Value) -> Value {
     let Ok(mut ws) = slack.workspace.lock() else {
         return json!({"ok": false, "error": "internal_error"});

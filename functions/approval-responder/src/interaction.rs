@@ -5,27 +5,42 @@ use pipeline_ext::slack::approval::{ApprovalRef, REASON_BLOCK, REASON_INPUT, REJ
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// A Slack user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlackUser {
+    /// Their id.
     pub id: String,
+    /// Their name (may be empty).
     pub name: String,
 }
 
+/// What Slack sent.
 #[derive(Clone, Debug)]
 pub enum Interaction {
+    /// A button of an approval message.
     Click {
+        /// `approve` or `reject`.
         action_id: String,
+        /// The approval the button is for.
         approval: ApprovalRef,
+        /// Who clicked.
         user: SlackUser,
+        /// The message's channel.
         channel: String,
+        /// The message's ts.
         message_ts: String,
         /// The message's blocks, to rewrite in place.
         blocks: Vec<Value>,
+        /// For `views.open`, when a reason is asked.
         trigger_id: String,
     },
+    /// The reason dialog, submitted.
     ReasonSubmitted {
+        /// What the dialog was opened for.
         context: DecisionContext,
+        /// Who submitted it.
         user: SlackUser,
+        /// The reason typed.
         reason: String,
     },
 }
@@ -36,10 +51,13 @@ pub struct DecisionContext {
     /// What the reason is for.
     #[serde(rename = "d", default)]
     pub decision: crate::policy::Decision,
+    /// The approval.
     #[serde(rename = "r")]
     pub approval: ApprovalRef,
+    /// The message's channel.
     #[serde(rename = "c")]
     pub channel: String,
+    /// The message's ts.
     #[serde(rename = "m")]
     pub message_ts: String,
     /// The message's blocks without the buttons, when they fit.
@@ -50,18 +68,24 @@ pub struct DecisionContext {
 /// Why a payload was refused; the text goes to the logs, not to Slack.
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
+    /// No `payload` field in the form.
     #[error("the body has no `payload` form field")]
     NoPayload,
+    /// `payload` is not JSON.
     #[error("the payload is not JSON")]
     NotJson,
+    /// A field the interaction needs is missing.
     #[error("the payload lacks {0}")]
     Missing(&'static str),
+    /// An action that is not one of our buttons.
     #[error("unknown action `{0}`")]
     UnknownAction(String),
+    /// An interaction type the responder does not take.
     #[error("unsupported interaction type `{0}`")]
     UnsupportedType(String),
 }
 
+/// Reads an interaction from a form body.
 pub fn parse(body: &[u8]) -> Result<Interaction, PayloadError> {
     let payload = form_urlencoded::parse(body)
         .find(|(k, _)| k == "payload")
@@ -141,6 +165,7 @@ pub fn message_carries(blocks: &[Value], approval: &ApprovalRef) -> bool {
         .any(|carried| carried == *approval)
 }
 
+/// A string field, when it is one.
 fn text(value: &Value) -> Option<String> {
     value.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }

@@ -125,28 +125,43 @@ pub enum StartError {
 /// decided, by whom and why, under which rule of the policy, on which message.
 #[derive(Clone, Copy)]
 struct Vote<'a> {
+    /// The rule that applies.
     rule: &'a Rule,
+    /// Approve or reject.
     decision: Decision,
+    /// The approval.
     approval: &'a ApprovalRef,
+    /// Who.
     user: &'a SlackUser,
+    /// Why, when a reason was given.
     reason: Option<&'a str>,
+    /// The message clicked.
     place: &'a Place<'a>,
 }
 
 /// Where the approval message is, and what it holds.
 struct Place<'a> {
+    /// Its channel.
     channel: &'a str,
+    /// Its ts.
     ts: &'a str,
+    /// Its blocks.
     blocks: &'a [Value],
 }
 
 /// What the function keeps across invocations: settings, the policy, clients and caches.
 pub struct Responder {
+    /// Settings.
     config: Config,
+    /// Who may decide what.
     policy: ApprovalPolicy,
+    /// Where clicks are counted, with `EXECUTIONS_TABLE`.
     votes: Option<VoteLedger>,
+    /// The Slack secret and the policy secret.
     secrets: SecretCache,
+    /// For `PutApprovalResult` and who started the execution.
     codepipeline: aws_sdk_codepipeline::Client,
+    /// The HTTPS client for Slack.
     http: reqwest::Client,
     /// Tokens this container already decided, so a double click decides once.
     decided: Mutex<HashSet<String>>,
@@ -718,6 +733,7 @@ impl Responder {
         }
     }
 
+    /// Remembers the token as decided in this container; `false` when it was already.
     fn first_decision(&self, token: &str) -> bool {
         self.decided
             .lock()
@@ -725,6 +741,7 @@ impl Responder {
             .unwrap_or(true)
     }
 
+    /// Forgets a token whose decision did not land.
     fn forget(&self, token: &str) {
         if let Ok(mut decided) = self.decided.lock() {
             decided.remove(token);
@@ -751,6 +768,7 @@ async fn tell(slack: &SlackClient, channel: &str, user: &SlackUser, text: &str, 
     }
 }
 
+/// The user's name, else their id.
 fn display_name(user: &SlackUser) -> &str {
     if user.name.is_empty() {
         &user.id

@@ -24,6 +24,7 @@ use serde::Deserialize;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
+    /// Approve.
     Approve,
     /// The default in a modal's metadata: the dialog used to be for rejections only.
     #[default]
@@ -34,38 +35,52 @@ pub enum Decision {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleDocument {
+    /// A name for messages.
     #[serde(default)]
     name: Option<String>,
+    /// Pipeline glob.
     #[serde(default = "any")]
     pipeline: String,
+    /// Stage glob.
     #[serde(default = "any")]
     stage: String,
+    /// Action glob.
     #[serde(default = "any")]
     action: String,
+    /// Slack user and group ids.
     approvers: Vec<String>,
+    /// Distinct approvals needed.
     #[serde(default = "one")]
     required: u32,
+    /// Whoever started the execution may not approve it.
     #[serde(default)]
     forbid_self_approval: bool,
+    /// Decisions that ask for a reason first.
     #[serde(default = "reject_only")]
     require_reason_for: Vec<Decision>,
 }
 
+/// The policy document.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyDocument {
+    /// Rules, first match wins.
     #[serde(default)]
     rules: Vec<RuleDocument>,
+    /// The rule when none matches (else `APPROVERS`).
     #[serde(default)]
     default: Option<RuleDocument>,
 }
 
+/// `*`.
 fn any() -> String {
     "*".into()
 }
+/// One approval.
 fn one() -> u32 {
     1
 }
+/// A reason for Reject only.
 fn reject_only() -> Vec<Decision> {
     vec![Decision::Reject]
 }
@@ -74,21 +89,29 @@ fn reject_only() -> Vec<Decision> {
 pub struct Rule {
     /// How refusals name it: the rule's `name`, else its globs, else "this pipeline".
     pub description: String,
+    /// Pipeline glob.
     pipeline: String,
+    /// Stage glob.
     stage: String,
+    /// Action glob.
     action: String,
+    /// Who may decide.
     pub approvers: Approvers,
     /// Distinct approvals needed.
     pub required: u32,
+    /// Whoever started the execution may not approve it.
     pub forbid_self_approval: bool,
+    /// Decisions that ask for a reason first.
     require_reason_for: Vec<Decision>,
 }
 
 impl Rule {
+    /// Whether this decision asks for a reason.
     pub fn requires_reason(&self, decision: Decision) -> bool {
         self.require_reason_for.contains(&decision)
     }
 
+    /// Whether the rule is about this approval.
     fn matches(&self, approval: &ApprovalRef) -> bool {
         glob_match(&self.pipeline, &approval.pipeline)
             && glob_match(&self.stage, &approval.stage)
@@ -112,7 +135,9 @@ impl Rule {
 
 /// The approval policy: rules by pipeline, stage and action glob, first match wins, else the default.
 pub struct ApprovalPolicy {
+    /// Compiled rules, first match wins.
     rules: Vec<Rule>,
+    /// The rule when none matches.
     default: Rule,
 }
 
@@ -182,6 +207,7 @@ impl ApprovalPolicy {
     }
 }
 
+/// Checks and compiles one rule; `path` names it in errors.
 fn compile(rule: RuleDocument, path: &str) -> Result<Rule, PolicyError> {
     let error = |field: &str, message: String| PolicyError {
         path: format!("{path}.{field}"),

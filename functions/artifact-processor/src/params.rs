@@ -69,28 +69,37 @@ impl Step {
     }
 }
 
+/// Parallel uploads by default.
 fn default_concurrency() -> usize {
     16
 }
 
+/// Changed paths over which the invalidation is `/*`.
 fn default_invalidate_all_over() -> usize {
     50
 }
 
+/// `publish`: an input artifact extracted into a bucket and prefix.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishStep {
+    /// The input artifact.
     pub input: String,
+    /// The site bucket.
     pub bucket: BucketName,
+    /// Where under the bucket (empty: its root).
     #[serde(default)]
     pub prefix: String,
+    /// Delete objects under the prefix that the artifact no longer has.
     #[serde(default)]
     pub delete_stale: bool,
     /// Glob → Cache-Control, first match in the order written wins.
     #[serde(default)]
     pub cache_control: IndexMap<String, HeaderValue>,
+    /// `Cache-Control` of files no pattern names.
     #[serde(default)]
     pub default_cache_control: Option<HeaderValue>,
+    /// The distribution to invalidate after a change.
     #[serde(default)]
     pub cloudfront_distribution_id: Option<DistributionId>,
     /// Uploads in flight at once (1–64).
@@ -101,6 +110,7 @@ pub struct PublishStep {
     pub invalidate_all_over: usize,
 }
 
+/// Which file `image_definitions` writes.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
@@ -111,65 +121,90 @@ pub enum ImageFormat {
     Imagedetail,
 }
 
+/// `image_definitions`: the file ECS deploy actions read.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageDefinitionsStep {
+    /// The output artifact.
     pub output: String,
+    /// `imagedefinitions.json` or `imageDetail.json`.
     #[serde(default)]
     pub format: ImageFormat,
     /// Container name → image URI.
     pub containers: IndexMap<String, String>,
 }
 
+/// `render`: placeholders replaced in some files.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RenderStep {
+    /// The input artifact.
     pub input: String,
+    /// The output artifact.
     pub output: String,
     /// Paths or globs of the files to render; every other file is copied as is.
     pub files: Vec<String>,
+    /// Placeholder names and their values, in order.
     pub values: IndexMap<String, String>,
 }
 
+/// `manifest`: the artifact plus `manifest.json`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestStep {
+    /// The input artifact.
     pub input: String,
+    /// The output artifact.
     pub output: String,
 }
 
+/// `**`: every file.
 fn everything() -> Vec<String> {
     vec!["**".to_string()]
 }
 
+/// `filter`: some files of an artifact.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterStep {
+    /// The input artifact.
     pub input: String,
+    /// The output artifact.
     pub output: String,
+    /// Globs of the files kept (default: all).
     #[serde(default = "everything")]
     pub include: Vec<String>,
+    /// Globs of the files dropped from those.
     #[serde(default)]
     pub exclude: Vec<String>,
 }
 
+/// How `promote` encrypts the copy.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PromoteEncryption {
+    /// SSE-S3.
     #[default]
     #[serde(rename = "AES256")]
     Aes256,
+    /// SSE-KMS, with `kms_key_id` or the bucket's key.
     #[serde(rename = "aws:kms")]
     AwsKms,
 }
 
+/// `promote`: an input artifact copied to a release bucket.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PromoteStep {
+    /// The input artifact.
     pub input: String,
+    /// The release bucket.
     pub bucket: BucketName,
+    /// The key, variables substituted.
     pub key: String,
+    /// How the copy is encrypted.
     #[serde(default)]
     pub encryption: PromoteEncryption,
+    /// The KMS key of `aws:kms`.
     #[serde(default)]
     pub kms_key_id: Option<HeaderValue>,
 }

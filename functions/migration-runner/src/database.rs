@@ -45,20 +45,28 @@ impl SqliteConnection {
 /// How often a busy lock is tried again.
 const LOCK_POLL: Duration = Duration::from_millis(200);
 
+/// One connection to the target.
 pub enum Database {
+    /// PostgreSQL.
     Postgres(PgConnection),
+    /// MySQL or MariaDB.
     MySql {
+        /// The connection.
         conn: MySqlConnection,
+        /// It is MariaDB (its timeouts are spelled differently).
         mariadb: bool,
     },
     // Without the `sqlite` feature the variant holds an empty type and is never built.
+    /// SQLite (local runs).
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Sqlite(SqliteConnection),
 }
 
 /// A held migration lock; `Database::unlock` gives it back (closing the connection does too).
 pub enum MigrationLock {
+    /// A session advisory lock.
     Postgres(i64),
+    /// A named lock.
     MySql(String),
     /// SQLite has no session locks: an exclusive lock on `<database>.migration-lock`, which the
     /// kernel releases when the process ends. Each migration also runs in a `BEGIN IMMEDIATE`
@@ -69,7 +77,9 @@ pub enum MigrationLock {
 
 /// Why a connection failed: rejected credentials are worth one retry with a fresh secret.
 pub enum ConnectError {
+    /// The server refused the credentials.
     Authentication(JobError),
+    /// Anything else.
     Other(JobError),
 }
 
@@ -82,6 +92,7 @@ impl From<ConnectError> for JobError {
 }
 
 impl Database {
+    /// Connects within `timeout`.
     pub async fn connect(target: &ConnectTarget, timeout: Duration) -> Result<Self, ConnectError> {
         if target.engine == Engine::Sqlite && !SQLITE_BUILT_IN {
             return Err(ConnectError::Other(sqlite_not_built_in()));
@@ -312,6 +323,7 @@ impl Database {
         }
     }
 
+    /// Closes the connection cleanly.
     pub async fn close(self) {
         let closed = with_conn!(self, conn => conn.close().await);
         if let Err(err) = closed {
@@ -391,6 +403,7 @@ fn lock_id(database_name: &str) -> i64 {
     0x3d32ad9e * (crc32fast::hash(database_name.as_bytes()) as i64)
 }
 
+/// A lock that could not be taken, explained.
 fn lock_error(err: sqlx::Error) -> JobError {
     JobError::failed(format!(
         "could not take the migration lock: {}",

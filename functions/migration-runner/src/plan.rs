@@ -6,6 +6,7 @@ use crate::source::{Migration, MigrationSet};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// What is wrong between the artifact and the history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Problem {
     /// A row with `success = false`: a migration failed part-way.
@@ -54,13 +55,16 @@ impl fmt::Display for Problem {
 pub struct MigrationPlan<'a> {
     /// In version order, up to `target_version`.
     pub pending: Vec<&'a Migration>,
+    /// What is wrong.
     pub problems: Vec<Problem>,
     /// Highest successfully applied version; `None` when nothing is applied.
     pub schema_version: Option<i64>,
+    /// Migrations applied.
     pub applied_count: usize,
 }
 
 impl<'a> MigrationPlan<'a> {
+    /// Compares the artifact's migrations with the history.
     pub fn new(
         set: &'a MigrationSet,
         history: &[AppliedMigration],

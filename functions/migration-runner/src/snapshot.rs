@@ -73,6 +73,7 @@ impl SnapshotSource {
         Ok(source)
     }
 
+    /// The instance or cluster identifier.
     pub fn identifier(&self) -> &str {
         match self {
             SnapshotSource::Instance(id) | SnapshotSource::Cluster(id) => id,
@@ -100,6 +101,7 @@ impl SnapshotSource {
     }
 }
 
+/// The parameters' identifier and the secret's, which must agree when both are given.
 fn agree<'a>(
     key: &str,
     from_params: Option<&'a str>,
@@ -133,7 +135,9 @@ fn check_identifier(id: &str) -> Result<(), JobError> {
 /// The snapshot this job took, carried in the continuation token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotRecord {
+    /// The snapshot's identifier.
     pub id: String,
+    /// What it is of.
     pub source: SnapshotSource,
     /// RDS reported it `available`.
     pub available: bool,
@@ -146,8 +150,11 @@ pub enum SnapshotStep {
     Ready(SnapshotRecord),
     /// Still being created; look again in the next invocation.
     Waiting {
+        /// The snapshot.
         record: SnapshotRecord,
+        /// Its status.
         status: String,
+        /// Its progress, when RDS says.
         percent: Option<i32>,
     },
 }
@@ -187,6 +194,7 @@ pub fn snapshot_id(
     )
 }
 
+/// Lower-case hex.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -321,6 +329,7 @@ pub async fn poll(
     step(record, status, percent, wait)
 }
 
+/// What to do next given the snapshot's status.
 fn step(
     mut record: SnapshotRecord,
     status: String,
@@ -347,16 +356,19 @@ fn step(
     }
 }
 
+/// The snapshot is gone.
 fn vanished(id: &str) -> JobError {
     JobError::failed(format!(
         "snapshot `{id}` was started but RDS no longer lists it (deleted?); nothing was applied"
     ))
 }
 
+/// The tag that marks our snapshots.
 fn our_tag() -> Tag {
     Tag::builder().key(TAG_KEY).value("restore-point").build()
 }
 
+/// Refuses a source that is not `available`.
 async fn check_source_available(client: &Client, source: &SnapshotSource) -> Result<(), JobError> {
     let status = match source {
         SnapshotSource::Instance(id) => {
@@ -396,11 +408,15 @@ async fn check_source_available(client: &Client, source: &SnapshotSource) -> Res
     }
 }
 
+/// How a create call ended other than with a new snapshot.
 enum Created {
+    /// A snapshot with that id exists.
     AlreadyExists,
+    /// The call failed.
     Failed(JobError),
 }
 
+/// `AlreadyExists` for RDS's already-exists faults, else the failure.
 fn already_exists_or<E>(
     error: SdkError<E, HttpResponse>,
     operation: &'static str,

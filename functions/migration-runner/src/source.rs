@@ -8,12 +8,17 @@ use std::collections::BTreeMap;
 /// One up migration from the artifact.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Migration {
+    /// Its version.
     pub version: i64,
     /// As sqlx derives it: the name after the version, suffix removed, `_` as spaces.
     pub description: String,
+    /// Its file name.
     pub file: String,
+    /// Its text.
     pub sql: String,
+    /// SHA-384 of its bytes, as sqlx computes it.
     pub checksum: Vec<u8>,
+    /// Marked to run outside a transaction.
     pub no_transaction: bool,
     /// The `.down.sql` that undoes it, for `revert`.
     pub down: Option<DownMigration>,
@@ -22,34 +27,45 @@ pub struct Migration {
 /// A `.down.sql` file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DownMigration {
+    /// Its file name.
     pub file: String,
+    /// Its text.
     pub sql: String,
+    /// Marked to run outside a transaction.
     pub no_transaction: bool,
 }
 
 impl Migration {
+    /// `<version> <description>`, for messages.
     pub fn label(&self) -> String {
         format!("{} ({})", self.version, self.description)
     }
 }
 
+/// Which of sqlx's file names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
+    /// `<version>_<description>.sql`.
     Simple,
+    /// `.up.sql`.
     Up,
+    /// `.down.sql`.
     Down,
 }
 
 /// Every migration in the folder, by version.
 #[derive(Debug, Default)]
 pub struct MigrationSet {
+    /// By version.
     pub migrations: BTreeMap<i64, Migration>,
 }
 
 /// Collects files one at a time, refusing names sqlx would not read the same way.
 #[derive(Debug, Default)]
 pub struct MigrationSetBuilder {
+    /// Up and simple migrations read so far.
     ups: BTreeMap<i64, (Kind, Migration)>,
+    /// Down migrations read so far.
     downs: BTreeMap<i64, DownMigration>,
 }
 
@@ -90,6 +106,7 @@ impl MigrationSetBuilder {
         Ok(())
     }
 
+    /// The set, once every file is read; refuses a mix of kinds or a down without its up.
     pub fn finish(mut self) -> Result<MigrationSet, JobError> {
         for (version, down) in std::mem::take(&mut self.downs) {
             match self.ups.get_mut(&version) {
@@ -115,12 +132,14 @@ impl MigrationSetBuilder {
     }
 }
 
+/// Two files with one version.
 fn duplicate(version: i64, first: &str, second: &str) -> JobError {
     JobError::config(format!(
         "version {version} is used by both `{first}` and `{second}`"
     ))
 }
 
+/// Version, kind and description from a file name.
 fn parse_name(name: &str) -> Result<(i64, Kind, String), JobError> {
     let expected = "expected `<version>_<description>.sql` (or `.up.sql`/`.down.sql`), e.g. `20240101120000_create_users.sql`";
     let Some((version, rest)) = name.split_once('_') else {

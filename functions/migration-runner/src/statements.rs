@@ -11,7 +11,9 @@
 /// One statement and the line of the file it starts on (1-based).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Statement {
+    /// The line it starts on.
     pub line: usize,
+    /// Its text.
     pub sql: String,
 }
 
@@ -46,7 +48,9 @@ pub enum Split {
 /// Why a file cannot be split.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SplitError {
+    /// The line where the problem is.
     pub line: usize,
+    /// What it is.
     pub message: String,
 }
 
@@ -98,19 +102,27 @@ pub fn split(sql: &str, dialect: Dialect) -> Result<Split, SplitError> {
     Ok(Split::Statements(statements))
 }
 
+/// Walks a migration's bytes, skipping quotes and comments.
 struct Scanner<'a> {
+    /// The migration's bytes.
     bytes: &'a [u8],
+    /// The same, as text.
     sql: &'a str,
+    /// Whose quoting and comment rules apply.
     dialect: Dialect,
+    /// The position.
     i: usize,
+    /// The line at the position.
     line: usize,
 }
 
 impl Scanner<'_> {
+    /// The byte `offset` ahead.
     fn peek(&self, offset: usize) -> Option<u8> {
         self.bytes.get(self.i + offset).copied()
     }
 
+    /// Moves one byte, counting lines.
     fn advance(&mut self) {
         if self.bytes[self.i] == b'\n' {
             self.line += 1;
@@ -134,6 +146,7 @@ impl Scanner<'_> {
         None
     }
 
+    /// A `--` or `#` comment starts here.
     fn at_line_comment(&self) -> bool {
         match self.peek(0) {
             Some(b'#') => self.dialect == Dialect::MySql,
@@ -160,12 +173,14 @@ impl Scanner<'_> {
         !executable
     }
 
+    /// Skips to the end of the line.
     fn skip_line(&mut self) {
         while self.i < self.bytes.len() && self.bytes[self.i] != b'\n' {
             self.i += 1;
         }
     }
 
+    /// Skips a `/* */` comment.
     fn skip_block_comment(&mut self) {
         self.i += 2;
         while self.i < self.bytes.len() {
@@ -202,11 +217,13 @@ impl Scanner<'_> {
         false
     }
 
+    /// `word` (case-insensitive) starts here, as a whole word.
     fn at_word(&self, word: &str) -> bool {
         self.bytes.len() >= self.i + word.len()
             && self.bytes[self.i..self.i + word.len()].eq_ignore_ascii_case(word.as_bytes())
     }
 
+    /// A word of `len` bytes ends here.
     fn word_ends_at(&self, len: usize) -> bool {
         self.peek(len).is_none_or(|c| c.is_ascii_whitespace())
     }
@@ -245,6 +262,7 @@ impl Scanner<'_> {
         self.i
     }
 
+    /// Skips to after the closing quote, doubled quotes and escapes included.
     fn skip_quoted_until(&mut self, close: u8) {
         while self.i < self.bytes.len() && self.bytes[self.i] != close {
             self.advance();
@@ -252,6 +270,7 @@ impl Scanner<'_> {
         self.i = (self.i + 1).min(self.bytes.len());
     }
 
+    /// Skips a `DELIMITER` line's delimiter.
     fn skip_delimiter(&mut self, delimiter: &str) {
         if self.bytes[self.i.min(self.bytes.len())..].starts_with(delimiter.as_bytes()) {
             self.i += delimiter.len();

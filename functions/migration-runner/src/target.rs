@@ -11,13 +11,21 @@ use std::net::IpAddr;
 /// string; both are accepted. `dbInstanceIdentifier`/`dbClusterIdentifier` (RDS-managed
 /// secrets) name what a snapshot is taken of; other keys are ignored.
 struct DatabaseSecret {
+    /// RDS-managed secrets: the instance.
     db_instance_identifier: Option<String>,
+    /// RDS-managed secrets: the Aurora cluster.
     db_cluster_identifier: Option<String>,
+    /// `postgres`, `mysql`, `mariadb`…
     engine: Option<String>,
+    /// The host.
     host: Option<String>,
+    /// The port.
     port: Option<u16>,
+    /// The user.
     username: Option<String>,
+    /// The password.
     password: Option<String>,
+    /// The database.
     dbname: Option<String>,
 }
 
@@ -76,16 +84,23 @@ impl DatabaseSecret {
 /// Everything needed to connect. `Debug` never shows the password.
 #[derive(Clone)]
 pub struct ConnectTarget {
+    /// The engine.
     pub engine: Engine,
+    /// The host.
     pub host: String,
+    /// The port.
     pub port: u16,
+    /// The user.
     pub username: String,
+    /// The password (never shown by `Debug`).
     pub password: String,
     /// The database name (for SQLite, the file path).
     pub dbname: String,
+    /// How the connection is encrypted.
     pub tls: TlsPolicy,
     /// The RDS instance or cluster named by the secret, for snapshots.
     pub rds_instance: Option<String>,
+    /// The Aurora cluster, for a snapshot.
     pub rds_cluster: Option<String>,
 }
 
@@ -103,6 +118,7 @@ impl fmt::Debug for ConnectTarget {
     }
 }
 
+/// How the connection is encrypted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TlsPolicy {
     /// Loopback: TLS when the server offers it.
@@ -207,12 +223,14 @@ fn pick<T: PartialEq + fmt::Debug>(
     }
 }
 
+/// A required setting neither the secret nor the parameters give.
 fn missing(key: &str) -> JobError {
     JobError::config(format!(
         "no `{key}`: neither the database secret nor UserParameters give one"
     ))
 }
 
+/// A SQLite database in memory (gone when the run ends).
 fn is_in_memory(dbname: &str) -> bool {
     let name = dbname.trim();
     name == ":memory:"
@@ -221,6 +239,7 @@ fn is_in_memory(dbname: &str) -> bool {
         || name.trim_start_matches("sqlite:").trim_start_matches("//") == ":memory:"
 }
 
+/// A host on this machine.
 fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host

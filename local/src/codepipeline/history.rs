@@ -23,15 +23,18 @@ struct ExecutionRecord {
     source_revisions: Vec<Value>,
     /// Seconds since the epoch.
     start_time: f64,
+    /// When it last changed (epoch seconds).
     last_update_time: f64,
     /// Registration order, so executions started in the same instant still list newest first.
     sequence: u64,
 }
 
 impl ExecutionRecord {
+    /// Its pipeline.
     fn pipeline(&self) -> &str {
         self.execution["pipelineName"].as_str().unwrap_or_default()
     }
+    /// Its id.
     fn id(&self) -> &str {
         self.execution["pipelineExecutionId"]
             .as_str()
@@ -43,8 +46,11 @@ impl ExecutionRecord {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DetailRecords {
+    /// The pipeline.
     pipeline: String,
+    /// The execution.
     execution_id: String,
+    /// The details, as the API returns them.
     details: Vec<Value>,
 }
 
@@ -53,19 +59,28 @@ struct DetailRecords {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StageInputs {
+    /// The pipeline.
     pipeline: String,
+    /// The execution.
     execution_id: String,
+    /// The stage.
     stage: String,
+    /// Its artifacts and variables.
     inputs: Value,
 }
 
+/// What is kept in the state folder.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Stored {
+    /// Executions, oldest first.
     executions: Vec<ExecutionRecord>,
+    /// Action executions per execution.
     action_executions: Vec<DetailRecords>,
+    /// Rule executions per execution.
     #[serde(default)]
     rule_executions: Vec<DetailRecords>,
+    /// What each successful stage ran with.
     #[serde(default)]
     succeeded_stages: Vec<StageInputs>,
 }
@@ -73,7 +88,9 @@ struct Stored {
 /// Every execution known to the local CodePipeline.
 #[derive(Debug, Default)]
 pub struct ExecutionHistory {
+    /// What is kept.
     stored: Stored,
+    /// Where, with a state folder.
     file: Option<PathBuf>,
 }
 
@@ -99,6 +116,7 @@ impl ExecutionHistory {
         })
     }
 
+    /// Whether any execution of the pipeline is known.
     pub fn knows_pipeline(&self, pipeline: &str) -> bool {
         self.stored
             .executions
@@ -136,6 +154,7 @@ impl ExecutionHistory {
         self.save();
     }
 
+    /// Sets an execution's status.
     pub fn set_status(&mut self, pipeline: &str, execution_id: &str, status: &str) {
         if let Some(record) = self.find_mut(pipeline, execution_id) {
             record.execution["status"] = json!(status);
@@ -144,6 +163,7 @@ impl ExecutionHistory {
         }
     }
 
+    /// Adds action executions to an execution.
     pub fn add_action_executions(
         &mut self,
         pipeline: &str,
@@ -197,6 +217,7 @@ impl ExecutionHistory {
             .map(|s| (s.execution_id.clone(), s.inputs.clone()))
     }
 
+    /// An execution, to change it.
     fn find_mut(&mut self, pipeline: &str, execution_id: &str) -> Option<&mut ExecutionRecord> {
         self.stored
             .executions
@@ -320,6 +341,7 @@ impl ExecutionHistory {
     }
 }
 
+/// Adds details (actions or rules) to an execution's list.
 fn add_details(
     records: &mut Vec<DetailRecords>,
     pipeline: &str,
@@ -362,6 +384,7 @@ fn list_details(
     Ok(body)
 }
 
+/// `maxResults`, within the API's range.
 fn page_size(request: &Value) -> Result<usize, ServiceError> {
     let max = request
         .get("maxResults")
@@ -373,6 +396,7 @@ fn page_size(request: &Value) -> Result<usize, ServiceError> {
     Ok(max as usize)
 }
 
+/// Where `nextToken` says a page starts.
 fn page_start(request: &Value) -> Result<usize, ServiceError> {
     match request.get("nextToken").and_then(Value::as_str) {
         None => Ok(0),
@@ -382,6 +406,7 @@ fn page_start(request: &Value) -> Result<usize, ServiceError> {
     }
 }
 
+/// Now, in epoch seconds.
 fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

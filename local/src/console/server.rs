@@ -19,8 +19,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// The page, embedded in the binary.
 const INDEX_HTML: &str = include_str!("assets/index.html");
+/// The page's script.
 const APP_JS: &str = include_str!("assets/app.js");
+/// The page's styles.
 const STYLE_CSS: &str = include_str!("assets/style.css");
 
 /// Largest file of an artifact the console shows.
@@ -48,19 +51,29 @@ pub type SlackRequest = (SlackAction, oneshot::Sender<Result<String, String>>);
 
 /// The approval a run waits at, with the console's decision.
 struct Waiting {
+    /// The approval's stage.
     stage: String,
+    /// The approval action.
     action: String,
     /// Views opened before the wait began: a later one is the modal to show.
     views_before: usize,
+    /// Where the page's clicks go.
     requests: mpsc::Sender<SlackRequest>,
 }
 
+/// What the console's handlers share.
 struct Shared {
+    /// What the page shows.
     record: Mutex<ConsoleRecord>,
+    /// Bumped on every change, for the server-sent events.
     changed: watch::Sender<u64>,
+    /// Where the record is kept, when there is a state folder.
     state_dir: Option<PathBuf>,
+    /// The local S3's folder, for the artifact browser.
     s3_root: PathBuf,
+    /// The recorded Slack, when the run has one.
     slack: Option<LocalSlack>,
+    /// The approval waiting for a click, if any.
     waiting: Mutex<Option<Waiting>>,
     /// False for `pipeline-local console` (browsing a state folder).
     live: bool,
@@ -69,9 +82,11 @@ struct Shared {
 /// The console of a run (or of a state folder): cheap to clone, shared with the executor.
 #[derive(Clone)]
 pub struct Console {
+    /// What the handlers share.
     shared: Arc<Shared>,
 }
 
+/// A lock that survives a panic in another holder.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -94,6 +109,7 @@ impl Console {
         Self::new(record, None, s3_root, None, false)
     }
 
+    /// A console over `record`, kept in `state_dir` when given.
     fn new(
         record: ConsoleRecord,
         state_dir: Option<PathBuf>,
@@ -199,6 +215,7 @@ impl Console {
         Ok(format!("http://{addr}/"))
     }
 
+    /// `/api/state`: the record and the Slack channel as the page draws them.
     fn snapshot(&self) -> Value {
         let record = lock(&self.shared.record).clone();
         let waiting = lock(&self.shared.waiting);
@@ -286,6 +303,7 @@ async fn loopback_host_only(
     }
 }
 
+/// An embedded asset with its content type and the security headers.
 fn page(body: &'static str, kind: &'static str) -> Response {
     (
         [
@@ -301,10 +319,12 @@ fn page(body: &'static str, kind: &'static str) -> Response {
         .into_response()
 }
 
+/// `GET /api/state`.
 async fn state(State(console): State<Console>) -> Json<Value> {
     Json(console.snapshot())
 }
 
+/// `GET /api/events`: one server-sent event per change.
 async fn events(
     State(console): State<Console>,
 ) -> Sse<impl futures_util::stream::Stream<Item = Result<Event, Infallible>>> {
@@ -325,10 +345,14 @@ async fn events(
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
+/// Which artifact, and which file in it.
 #[derive(Deserialize)]
 struct ArtifactQuery {
+    /// Its bucket.
     bucket: String,
+    /// Its key.
     key: String,
+    /// A file in the zip, for its content.
     path: Option<String>,
 }
 
@@ -343,10 +367,12 @@ fn open_artifact(
     zip::ZipArchive::new(file).map_err(|e| format!("{} is not a zip: {e}", query.key))
 }
 
+/// A 404 saying why.
 fn not_found(why: String) -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"error": why}))).into_response()
 }
 
+/// `GET /api/artifact`: the files of an artifact.
 async fn artifact_files(
     State(console): State<Console>,
     Query(query): Query<ArtifactQuery>,
@@ -364,6 +390,7 @@ async fn artifact_files(
     Json(json!({"files": files})).into_response()
 }
 
+/// `GET /api/artifact/file`: one file of an artifact, as text.
 async fn artifact_file(
     State(console): State<Console>,
     Query(query): Query<ArtifactQuery>,
@@ -410,16 +437,21 @@ async fn artifact_file(
     }
 }
 
+/// A plain-text response.
 fn text(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
+/// A click from the page.
 #[derive(Deserialize)]
 struct ClickBody {
+    /// The message's ts.
     ts: String,
+    /// The button's `action_id`.
     action_id: String,
 }
 
+/// `POST /api/slack/click`: the page's click, for the waiting approval.
 async fn click(State(console): State<Console>, Json(body): Json<ClickBody>) -> Response {
     console
         .send(SlackAction::Click {
@@ -429,11 +461,14 @@ async fn click(State(console): State<Console>, Json(body): Json<ClickBody>) -> R
         .await
 }
 
+/// A reason typed in the page's dialog.
 #[derive(Deserialize)]
 struct SubmitBody {
+    /// The reason.
     reason: String,
 }
 
+/// `POST /api/slack/submit`: the dialog's submission, for the waiting approval.
 async fn submit(State(console): State<Console>, Json(body): Json<SubmitBody>) -> Response {
     console
         .send(SlackAction::Submit {

@@ -6,22 +6,31 @@
 
 use serde_json::{json, Map, Value};
 
+/// An item as DynamoDB's JSON holds it: attribute name to typed value.
 pub type Item = Map<String, Value>;
 
 /// Names and values an expression refers to.
 pub struct Bindings<'a> {
+    /// `ExpressionAttributeNames`.
     pub names: &'a Map<String, Value>,
+    /// `ExpressionAttributeValues`.
     pub values: &'a Map<String, Value>,
 }
 
+/// One token of an expression.
 #[derive(Clone, Debug, PartialEq)]
 enum Token {
+    /// A keyword, function name or attribute name.
     Word(String),
+    /// A `#name` placeholder.
     Name(String),
+    /// A `:value` placeholder.
     Value(String),
+    /// Punctuation or a comparator.
     Symbol(&'static str),
 }
 
+/// Splits an expression into tokens; an unknown character is a `ValidationException`.
 fn tokenize(text: &str) -> Result<Vec<Token>, String> {
     let mut tokens = Vec::new();
     let chars: Vec<char> = text.chars().collect();
@@ -75,23 +84,35 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
     Ok(tokens)
 }
 
+/// A recursive-descent parser over one expression's tokens.
 struct Parser<'a> {
+    /// The tokens.
     tokens: Vec<Token>,
+    /// The next token's index.
     at: usize,
+    /// The request's placeholders.
     bindings: &'a Bindings<'a>,
 }
 
+/// What an operand of a condition or a `SET` action is.
 #[derive(Clone, Debug)]
 enum Operand {
+    /// An attribute of the item.
     Path(String),
+    /// A `:value`.
     Value(Value),
+    /// `if_not_exists(path, operand)`.
     IfNotExists(String, Box<Operand>),
+    /// `a + b` or `a - b`.
     Arithmetic(Box<Operand>, &'static str, Box<Operand>),
+    /// `size(path)`.
     Size(String),
+    /// `list_append(a, b)`.
     ListAppend(Box<Operand>, Box<Operand>),
 }
 
 impl<'a> Parser<'a> {
+    /// Tokenizes `text` for parsing with `bindings`.
     fn new(text: &str, bindings: &'a Bindings<'a>) -> Result<Self, String> {
         Ok(Self {
             tokens: tokenize(text)?,
@@ -100,16 +121,19 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// The next token, not consumed.
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.at)
     }
 
+    /// Consumes the next token.
     fn next(&mut self) -> Option<Token> {
         let token = self.tokens.get(self.at).cloned();
         self.at += 1;
         token
     }
 
+    /// Consumes `word` (case-insensitive) when it is next.
     fn keyword(&mut self, word: &str) -> bool {
         if matches!(self.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(word)) {
             self.at += 1;
@@ -119,6 +143,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Consumes `symbol` when it is next.
     fn symbol(&mut self, symbol: &str) -> bool {
         if matches!(self.peek(), Some(Token::Symbol(s)) if *s == symbol) {
             self.at += 1;
@@ -128,6 +153,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Consumes `symbol`, or says what was found instead.
     fn expect(&mut self, symbol: &str) -> Result<(), String> {
         if self.symbol(symbol) {
             Ok(())
@@ -139,6 +165,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// An attribute path, placeholders resolved.
     fn path(&mut self) -> Result<String, String> {
         match self.next() {
             Some(Token::Word(w)) => Ok(w),
@@ -155,6 +182,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// An operand, with `+`/`-` between operands.
     fn operand(&mut self) -> Result<Operand, String> {
         let first = self.single_operand()?;
         for op in ["+", "-"] {
@@ -166,6 +194,7 @@ impl<'a> Parser<'a> {
         Ok(first)
     }
 
+    /// One operand: a function, a value or a path.
     fn single_operand(&mut self) -> Result<Operand, String> {
         match self.peek().cloned() {
             Some(Token::Value(v)) => {
@@ -206,6 +235,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A condition: `OR` of `AND`s, evaluated against the item (`None`: no item).
     fn condition(&mut self, item: Option<&Item>) -> Result<bool, String> {
         let mut result = self.and(item)?;
         while self.keyword("OR") {
@@ -215,6 +245,7 @@ impl<'a> Parser<'a> {
         Ok(result)
     }
 
+    /// `AND` of unary conditions.
     fn and(&mut self, item: Option<&Item>) -> Result<bool, String> {
         let mut result = self.unary(item)?;
         while self.keyword("AND") {
@@ -224,6 +255,7 @@ impl<'a> Parser<'a> {
         Ok(result)
     }
 
+    /// `NOT`, parentheses, a function or a comparison.
     fn unary(&mut self, item: Option<&Item>) -> Result<bool, String> {
         if self.keyword("NOT") {
             return Ok(!self.unary(item)?);
@@ -278,10 +310,12 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The value at `path` in the item.
 fn lookup<'a>(item: Option<&'a Item>, path: &str) -> Option<&'a Value> {
     item?.get(path)
 }
 
+/// The value of an operand on the item; `None` when it names nothing.
 fn evaluate(operand: &Operand, item: Option<&Item>) -> Result<Option<Value>, String> {
     Ok(match operand {
         Operand::Value(v) => Some(v.clone()),
@@ -331,6 +365,7 @@ fn evaluate(operand: &Operand, item: Option<&Item>) -> Result<Option<Value>, Str
     })
 }
 
+/// A number as DynamoDB writes it (no `.0` on whole numbers).
 fn format_number(n: f64) -> String {
     if n.fract() == 0.0 && n.abs() < 1e15 {
         format!("{}", n as i64)
@@ -339,6 +374,7 @@ fn format_number(n: f64) -> String {
     }
 }
 
+/// Compares typed values: numbers as numbers, strings and binaries as bytes.
 fn compare(left: &Value, comparator: &str, right: &Value) -> bool {
     use std::cmp::Ordering;
     let ordering = match (left.get("N"), right.get("N"), left.get("S"), right.get("S")) {
@@ -419,6 +455,7 @@ pub fn apply_update(text: &str, item: &mut Item, bindings: &Bindings) -> Result<
     Ok(())
 }
 
+/// `ADD` (numbers and sets) or `DELETE` (sets) on one attribute.
 fn add_or_delete(item: &mut Item, path: String, value: Value, add: bool) -> Result<(), String> {
     let set_kind = ["SS", "NS", "BS"]
         .into_iter()

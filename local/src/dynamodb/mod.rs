@@ -14,7 +14,9 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+/// A table.
 struct Table {
+    /// Its key attributes.
     key: Vec<String>,
     /// Items by their key attributes, serialized.
     items: BTreeMap<String, Item>,
@@ -23,13 +25,18 @@ struct Table {
 /// Shared state of the local DynamoDB endpoint.
 #[derive(Clone)]
 pub struct LocalDynamoDb {
+    /// Tables by name.
     tables: Arc<Mutex<HashMap<String, Table>>>,
+    /// Every call answered.
     calls: CallLog,
+    /// Planned failures.
     faults: Faults,
 }
 
+/// A response or DynamoDB's error.
 type Answer = Result<Value, ServiceError>;
 
+/// A `ValidationException`-like error.
 fn bad(code: &str, message: impl Into<String>) -> ServiceError {
     ServiceError::client(code, message)
 }
@@ -68,12 +75,14 @@ impl LocalDynamoDb {
             .unwrap_or_default()
     }
 
+    /// The tables, under their lock.
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Table>> {
         self.tables
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Dispatches one operation.
     fn operation(&self, operation: &str, request: &Value) -> Answer {
         match operation {
             "CreateTable" => self.create(request),
@@ -87,6 +96,7 @@ impl LocalDynamoDb {
         }
     }
 
+    /// `CreateTable`.
     fn create(&self, request: &Value) -> Answer {
         let name = table_name(request)?;
         let schema = request["KeySchema"].as_array().cloned().unwrap_or_default();
@@ -114,6 +124,7 @@ impl LocalDynamoDb {
         Ok(json!({"TableDescription": describe_table(name, &names)}))
     }
 
+    /// `DescribeTable`.
     fn describe(&self, request: &Value) -> Answer {
         let name = table_name(request)?;
         let tables = self.lock();
@@ -122,6 +133,7 @@ impl LocalDynamoDb {
         Ok(json!({"Table": describe_table(name, &key)}))
     }
 
+    /// `GetItem`.
     fn get_item(&self, request: &Value) -> Answer {
         let name = table_name(request)?;
         let tables = self.lock();
@@ -133,6 +145,7 @@ impl LocalDynamoDb {
         })
     }
 
+    /// `PutItem`.
     fn put_item(&self, request: &Value) -> Answer {
         let name = table_name(request)?;
         let item = request["Item"]
@@ -147,6 +160,7 @@ impl LocalDynamoDb {
         Ok(returned(request, old, None))
     }
 
+    /// `UpdateItem`.
     fn update_item(&self, request: &Value) -> Answer {
         let name = table_name(request)?;
         let mut tables = self.lock();
@@ -181,6 +195,7 @@ impl LocalDynamoDb {
         Ok(returned(request, existing, Some(item)))
     }
 
+    /// `DeleteItem`.
     fn delete_item(&self, request: &Value) -> Answer {
         let name = table_name(request)?;
         let mut tables = self.lock();
@@ -191,6 +206,7 @@ impl LocalDynamoDb {
         Ok(returned(request, old, None))
     }
 
+    /// `Scan`.
     fn scan(&self, request: &Value) -> Answer {
         let name = table_name(request)?;
         let tables = self.lock();
@@ -200,6 +216,7 @@ impl LocalDynamoDb {
     }
 }
 
+/// `TableName`.
 fn table_name(request: &Value) -> Result<&str, ServiceError> {
     request["TableName"]
         .as_str()
@@ -207,6 +224,7 @@ fn table_name(request: &Value) -> Result<&str, ServiceError> {
         .ok_or_else(|| bad("ValidationException", "TableName is required"))
 }
 
+/// `ResourceNotFoundException`.
 fn not_found(name: &str) -> ServiceError {
     bad(
         "ResourceNotFoundException",
@@ -214,6 +232,7 @@ fn not_found(name: &str) -> ServiceError {
     )
 }
 
+/// A table as `DescribeTable` shows it.
 fn describe_table(name: &str, key: &[&str]) -> Value {
     let types = ["HASH", "RANGE"];
     json!({
@@ -249,6 +268,7 @@ fn item_key(table: &Table, key: &Value, exact: bool) -> Result<String, ServiceEr
     Ok(Value::Object(parts).to_string())
 }
 
+/// The request's attribute names and values.
 fn bindings(request: &Value) -> (Map<String, Value>, Map<String, Value>) {
     let get = |field: &str| request[field].as_object().cloned().unwrap_or_default();
     (
@@ -257,6 +277,7 @@ fn bindings(request: &Value) -> (Map<String, Value>, Map<String, Value>) {
     )
 }
 
+/// `ConditionExpression` against the item; `ConditionalCheckFailedException` when it does not hold.
 fn check_condition(request: &Value, existing: Option<&Item>) -> Result<(), ServiceError> {
     let Some(condition) = request["ConditionExpression"].as_str() else {
         return Ok(());
@@ -281,6 +302,7 @@ fn check_condition(request: &Value, existing: Option<&Item>) -> Result<(), Servi
     }
 }
 
+/// `ReturnValues`: the old or new item, or nothing.
 fn returned(request: &Value, old: Option<Item>, new: Option<Item>) -> Value {
     match request["ReturnValues"].as_str().unwrap_or("NONE") {
         "ALL_OLD" => old.map(|i| json!({"Attributes": i})).unwrap_or(json!({})),

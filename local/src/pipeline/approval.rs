@@ -14,16 +14,26 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The bot token of the recorded Slack.
 pub const BOT_TOKEN: &str = "xoxb-pipeline-local";
+/// The signing secret of the recorded Slack app.
 pub const SIGNING_SECRET: &str = "pipeline-local-signing-secret";
+/// The Slack user who clicks.
 pub const APPROVER: &str = "U0LOCALAPPROVER";
+/// The channel approvals go to.
 pub const CHANNEL: &str = "C0PIPELINELOCAL";
 
+/// An approval waiting in the local run.
 pub struct ApprovalRequest<'a> {
+    /// The pipeline.
     pub pipeline: &'a str,
+    /// The stage.
     pub stage: &'a str,
+    /// The approval action.
     pub action: &'a str,
+    /// The execution.
     pub execution_id: &'a str,
+    /// The action's `CustomData`, variables substituted.
     pub custom_data: Option<String>,
+    /// The action's `ExternalEntityLink`.
     pub external_link: Option<String>,
 }
 
@@ -37,11 +47,15 @@ pub enum Decider<'a> {
 
 /// Where the decision came from, for the report.
 pub struct ApprovalOutcome {
+    /// CodePipeline recorded Approved.
     pub approved: bool,
+    /// The decision's summary.
     pub summary: String,
+    /// What happened, step by step.
     pub steps: Vec<String>,
 }
 
+/// Publishes the approval, has it decided, and says how it ended.
 pub async fn decide(
     aws: &LocalAws,
     slack: &LocalSlack,
@@ -165,6 +179,7 @@ pub async fn decide(
     })
 }
 
+/// When the approval expires, as CodePipeline writes it (7 days).
 fn expires() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -194,6 +209,7 @@ fn signed(payload: &Value) -> Value {
     })
 }
 
+/// Sends a signed interaction to approval-responder; its response body.
 async fn send(responder: &FunctionHost, payload: &Value) -> Result<String, String> {
     let invocation = responder.invoke(&signed(payload)).await;
     match invocation.outcome {
@@ -202,6 +218,7 @@ async fn send(responder: &FunctionHost, payload: &Value) -> Result<String, Strin
     }
 }
 
+/// Clicks a button of the approval message, as Slack would.
 async fn click(
     responder: &FunctionHost,
     message: &SlackMessage,
@@ -234,6 +251,7 @@ async fn click(
     send(responder, &payload).await
 }
 
+/// Submits the reason dialog, as Slack would.
 async fn submit_reason(
     responder: &FunctionHost,
     view: &Value,

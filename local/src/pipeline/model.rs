@@ -3,18 +3,25 @@
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+/// A pipeline as the template declares it.
 #[derive(Clone, Debug)]
 pub struct PipelineDef {
+    /// Its name.
     pub name: String,
+    /// Its artifact store's bucket.
     pub artifact_bucket: String,
+    /// Its stages, in order.
     pub stages: Vec<StageDef>,
     /// `ExecutionMode`: `SUPERSEDED` (the default), `QUEUED` or `PARALLEL`.
     pub execution_mode: String,
 }
 
+/// A stage.
 #[derive(Clone, Debug)]
 pub struct StageDef {
+    /// Its name.
     pub name: String,
+    /// Its actions, in `RunOrder`.
     pub actions: Vec<ActionDef>,
     /// `OnFailure.Result`: `ROLLBACK`, `FAIL` or `RETRY` (CodePipeline V2).
     pub on_failure: Option<String>,
@@ -31,19 +38,23 @@ pub struct StageDef {
 pub struct ConditionDef {
     /// `FAIL`, `ROLLBACK`, `SKIP`…
     pub result: String,
+    /// Its rules, all of which must be met.
     pub rules: Vec<RuleDef>,
 }
 
 /// One rule of a condition.
 #[derive(Clone, Debug)]
 pub struct RuleDef {
+    /// Its name.
     pub name: String,
     /// `RuleTypeId.Provider`: `VariableCheck`, `CloudWatchAlarm`, `LambdaInvoke`, …
     pub provider: String,
+    /// Its configuration, resolved.
     pub configuration: Map<String, Value>,
 }
 
 impl RuleDef {
+    /// A configuration value, as text.
     pub fn config(&self, key: &str) -> Option<String> {
         match self.configuration.get(key)? {
             Value::String(s) => Some(s.clone()),
@@ -53,6 +64,7 @@ impl RuleDef {
     }
 }
 
+/// The conditions of a `BeforeEntry`/`OnSuccess` block.
 fn conditions(block: &Value) -> Vec<ConditionDef> {
     block["Conditions"]
         .as_array()
@@ -80,24 +92,36 @@ fn conditions(block: &Value) -> Vec<ConditionDef> {
         .collect()
 }
 
+/// An action.
 #[derive(Clone, Debug)]
 pub struct ActionDef {
+    /// Its name.
     pub name: String,
+    /// Where its output variables go.
     pub namespace: Option<String>,
+    /// `Source`, `Build`, `Invoke`…
     pub category: String,
+    /// `AWS`, `ThirdParty`, `Custom`.
     pub owner: String,
+    /// `S3`, `Lambda`, `Manual`…
     pub provider: String,
+    /// Its configuration, resolved.
     pub configuration: Map<String, Value>,
+    /// Its input artifacts.
     pub inputs: Vec<String>,
+    /// Its output artifacts.
     pub outputs: Vec<String>,
+    /// Its `RunOrder`.
     pub run_order: u64,
 }
 
 impl ActionDef {
+    /// `Category/Owner/Provider`.
     pub fn kind(&self) -> String {
         format!("{}/{}/{}", self.category, self.owner, self.provider)
     }
 
+    /// A configuration value, as text.
     pub fn config(&self, key: &str) -> Option<String> {
         match self.configuration.get(key)? {
             Value::String(s) => Some(s.clone()),
@@ -173,6 +197,7 @@ impl PipelineDef {
 /// Output variables by namespace, plus `codepipeline.PipelineExecutionId`.
 #[derive(Debug, Default)]
 pub struct Variables {
+    /// Variables by namespace.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
 }
 
@@ -206,6 +231,7 @@ impl Variables {
         Ok(out)
     }
 
+    /// Sets a namespace's variables.
     pub fn set(&mut self, namespace: &str, values: impl IntoIterator<Item = (String, String)>) {
         self.namespaces
             .entry(namespace.to_string())

@@ -11,20 +11,29 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// How an action ended, as the report shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ActionState {
+    /// It ran and succeeded.
     Succeeded,
+    /// It ran and failed, or was made to fail.
     Failed,
+    /// It did not run.
     Skipped,
 }
 
+/// An action's result.
 pub struct ActionResult {
+    /// How it ended.
     pub state: ActionState,
+    /// One line: what the action said, or why it did not run.
     pub summary: String,
+    /// More lines: each invocation, each artifact written.
     pub notes: Vec<String>,
 }
 
 impl ActionResult {
+    /// A success.
     pub fn succeeded(summary: String, notes: Vec<String>) -> Self {
         Self {
             state: ActionState::Succeeded,
@@ -32,6 +41,7 @@ impl ActionResult {
             notes,
         }
     }
+    /// A failure.
     pub fn failed(summary: String) -> Self {
         Self {
             state: ActionState::Failed,
@@ -39,6 +49,7 @@ impl ActionResult {
             notes: Vec::new(),
         }
     }
+    /// An action not run.
     pub fn skipped(reason: String) -> Self {
         Self {
             state: ActionState::Skipped,
@@ -48,19 +59,31 @@ impl ActionResult {
     }
 }
 
+/// One row of the timeline.
 struct TimelineEntry {
+    /// The stage (marked in a rollback).
     stage: String,
+    /// The action or rule.
     action: String,
+    /// How it ended.
     state: &'static str,
+    /// When it started, from the run's start.
     start: Duration,
+    /// How long it took.
     took: Duration,
 }
 
+/// What `run` prints as the execution goes, and the summary at its end.
 pub struct Report {
+    /// The pipeline.
     pipeline: String,
+    /// The execution.
     execution_id: String,
+    /// When the run started.
     started: Instant,
+    /// Every action and rule, in order.
     timeline: Vec<TimelineEntry>,
+    /// How the execution ended.
     state: ExecutionState,
     /// The stage's attempt: 2 while an `OnFailure: RETRY` retry runs.
     pub attempt: u32,
@@ -68,11 +91,13 @@ pub struct Report {
     rollback: Option<(String, Option<ExecutionState>)>,
 }
 
+/// A duration as `1.2 s`.
 fn seconds(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
 
 impl Report {
+    /// The report of one execution.
     pub fn new(pipeline: &str, execution_id: &str) -> Self {
         Self {
             pipeline: pipeline.to_string(),
@@ -85,6 +110,7 @@ impl Report {
         }
     }
 
+    /// What runs, on what: the first lines.
     pub fn header(&mut self, template: &Path, source: &Path, database: &str, mode: &str) {
         self.started = Instant::now();
         println!(
@@ -99,10 +125,12 @@ impl Report {
         );
     }
 
+    /// A stage begins.
     pub fn stage(&self, name: &str) {
         println!("▶ {name}");
     }
 
+    /// An action begins.
     pub fn action_started(&mut self, _stage: &str, action: &ActionDef) {
         println!("  … {} ({})", action.name, action.kind());
     }
@@ -168,14 +196,17 @@ impl Report {
         }
     }
 
+    /// A stage ended.
     pub fn stage_finished(&self, name: &str, state: ExecutionState) {
         println!("  {name}: {state}\n");
     }
 
+    /// The execution ended.
     pub fn pipeline_finished(&mut self, state: ExecutionState) {
         self.state = state;
     }
 
+    /// A rollback execution begins.
     pub fn rollback_started(&mut self, stage: &str, execution_id: &str, target: &str) {
         println!(
             "↺ Rollback of stage {stage} (OnFailure: ROLLBACK): execution {execution_id}, type ROLLBACK, \
@@ -184,12 +215,14 @@ impl Report {
         self.rollback = Some((execution_id.to_string(), None));
     }
 
+    /// The rollback ended.
     pub fn rollback_finished(&mut self, state: ExecutionState) {
         if let Some((_, outcome)) = &mut self.rollback {
             *outcome = Some(state);
         }
     }
 
+    /// A stage could not be rolled back: no earlier success to return to.
     pub fn rollback_impossible(&self, stage: &str) {
         println!(
             "↺ Stage {stage} has OnFailure: ROLLBACK, but it never succeeded in an earlier \
@@ -198,6 +231,7 @@ impl Report {
         );
     }
 
+    /// The summary: timeline, Slack channel, variables, artifacts, failed deliveries.
     pub fn finish(
         &self,
         aws: &LocalAws,
@@ -266,6 +300,7 @@ impl Report {
     }
 }
 
+/// `(edited)` or `(edited N times)` after an updated message.
 fn edited(updates: u32) -> String {
     if updates > 0 {
         format!(" (edited {updates}×)")
@@ -274,6 +309,7 @@ fn edited(updates: u32) -> String {
     }
 }
 
+/// Text on one line, for the live report.
 fn one_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or_default();
     if text.lines().count() > 1 {

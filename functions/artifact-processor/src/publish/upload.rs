@@ -28,37 +28,52 @@ pub(super) struct ChangedFile {
     pub index: usize,
     /// Its name in the archive.
     pub name: String,
+    /// Its key.
     pub key: String,
+    /// Its size.
     pub size: u64,
+    /// Its digests from the verify pass.
     pub digest: FileDigest,
+    /// Its headers.
     pub options: ObjectOptions,
 }
 
 /// Why the upload phase stopped, and how many files it had uploaded by then.
 pub(super) struct UploadFailure {
+    /// The first failure.
     pub error: JobError,
+    /// Files uploaded before it.
     pub uploaded: usize,
 }
 
+/// What the upload streams share.
 struct Shared {
+    /// The site bucket.
     target: Arc<Target>,
+    /// Requests in flight.
     window: Arc<RequestWindow>,
+    /// Memory for bodies, in KiB.
     budget: Arc<Semaphore>,
+    /// Keys uploaded so far.
     uploaded: Mutex<Vec<String>>,
+    /// What the job is doing, for an overrun's message.
     activity: Activity,
 }
 
 impl Shared {
+    /// Notes a key as uploaded.
     fn record(&self, key: String) {
         if let Ok(mut uploaded) = self.uploaded.lock() {
             uploaded.push(key);
         }
     }
 
+    /// The keys uploaded.
     fn uploaded(&self) -> Vec<String> {
         self.uploaded.lock().map(|u| u.clone()).unwrap_or_default()
     }
 
+    /// Memory for a body and a request slot, waiting for both.
     async fn permits(&self, kib: u32) -> Result<(OwnedSemaphorePermit, Slot), JobError> {
         let closed = |_| JobError::failed("the upload pool was closed");
         let bytes = self
@@ -115,6 +130,7 @@ pub(super) async fn upload_changed(
     Ok(shared.uploaded())
 }
 
+/// Uploads one contiguous group of changed files from one stream.
 async fn upload_group(
     shared: Arc<Shared>,
     mut stream: EntryStream,
@@ -165,6 +181,7 @@ async fn upload_group(
     Ok(())
 }
 
+/// The publish's result once every stream ended.
 fn finished(
     done: Result<Result<String, JobError>, tokio::task::JoinError>,
 ) -> Result<String, JobError> {
@@ -215,6 +232,7 @@ async fn upload_large(
     Ok(())
 }
 
+/// An artifact error while uploading `key`, naming it.
 fn upload_error(target: &Target, key: &str, err: ArtifactError) -> JobError {
     match err {
         // The failure names the operation, bucket and key already.

@@ -15,12 +15,17 @@ use tokio::sync::Semaphore;
 
 /// The request window of one publish.
 pub(super) struct RequestWindow {
+    /// One permit per request in flight.
     permits: Semaphore,
+    /// The step's `concurrency`.
     max: usize,
+    /// The limit and its history.
     state: Mutex<WindowState>,
 }
 
+/// The window's limit and what moved it.
 struct WindowState {
+    /// Requests allowed in flight now.
     limit: usize,
     /// Permits to retire as requests finish (the window shrank below what is in flight).
     debt: usize,
@@ -29,19 +34,25 @@ struct WindowState {
     /// Bumped on every cut; a throttle from a request sent before the latest cut is the same
     /// burst and does not cut again.
     epoch: u64,
+    /// Throttles seen.
     throttles: usize,
+    /// The lowest limit reached.
     lowest: usize,
 }
 
 /// What the window did during a publish, for its summary and debug log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct WindowReport {
+    /// The step's `concurrency`.
     pub max: usize,
+    /// The lowest limit reached.
     pub lowest: usize,
+    /// Throttles seen.
     pub throttles: usize,
 }
 
 impl RequestWindow {
+    /// A window of `max` requests.
     pub fn new(max: usize) -> Arc<Self> {
         let max = max.max(1);
         Arc::new(Self {
@@ -58,6 +69,7 @@ impl RequestWindow {
         })
     }
 
+    /// The state, under its lock.
     fn state(&self) -> std::sync::MutexGuard<'_, WindowState> {
         // The state stays consistent under every update; a panic elsewhere does not poison it
         // in a way that matters.
@@ -91,6 +103,7 @@ impl RequestWindow {
         self.state().limit
     }
 
+    /// What the window did, for the summary.
     pub fn report(&self) -> WindowReport {
         let state = self.state();
         WindowReport {
@@ -100,6 +113,7 @@ impl RequestWindow {
         }
     }
 
+    /// The current epoch (bumped by every cut).
     fn epoch(&self) -> u64 {
         self.state().epoch
     }
@@ -143,6 +157,7 @@ impl RequestWindow {
 
 /// Room for one request; gives it back when dropped.
 pub(super) struct Slot {
+    /// The window the attempts count against.
     window: Arc<RequestWindow>,
 }
 
@@ -157,6 +172,7 @@ impl Drop for Slot {
 /// how the attempt went.
 #[derive(Clone)]
 struct WindowSignal {
+    /// The window the attempts count against.
     window: Arc<RequestWindow>,
 }
 

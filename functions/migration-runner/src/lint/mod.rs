@@ -19,18 +19,24 @@ use std::fmt;
 /// One thing the linter found in one migration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
+    /// The migration file.
     pub file: String,
+    /// The line.
     pub line: usize,
+    /// The rule.
     pub rule: String,
+    /// What is wrong.
     pub message: String,
     /// What to do instead.
     pub help: String,
+    /// How it counts.
     pub level: Level,
     /// The reason of the file's `-- lint:allow` for this rule, when there is one.
     pub allowed: Option<String>,
 }
 
 impl Finding {
+    /// Whether it counts at `level` (an allowed one does not).
     fn counts_as(&self, level: Level) -> bool {
         self.allowed.is_none() && self.level == level
     }
@@ -57,18 +63,22 @@ impl fmt::Display for Finding {
 /// Every finding of the pending migrations, in file and line order.
 #[derive(Clone, Debug, Default)]
 pub struct LintReport {
+    /// Every finding.
     pub findings: Vec<Finding>,
 }
 
 impl LintReport {
+    /// Findings that refuse the run.
     pub fn errors(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.counts_as(Level::Deny))
     }
 
+    /// Findings that only warn.
     pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.counts_as(Level::Warn))
     }
 
+    /// Findings allowed by a comment.
     pub fn allowed(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.allowed.is_some())
     }
@@ -157,9 +167,13 @@ pub fn check(
 
 /// What an engine's linter reports, before the policy and the allows are applied.
 struct RawFinding {
+    /// The line.
     line: usize,
+    /// The rule.
     rule: String,
+    /// What is wrong.
     message: String,
+    /// How to fix it.
     help: Option<String>,
 }
 

@@ -9,10 +9,13 @@ use std::fmt;
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LintParams {
+    /// Rules and classes that fail the run.
     #[serde(default)]
     pub deny: Vec<String>,
+    /// Rules and classes that only warn.
     #[serde(default)]
     pub warn: Vec<String>,
+    /// Rules and classes turned off.
     #[serde(default)]
     pub off: Vec<String>,
 }
@@ -20,8 +23,11 @@ pub struct LintParams {
 /// What a finding does to the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Not checked.
     Off,
+    /// Reported.
     Warn,
+    /// Reported, and the run refused.
     Deny,
 }
 
@@ -48,12 +54,14 @@ pub enum Class {
 }
 
 impl Class {
+    /// Every class.
     const ALL: [Class; 3] = [
         Class::Destructive,
         Class::BackwardIncompatible,
         Class::Other,
     ];
 
+    /// The class's name in `UserParameters`.
     pub fn name(self) -> &'static str {
         match self {
             Class::Destructive => "destructive",
@@ -62,6 +70,7 @@ impl Class {
         }
     }
 
+    /// The class a name is.
     fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.name() == name)
     }
@@ -90,6 +99,7 @@ impl Class {
         }
     }
 
+    /// The level without a setting.
     fn default_level(self) -> Level {
         match self {
             Class::Destructive | Class::BackwardIncompatible => Level::Deny,
@@ -109,11 +119,14 @@ pub fn is_rule(name: &str) -> bool {
 /// The resolved policy: a named rule beats its class, a class beats the default.
 #[derive(Clone, Debug, Default)]
 pub struct LintPolicy {
+    /// Levels set per rule.
     rules: BTreeMap<String, Level>,
+    /// Levels set per class.
     classes: BTreeMap<Class, Level>,
 }
 
 impl LintPolicy {
+    /// The policy, checking every name it is given.
     pub fn new(params: &LintParams) -> Result<Self, JobError> {
         let mut policy = Self::default();
         let mut seen: BTreeMap<&str, Level> = BTreeMap::new();
@@ -144,6 +157,7 @@ impl LintPolicy {
         Ok(policy)
     }
 
+    /// A rule's level.
     pub fn level(&self, rule: &str) -> Level {
         let class = Class::of(rule);
         self.rules

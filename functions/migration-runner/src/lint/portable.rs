@@ -15,12 +15,16 @@ use crate::source::Migration;
 use crate::statements::{self, Dialect, Split, Token};
 use pipeline_ext::job::JobError;
 
+/// Which SQL dialect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Flavor {
+    /// MySQL and MariaDB.
     MySql,
+    /// SQLite.
     Sqlite,
 }
 
+/// The findings of one migration.
 pub(super) fn lint(migration: &Migration, flavor: Flavor) -> Result<Vec<RawFinding>, JobError> {
     let dialect = match flavor {
         Flavor::MySql => Dialect::MySql,
@@ -107,8 +111,10 @@ fn compound_statements(tokens: &[Token]) -> Vec<&[Token]> {
 /// A statement of the class's shape that stops short of it: what was expected.
 struct Unreadable(&'static str);
 
+/// Where a finding goes: rule and message.
 type Report<'a> = dyn FnMut(&'static str, String) + 'a;
 
+/// Checks one statement.
 fn check_statement(tokens: &[Token], report: &mut Report) -> Result<(), Unreadable> {
     let mut at = Cursor { tokens, pos: 0 };
     if at.eat("DROP") {
@@ -154,6 +160,7 @@ fn check_statement(tokens: &[Token], report: &mut Report) -> Result<(), Unreadab
     }
 }
 
+/// `DROP TABLE`/`DROP COLUMN`… findings.
 fn check_drop(at: &mut Cursor, report: &mut Report) -> Result<(), Unreadable> {
     if at.eat("TEMPORARY") {
         // A temporary table lives in the session: dropping it loses nothing anyone else reads.
@@ -213,6 +220,7 @@ const NOT_A_COLUMN: &[&str] = &[
     "DEFAULT",
 ];
 
+/// `ALTER TABLE` findings, operation by operation.
 fn check_alter(table: &str, operation: &[Token], report: &mut Report) -> Result<(), Unreadable> {
     let mut at = Cursor {
         tokens: operation,
@@ -336,6 +344,7 @@ fn check_alter(table: &str, operation: &[Token], report: &mut Report) -> Result<
     Ok(())
 }
 
+/// A renamed table.
 fn rename_table(table: &str, new: &str, report: &mut Report) {
     report(
         "renaming-table",
@@ -343,6 +352,7 @@ fn rename_table(table: &str, new: &str, report: &mut Report) {
     );
 }
 
+/// An added column that is `NOT NULL` without a default.
 fn add_column(table: &str, at: &mut Cursor, report: &mut Report) -> Result<(), Unreadable> {
     let column = at.name().ok_or(Unreadable("a column name after `ADD`"))?;
     if is_required(&at.tokens[at.pos..]) {
@@ -427,11 +437,14 @@ fn parenthesized(tokens: &[Token]) -> Option<&[Token]> {
 
 /// Reads a statement's tokens from the front.
 struct Cursor<'t> {
+    /// The tokens.
     tokens: &'t [Token],
+    /// The position.
     pos: usize,
 }
 
 impl Cursor<'_> {
+    /// The next token.
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.pos)
     }
@@ -462,6 +475,7 @@ impl Cursor<'_> {
         found
     }
 
+    /// Consumes `symbol` when it is next.
     fn eat_symbol(&mut self, symbol: char) -> bool {
         let found = self.peek() == Some(&Token::Symbol(symbol));
         if found {
@@ -480,6 +494,7 @@ impl Cursor<'_> {
         Some(parts.join("."))
     }
 
+    /// One part of a name, unquoted.
     fn name_part(&mut self) -> Option<String> {
         let part = match self.peek()? {
             Token::Word(word) => word.clone(),
