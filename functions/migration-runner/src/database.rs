@@ -357,6 +357,87 @@ impl Database {
         let sql = sqlx::raw_sql(AssertSqlSafe(sql.to_string()));
         with_conn!(self, conn => sql.execute(conn).await.map(|_| ()))
     }
+
+    /// Who holds the table locks a statement just gave up waiting for, as a sentence for the
+    /// failure (empty when the server shows none, or cannot be asked): the other sessions of
+    /// this database in a transaction that holds locks, oldest first, with their last query.
+    /// PostgreSQL: `pg_stat_activity` joined with granted `pg_locks`; MySQL and MariaDB:
+    /// `information_schema.innodb_trx` with the process list.
+    pub async fn lock_holders(&mut self) -> String {
+        let rows: Result<Vec<(i64, String, i64, String)>, sqlx::Error> = match self {
+            Database::Postgres(conn) => {
+                sqlx::query_as(
+                    "SELECT a.pid::bigint, COALESCE(a.state, ''), \
+                     COALESCE(EXTRACT(EPOCH FROM now() - a.xact_start), 0)::bigint, \
+                     left(regexp_replace(COALESCE(a.query, ''), '\\s+', ' ', 'g'), 200) \
+                     FROM pg_stat_activity a \
+                     WHERE a.pid <> pg_backend_pid() AND a.datname = current_database() \
+                     AND a.xact_start IS NOT NULL \
+                     AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted \
+                                 AND l.locktype = 'relation') \
+                     ORDER BY a.xact_start LIMIT 3",
+                )
+                .fetch_all(&mut *conn)
+                .await
+            }
+            Database::MySql { conn, .. } => {
+                sqlx::query_as(
+                    "SELECT CAST(t.trx_mysql_thread_id AS SIGNED), CAST(COALESCE(p.COMMAND, '') AS CHAR), \
+                     CAST(TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) AS SIGNED), \
+                     CAST(LEFT(COALESCE(p.INFO, ''), 200) AS CHAR) \
+                     FROM information_schema.INNODB_TRX t \
+                     LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
+                     WHERE t.trx_mysql_thread_id <> CONNECTION_ID() \
+                     ORDER BY t.trx_started LIMIT 3",
+                )
+                .fetch_all(&mut *conn)
+                .await
+            }
+            Database::Sqlite(_) => return String::new(),
+        };
+        match rows {
+            Ok(rows) if !rows.is_empty() => {
+                let sessions: Vec<String> = rows
+                    .into_iter()
+                    .map(|(id, state, age, query)| {
+                        let state = match state.as_str() {
+                            "" => String::new(),
+                            "Sleep" => ", idle".to_string(),
+                            other => format!(", {other}"),
+                        };
+                        let query = match query.trim() {
+                            "" => String::new(),
+                            text => format!(", last query `{text}`"),
+                        };
+                        format!("session {id} (in a transaction for {age} s{state}{query})")
+                    })
+                    .collect();
+                format!(
+                    ". The lock is held by {}: commit or end it, or run the migration when it is done",
+                    sessions.join("; ")
+                )
+            }
+            Ok(_) => String::new(),
+            Err(err) => {
+                tracing::warn!(error = %describe_sql_error(&err), "could not read who holds the lock");
+                String::new()
+            }
+        }
+    }
+}
+
+/// The server gave up waiting for a table lock: PostgreSQL's `lock_not_available` (`55P03`,
+/// `lock_timeout`), MySQL and MariaDB's `ER_LOCK_WAIT_TIMEOUT` (1205, `lock_wait_timeout` and
+/// `innodb_lock_wait_timeout`). Nothing of the statement was applied.
+pub fn is_lock_timeout(err: &sqlx::Error) -> bool {
+    let Some(db) = err.as_database_error() else {
+        return false;
+    };
+    if db.code().as_deref() == Some("55P03") {
+        return true;
+    }
+    db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .is_some_and(|mysql| mysql.number() == 1205)
 }
 
 /// Takes an exclusive lock on the file beside a SQLite database, polling until `wait`.

@@ -1,7 +1,7 @@
 //! The `_sqlx_migrations` history table, kept exactly as `sqlx migrate` keeps it, and applying
 //! one migration together with its history row.
 
-use crate::database::{describe_sql_error, with_conn, Database};
+use crate::database::{describe_sql_error, is_lock_timeout, with_conn, Database};
 use crate::source::DownMigration;
 use crate::source::Migration;
 use crate::statements::{self, Dialect, Split};
@@ -111,18 +111,78 @@ pub async fn read(db: &mut Database) -> Result<Vec<AppliedMigration>, JobError> 
         .collect())
 }
 
+/// Why a migration was not applied.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// A statement waited longer than the table-lock timeout; nothing of the migration was
+    /// applied (it was rolled back, or failed at its first statement), so it can run again.
+    LockTimeout(JobError),
+    /// Anything else; the message says whether the database is dirty.
+    Failed(JobError),
+}
+
+impl From<ApplyError> for JobError {
+    fn from(err: ApplyError) -> Self {
+        match err {
+            ApplyError::LockTimeout(err) | ApplyError::Failed(err) => err,
+        }
+    }
+}
+
+/// How one attempt at a migration failed, before it is explained.
+enum Attempt {
+    /// Waited too long for a lock; nothing applied.
+    LockWait(String),
+    /// Explained already.
+    Failed(JobError),
+}
+
+impl From<JobError> for Attempt {
+    fn from(err: JobError) -> Self {
+        Attempt::Failed(err)
+    }
+}
+
 /// Applies one migration and records it. Where the engine has transactional DDL the
 /// migration and its row commit together; otherwise (MySQL/MariaDB, `-- no-transaction`) a
-/// row with `success = false` is written first, so a failure part-way stays visible.
-pub async fn apply(db: &mut Database, migration: &Migration) -> Result<Duration, JobError> {
+/// row with `success = false` is written first, so a failure part-way stays visible. A
+/// statement that waits too long for a table lock fails the migration with who holds the
+/// lock; when nothing was applied, [`ApplyError::LockTimeout`] says it may run again.
+pub async fn apply(db: &mut Database, migration: &Migration) -> Result<Duration, ApplyError> {
     let started = Instant::now();
+    match apply_once(db, migration, started).await {
+        Ok(()) => Ok(started.elapsed()),
+        Err(Attempt::LockWait(problem)) => {
+            let holders = db.lock_holders().await;
+            Err(ApplyError::LockTimeout(rolled_back(
+                migration,
+                &format!("{problem}{holders}"),
+            )))
+        }
+        Err(Attempt::Failed(err)) => Err(ApplyError::Failed(err)),
+    }
+}
+
+/// One attempt, by engine.
+async fn apply_once(
+    db: &mut Database,
+    migration: &Migration,
+    started: Instant,
+) -> Result<(), Attempt> {
+    let failure = |e: &sqlx::Error, text: String| {
+        if is_lock_timeout(e) {
+            Attempt::LockWait(text)
+        } else {
+            Attempt::Failed(rolled_back(migration, &text))
+        }
+    };
     match db {
         Database::Postgres(conn) if !migration.no_transaction => {
             let mut tx = conn.begin().await.map_err(begin_error)?;
             sqlx::raw_sql(AssertSqlSafe(migration.sql.clone()))
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| rolled_back(migration, &postgres_failure(migration, &e)))?;
+                .map_err(|e| failure(&e, postgres_failure(migration, &e)))?;
             sqlx::query("INSERT INTO _sqlx_migrations ( version, description, success, checksum, execution_time ) VALUES ( $1, $2, TRUE, $3, $4 )")
                 .bind(migration.version)
                 .bind(&migration.description)
@@ -130,10 +190,10 @@ pub async fn apply(db: &mut Database, migration: &Migration) -> Result<Duration,
                 .bind(nanos(started.elapsed()))
                 .execute(&mut *tx)
                 .await
-                .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
+                .map_err(|e| failure(&e, describe_sql_error(&e)))?;
             tx.commit()
                 .await
-                .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
+                .map_err(|e| failure(&e, describe_sql_error(&e)))?;
         }
         #[cfg(feature = "sqlite")]
         Database::Sqlite(conn) if !migration.no_transaction => {
@@ -149,10 +209,10 @@ pub async fn apply(db: &mut Database, migration: &Migration) -> Result<Duration,
                     .await
                     .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
             if present > 0 {
-                return Err(JobError::failed(format!(
+                return Err(Attempt::Failed(JobError::failed(format!(
                     "migration {} was applied by another run at the same time; run again to see the current state",
                     migration.label()
-                )));
+                ))));
             }
             sqlx::raw_sql(AssertSqlSafe(migration.sql.clone()))
                 .execute(&mut *tx)
@@ -172,7 +232,7 @@ pub async fn apply(db: &mut Database, migration: &Migration) -> Result<Duration,
         }
         _ => apply_recorded_first(db, migration, started).await?,
     }
-    Ok(started.elapsed())
+    Ok(())
 }
 
 /// MySQL/MariaDB commit DDL implicitly, and `-- no-transaction` migrations run outside a
@@ -181,7 +241,7 @@ async fn apply_recorded_first(
     db: &mut Database,
     migration: &Migration,
     started: Instant,
-) -> Result<(), JobError> {
+) -> Result<(), Attempt> {
     let placeholder = |n: usize| match db {
         Database::Postgres(_) => format!("${n}"),
         _ => "?".to_string(),
@@ -196,6 +256,10 @@ async fn apply_recorded_first(
         "UPDATE _sqlx_migrations SET success = TRUE, execution_time = {} WHERE version = {}",
         placeholder(1),
         placeholder(2)
+    );
+    let forget_failed = format!(
+        "DELETE FROM _sqlx_migrations WHERE version = {} AND success = FALSE",
+        placeholder(1)
     );
     let in_transaction = matches!(db, Database::MySql { .. }) && !migration.no_transaction;
     if in_transaction {
@@ -212,15 +276,37 @@ async fn apply_recorded_first(
         if in_transaction {
             let _ = db.execute("ROLLBACK").await;
         }
-        return Err(rolled_back(migration, &describe_sql_error(&err)));
+        return Err(Attempt::Failed(rolled_back(
+            migration,
+            &describe_sql_error(&err),
+        )));
     }
 
     let outcome = execute_statements(db, migration).await;
-    if let Err(problem) = outcome {
+    if let Err(failure) = outcome {
         if in_transaction {
             let _ = db.execute("ROLLBACK").await;
         }
-        return Err(after_failure(db, migration, &problem).await);
+        // A statement that gave up waiting for a lock changed nothing; when it was the first,
+        // nothing of the migration ran, and the row an implicit commit kept can go.
+        if failure.lock_timeout && failure.first {
+            let forgotten = with_conn!(&mut *db, conn => sqlx::query(AssertSqlSafe(forget_failed.clone()))
+                .bind(migration.version)
+                .execute(conn)
+                .await
+                .map(|_| ()));
+            if forgotten.is_ok() {
+                return Err(Attempt::LockWait(failure.text));
+            }
+        }
+        let holders = if failure.lock_timeout {
+            db.lock_holders().await
+        } else {
+            String::new()
+        };
+        return Err(Attempt::Failed(
+            after_failure(db, migration, &format!("{}{holders}", failure.text)).await,
+        ));
     }
     let done = with_conn!(&mut *db, conn => sqlx::query(AssertSqlSafe(mark_done.clone()))
         .bind(nanos(started.elapsed()))
@@ -233,19 +319,29 @@ async fn apply_recorded_first(
         other => other,
     };
     committed.map_err(|e| {
-        JobError::failed(format!(
+        Attempt::Failed(JobError::failed(format!(
             "migration {} ran, but recording it failed: {}. It is recorded as failed; check the schema, then mark it done with `UPDATE {TABLE} SET success = TRUE WHERE version = {}`",
             migration.label(),
             describe_sql_error(&e),
             migration.version
-        ))
+        )))
     })
 }
 
 /// Runs a migration statement by statement where it can be split, so a failure names the
 /// statement.
-async fn execute_statements(db: &mut Database, migration: &Migration) -> Result<(), String> {
+async fn execute_statements(db: &mut Database, migration: &Migration) -> Result<(), SqlFailure> {
     run_sql(db, &migration.sql, |e| postgres_failure(migration, e)).await
+}
+
+/// A statement of a migration or a revert failed.
+struct SqlFailure {
+    /// Which statement, and the server's words.
+    text: String,
+    /// It gave up waiting for a table lock.
+    lock_timeout: bool,
+    /// It was the first statement (or the text ran whole and was one statement).
+    first: bool,
 }
 
 /// Runs SQL text statement by statement on MySQL/MariaDB (as the `mysql` client splits it),
@@ -254,31 +350,41 @@ async fn run_sql(
     db: &mut Database,
     sql: &str,
     describe: impl Fn(&sqlx::Error) -> String,
-) -> Result<(), String> {
-    let split = match db {
-        Database::MySql { .. } => Some(
-            statements::split(sql, Dialect::MySql)
-                .map_err(|e| format!("line {}: {}", e.line, e.message))?,
-        ),
-        _ => None,
-    };
+) -> Result<(), SqlFailure> {
+    let split =
+        match db {
+            Database::MySql { .. } => Some(statements::split(sql, Dialect::MySql).map_err(
+                |e| SqlFailure {
+                    text: format!("line {}: {}", e.line, e.message),
+                    lock_timeout: false,
+                    first: false,
+                },
+            )?),
+            _ => None,
+        };
     match split {
         Some(Split::Statements(list)) => {
             let total = list.len();
             for (index, statement) in list.iter().enumerate() {
-                db.execute(&statement.sql).await.map_err(|e| {
-                    format!(
+                db.execute(&statement.sql).await.map_err(|e| SqlFailure {
+                    text: format!(
                         "statement {} of {total} (line {}: `{}`) failed: {}",
                         index + 1,
                         statement.line,
                         statement.excerpt(),
                         describe_sql_error(&e)
-                    )
+                    ),
+                    lock_timeout: is_lock_timeout(&e),
+                    first: index == 0,
                 })?;
             }
             Ok(())
         }
-        Some(Split::Whole) | None => db.execute(sql).await.map_err(|e| describe(&e)),
+        Some(Split::Whole) | None => db.execute(sql).await.map_err(|e| SqlFailure {
+            text: describe(&e),
+            lock_timeout: is_lock_timeout(&e),
+            first: false,
+        }),
     }
 }
 
@@ -315,7 +421,7 @@ pub async fn revert(
             Ok(()) => execute_for_version(db, delete, migration.version)
                 .await
                 .map_err(|e| describe_sql_error(&e)),
-            Err(problem) => Err(problem),
+            Err(failure) => Err(failure.text),
         };
         return match outcome {
             Ok(()) => {
@@ -337,7 +443,8 @@ pub async fn revert(
     execute_for_version(db, mark_failed, migration.version)
         .await
         .map_err(|e| failed(describe_sql_error(&e)))?;
-    if let Err(problem) = run_sql(db, &down.sql, describe_sql_error).await {
+    if let Err(SqlFailure { text: problem, .. }) = run_sql(db, &down.sql, describe_sql_error).await
+    {
         return Err(JobError::failed(format!(
             "reverting migration {} with `{}` failed part-way: {problem}. Statements before the failing one may have been applied and cannot be rolled back on this engine; the migration is marked failed in {TABLE}. To repair: inspect the schema, finish or undo the revert by hand, then either `DELETE FROM {TABLE} WHERE version = {}` (reverted) or `UPDATE {TABLE} SET success = TRUE WHERE version = {}` (still applied)",
             migration.label(),

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod database;
+mod directives;
 mod engine;
 mod history;
 mod inspect;

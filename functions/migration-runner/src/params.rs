@@ -23,7 +23,19 @@ pub struct Params {
     /// How long to wait for another run's lock before failing.
     #[serde(default = "default_lock_timeout")]
     pub lock_timeout_seconds: u64,
-    /// Longest one statement may run (also Postgres' `lock_timeout` for table locks).
+    /// How long each statement may wait for a table lock (PostgreSQL `lock_timeout`, MySQL and
+    /// MariaDB `lock_wait_timeout`): short, so a migration never queues behind a long
+    /// transaction (and every query behind it) for minutes. A file's `-- migrate:lock_timeout`
+    /// wins.
+    #[serde(default = "default_table_lock_timeout")]
+    pub table_lock_timeout_ms: u64,
+    /// Attempts after a migration that timed out waiting for a table lock (and changed nothing).
+    #[serde(default = "default_lock_retries")]
+    pub lock_retries: u32,
+    /// The first wait before such an attempt; doubled each time, with jitter.
+    #[serde(default = "default_lock_retry_backoff")]
+    pub lock_retry_backoff_ms: u64,
+    /// Longest one statement may run. A file's `-- migrate:statement_timeout` wins.
     #[serde(default = "default_statement_timeout")]
     pub statement_timeout_seconds: u64,
     /// Apply versions lower than the highest applied one.
@@ -92,6 +104,15 @@ fn default_path() -> String {
 fn default_lock_timeout() -> u64 {
     60
 }
+fn default_table_lock_timeout() -> u64 {
+    5_000
+}
+fn default_lock_retries() -> u32 {
+    3
+}
+fn default_lock_retry_backoff() -> u64 {
+    2_000
+}
 fn default_statement_timeout() -> u64 {
     600
 }
@@ -106,6 +127,24 @@ impl Params {
             return Err(JobError::config(format!(
                 "`lock_timeout_seconds` is {}; expected at most 900 (one Lambda run)",
                 self.lock_timeout_seconds
+            )));
+        }
+        if !(1..=900_000).contains(&self.table_lock_timeout_ms) {
+            return Err(JobError::config(format!(
+                "`table_lock_timeout_ms` is {}; expected 1 to 900000 (15 minutes)",
+                self.table_lock_timeout_ms
+            )));
+        }
+        if self.lock_retries > 20 {
+            return Err(JobError::config(format!(
+                "`lock_retries` is {}; expected at most 20",
+                self.lock_retries
+            )));
+        }
+        if !(1..=60_000).contains(&self.lock_retry_backoff_ms) {
+            return Err(JobError::config(format!(
+                "`lock_retry_backoff_ms` is {}; expected 1 to 60000",
+                self.lock_retry_backoff_ms
             )));
         }
         if !(1..=86_400).contains(&self.statement_timeout_seconds) {
@@ -142,6 +181,17 @@ impl Params {
     /// How long to wait for a lock.
     pub fn lock_timeout(&self) -> Duration {
         Duration::from_secs(self.lock_timeout_seconds)
+    }
+
+    /// How long a statement may wait for a table lock.
+    pub fn table_lock_timeout(&self) -> Duration {
+        Duration::from_millis(self.table_lock_timeout_ms)
+    }
+
+    /// The wait before retry `attempt` (1, 2…) of a migration that met a held lock.
+    pub fn lock_retry_backoff(&self, attempt: u32) -> Duration {
+        Duration::from_millis(self.lock_retry_backoff_ms)
+            .saturating_mul(1 << attempt.saturating_sub(1).min(10))
     }
 
     /// How long one statement may run.

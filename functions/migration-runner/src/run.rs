@@ -2,13 +2,14 @@
 //! (read-only: no lock, no history table created) in `inspect`, `revert` in `revert`.
 
 use crate::database::Database;
+use crate::history::ApplyError;
 use crate::params::{Mode, Params};
 use crate::plan::{version_text, MigrationPlan};
 use crate::run_state::RunState;
 use crate::snapshot::{self, SnapshotStep};
 use crate::source::MigrationSet;
 use crate::target::ConnectTarget;
-use crate::time_budget::{limit_to_time_left, lock_session, time_margin, time_needed};
+use crate::time_budget::{jittered, limit_for, lock_session, time_margin, time_needed};
 use crate::{history, inspect, lint, revert, Clients};
 use pipeline_ext::job::{Job, JobError, JobOutcome, JobSuccess};
 use std::time::SystemTime;
@@ -171,23 +172,68 @@ async fn apply_locked(
                 percent_complete: Some(percent),
             });
         }
-        if index > 0 {
-            limit_to_time_left(job, db).await?;
-        }
-        tracing::info!(version = migration.version, description = %migration.description, "applying migration");
-        let took = history::apply(db, migration).await.map_err(|e| {
-            let mut e = if state.applied == 0 {
-                e
-            } else {
-                JobError::failed(format!(
-                    "{}\nApplied before the failure (kept):{}",
-                    e.message,
-                    state.listing()
-                ))
+        let took = loop {
+            limit_for(job, db, migration).await?;
+            tracing::info!(version = migration.version, description = %migration.description, "applying migration");
+            let err = match history::apply(db, migration).await {
+                Ok(took) => {
+                    state.lock_waits = 0;
+                    break took;
+                }
+                Err(err) => err,
             };
-            e.message.push_str(&restore_point);
-            e
-        })?;
+            let lock_timeout = matches!(err, ApplyError::LockTimeout(_));
+            let retry = lock_timeout && state.lock_waits < job.params.lock_retries;
+            let mut err = JobError::from(err);
+            if lock_timeout {
+                err.message.push_str(&lock_wait_source(job, migration));
+            }
+            if !retry {
+                let mut e = err;
+                if state.lock_waits > 0 {
+                    e.message.push_str(&format!(
+                        " (gave up after {} attempts; `lock_retries` is {})",
+                        state.lock_waits + 1,
+                        job.params.lock_retries
+                    ));
+                }
+                if state.applied > 0 {
+                    e.message = format!(
+                        "{}\nApplied before the failure (kept):{}",
+                        e.message,
+                        state.listing()
+                    );
+                }
+                e.message.push_str(&restore_point);
+                return Err(e);
+            }
+            state.lock_waits += 1;
+            let wait = jittered(job.params.lock_retry_backoff(state.lock_waits));
+            let why = err.message;
+            if job.remaining() < wait + needed {
+                let done = state.applied as usize;
+                let summary = format!(
+                    "Migration {} met a held table lock (attempt {} of {}); trying again in the next invocation: {why}",
+                    migration.label(),
+                    state.lock_waits,
+                    job.params.lock_retries + 1,
+                );
+                let percent = (done * 100 / (done + total - index).max(1)).min(99) as u8;
+                return Ok(JobOutcome::Continue {
+                    state,
+                    summary,
+                    percent_complete: Some(percent),
+                });
+            }
+            tracing::warn!(
+                version = migration.version,
+                attempt = state.lock_waits,
+                wait_ms = wait.as_millis() as u64,
+                reason = %why,
+                "a table lock is held elsewhere; trying the migration again"
+            );
+            tokio::time::sleep(wait).await;
+        };
         tracing::info!(
             version = migration.version,
             took_ms = took.as_millis() as u64,
@@ -232,4 +278,20 @@ async fn apply_locked(
                 state.snapshot.as_ref().map_or("none", |r| r.id.as_str()),
             ),
     ))
+}
+
+/// How long each statement of `migration` could wait for a table lock, and which setting
+/// said so, for a lock-timeout failure.
+fn lock_wait_source(job: &Job<Params, RunState>, migration: &crate::source::Migration) -> String {
+    match migration.lock_timeout {
+        Some(wait) => format!(
+            " (each statement may wait {} ms for a table lock: `-- migrate:lock_timeout` in `{}`)",
+            wait.as_millis(),
+            migration.file
+        ),
+        None => format!(
+            " (each statement may wait {} ms for a table lock: `table_lock_timeout_ms`)",
+            job.params.table_lock_timeout().as_millis()
+        ),
+    }
 }

@@ -23,6 +23,9 @@ pub struct RunState {
     /// The restore point taken before the first migration, once started.
     #[serde(default)]
     pub snapshot: Option<SnapshotRecord>,
+    /// Attempts so far at the next migration that met a held table lock, across invocations.
+    #[serde(default)]
+    pub lock_waits: u32,
 }
 
 impl RunState {

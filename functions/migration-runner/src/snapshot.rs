@@ -521,6 +521,8 @@ mod tests {
             sql: String::new(),
             checksum: vec![checksum; 48],
             no_transaction: false,
+            lock_timeout: None,
+            statement_timeout: None,
             down: None,
         }
     }

@@ -1,9 +1,12 @@
 //! Migration files as `sqlx migrate` names and checksums them: `<version>_<description>.sql`
-//! or `.up.sql`/`.down.sql`, SHA-384 of the file's bytes, `-- no-transaction` on the first line.
+//! or `.up.sql`/`.down.sql`, SHA-384 of the file's bytes, and the directives of its header
+//! (`directives`: `-- no-transaction`, `-- migrate:lock_timeout 10s`…).
 
+use crate::directives;
 use pipeline_ext::job::JobError;
 use sha2::{Digest, Sha384};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// One up migration from the artifact.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +23,10 @@ pub struct Migration {
     pub checksum: Vec<u8>,
     /// Marked to run outside a transaction.
     pub no_transaction: bool,
+    /// Each statement's wait for a table lock, when the file sets it.
+    pub lock_timeout: Option<Duration>,
+    /// Each statement's time limit, when the file sets it.
+    pub statement_timeout: Option<Duration>,
     /// The `.down.sql` that undoes it, for `revert`.
     pub down: Option<DownMigration>,
 }
@@ -80,10 +87,12 @@ impl MigrationSetBuilder {
         let (version, kind, description) = parse_name(name)?;
         let sql = String::from_utf8(bytes)
             .map_err(|_| JobError::config(format!("`{name}` is not UTF-8 text")))?;
+        let directives =
+            directives::read(&sql).map_err(|why| JobError::config(format!("`{name}`, {why}")))?;
         if kind == Kind::Down {
             let down = DownMigration {
                 file: name.to_string(),
-                no_transaction: sql.starts_with("-- no-transaction"),
+                no_transaction: directives.no_transaction,
                 sql,
             };
             if let Some(other) = self.downs.insert(version, down) {
@@ -96,7 +105,9 @@ impl MigrationSetBuilder {
             description,
             file: name.to_string(),
             checksum: Sha384::digest(sql.as_bytes()).to_vec(),
-            no_transaction: sql.starts_with("-- no-transaction"),
+            no_transaction: directives.no_transaction,
+            lock_timeout: directives.lock_timeout,
+            statement_timeout: directives.statement_timeout,
             sql,
             down: None,
         };

@@ -4,6 +4,7 @@
 use crate::database::{Database, MigrationLock};
 use crate::params::Params;
 use crate::run_state::RunState;
+use crate::source::Migration;
 use pipeline_ext::job::{Job, JobError};
 use std::time::Duration;
 
@@ -27,16 +28,35 @@ pub async fn limit_to_time_left(
     job: &Job<Params, RunState>,
     db: &mut Database,
 ) -> Result<(), JobError> {
+    limit_session(job, db, None, None).await
+}
+
+/// As [`limit_to_time_left`], with the timeouts `migration`'s header sets winning over the
+/// parameters'.
+pub async fn limit_for(
+    job: &Job<Params, RunState>,
+    db: &mut Database,
+    migration: &Migration,
+) -> Result<(), JobError> {
+    limit_session(job, db, migration.statement_timeout, migration.lock_timeout).await
+}
+
+/// Sets the session's statement and table-lock timeouts, both within the time left.
+async fn limit_session(
+    job: &Job<Params, RunState>,
+    db: &mut Database,
+    statement: Option<Duration>,
+    lock: Option<Duration>,
+) -> Result<(), JobError> {
     let params = &job.params;
-    let statement_timeout = params
-        .statement_timeout()
+    let statement_timeout = statement
+        .unwrap_or_else(|| params.statement_timeout())
         .min(job.remaining().saturating_sub(Duration::from_secs(2)))
         .max(Duration::from_secs(1));
-    db.limit_session(
-        statement_timeout,
-        params.lock_timeout().max(Duration::from_secs(1)),
-    )
-    .await
+    let lock_timeout = lock
+        .unwrap_or_else(|| params.table_lock_timeout())
+        .min(statement_timeout);
+    db.limit_session(statement_timeout, lock_timeout).await
 }
 
 /// The time a migration may need before it starts: the margin, or the longest recent
@@ -51,4 +71,13 @@ pub(crate) fn time_margin(remaining_at_start: Duration) -> Duration {
         .and_then(|v| v.parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or_else(|| MAX_TIME_MARGIN.min(remaining_at_start / 4))
+}
+
+/// Half to all of `wait`, so runners that met the same lock do not try again in step.
+pub(crate) fn jittered(wait: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    wait.mul_f64(0.5 + f64::from(nanos % 1_000) / 2_000.0)
 }
