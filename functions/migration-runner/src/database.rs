@@ -426,6 +426,28 @@ impl Database {
     }
 }
 
+impl Database {
+    /// Indexes PostgreSQL marked INVALID (a `CREATE INDEX CONCURRENTLY` that failed leaves
+    /// one), as `schema.index` and its table; none on other engines or when it cannot ask.
+    pub async fn invalid_indexes(&mut self) -> Vec<(String, String)> {
+        let Database::Postgres(conn) = self else {
+            return Vec::new();
+        };
+        sqlx::query_as(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), t.relname::text \
+             FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_class t ON t.oid = i.indrelid \
+             WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             ORDER BY 1",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_default()
+    }
+}
+
 /// The server gave up waiting for a table lock: PostgreSQL's `lock_not_available` (`55P03`,
 /// `lock_timeout`), MySQL and MariaDB's `ER_LOCK_WAIT_TIMEOUT` (1205, `lock_wait_timeout` and
 /// `innodb_lock_wait_timeout`). Nothing of the statement was applied.

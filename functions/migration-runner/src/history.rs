@@ -483,11 +483,27 @@ async fn after_failure(db: &mut Database, migration: &Migration, problem: &str) 
         Err(_) => None,
     };
     match remaining {
-        Some(row) if !row.success => JobError::failed(format!(
-            "migration {} failed part-way: {problem}. Statements before the failing one may have been applied and cannot be rolled back on this engine; it is recorded as failed in {TABLE}. {}",
-            migration.label(),
-            repair_hint(migration.version)
-        )),
+        Some(row) if !row.success => {
+            let why = if migration.no_transaction {
+                "it ran outside a transaction (`no-transaction`)"
+            } else {
+                "this engine commits DDL as it goes"
+            };
+            let leftovers = match db.invalid_indexes().await {
+                list if list.is_empty() => String::new(),
+                list => format!(
+                    " PostgreSQL left {} behind, which queries ignore but writes still maintain: drop {} with `{}` before running again.",
+                    list.iter().map(|(index, table)| format!("the INVALID index {index} (on {table})")).collect::<Vec<_>>().join(", "),
+                    if list.len() == 1 { "it" } else { "them" },
+                    list.iter().map(|(index, _)| format!("DROP INDEX CONCURRENTLY {index};")).collect::<Vec<_>>().join(" ")
+                ),
+            };
+            JobError::failed(format!(
+                "migration {} failed part-way: {problem}. Statements before the failing one may have been applied and cannot be rolled back: {why}; it is recorded as failed in {TABLE}.{leftovers} {}",
+                migration.label(),
+                repair_hint(migration.version)
+            ))
+        }
         _ => rolled_back(migration, problem),
     }
 }

@@ -108,6 +108,11 @@ impl Class {
     }
 }
 
+/// Findings whose statement PostgreSQL refuses as the migration is written:
+/// `CREATE INDEX CONCURRENTLY` (and its kin) inside the transaction the runner wraps a
+/// migration in.
+const CANNOT_RUN: &[&str] = &["ban-concurrent-index-creation-in-transaction"];
+
 /// Rules of our own, beside squawk's.
 pub const UNPARSED: &str = "unparsed";
 
@@ -157,12 +162,19 @@ impl LintPolicy {
         Ok(policy)
     }
 
-    /// A rule's level.
+    /// A rule's level. A finding the database itself would refuse (its statement cannot run
+    /// as the migration is written) denies unless the rule is named: a class setting does not
+    /// turn it into a warning the database then fails on.
     pub fn level(&self, rule: &str) -> Level {
         let class = Class::of(rule);
-        self.rules
-            .get(rule)
-            .or_else(|| self.classes.get(&class))
+        if let Some(level) = self.rules.get(rule) {
+            return *level;
+        }
+        if CANNOT_RUN.contains(&rule) {
+            return Level::Deny;
+        }
+        self.classes
+            .get(&class)
             .copied()
             .unwrap_or_else(|| class.default_level())
     }
@@ -187,6 +199,23 @@ mod tests {
             Level::Warn
         );
         assert_eq!(default.level(UNPARSED), Level::Warn);
+        assert_eq!(
+            default.level("ban-concurrent-index-creation-in-transaction"),
+            Level::Deny
+        );
+        let warn_others = policy(serde_json::json!({"warn": ["other"]})).unwrap();
+        assert_eq!(
+            warn_others.level("ban-concurrent-index-creation-in-transaction"),
+            Level::Deny,
+            "a class setting does not make a statement the database refuses a warning"
+        );
+        let named =
+            policy(serde_json::json!({"off": ["ban-concurrent-index-creation-in-transaction"]}))
+                .unwrap();
+        assert_eq!(
+            named.level("ban-concurrent-index-creation-in-transaction"),
+            Level::Off
+        );
     }
 
     #[test]

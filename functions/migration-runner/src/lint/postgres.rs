@@ -4,7 +4,7 @@ use super::policy::UNPARSED;
 use super::{line_of, RawFinding};
 use crate::source::Migration;
 use squawk_linter::{Linter, Rule};
-use squawk_syntax::SourceFile;
+use squawk_syntax::{ast, SourceFile};
 
 pub(super) fn lint(migration: &Migration) -> Vec<RawFinding> {
     let parse = SourceFile::parse(&migration.sql);
@@ -45,6 +45,28 @@ pub(super) fn lint(migration: &Migration) -> Vec<RawFinding> {
                 help: violation.help,
             }),
     );
+    // squawk reports CONCURRENTLY in a transaction only in files of several statements (it
+    // assumes a lone statement runs on its own); this runner wraps every migration not marked
+    // `no-transaction` in a transaction, where PostgreSQL refuses it whatever the count.
+    let rule = Rule::BanConcurrentIndexCreationInTransaction.to_string();
+    if !migration.no_transaction && !findings.iter().any(|f| f.rule == rule) {
+        for stmt in parse.tree().stmts() {
+            let concurrently = match &stmt {
+                ast::Stmt::CreateIndex(create) => create.concurrently_token(),
+                _ => None,
+            };
+            if let Some(token) = concurrently {
+                findings.push(RawFinding {
+                    line: line_of(&migration.sql, usize::from(token.text_range().start())),
+                    rule: rule.clone(),
+                    message:
+                        "`CONCURRENTLY` cannot run inside the transaction this migration runs in."
+                            .into(),
+                    help: Some("Build the index outside any transactions.".into()),
+                });
+            }
+        }
+    }
     findings.sort_by_key(|f| f.line);
     findings
 }
