@@ -1,7 +1,9 @@
 //! The `_sqlx_migrations` history table, kept exactly as `sqlx migrate` keeps it, and applying
 //! one migration together with its history row.
 
+use crate::checks;
 use crate::database::{describe_sql_error, is_lock_timeout, with_conn, Database};
+use crate::source::Check;
 use crate::source::DownMigration;
 use crate::source::Migration;
 use crate::statements::{self, Dialect, Split};
@@ -183,6 +185,11 @@ async fn apply_once(
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| failure(&e, postgres_failure(migration, &e)))?;
+            for check in &migration.post_checks {
+                checks::run_postgres(&mut tx, check).await.map_err(|why| {
+                    Attempt::Failed(rolled_back(migration, &post_check(check, &why)))
+                })?;
+            }
             sqlx::query("INSERT INTO _sqlx_migrations ( version, description, success, checksum, execution_time ) VALUES ( $1, $2, TRUE, $3, $4 )")
                 .bind(migration.version)
                 .bind(&migration.description)
@@ -218,6 +225,11 @@ async fn apply_once(
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
+            for check in &migration.post_checks {
+                checks::run_sqlite(&mut tx, check)
+                    .await
+                    .map_err(|why| rolled_back(migration, &post_check(check, &why)))?;
+            }
             sqlx::query("INSERT INTO _sqlx_migrations ( version, description, success, checksum, execution_time ) VALUES ( ?1, ?2, TRUE, ?3, ?4 )")
                 .bind(migration.version)
                 .bind(&migration.description)
@@ -282,7 +294,19 @@ async fn apply_recorded_first(
         )));
     }
 
-    let outcome = execute_statements(db, migration).await;
+    let mut outcome = execute_statements(db, migration).await;
+    if outcome.is_ok() {
+        for check in &migration.post_checks {
+            if let Err(why) = checks::run(db, check).await {
+                outcome = Err(SqlFailure {
+                    text: post_check(check, &why),
+                    lock_timeout: false,
+                    first: false,
+                });
+                break;
+            }
+        }
+    }
     if let Err(failure) = outcome {
         if in_transaction {
             let _ = db.execute("ROLLBACK").await;
@@ -513,6 +537,11 @@ pub fn repair_hint(version: i64) -> String {
     format!(
         "To repair: inspect the schema, undo or finish what migration {version} changed by hand, then `DELETE FROM {TABLE} WHERE version = {version};` and run the pipeline again"
     )
+}
+
+/// A post-check that did not hold, for the failure.
+fn post_check(check: &Check, why: &str) -> String {
+    format!("post-check `{}` did not hold: {why}", check.file)
 }
 
 fn rolled_back(migration: &Migration, problem: &str) -> JobError {

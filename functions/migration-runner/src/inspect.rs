@@ -1,5 +1,6 @@
 //! `plan` and `verify`: read-only (no lock, no history table created).
 
+use crate::checks::{self, When};
 use crate::database::Database;
 use crate::history;
 use crate::lint::{self, LintReport};
@@ -31,7 +32,21 @@ pub async fn inspect(
         Mode::Verify => verify(params, &plan, target),
         _ => {
             let report = lint::check(&plan.pending, target.engine, &params.lint_policy()?)?;
+            let checked = pre_checks(db, &plan).await;
+            if let Some((migration, check, why)) = checked.first_failure {
+                return Err(JobError::failed(format!(
+                    "apply would refuse the {}: pre-check `{check}` of migration {migration} does not hold: {why}",
+                    target.describe()
+                )));
+            }
             let mut outcome = plan_outcome(&plan, &report, target)?;
+            if let (JobOutcome::Succeeded(success), false) =
+                (&mut outcome, checked.lines.is_empty())
+            {
+                success
+                    .summary
+                    .push_str(&format!("\nData checks:\n- {}", checked.lines.join("\n- ")));
+            }
             // What `apply` would do first; a missing identifier fails here as it would there.
             if params.backup.snapshot {
                 let source = crate::snapshot::SnapshotSource::of(target, &params.backup)?;
@@ -52,6 +67,49 @@ pub async fn inspect(
             Ok(outcome)
         }
     }
+}
+
+/// What the pre-checks of the pending migrations say about the database as it is.
+struct PreChecks {
+    /// One line per check.
+    lines: Vec<String>,
+    /// The first pending migration's first check that does not hold: apply would stop there.
+    first_failure: Option<(String, String, String)>,
+}
+
+/// Runs every pending migration's pre-checks (read-only queries) against the database as it
+/// is; a later migration's check may depend on the migrations before it, so only the first
+/// pending migration's checks decide whether apply would refuse.
+async fn pre_checks(db: &mut Database, plan: &MigrationPlan<'_>) -> PreChecks {
+    let mut checked = PreChecks {
+        lines: Vec::new(),
+        first_failure: None,
+    };
+    for (index, migration) in plan.pending.iter().enumerate() {
+        for check in &migration.pre_checks {
+            let line = match checks::run(db, check).await {
+                Ok(()) => format!("{} `{}` (migration {}): holds", When::Pre.name(), check.file, migration.label()),
+                Err(why) if index == 0 => {
+                    checked.first_failure.get_or_insert((migration.label(), check.file.clone(), why.clone()));
+                    format!("{} `{}` (migration {}): does not hold: {why}", When::Pre.name(), check.file, migration.label())
+                }
+                Err(why) => format!(
+                    "{} `{}` (migration {}): does not hold yet ({why}); it runs after the migrations before it",
+                    When::Pre.name(), check.file, migration.label()
+                ),
+            };
+            checked.lines.push(line);
+        }
+        for check in &migration.post_checks {
+            checked.lines.push(format!(
+                "{} `{}` (migration {}): runs after the migration, before it commits",
+                When::Post.name(),
+                check.file,
+                migration.label()
+            ));
+        }
+    }
+    checked
 }
 
 fn verify(

@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+mod checks;
 mod database;
 mod directives;
 mod engine;

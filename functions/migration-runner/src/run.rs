@@ -1,6 +1,7 @@
 //! The modes over one connection: `apply` (locked, resumable) here, `plan` and `verify`
 //! (read-only: no lock, no history table created) in `inspect`, `revert` in `revert`.
 
+use crate::checks;
 use crate::database::Database;
 use crate::history::ApplyError;
 use crate::params::{Mode, Params};
@@ -171,6 +172,21 @@ async fn apply_locked(
                 summary,
                 percent_complete: Some(percent),
             });
+        }
+        limit_for(job, db, migration).await?;
+        for check in &migration.pre_checks {
+            if let Err(why) = checks::run(db, check).await {
+                let mut message = format!(
+                    "pre-check `{}` of migration {} did not hold: {why}. The migration was not started",
+                    check.file,
+                    migration.label()
+                );
+                if state.applied > 0 {
+                    message.push_str(&format!("\nApplied before it (kept):{}", state.listing()));
+                }
+                message.push_str(&restore_point);
+                return Err(JobError::failed(message));
+            }
         }
         let took = loop {
             limit_for(job, db, migration).await?;

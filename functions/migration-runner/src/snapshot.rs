@@ -523,6 +523,8 @@ mod tests {
             no_transaction: false,
             lock_timeout: None,
             statement_timeout: None,
+            pre_checks: Vec::new(),
+            post_checks: Vec::new(),
             down: None,
         }
     }

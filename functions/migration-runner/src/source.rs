@@ -27,6 +27,10 @@ pub struct Migration {
     pub lock_timeout: Option<Duration>,
     /// Each statement's time limit, when the file sets it.
     pub statement_timeout: Option<Duration>,
+    /// Data checks that must hold before it runs (`…_pre.check.sql`), by file name.
+    pub pre_checks: Vec<Check>,
+    /// Data checks that must hold after it ran, before it commits (`…_post.check.sql`).
+    pub post_checks: Vec<Check>,
     /// The `.down.sql` that undoes it, for `revert`.
     pub down: Option<DownMigration>,
 }
@@ -49,6 +53,34 @@ impl Migration {
     }
 }
 
+/// One check file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// Its file name.
+    pub file: String,
+    /// Its text.
+    pub sql: String,
+}
+
+/// When a check runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// Before its migration.
+    Pre,
+    /// After its migration, before it commits.
+    Post,
+}
+
+impl When {
+    /// `pre` or `post`, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            When::Pre => "pre-check",
+            When::Post => "post-check",
+        }
+    }
+}
+
 /// Which of sqlx's file names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -58,6 +90,8 @@ enum Kind {
     Up,
     /// `.down.sql`.
     Down,
+    /// `_pre.check.sql` or `_post.check.sql`: not a migration, a data check of one.
+    Check(When),
 }
 
 /// Every migration in the folder, by version.
@@ -74,6 +108,8 @@ pub struct MigrationSetBuilder {
     ups: BTreeMap<i64, (Kind, Migration)>,
     /// Down migrations read so far.
     downs: BTreeMap<i64, DownMigration>,
+    /// Data checks read so far, by version.
+    checks: BTreeMap<i64, Vec<(When, Check)>>,
 }
 
 impl MigrationSetBuilder {
@@ -87,6 +123,14 @@ impl MigrationSetBuilder {
         let (version, kind, description) = parse_name(name)?;
         let sql = String::from_utf8(bytes)
             .map_err(|_| JobError::config(format!("`{name}` is not UTF-8 text")))?;
+        if let Kind::Check(when) = kind {
+            let check = Check {
+                file: name.to_string(),
+                sql,
+            };
+            self.checks.entry(version).or_default().push((when, check));
+            return Ok(());
+        }
         let directives =
             directives::read(&sql).map_err(|why| JobError::config(format!("`{name}`, {why}")))?;
         if kind == Kind::Down {
@@ -108,6 +152,8 @@ impl MigrationSetBuilder {
             no_transaction: directives.no_transaction,
             lock_timeout: directives.lock_timeout,
             statement_timeout: directives.statement_timeout,
+            pre_checks: Vec::new(),
+            post_checks: Vec::new(),
             sql,
             down: None,
         };
@@ -134,6 +180,21 @@ impl MigrationSetBuilder {
                         "`{}` has no matching `{version}_….up.sql`",
                         down.file
                     )))
+                }
+            }
+        }
+        for (version, mut checks) in std::mem::take(&mut self.checks) {
+            let Some((_, migration)) = self.ups.get_mut(&version) else {
+                return Err(JobError::config(format!(
+                    "`{}` checks migration {version}, which is not in the folder",
+                    checks[0].1.file
+                )));
+            };
+            checks.sort_by(|a, b| a.1.file.cmp(&b.1.file));
+            for (when, check) in checks {
+                match when {
+                    When::Pre => migration.pre_checks.push(check),
+                    When::Post => migration.post_checks.push(check),
                 }
             }
         }
@@ -165,7 +226,11 @@ fn parse_name(name: &str) -> Result<(i64, Kind, String), JobError> {
             "`{name}`: the version does not fit a 64-bit integer"
         ))
     })?;
-    let (kind, suffix) = if rest.ends_with(".up.sql") {
+    let (kind, suffix) = if rest.ends_with("_pre.check.sql") {
+        (Kind::Check(When::Pre), "_pre.check.sql")
+    } else if rest.ends_with("_post.check.sql") {
+        (Kind::Check(When::Post), "_post.check.sql")
+    } else if rest.ends_with(".up.sql") {
         (Kind::Up, ".up.sql")
     } else if rest.ends_with(".down.sql") {
         (Kind::Down, ".down.sql")
@@ -211,6 +276,28 @@ mod tests {
         assert_eq!(second.description, "add index");
         assert!(second.no_transaction);
         assert_eq!(set.migrations.len(), 2);
+    }
+
+    #[test]
+    fn check_files_attach_to_their_migration_and_leave_its_checksum_alone() {
+        let plain = set(&[("3_x.sql", "SELECT 1;")]).unwrap();
+        let checked = set(&[
+            ("3_x.sql", "SELECT 1;"),
+            ("3_x_post.check.sql", "SELECT true"),
+            ("3_b_pre.check.sql", "SELECT true"),
+            ("3_a_pre.check.sql", "SELECT true"),
+        ])
+        .unwrap();
+        let migration = &checked.migrations[&3];
+        assert_eq!(checked.migrations.len(), 1);
+        assert_eq!(migration.checksum, plain.migrations[&3].checksum);
+        let pre: Vec<&str> = migration
+            .pre_checks
+            .iter()
+            .map(|c| c.file.as_str())
+            .collect();
+        assert_eq!(pre, ["3_a_pre.check.sql", "3_b_pre.check.sql"]);
+        assert_eq!(migration.post_checks[0].file, "3_x_post.check.sql");
     }
 
     #[test]
