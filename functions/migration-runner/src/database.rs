@@ -73,6 +73,8 @@ pub enum MigrationLock {
     /// transaction that re-checks the history.
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Sqlite(std::fs::File),
+    /// `lock: "table"`: the leased row in `_sqlx_migrations_lock` this holder id took.
+    Table(String),
 }
 
 /// Why a connection failed: rejected credentials are worth one retry with a fresh secret.
@@ -276,6 +278,7 @@ impl Database {
                 _ => true,
             };
             if acquired {
+                self.check_session_lock(&lock).await?;
                 if started.elapsed() > LOCK_POLL {
                     tracing::info!(
                         waited_ms = started.elapsed().as_millis() as u64,
@@ -292,6 +295,37 @@ impl Database {
             }
             tokio::time::sleep(LOCK_POLL).await;
         }
+    }
+
+    /// Checks, in a statement of its own, that the session lock just taken is held by this
+    /// connection's server session. Behind a pooler in transaction mode (PgBouncer, RDS Proxy)
+    /// the next statement may run on another server session, which does not hold it: the
+    /// lock would protect nothing, so the run stops before any change.
+    async fn check_session_lock(&mut self, lock: &MigrationLock) -> Result<(), JobError> {
+        let held = match (&mut *self, lock) {
+            (Database::Postgres(conn), MigrationLock::Postgres(id)) => sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = $1)",
+            )
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(lock_error)?,
+            (Database::MySql { conn, .. }, MigrationLock::MySql(name)) => {
+                sqlx::query_scalar::<_, bool>("SELECT COALESCE(IS_USED_LOCK(?) = CONNECTION_ID(), FALSE)")
+                    .bind(name)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(lock_error)?
+            }
+            _ => true,
+        };
+        if held {
+            return Ok(());
+        }
+        Err(JobError::config(
+            "the migration lock was taken, but the next statement ran in a server session that does not hold it: the database is behind a connection pooler in transaction mode (PgBouncer, RDS Proxy), where a session lock protects nothing. Nothing was changed. Set `\"lock\": \"table\"` in UserParameters, or connect to the database directly",
+        ))
     }
 
     /// Gives the lock back. Failing to is logged, not fatal: the server drops it with the
@@ -315,6 +349,21 @@ impl Database {
             (_, MigrationLock::Sqlite(file)) => {
                 let _ = file.unlock();
                 Ok(())
+            }
+            // `lock: "table"`: the row, if it is still ours; its lease runs out otherwise.
+            (Database::Postgres(conn), MigrationLock::Table(holder)) => {
+                sqlx::query("DELETE FROM _sqlx_migrations_lock WHERE id = 1 AND holder = $1")
+                    .bind(holder)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            }
+            (Database::MySql { conn, .. }, MigrationLock::Table(holder)) => {
+                sqlx::query("DELETE FROM _sqlx_migrations_lock WHERE id = 1 AND holder = ?")
+                    .bind(holder)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
             }
             _ => Ok(()),
         };

@@ -31,6 +31,7 @@ mod run_state;
 mod snapshot;
 mod source;
 mod statements;
+mod table_lock;
 mod target;
 mod time_budget;
 

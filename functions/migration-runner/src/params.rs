@@ -23,6 +23,9 @@ pub struct Params {
     /// How long to wait for another run's lock before failing.
     #[serde(default = "default_lock_timeout")]
     pub lock_timeout_seconds: u64,
+    /// How runs keep each other out (README, "Safety").
+    #[serde(default)]
+    pub lock: LockMode,
     /// How long each statement may wait for a table lock (PostgreSQL `lock_timeout`, MySQL and
     /// MariaDB `lock_wait_timeout`): short, so a migration never queues behind a long
     /// transaction (and every query behind it) for minutes. A file's `-- migrate:lock_timeout`
@@ -69,6 +72,19 @@ pub struct Params {
     /// A restore point before applying (README, "Snapshot").
     #[serde(default)]
     pub backup: BackupParams,
+}
+
+/// How two runs on one database keep each other out.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    /// sqlx's session lock (`pg_advisory_lock`, `GET_LOCK`), checked to be held by the
+    /// session that runs the migrations.
+    #[default]
+    Advisory,
+    /// A leased row in `_sqlx_migrations_lock`: for connections through a pooler in
+    /// transaction mode.
+    Table,
 }
 
 /// What a run does.

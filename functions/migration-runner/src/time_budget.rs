@@ -2,7 +2,7 @@
 //! it, and the margin below which a run hands over to the next invocation.
 
 use crate::database::{Database, MigrationLock};
-use crate::params::Params;
+use crate::params::{LockMode, Params};
 use crate::run_state::RunState;
 use crate::source::Migration;
 use pipeline_ext::job::{Job, JobError};
@@ -19,7 +19,19 @@ pub async fn lock_session(
 ) -> Result<MigrationLock, JobError> {
     limit_to_time_left(job, db).await?;
     let lock_wait = job.params.lock_timeout().min(job.remaining());
-    db.lock(lock_wait).await
+    match job.params.lock {
+        LockMode::Table if !matches!(db, Database::Sqlite(_)) => {
+            // The row stays ours no longer than this invocation can run.
+            let lease = job.remaining() + Duration::from_secs(1);
+            let began = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            let holder: String = format!("{}@{began}", job.id).chars().take(64).collect();
+            crate::table_lock::acquire(db, holder, lock_wait, lease).await
+        }
+        _ => db.lock(lock_wait).await,
+    }
 }
 
 /// A statement must end (and fail cleanly) before the Lambda does: set again before each
