@@ -476,6 +476,15 @@ impl Database {
 }
 
 impl Database {
+    /// The engine this connection speaks.
+    pub fn engine(&self) -> Engine {
+        match self {
+            Database::Postgres(_) => Engine::Postgres,
+            Database::MySql { .. } => Engine::MySql,
+            Database::Sqlite(_) => Engine::Sqlite,
+        }
+    }
+
     /// Indexes PostgreSQL marked INVALID (a `CREATE INDEX CONCURRENTLY` that failed leaves
     /// one), as `schema.index` and its table; none on other engines or when it cannot ask.
     pub async fn invalid_indexes(&mut self) -> Vec<(String, String)> {

@@ -3,6 +3,7 @@
 
 use crate::checks;
 use crate::database::{describe_sql_error, is_lock_timeout, with_conn, Database};
+use crate::engine::Engine;
 use crate::source::Check;
 use crate::source::DownMigration;
 use crate::source::Migration;
@@ -50,14 +51,51 @@ fn create_table_sql(db: &Database) -> &'static str {
     }
 }
 
+/// The history table, and beside it this runner's `_sqlx_migrations_fingerprints` (what each
+/// applied migration does, for `repair`) and `_sqlx_migrations_repairs` (the audit of repairs);
+/// sqlx never reads either.
 pub async fn ensure_table(db: &mut Database) -> Result<(), JobError> {
-    let sql = create_table_sql(db);
-    db.execute(sql).await.map_err(|e| {
-        JobError::failed(format!(
-            "could not create {TABLE}: {}",
-            describe_sql_error(&e)
-        ))
-    })
+    let binary = match db {
+        Database::Postgres(_) => "BYTEA",
+        _ => "BLOB",
+    };
+    let stamp = match db {
+        Database::Postgres(_) => "TIMESTAMPTZ NOT NULL DEFAULT now()",
+        _ => "TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP",
+    };
+    let statements = [
+        create_table_sql(db).to_string(),
+        format!("CREATE TABLE IF NOT EXISTS {FINGERPRINTS} ( version BIGINT PRIMARY KEY, fingerprint {binary} NOT NULL )"),
+        format!("CREATE TABLE IF NOT EXISTS {REPAIRS} ( version BIGINT NOT NULL, old_checksum {binary} NOT NULL, new_checksum {binary} NOT NULL, job_id VARCHAR(64) NOT NULL, reason VARCHAR(200) NOT NULL, repaired_at {stamp} )"),
+    ];
+    for sql in statements {
+        db.execute(&sql).await.map_err(|e| {
+            JobError::failed(format!(
+                "could not create {TABLE} and its neighbours: {}",
+                describe_sql_error(&e)
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// What each applied migration does, apart from how it is written (`fingerprint`).
+pub const FINGERPRINTS: &str = "_sqlx_migrations_fingerprints";
+/// One row per checksum `repair` re-recorded: who, when, why.
+pub const REPAIRS: &str = "_sqlx_migrations_repairs";
+
+/// Records what `migration` does (its fingerprint), for a later `repair`; nothing when it
+/// cannot be read to its end.
+async fn record_fingerprint(db: &mut Database, migration: &Migration) -> Result<(), sqlx::Error> {
+    let Some(fingerprint) = crate::fingerprint::of(&migration.sql, db.engine()) else {
+        return Ok(());
+    };
+    let sql = match db {
+        Database::Postgres(_) => "INSERT INTO _sqlx_migrations_fingerprints (version, fingerprint) VALUES ($1, $2) ON CONFLICT (version) DO UPDATE SET fingerprint = EXCLUDED.fingerprint",
+        Database::MySql { .. } => "REPLACE INTO _sqlx_migrations_fingerprints (version, fingerprint) VALUES (?, ?)",
+        Database::Sqlite(_) => "INSERT OR REPLACE INTO _sqlx_migrations_fingerprints (version, fingerprint) VALUES (?1, ?2)",
+    };
+    with_conn!(db, conn => sqlx::query(sql).bind(migration.version).bind(&fingerprint).execute(conn).await.map(|_| ()))
 }
 
 /// The history, or an empty one when the table does not exist yet (`plan` and `verify` never
@@ -190,11 +228,14 @@ async fn apply_once(
                     Attempt::Failed(rolled_back(migration, &post_check(check, &why)))
                 })?;
             }
-            sqlx::query("INSERT INTO _sqlx_migrations ( version, description, success, checksum, execution_time ) VALUES ( $1, $2, TRUE, $3, $4 )")
+            // The history row and the fingerprint in one round trip.
+            let fingerprint = crate::fingerprint::of(&migration.sql, Engine::Postgres);
+            sqlx::query("WITH recorded AS ( INSERT INTO _sqlx_migrations ( version, description, success, checksum, execution_time ) VALUES ( $1, $2, TRUE, $3, $4 ) RETURNING version ) INSERT INTO _sqlx_migrations_fingerprints (version, fingerprint) SELECT version, $5 FROM recorded WHERE $5::bytea IS NOT NULL ON CONFLICT (version) DO UPDATE SET fingerprint = EXCLUDED.fingerprint")
                 .bind(migration.version)
                 .bind(&migration.description)
                 .bind(&migration.checksum)
                 .bind(nanos(started.elapsed()))
+                .bind(fingerprint)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| failure(&e, describe_sql_error(&e)))?;
@@ -238,6 +279,14 @@ async fn apply_once(
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
+            if let Some(fingerprint) = crate::fingerprint::of(&migration.sql, Engine::Sqlite) {
+                sqlx::query("INSERT OR REPLACE INTO _sqlx_migrations_fingerprints (version, fingerprint) VALUES (?1, ?2)")
+                    .bind(migration.version)
+                    .bind(fingerprint)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
+            }
             tx.commit()
                 .await
                 .map_err(|e| rolled_back(migration, &describe_sql_error(&e)))?;
@@ -338,6 +387,10 @@ async fn apply_recorded_first(
         .execute(conn)
         .await
         .map(|_| ()));
+    let done = match done {
+        Ok(()) => record_fingerprint(db, migration).await,
+        failed => failed,
+    };
     let committed = match done {
         Ok(()) if in_transaction => db.execute("COMMIT").await,
         other => other,

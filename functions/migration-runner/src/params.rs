@@ -69,6 +69,10 @@ pub struct Params {
     /// Which lint findings deny and which warn (README, "Lint").
     #[serde(default)]
     pub lint: LintParams,
+    /// With `repair`: versions whose new checksum is accepted although more than comments or
+    /// whitespace changed (numbers or strings of digits).
+    #[serde(default, deserialize_with = "versions")]
+    pub accept_checksums: Vec<i64>,
     /// A restore point before applying (README, "Snapshot").
     #[serde(default)]
     pub backup: BackupParams,
@@ -100,6 +104,9 @@ pub enum Mode {
     Verify,
     /// Run `.down.sql` files from the highest applied version down to `target_version`.
     Revert,
+    /// Re-record the checksums of applied migrations whose files changed only in comments or
+    /// whitespace, or that `accept_checksums` names; with an audit row each.
+    Repair,
 }
 
 impl Mode {
@@ -110,8 +117,28 @@ impl Mode {
             Mode::Plan => "plan",
             Mode::Verify => "verify",
             Mode::Revert => "revert",
+            Mode::Repair => "repair",
         }
     }
+}
+
+/// Versions as numbers or as strings of digits (`[20240101, "20240102"]`).
+fn versions<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Version {
+        Number(i64),
+        Text(String),
+    }
+    Vec::<Version>::deserialize(deserializer)?
+        .into_iter()
+        .map(|v| match v {
+            Version::Number(n) => Ok(n),
+            Version::Text(text) => text.trim().parse().map_err(|_| {
+                serde::de::Error::custom(format!("`{text}` is not a migration version"))
+            }),
+        })
+        .collect()
 }
 
 fn default_path() -> String {
@@ -178,6 +205,11 @@ impl Params {
         if self.mode == Mode::Revert && self.target_version.is_none() {
             return Err(JobError::config(
                 "`mode` `revert` needs `target_version`: the version to revert down to (it stays applied; 0 reverts everything)",
+            ));
+        }
+        if !self.accept_checksums.is_empty() && self.mode != Mode::Repair {
+            return Err(JobError::config(
+                "`accept_checksums` is for `mode: repair`; other modes never change a checksum",
             ));
         }
         if self.backup.snapshot && self.mode == Mode::Revert {

@@ -34,7 +34,7 @@ impl fmt::Display for Problem {
             ),
             Problem::Modified { version, description, applied, artifact } => write!(
                 f,
-                "migration {version} ({description}) was modified after it was applied (checksum in the database {}…, in the artifact {}…); restore the file and put the change in a new migration",
+                "migration {version} ({description}) was modified after it was applied (checksum in the database {}…, in the artifact {}…); restore the file and put the change in a new migration (an edit of comments or whitespace only: run `mode: repair`)",
                 &hex::encode(applied)[..16.min(applied.len() * 2)],
                 &hex::encode(artifact)[..16.min(artifact.len() * 2)]
             ),

@@ -11,7 +11,7 @@ use crate::snapshot::{self, SnapshotStep};
 use crate::source::MigrationSet;
 use crate::target::ConnectTarget;
 use crate::time_budget::{jittered, limit_for, lock_session, time_margin, time_needed};
-use crate::{history, inspect, lint, revert, Clients};
+use crate::{history, inspect, lint, repair, revert, Clients};
 use pipeline_ext::job::{Job, JobError, JobOutcome, JobSuccess};
 use std::time::SystemTime;
 
@@ -30,6 +30,7 @@ pub async fn run(
             inspect::inspect(job, set, target, &mut db).await
         }
         Mode::Revert => revert::revert(job, set, target, &mut db).await,
+        Mode::Repair => repair::repair(job, set, target, &mut db).await,
     };
     db.close().await;
     outcome

@@ -35,23 +35,28 @@ fn client(program: &str, args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Everything but the history table, in a form two databases can be compared by.
+/// Everything but the history table and the runner's neighbours of it, in a form two
+/// databases can be compared by.
 fn dump(database: &str) -> String {
-    let ignore = format!("--ignore-table={database}._sqlx_migrations");
-    client(
-        "mariadb-dump",
-        &[
-            "--skip-comments",
-            "--skip-dump-date",
-            "--routines",
-            "--triggers",
-            "--events",
-            "--skip-extended-insert",
-            &ignore,
-            database,
-        ],
-        None,
-    )
+    let ignored: Vec<String> = [
+        "_sqlx_migrations",
+        "_sqlx_migrations_fingerprints",
+        "_sqlx_migrations_repairs",
+    ]
+    .iter()
+    .map(|table| format!("--ignore-table={database}.{table}"))
+    .collect();
+    let mut args = vec![
+        "--skip-comments",
+        "--skip-dump-date",
+        "--routines",
+        "--triggers",
+        "--events",
+        "--skip-extended-insert",
+    ];
+    args.extend(ignored.iter().map(String::as_str));
+    args.push(database);
+    client("mariadb-dump", &args, None)
 }
 
 async fn loads_like_the_mysql_client(name: &str, sql: &str) {
