@@ -10,7 +10,7 @@ use crate::run_state::RunState;
 use crate::snapshot::{self, SnapshotStep};
 use crate::source::MigrationSet;
 use crate::target::ConnectTarget;
-use crate::time_budget::{jittered, limit_for, lock_session, time_margin, time_needed};
+use crate::time_budget::{jittered, lock_session, time_margin, time_needed, SessionLimits};
 use crate::{history, inspect, lint, repair, revert, Clients};
 use pipeline_ext::job::{Job, JobError, JobOutcome, JobSuccess};
 use std::time::SystemTime;
@@ -153,6 +153,7 @@ async fn apply_locked(
         .unwrap_or_default();
     let total = plan.pending.len();
     let mut schema_version = plan.schema_version;
+    let mut limits = SessionLimits::default();
     for (index, migration) in plan.pending.iter().enumerate() {
         let needed = time_needed(margin, longest);
         // At least one migration per invocation, so a short timeout still makes progress.
@@ -174,7 +175,7 @@ async fn apply_locked(
                 percent_complete: Some(percent),
             });
         }
-        limit_for(job, db, migration).await?;
+        limits.apply(job, db, migration).await?;
         for check in &migration.pre_checks {
             if let Err(why) = checks::run(db, check).await {
                 let mut message = format!(
@@ -190,9 +191,11 @@ async fn apply_locked(
             }
         }
         let took = loop {
-            limit_for(job, db, migration).await?;
+            limits.apply(job, db, migration).await?;
             tracing::info!(version = migration.version, description = %migration.description, "applying migration");
-            let err = match history::apply(db, migration).await {
+            let applied = history::apply(db, migration).await;
+            limits.after(migration);
+            let err = match applied {
                 Ok(took) => {
                     state.lock_waits = 0;
                     break took;

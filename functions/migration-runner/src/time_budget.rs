@@ -43,14 +43,59 @@ pub async fn limit_to_time_left(
     limit_session(job, db, None, None).await
 }
 
-/// As [`limit_to_time_left`], with the timeouts `migration`'s header sets winning over the
-/// parameters'.
-pub async fn limit_for(
-    job: &Job<Params, RunState>,
-    db: &mut Database,
-    migration: &Migration,
-) -> Result<(), JobError> {
-    limit_session(job, db, migration.statement_timeout, migration.lock_timeout).await
+/// The timeouts last set on the session by [`SessionLimits::apply`], so a run sets them again
+/// only when they change (when the time left bounds them, once it has shrunk by a second), and
+/// after a migration
+/// that may have changed them itself. Two statements fewer per migration is most of what a
+/// small migration costs.
+#[derive(Debug, Default)]
+pub struct SessionLimits {
+    /// The statement and lock timeouts in force, when this run set them.
+    set: Option<(Duration, Duration)>,
+}
+
+impl SessionLimits {
+    /// Sets the timeouts for `migration` (its header's winning over the parameters'), unless
+    /// they are already in force.
+    pub async fn apply(
+        &mut self,
+        job: &Job<Params, RunState>,
+        db: &mut Database,
+        migration: &Migration,
+    ) -> Result<(), JobError> {
+        let wanted = limits(job, migration.statement_timeout, migration.lock_timeout);
+        // In force already, or longer by less than a second as the time left shrinks (the
+        // runner's own margin before the Lambda's deadline covers that second).
+        if let Some((statement, lock)) = self.set {
+            let longer = statement.saturating_sub(wanted.0);
+            if lock == wanted.1 && statement >= wanted.0 && longer < Duration::from_secs(1) {
+                return Ok(());
+            }
+        }
+        self.set = None;
+        db.limit_session(wanted.0, wanted.1).await?;
+        self.set = Some(wanted);
+        Ok(())
+    }
+
+    /// After `migration` ran: when its text names a session timeout, or resets settings, the
+    /// ones in force are no longer known.
+    pub fn after(&mut self, migration: &Migration) {
+        let sql = migration.sql.to_ascii_lowercase();
+        let touches = [
+            "statement_timeout",
+            "lock_timeout",
+            "max_statement_time",
+            "max_execution_time",
+            "lock_wait_timeout",
+            "reset",
+            "discard",
+            "set_config",
+        ];
+        if touches.iter().any(|word| sql.contains(word)) {
+            self.set = None;
+        }
+    }
 }
 
 /// Sets the session's statement and table-lock timeouts, both within the time left.
@@ -60,6 +105,17 @@ async fn limit_session(
     statement: Option<Duration>,
     lock: Option<Duration>,
 ) -> Result<(), JobError> {
+    let (statement_timeout, lock_timeout) = limits(job, statement, lock);
+    db.limit_session(statement_timeout, lock_timeout).await
+}
+
+/// The statement and table-lock timeouts for a statement starting now: the setting (a
+/// migration's header winning), never more than the time left less two seconds.
+fn limits(
+    job: &Job<Params, RunState>,
+    statement: Option<Duration>,
+    lock: Option<Duration>,
+) -> (Duration, Duration) {
     let params = &job.params;
     let statement_timeout = statement
         .unwrap_or_else(|| params.statement_timeout())
@@ -68,7 +124,7 @@ async fn limit_session(
     let lock_timeout = lock
         .unwrap_or_else(|| params.table_lock_timeout())
         .min(statement_timeout);
-    db.limit_session(statement_timeout, lock_timeout).await
+    (statement_timeout, lock_timeout)
 }
 
 /// The time a migration may need before it starts: the margin, or the longest recent

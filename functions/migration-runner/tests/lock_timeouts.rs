@@ -193,3 +193,23 @@ async fn out_of_range_lock_settings_are_refused() {
         assert!(message.contains(says), "{message}");
     }
 }
+
+#[tokio::test]
+async fn a_migration_that_changes_the_session_timeouts_does_not_lift_them_for_the_next() {
+    let runner = Runner::default().await;
+    let db = TestDb::fresh(Engine::Postgres).await;
+    let files = [
+        ("1_lift.sql", "SET statement_timeout = 0;\n"),
+        ("2_slow.sql", "SELECT pg_sleep(4);\n"),
+    ];
+    let (_, message) = failure(
+        &runner
+            .run(&db, &files, json!({"statement_timeout_seconds": 1}))
+            .await,
+    );
+    assert!(message.contains("migration 2 (slow) failed"), "{message}");
+    assert!(
+        message.contains("57014"),
+        "cut off by the statement timeout: {message}"
+    );
+}
