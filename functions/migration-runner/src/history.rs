@@ -84,11 +84,18 @@ pub const FINGERPRINTS: &str = "_sqlx_migrations_fingerprints";
 /// One row per checksum `repair` re-recorded: who, when, why.
 pub const REPAIRS: &str = "_sqlx_migrations_repairs";
 
-/// Records what `migration` does (its fingerprint), for a later `repair`; nothing when it
-/// cannot be read to its end.
-async fn record_fingerprint(db: &mut Database, migration: &Migration) -> Result<(), sqlx::Error> {
+/// Records what `migration` does (its fingerprint), for a later `repair`; when it cannot be
+/// read to its end, forgets any fingerprint recorded for its version.
+pub async fn record_fingerprint(
+    db: &mut Database,
+    migration: &Migration,
+) -> Result<(), sqlx::Error> {
     let Some(fingerprint) = crate::fingerprint::of(&migration.sql, db.engine()) else {
-        return Ok(());
+        let forget = match db {
+            Database::Postgres(_) => "DELETE FROM _sqlx_migrations_fingerprints WHERE version = $1",
+            _ => "DELETE FROM _sqlx_migrations_fingerprints WHERE version = ?",
+        };
+        return execute_for_version(db, forget, migration.version).await;
     };
     let sql = match db {
         Database::Postgres(_) => "INSERT INTO _sqlx_migrations_fingerprints (version, fingerprint) VALUES ($1, $2) ON CONFLICT (version) DO UPDATE SET fingerprint = EXCLUDED.fingerprint",

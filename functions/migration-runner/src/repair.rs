@@ -11,7 +11,7 @@ use crate::fingerprint;
 use crate::history::{self, AppliedMigration};
 use crate::params::Params;
 use crate::run_state::RunState;
-use crate::source::MigrationSet;
+use crate::source::{Migration, MigrationSet};
 use crate::target::ConnectTarget;
 use crate::time_budget::lock_session;
 use pipeline_ext::job::{Job, JobError, JobOutcome, JobSuccess};
@@ -20,9 +20,9 @@ use std::collections::BTreeMap;
 /// One checksum to re-record, and why.
 struct Repair<'a> {
     row: &'a AppliedMigration,
+    /// The file as it is now: its checksum and fingerprint are recorded.
+    migration: &'a Migration,
     new_checksum: &'a [u8],
-    /// What the file does now, recorded in place of the old fingerprint.
-    new_fingerprint: Option<Vec<u8>>,
     file: &'a str,
     reason: &'static str,
 }
@@ -85,8 +85,8 @@ async fn repair_locked(
         };
         repairs.push(Repair {
             row,
+            migration,
             new_checksum: &migration.checksum,
-            new_fingerprint: fingerprint::of(&migration.sql, target.engine),
             file: &migration.file,
             reason,
         });
@@ -164,24 +164,14 @@ async fn read_fingerprints(db: &mut Database) -> Result<BTreeMap<i64, Vec<u8>>, 
 
 /// The new checksums, their audit rows and fingerprints, in one transaction.
 async fn record(db: &mut Database, repairs: &[Repair<'_>], job_id: &str) -> Result<(), JobError> {
-    let (update, audit, forget, remember) = match db {
+    let (update, audit) = match db {
         Database::Postgres(_) => (
             "UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3",
             "INSERT INTO _sqlx_migrations_repairs (version, old_checksum, new_checksum, job_id, reason) VALUES ($1, $2, $3, $4, $5)",
-            "DELETE FROM _sqlx_migrations_fingerprints WHERE version = $1",
-            "INSERT INTO _sqlx_migrations_fingerprints (version, fingerprint) VALUES ($1, $2) ON CONFLICT (version) DO UPDATE SET fingerprint = EXCLUDED.fingerprint",
         ),
-        Database::MySql { .. } => (
+        _ => (
             "UPDATE _sqlx_migrations SET checksum = ? WHERE version = ? AND checksum = ?",
             "INSERT INTO _sqlx_migrations_repairs (version, old_checksum, new_checksum, job_id, reason) VALUES (?, ?, ?, ?, ?)",
-            "DELETE FROM _sqlx_migrations_fingerprints WHERE version = ?",
-            "REPLACE INTO _sqlx_migrations_fingerprints (version, fingerprint) VALUES (?, ?)",
-        ),
-        Database::Sqlite(_) => (
-            "UPDATE _sqlx_migrations SET checksum = ? WHERE version = ? AND checksum = ?",
-            "INSERT INTO _sqlx_migrations_repairs (version, old_checksum, new_checksum, job_id, reason) VALUES (?, ?, ?, ?, ?)",
-            "DELETE FROM _sqlx_migrations_fingerprints WHERE version = ?",
-            "INSERT OR REPLACE INTO _sqlx_migrations_fingerprints (version, fingerprint) VALUES (?, ?)",
         ),
     };
     let failed = |e: sqlx::Error| {
@@ -216,19 +206,7 @@ async fn record(db: &mut Database, repairs: &[Repair<'_>], job_id: &str) -> Resu
                 .await
                 .map(|_| ()))?;
             // From now on the file as it is is what the migration did.
-            match &repair.new_fingerprint {
-                Some(fingerprint) => with_conn!(&mut *db, conn => sqlx::query(remember)
-                    .bind(repair.row.version)
-                    .bind(fingerprint)
-                    .execute(conn)
-                    .await
-                    .map(|_| ()))?,
-                None => with_conn!(&mut *db, conn => sqlx::query(forget)
-                    .bind(repair.row.version)
-                    .execute(conn)
-                    .await
-                    .map(|_| ()))?,
-            }
+            history::record_fingerprint(db, repair.migration).await?;
         }
         Ok(())
     }
