@@ -1,6 +1,7 @@
 //! All local AWS endpoints of one pipeline-local process, started together on loopback.
 
 use crate::calls::CallLog;
+use crate::cloudfront::LocalCloudFront;
 use crate::cloudwatch::LocalCloudWatch;
 use crate::codepipeline::LocalCodePipeline;
 use crate::dynamodb::LocalDynamoDb;
@@ -49,6 +50,8 @@ pub struct LocalAws {
     pub dynamodb: LocalDynamoDb,
     /// RDS.
     pub rds: LocalRds,
+    /// CloudFront (invalidations).
+    pub cloudfront: LocalCloudFront,
     credentials: CredentialRegistry,
     s3_addr: SocketAddr,
     codepipeline_addr: SocketAddr,
@@ -56,6 +59,7 @@ pub struct LocalAws {
     cloudwatch_addr: SocketAddr,
     dynamodb_addr: SocketAddr,
     rds_addr: SocketAddr,
+    cloudfront_addr: SocketAddr,
     tls: Option<Arc<LocalTls>>,
     _temp: Option<tempfile::TempDir>,
     servers: Vec<tokio::task::JoinHandle<()>>,
@@ -103,6 +107,7 @@ impl LocalAws {
         let cloudwatch = LocalCloudWatch::new(calls.clone(), faults.clone());
         let dynamodb = LocalDynamoDb::new(calls.clone(), faults.clone());
         let rds = LocalRds::new(&base.join("rds-snapshots"), calls.clone(), faults.clone());
+        let cloudfront = LocalCloudFront::new(calls.clone(), faults.clone());
         let mut servers = Vec::new();
         let mut serve = async |router: Router| -> std::io::Result<SocketAddr> {
             let (addr, task) = crate::tls::serve(router, tls.as_deref()).await?;
@@ -115,6 +120,7 @@ impl LocalAws {
         let cloudwatch_addr = serve(cloudwatch.router()).await?;
         let dynamodb_addr = serve(dynamodb.router()).await?;
         let rds_addr = serve(rds.router()).await?;
+        let cloudfront_addr = serve(cloudfront.router()).await?;
         Ok(Self {
             calls,
             faults,
@@ -124,6 +130,7 @@ impl LocalAws {
             cloudwatch,
             dynamodb,
             rds,
+            cloudfront,
             credentials,
             s3_addr,
             codepipeline_addr,
@@ -131,6 +138,7 @@ impl LocalAws {
             cloudwatch_addr,
             dynamodb_addr,
             rds_addr,
+            cloudfront_addr,
             tls,
             _temp: temp,
             servers,
@@ -171,6 +179,11 @@ impl LocalAws {
         self.url(self.rds_addr)
     }
 
+    /// CloudFront's URL.
+    pub fn cloudfront_url(&self) -> String {
+        self.url(self.cloudfront_addr)
+    }
+
     /// Accepts another access key at the S3 endpoint (for a test's own client or the AWS CLI).
     pub fn register_credentials(&self, access_key: &str, secret_key: &str) {
         self.credentials.register(access_key, secret_key);
@@ -209,6 +222,7 @@ impl LocalAws {
             ("AWS_ENDPOINT_URL_CLOUDWATCH".into(), self.cloudwatch_url()),
             ("AWS_ENDPOINT_URL_DYNAMODB".into(), self.dynamodb_url()),
             ("AWS_ENDPOINT_URL_RDS".into(), self.rds_url()),
+            ("AWS_ENDPOINT_URL_CLOUDFRONT".into(), self.cloudfront_url()),
         ];
         if let Some(tls) = &self.tls {
             env.extend(tls.trust_env());

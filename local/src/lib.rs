@@ -12,6 +12,7 @@
 
 pub mod calls;
 pub mod cli;
+pub mod cloudfront;
 pub mod cloudwatch;
 pub mod codepipeline;
 pub mod console;

@@ -3,7 +3,7 @@
 
 use crate::params::{ImageDefinitionsStep, ImageFormat};
 use crate::StepReport;
-use pipeline_ext::job::{Job, JobError};
+use pipeline_ext::job::JobError;
 use serde_json::json;
 
 pub fn check(step: &ImageDefinitionsStep) -> Result<(), JobError> {
@@ -93,7 +93,7 @@ fn check_image_uri(container: &str, uri: &str) -> Result<(), JobError> {
 }
 
 pub async fn run(
-    job: &Job<crate::Params, ()>,
+    job: &crate::ProcessorJob,
     step: &ImageDefinitionsStep,
 ) -> Result<StepReport, JobError> {
     let (file, body) = match step.format {

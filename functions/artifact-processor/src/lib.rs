@@ -25,7 +25,8 @@ mod transform;
 pub use params::{Params, Step};
 
 use pipeline_ext::job::{Job, JobError, JobOutcome, JobSuccess};
-use std::collections::HashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Clients signed with the function's role: the site and release buckets are not the
 /// pipeline's artifact bucket, which only the job's credentials reach.
@@ -38,14 +39,39 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// The clients of one container.
+    /// The clients of one container. CloudFront's has the SDK's retries off: publish makes its
+    /// own, counted and bounded by the job's deadline.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
+        let cloudfront = aws_sdk_cloudfront::config::Builder::from(config)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
         Self {
             s3: aws_sdk_s3::Client::new(config),
-            cloudfront: aws_sdk_cloudfront::Client::new(config),
+            cloudfront: aws_sdk_cloudfront::Client::from_conf(cloudfront),
         }
     }
 }
+
+/// A job of this function: its parameters and where a continuation resumes.
+pub(crate) type ProcessorJob = Job<Params, Resume>;
+
+/// Where a job stopped to wait, carried in the continuation token: the steps before it are
+/// done, with what they reported.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Resume {
+    /// The publish step that waits for its invalidation (0-based).
+    step: usize,
+    /// The summary lines so far.
+    summary: Vec<String>,
+    /// Output variables so far (counts summed).
+    variables: BTreeMap<String, String>,
+    /// The invalidations it waits for.
+    wait: publish::InvalidationWait,
+}
+
+/// Summary lines are cut to this many characters in a continuation token, which CodePipeline
+/// limits to 2,048 characters in all.
+const RESUMED_LINE_CHARS: [usize; 3] = [400, 160, 60];
 
 /// What one step did: a summary line and output variables.
 #[derive(Default)]
@@ -54,66 +80,165 @@ pub(crate) struct StepReport {
     pub variables: Vec<(&'static str, String)>,
 }
 
-/// Runs the job's steps in order.
-pub async fn handle(job: Job<Params, ()>, clients: Clients) -> Result<JobOutcome<()>, JobError> {
-    check_plan(&job)?;
-    let mut summary = Vec::new();
-    let mut totals: HashMap<&'static str, u64> = HashMap::new();
-    let mut success = JobSuccess::default();
-    for (index, step) in job.params.steps.iter().enumerate() {
-        let label = format!("step {} ({})", index + 1, step.name());
-        job.doing(&label);
-        // Boxed: each step is a large future, and nesting them all inline overflows rustc's layout depth.
-        let report = Box::pin(run_step(&job, &clients, step))
-            .await
-            .map_err(|e| e.context(&label))?;
-        tracing::info!(step = step.name(), summary = %report.summary, "step done");
-        summary.push(format!("{label}: {}", report.summary));
+/// What the steps reported so far.
+#[derive(Default)]
+struct Reports {
+    summary: Vec<String>,
+    variables: BTreeMap<String, String>,
+}
+
+impl Reports {
+    fn add(&mut self, label: &str, report: StepReport) {
+        self.summary.push(format!("{label}: {}", report.summary));
         for (key, value) in report.variables {
             match key {
                 // Counts add up across several publish steps.
-                "FilesPublished" | "FilesHeadersUpdated" | "FilesDeleted" => {
-                    *totals.entry(key).or_default() += value.parse::<u64>().unwrap_or(0);
+                "FilesPublished"
+                | "FilesHeadersUpdated"
+                | "FilesDeleted"
+                | "FilesKept"
+                | "FilesToPrune" => {
+                    let sum = self
+                        .variables
+                        .get(key)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                        + value.parse::<u64>().unwrap_or(0);
+                    self.variables.insert(key.to_string(), sum.to_string());
                 }
                 _ => {
-                    success.output_variables.insert(key.to_string(), value);
+                    self.variables.insert(key.to_string(), value);
                 }
             }
         }
     }
-    for (key, value) in totals {
-        success
-            .output_variables
-            .insert(key.to_string(), value.to_string());
+
+    /// A continuation waiting at `step`, its summary cut until the token fits.
+    fn waiting(
+        self,
+        step: usize,
+        wait: publish::InvalidationWait,
+    ) -> Result<JobOutcome<Resume>, JobError> {
+        let note = format!(
+            "Waiting for CloudFront invalidation {} on distribution {}; the files are live.",
+            wait.ids.join(", "),
+            wait.distribution
+        );
+        let full = format!("{}\n{note}", self.summary.join("\n"));
+        for limit in RESUMED_LINE_CHARS {
+            let state = Resume {
+                step,
+                summary: self
+                    .summary
+                    .iter()
+                    .map(|line| line.chars().take(limit).collect())
+                    .collect(),
+                variables: self.variables.clone(),
+                wait: wait.clone(),
+            };
+            if pipeline_ext::job::fits_in_token(&state) {
+                return Ok(JobOutcome::Continue {
+                    state,
+                    summary: full,
+                    percent_complete: None,
+                });
+            }
+        }
+        Err(JobError::failed(format!(
+            "{full}\nThe wait cannot be carried to the next invocation (its state is over CodePipeline's 2,048 characters); the files are live, check the invalidation in the CloudFront console"
+        )))
     }
-    success.summary = summary.join("\n");
+}
+
+/// Runs the job's steps in order; on a continuation, goes on where the last invocation waited.
+pub async fn handle(
+    job: Job<Params, Resume>,
+    clients: Clients,
+) -> Result<JobOutcome<Resume>, JobError> {
+    check_plan(&job)?;
+    let mut reports = Reports::default();
+    let mut first = 0;
+    if let Some(resume) = &job.state {
+        let step = match job.params.steps.get(resume.step) {
+            Some(Step::Publish(step))
+                if step.invalidation.wait
+                    && step.cloudfront_distribution_id.as_deref()
+                        == Some(resume.wait.distribution.as_str()) =>
+            {
+                step
+            }
+            _ => {
+                return Err(JobError::failed(
+                    "the continuation token is inconsistent with the UserParameters: it waits at a step that is not a publish waiting for that distribution",
+                ))
+            }
+        };
+        reports.summary = resume.summary.clone();
+        reports.variables = resume.variables.clone();
+        let label = format!("step {} (publish)", resume.step + 1);
+        job.doing(format!("{label}: waiting for the CloudFront invalidation"));
+        if let Some(wait) = publish::resume_wait(&clients, step, resume.wait.clone())
+            .await
+            .map_err(|e| e.context(&label))?
+        {
+            return reports.waiting(resume.step, wait);
+        }
+        reports.summary.push(format!(
+            "{label}: CloudFront invalidation {} completed",
+            resume.wait.ids.join(", ")
+        ));
+        first = resume.step + 1;
+    }
+    for (index, step) in job.params.steps.iter().enumerate().skip(first) {
+        let label = format!("step {} ({})", index + 1, step.name());
+        job.doing(&label);
+        // Boxed: each step is a large future, and nesting them all inline overflows rustc's layout depth.
+        let (report, wait) = Box::pin(run_step(&job, &clients, step))
+            .await
+            .map_err(|e| e.context(&label))?;
+        tracing::info!(step = step.name(), summary = %report.summary, "step done");
+        reports.add(&label, report);
+        if let Some(wait) = wait {
+            return reports.waiting(index, wait);
+        }
+    }
+    let success = JobSuccess {
+        summary: reports.summary.join("\n"),
+        output_variables: reports.variables.into_iter().collect(),
+        ..JobSuccess::default()
+    };
     Ok(JobOutcome::Succeeded(success))
 }
 
+/// One step's report, and the invalidations a publish waits for.
 async fn run_step(
-    job: &Job<Params, ()>,
+    job: &Job<Params, Resume>,
     clients: &Clients,
     step: &Step,
-) -> Result<StepReport, JobError> {
-    match step {
-        Step::Publish(s) => publish::run(job, clients, s).await,
-        Step::ImageDefinitions(s) => image_definitions::run(job, s).await,
-        Step::Render(s) => render::run(job, s).await,
-        Step::Manifest(s) => manifest::run(job, s).await,
-        Step::Filter(s) => transform::filter(job, s).await,
-        Step::Promote(s) => promote::run(job, clients, s).await,
-    }
+) -> Result<(StepReport, Option<publish::InvalidationWait>), JobError> {
+    let done = |report| (report, None);
+    Ok(match step {
+        Step::Publish(s) => {
+            let published = publish::run(job, clients, s).await?;
+            (published.report, published.wait)
+        }
+        Step::ImageDefinitions(s) => done(image_definitions::run(job, s).await?),
+        Step::Render(s) => done(render::run(job, s).await?),
+        Step::Manifest(s) => done(manifest::run(job, s).await?),
+        Step::Filter(s) => done(transform::filter(job, s).await?),
+        Step::Promote(s) => done(promote::run(job, clients, s).await?),
+    })
 }
 
 /// Checks every step against the job before anything runs, so a mistake in step 3 does not
 /// surface after step 1 has published.
-fn check_plan(job: &Job<Params, ()>) -> Result<(), JobError> {
+fn check_plan(job: &Job<Params, Resume>) -> Result<(), JobError> {
     if job.params.steps.is_empty() {
         return Err(JobError::config(
             "UserParameters: `steps` is empty; list at least one step",
         ));
     }
-    let mut writers: HashMap<&str, usize> = HashMap::new();
+    let mut writers: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, step) in job.params.steps.iter().enumerate() {
         let at = |e: JobError| e.context(format!("step {} ({})", index + 1, step.name()));
         if let Some(input) = step.input() {

@@ -8,7 +8,7 @@
 use crate::params::ManifestStep;
 use crate::StepReport;
 use pipeline_ext::artifacts::ArtifactWriter;
-use pipeline_ext::job::{Job, JobError};
+use pipeline_ext::job::JobError;
 use sha2::{Digest, Sha256};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -20,10 +20,7 @@ struct FileRecord {
     sha256: [u8; 32],
 }
 
-pub async fn run(
-    job: &Job<crate::Params, ()>,
-    step: &ManifestStep,
-) -> Result<StepReport, JobError> {
+pub async fn run(job: &crate::ProcessorJob, step: &ManifestStep) -> Result<StepReport, JobError> {
     let store = job.artifacts()?;
     let reader = store.open(job.input(&step.input)?).await?;
     if reader.entries().iter().any(|e| e.name == MANIFEST_FILE) {

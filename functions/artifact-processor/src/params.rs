@@ -4,7 +4,7 @@ mod wire;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
-pub use wire::{BucketName, DistributionId, HeaderValue};
+pub use wire::{Age, BucketName, DistributionId, HeaderValue};
 
 /// The `UserParameters` of artifact-processor.
 #[derive(Debug, Deserialize)]
@@ -105,9 +105,126 @@ pub struct PublishStep {
     /// Uploads in flight at once (1–64).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
-    /// Past this many changed paths, one `/*` invalidation instead.
+    /// Past this many changed paths, the invalidation names folders (`/assets/*`) instead of
+    /// files, and `/*` when that is not enough.
     #[serde(default = "default_invalidate_all_over")]
     pub invalidate_all_over: usize,
+    /// How the invalidation is made and whether the step waits for it.
+    #[serde(default)]
+    pub invalidation: InvalidationRules,
+    /// Grace for files no longer in the artifact; set, it decides what stale files go.
+    #[serde(default)]
+    pub prune: Option<PruneRules>,
+    /// Globs of the pages a browser enters by: uploaded after every other file, and deleted
+    /// without grace when the artifact no longer has them.
+    #[serde(default = "default_entry_points")]
+    pub entry_points: Vec<String>,
+    /// Where the `.br`/`.gz` variants of a file in the artifact are published.
+    #[serde(default)]
+    pub precompressed: EncodedLayout,
+    /// Globs of the files compressed (brotli and gzip) at publish time.
+    #[serde(default)]
+    pub compress: Vec<String>,
+    /// Compression levels of `compress`.
+    #[serde(default)]
+    pub compress_level: CompressLevels,
+}
+
+/// `**/*.html`: every page.
+fn default_entry_points() -> Vec<String> {
+    vec!["**/*.html".to_string()]
+}
+
+/// `publish.prune`: which files no longer in the artifact are deleted.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PruneRules {
+    /// A file goes once the release that last published it is more than this many releases old.
+    #[serde(default)]
+    pub keep_releases: Option<u64>,
+    /// A file goes once the release that last published it is older than this (`7d`, `12h`).
+    #[serde(default)]
+    pub older_than: Option<Age>,
+    /// List what would be deleted, delete nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `publish.precompressed`: where the `x.br`/`x.gz` variants of a file `x` go.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EncodedLayout {
+    /// Each under its own name, with `Content-Encoding` and the plain name's `Content-Type`.
+    #[default]
+    SideBySide,
+    /// The brotli variant under the plain name (`Content-Encoding: br`), the others not published.
+    Br,
+    /// The gzip variant under the plain name (`Content-Encoding: gzip`), the others not published.
+    Gzip,
+}
+
+/// `publish.compress_level`.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CompressLevels {
+    /// Brotli quality, 0–11.
+    #[serde(default = "default_brotli_level")]
+    pub br: u32,
+    /// Gzip level, 1–9.
+    #[serde(default = "default_gzip_level")]
+    pub gzip: u32,
+}
+
+fn default_brotli_level() -> u32 {
+    11
+}
+
+fn default_gzip_level() -> u32 {
+    9
+}
+
+impl Default for CompressLevels {
+    fn default() -> Self {
+        Self {
+            br: default_brotli_level(),
+            gzip: default_gzip_level(),
+        }
+    }
+}
+
+/// Minutes a publish waits for its invalidation by default.
+fn default_max_wait_minutes() -> u32 {
+    30
+}
+
+/// `publish.invalidation`.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InvalidationRules {
+    /// Succeed only once CloudFront says the invalidation is `Completed` (polled across
+    /// continuations).
+    #[serde(default)]
+    pub wait: bool,
+    /// How long to wait before the step fails saying the files are live and the cache is not.
+    #[serde(default = "default_max_wait_minutes")]
+    pub max_wait_minutes: u32,
+    /// Folder wildcards one invalidation may use (CloudFront allows 15 in progress at once).
+    #[serde(default = "default_max_wildcards")]
+    pub max_wildcards: usize,
+}
+
+fn default_max_wildcards() -> usize {
+    10
+}
+
+impl Default for InvalidationRules {
+    fn default() -> Self {
+        Self {
+            wait: false,
+            max_wait_minutes: default_max_wait_minutes(),
+            max_wildcards: default_max_wildcards(),
+        }
+    }
 }
 
 /// Which file `image_definitions` writes.

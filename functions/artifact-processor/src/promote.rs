@@ -8,7 +8,7 @@
 use crate::params::{PromoteEncryption, PromoteStep};
 use crate::{Clients, StepReport};
 use pipeline_ext::artifacts::{Encryption, ObjectOptions, ObjectUpload, DEFAULT_PART_SIZE};
-use pipeline_ext::job::{Job, JobError};
+use pipeline_ext::job::JobError;
 
 pub fn check(step: &PromoteStep) -> Result<(), JobError> {
     if step.bucket.trim().is_empty() || step.key.trim().is_empty() {
@@ -25,7 +25,7 @@ pub fn check(step: &PromoteStep) -> Result<(), JobError> {
 }
 
 pub async fn run(
-    job: &Job<crate::Params, ()>,
+    job: &crate::ProcessorJob,
     clients: &Clients,
     step: &PromoteStep,
 ) -> Result<StepReport, JobError> {

@@ -10,7 +10,7 @@ use crate::params::RenderStep;
 use crate::transform::{copy_data, finish_or_abort};
 use crate::StepReport;
 use indexmap::IndexMap;
-use pipeline_ext::job::{Job, JobError};
+use pipeline_ext::job::JobError;
 use std::collections::BTreeSet;
 
 /// Rendered files are read whole: they are templates, not payloads.
@@ -99,7 +99,7 @@ fn is_angle_name(name: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-pub async fn run(job: &Job<crate::Params, ()>, step: &RenderStep) -> Result<StepReport, JobError> {
+pub async fn run(job: &crate::ProcessorJob, step: &RenderStep) -> Result<StepReport, JobError> {
     let templates = GlobList::new("render.files", &step.files)?;
     let store = job.artifacts()?;
     let reader = store.open(job.input(&step.input)?).await?;

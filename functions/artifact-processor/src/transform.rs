@@ -4,7 +4,7 @@ use crate::globs::GlobList;
 use crate::params::FilterStep;
 use crate::StepReport;
 use pipeline_ext::artifacts::{ArtifactWriter, EntryStream, WrittenArtifact};
-use pipeline_ext::job::{Job, JobError};
+use pipeline_ext::job::JobError;
 
 /// Copies the current entry's data into the open entry of `writer`; returns the bytes copied.
 pub async fn copy_data(
@@ -40,10 +40,7 @@ pub fn check_filter(step: &FilterStep) -> Result<(), JobError> {
     Ok(())
 }
 
-pub async fn filter(
-    job: &Job<crate::Params, ()>,
-    step: &FilterStep,
-) -> Result<StepReport, JobError> {
+pub async fn filter(job: &crate::ProcessorJob, step: &FilterStep) -> Result<StepReport, JobError> {
     let include = GlobList::new("filter.include", &step.include)?;
     let exclude = GlobList::new("filter.exclude", &step.exclude)?;
     let store = job.artifacts()?;

@@ -161,6 +161,32 @@ impl LocalS3 {
     pub fn exists(&self, bucket: &str, key: &str) -> bool {
         self.object_path(bucket, key).is_file()
     }
+
+    /// The HTTP headers an object was stored with (what a website or CDN serves it with).
+    pub fn stored_headers(&self, bucket: &str, key: &str) -> StoredHeaders {
+        let path = object_store::metadata_path(&self.root, bucket, key);
+        let stored: Value = std::fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(Value::Null);
+        let field = |name: &str| stored.get(name).and_then(Value::as_str).map(str::to_owned);
+        StoredHeaders {
+            content_type: field("content_type"),
+            content_encoding: field("content_encoding"),
+            cache_control: field("cache_control"),
+        }
+    }
+}
+
+/// The standard headers of a stored object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredHeaders {
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Content-Encoding`.
+    pub content_encoding: Option<String>,
+    /// `Cache-Control`.
+    pub cache_control: Option<String>,
 }
 
 /// The S3 operation a path-style request is, by method, path and query.

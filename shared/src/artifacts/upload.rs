@@ -31,6 +31,8 @@ pub struct ObjectOptions {
     pub content_type: Option<String>,
     /// `Cache-Control`.
     pub cache_control: Option<String>,
+    /// `Content-Encoding` (`br`, `gzip`) of a file stored compressed.
+    pub content_encoding: Option<String>,
     /// User metadata (`x-amz-meta-*`).
     pub metadata: Vec<(String, String)>,
     /// Server-side encryption of the object.
@@ -106,6 +108,7 @@ impl ObjectUpload {
                     .set_ssekms_key_id(kms_key)
                     .set_content_type(self.options.content_type.clone())
                     .set_cache_control(self.options.cache_control.clone())
+                    .set_content_encoding(self.options.content_encoding.clone())
                     .set_metadata(metadata_map(&self.options.metadata))
                     .send()
                     .await
@@ -177,6 +180,7 @@ impl ObjectUpload {
                 .set_ssekms_key_id(kms_key)
                 .set_content_type(self.options.content_type.clone())
                 .set_cache_control(self.options.cache_control.clone())
+                .set_content_encoding(self.options.content_encoding.clone())
                 .set_metadata(metadata_map(&self.options.metadata))
                 .body(ByteStream::from(body))
                 .customize()

@@ -19,3 +19,9 @@ pub use report::{
     MAX_SUMMARY_CHARS,
 };
 pub use runner::{Activity, Job, JobRunner, DEFAULT_SAFETY_MARGIN, REPORT_ATTEMPTS};
+
+/// True when `state` fits in a continuation token (CodePipeline's 2,048 characters), so a
+/// handler can shorten what it carries before it returns [`JobOutcome::Continue`].
+pub fn fits_in_token<S: serde::Serialize>(state: &S) -> bool {
+    continuation::encode(state).is_ok()
+}

@@ -81,6 +81,50 @@ impl DistributionId {
     }
 }
 
+/// A length of time written as a number and a unit: `90s`, `30m`, `12h`, `7d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Age(std::time::Duration);
+
+impl Age {
+    /// Checks `value` as [`Age`] describes.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let refuse = || {
+            format!("{value:?} is not an age: write a whole number and a unit, as `90s`, `30m`, `12h` or `7d`")
+        };
+        let split = value.len().checked_sub(1).ok_or_else(refuse)?;
+        if !value.is_char_boundary(split) {
+            return Err(refuse());
+        }
+        let (number, unit) = value.split_at(split);
+        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(refuse());
+        }
+        let number: u64 = number.parse().map_err(|_| refuse())?;
+        let seconds = match unit {
+            "s" => Some(number),
+            "m" => number.checked_mul(60),
+            "h" => number.checked_mul(3600),
+            "d" => number.checked_mul(86_400),
+            _ => None,
+        }
+        .filter(|s| *s <= 10 * 365 * 86_400)
+        .ok_or_else(refuse)?;
+        Ok(Self(std::time::Duration::from_secs(seconds)))
+    }
+
+    /// The age as a duration.
+    pub fn duration(&self) -> std::time::Duration {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Age {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 macro_rules! checked_string {
     ($name:ident) => {
         impl<'de> Deserialize<'de> for $name {
@@ -140,7 +184,38 @@ mod tests {
         assert!(DistributionId::parse("E2ABC\n").is_err());
     }
 
+    #[test]
+    fn ages_are_a_number_and_a_unit() {
+        assert_eq!(Age::parse("7d").unwrap().duration().as_secs(), 7 * 86_400);
+        assert_eq!(Age::parse("90s").unwrap().duration().as_secs(), 90);
+        assert_eq!(Age::parse("12h").unwrap().duration().as_secs(), 12 * 3600);
+        for bad in [
+            "",
+            "d",
+            "7",
+            "-1d",
+            "1.5h",
+            "7 d",
+            "7w",
+            "99999999999999999999d",
+            "4000d",
+            "é",
+        ] {
+            assert!(Age::parse(bad).is_err(), "{bad}");
+        }
+    }
+
     proptest! {
+        /// Any text is read as an age or refused, never a panic; what is read round-trips.
+        #[test]
+        fn any_age_text_is_read_or_refused(value in "\\PC{0,12}|[0-9]{1,6}[smhd]") {
+            if let Ok(age) = Age::parse(&value) {
+                let n: u64 = value[..value.len() - 1].parse().unwrap();
+                let unit = match &value[value.len() - 1..] { "s" => 1, "m" => 60, "h" => 3600, _ => 86_400 };
+                prop_assert_eq!(age.duration().as_secs(), n * unit);
+            }
+        }
+
         /// Whatever is accepted is a valid header value for the HTTP client the SDK uses.
         #[test]
         fn accepted_header_values_are_valid_http_header_values(value in "\\PC{0,40}|[\\x00-\\x7f]{0,40}") {

@@ -8,8 +8,9 @@ use pipeline_ext::job::JobError;
 /// User metadata naming the header rules (Content-Type table and `cache_control`) an object
 /// was published with, so that a change of rules re-publishes the headers of unchanged files.
 pub const HEADER_RULES_METADATA: &str = "publish-headers";
-/// Bumped when [`content_type`] changes what it answers.
-const CONTENT_TYPE_RULES: &str = "content-type-v1";
+/// Bumped when [`content_type`] changes what it answers (v2: compressed variants take the
+/// plain name's type and a `Content-Encoding`).
+const CONTENT_TYPE_RULES: &str = "content-type-v2";
 
 pub(super) struct CacheRules {
     globs: GlobList,

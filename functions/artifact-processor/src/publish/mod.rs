@@ -1,38 +1,48 @@
 //! `publish`: extract an input artifact into a bucket and prefix, uploading only what changed.
 //!
 //! Two passes over the artifact. The first reads and checks every entry (CRC-32, sizes, local
-//! headers; in parallel ranged GETs for a large archive) while the bucket is listed, and
-//! hashes each file (MD5 and SHA-256), so nothing is published from an archive that turns out
-//! bad halfway. A file is unchanged when its size and content match the object: the listed
-//! ETag when it is a plain MD5, otherwise the SHA-256 kept in the object's metadata. The
-//! second pass reads only the files that changed and uploads them (see [`upload`]). Stale keys
-//! are deleted only after every upload succeeded, and never outside the prefix.
+//! headers; in parallel ranged GETs for a large archive) while the bucket is listed and the
+//! release record read, and hashes each file (MD5 and SHA-256), so nothing is published from
+//! an archive that turns out bad halfway. A file is unchanged when its size and content match
+//! the object: the listed ETag when it is a plain MD5, otherwise the SHA-256 kept in the
+//! object's metadata. The second pass reads only the files that changed and uploads them (see
+//! [`upload`]): every other file first, the entry pages (`entry_points`) last, so no page
+//! names an asset that is not there yet. Files the artifact no longer has are deleted only
+//! after every upload succeeded, never outside the prefix, and with `prune` only past their
+//! grace ([`releases`]). Then the CloudFront invalidation ([`invalidation`]), and last the
+//! release record.
 
+mod compare;
+mod encodings;
 mod headers;
 mod invalidation;
+mod plan;
+mod releases;
 mod target;
 mod upload;
 mod window;
 
-use crate::digest::{Digests, FileDigest};
+use crate::globs::GlobList;
 use crate::params::PublishStep;
 use crate::{Clients, StepReport};
-pub use headers::{content_type, HEADER_RULES_METADATA};
 use headers::{header_rules_digest, CacheRules};
-use invalidation::{encode_path, invalidate};
-use pipeline_ext::artifacts::{ObjectOptions, ReadTimings, PARALLEL_READS};
-use pipeline_ext::job::{Job, JobError};
-use std::collections::HashSet;
+pub use invalidation::InvalidationWait;
+use invalidation::{encode_path, plan_paths, still_in_progress, NotCreated};
+use pipeline_ext::artifacts::ReadTimings;
+use pipeline_ext::artifacts::PARALLEL_READS;
+use pipeline_ext::job::JobError;
+use releases::{
+    next_record, plan_prune, Kept, PendingInvalidation, PruneRulesOf, RecordState, Release,
+    RECORD_NAME,
+};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-pub use target::SHA256_METADATA;
-use target::{Existing, Fate, Target};
-use tokio::task::JoinSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use target::Target;
 use upload::{upload_changed, ChangedFile, UploadFailure};
 use window::RequestWindow;
 
-/// What one file to publish holds beside its key and name: its record, headers and metadata.
-const FILE_RECORD_BYTES: usize = 320;
+/// Names of stale files listed in a summary at most.
+const LISTED_NAMES: usize = 10;
 
 pub fn check(step: &PublishStep) -> Result<(), JobError> {
     normalize_prefix(&step.prefix)?;
@@ -45,7 +55,26 @@ pub fn check(step: &PublishStep) -> Result<(), JobError> {
             step.concurrency
         )));
     }
+    if step.compress_level.br > 11 || !(1..=9).contains(&step.compress_level.gzip) {
+        return Err(JobError::config(format!(
+            "publish: `compress_level` takes brotli 0–11 and gzip 1–9, not br {} and gzip {}",
+            step.compress_level.br, step.compress_level.gzip
+        )));
+    }
+    if !(1..=55).contains(&step.invalidation.max_wait_minutes) {
+        return Err(JobError::config(format!(
+            "publish: `invalidation.max_wait_minutes` must be between 1 and 55, not {}",
+            step.invalidation.max_wait_minutes
+        )));
+    }
+    if step.invalidation.wait && step.cloudfront_distribution_id.is_none() {
+        return Err(JobError::config(
+            "publish: `invalidation.wait` needs a `cloudfront_distribution_id` to wait for",
+        ));
+    }
     CacheRules::new(step)?;
+    GlobList::new("publish.entry_points", &step.entry_points)?;
+    GlobList::new("publish.compress", &step.compress)?;
     Ok(())
 }
 
@@ -81,13 +110,27 @@ fn millis(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What a publish did, and the invalidations it still waits for.
+pub(crate) struct Published {
+    pub report: StepReport,
+    pub wait: Option<InvalidationWait>,
+}
+
 pub async fn run(
-    job: &Job<crate::Params, ()>,
+    job: &crate::ProcessorJob,
     clients: &Clients,
     step: &PublishStep,
-) -> Result<StepReport, JobError> {
+) -> Result<Published, JobError> {
     let prefix = normalize_prefix(&step.prefix)?;
-    let rules = CacheRules::new(step)?;
+    let cache = CacheRules::new(step)?;
+    let entry_points = GlobList::new("publish.entry_points", &step.entry_points)?;
+    let compress = GlobList::new("publish.compress", &step.compress)?;
     let store = job.artifacts()?;
     let mut phases = Phases::default();
     let mut clock = Instant::now();
@@ -106,6 +149,7 @@ pub async fn run(
         header_rules: header_rules_digest(step),
         refresh_headers: false,
     };
+    let record_key = format!("{prefix}{RECORD_NAME}");
     job.doing(format!(
         "verifying the artifact while listing s3://{}/{prefix}",
         step.bucket
@@ -116,17 +160,21 @@ pub async fn run(
         (listed, started.elapsed())
     };
     let mut held = store.budget().reserve(
-        (reader.entries().len() * std::mem::size_of::<FileDigest>()) as u64,
+        (reader.entries().len() * std::mem::size_of::<crate::digest::FileDigest>()) as u64,
         "the digests of the artifact's files",
     )?;
-    let (verified, (existing, listing)) =
-        tokio::join!(reader.verify_with::<Digests>(PARALLEL_READS), listing);
+    let (verified, (existing, listing), record) = tokio::join!(
+        reader.verify_with::<crate::digest::Digests>(PARALLEL_READS),
+        listing,
+        target.read_record(&record_key, store.budget())
+    );
     let verified = verified?;
-    let (existing, _listing_held) = existing?;
+    let (mut existing, _listing_held) = existing?;
+    let (record, _record_held) = record?;
+    existing.remove(&record_key);
     lap(&mut phases.verify_and_list);
     phases.list = listing;
     phases.read = verified.timings;
-    let digests = verified.outputs;
     let sample = reader
         .entries()
         .iter()
@@ -136,84 +184,103 @@ pub async fn run(
         target.refresh_headers =
             target.published_header_rules(&key).await?.as_deref() != Some(&target.header_rules);
     }
+    let rules = plan::PlanRules {
+        step,
+        cache: &cache,
+        compress: &compress,
+        header_rules: &target.header_rules,
+        refresh_headers: target.refresh_headers,
+    };
+    let planned = plan::plan(
+        reader.entries(),
+        verified.outputs,
+        &prefix,
+        &rules,
+        &existing,
+        &record,
+        &mut held,
+    )?;
     let target = Arc::new(target);
-
-    let mut wanted: HashSet<String> = HashSet::new();
-    let mut files = Vec::new();
-    for (index, (entry, digest)) in reader.entries().iter().zip(digests).enumerate() {
-        if entry.is_dir {
-            continue;
-        }
-        let key = format!("{prefix}{}", entry.name);
-        // The key twice (wanted, the file), the name, and the file's headers.
-        held.grow(
-            (2 * key.len() + entry.name.len() + FILE_RECORD_BYTES) as u64,
-            "the publish's list of files",
-        )?;
-        wanted.insert(key.clone());
-        let options = ObjectOptions {
-            content_type: Some(content_type(&entry.name)),
-            cache_control: rules.for_path(&entry.name),
-            metadata: vec![
-                (HEADER_RULES_METADATA.into(), target.header_rules.clone()),
-                (SHA256_METADATA.into(), digest.sha256_hex()),
-            ],
-            ..ObjectOptions::default()
-        };
-        files.push(ChangedFile {
-            index,
-            name: entry.name.clone(),
-            key,
-            size: entry.size,
-            digest,
-            options,
-        });
-    }
     job.doing(format!(
         "comparing {} files with s3://{}/{prefix}",
-        files.len(),
+        planned.files.len(),
         step.bucket
     ));
-    let compared = compare(&target, files, &existing, &window).await?;
+    let compared = compare::compare(&target, planned.files, &existing, &window).await?;
     lap(&mut phases.compare);
 
-    let changed = match upload_changed(
-        &reader,
-        target.clone(),
-        compared.changed,
-        window.clone(),
-        job.activity(),
-    )
-    .await
-    {
-        Ok(uploaded) => uploaded,
-        Err(UploadFailure { error, uploaded }) => {
-            // Nothing is deleted after a failed upload: the site keeps every file it had.
-            return Err(error.context(format!(
-                "publish stopped after {uploaded} uploads, nothing deleted"
-            )));
+    // Assets first, entry pages last: a page is never live before what it loads.
+    let (pages, assets): (Vec<ChangedFile>, Vec<ChangedFile>) = compared
+        .changed
+        .into_iter()
+        .partition(|f| entry_points.matches(f.key.strip_prefix(&prefix).unwrap_or(&f.key)));
+    let mut changed = Vec::new();
+    for group in [assets, pages] {
+        if group.is_empty() {
+            continue;
         }
-    };
+        match upload_changed(
+            &reader,
+            target.clone(),
+            group,
+            window.clone(),
+            job.activity(),
+        )
+        .await
+        {
+            Ok(uploaded) => changed.extend(uploaded),
+            Err(UploadFailure { error, uploaded }) => {
+                // Nothing is deleted after a failed upload: the site keeps every file it had.
+                return Err(error.context(format!(
+                    "publish stopped after {} uploads, nothing deleted",
+                    changed.len() + uploaded
+                )));
+            }
+        }
+    }
     lap(&mut phases.upload);
     let (headers_only, unchanged) = (compared.headers_only, compared.unchanged);
 
-    let stale: Vec<String> = if step.delete_stale {
-        let mut stale: Vec<String> = existing
-            .keys()
-            .filter(|k| k.starts_with(&prefix) && !wanted.contains(*k))
-            .cloned()
-            .collect();
-        stale.sort();
-        job.doing(format!(
-            "deleting {} stale objects under s3://{}/{prefix}",
-            stale.len(),
-            step.bucket
-        ));
-        target.delete_keys(&stale).await?;
-        stale
+    let mut stale: Vec<String> = existing
+        .keys()
+        .filter(|k| k.starts_with(&prefix) && !planned.wanted.contains(*k))
+        .cloned()
+        .collect();
+    stale.sort();
+    let previous = record.release();
+    let removed_now = stale
+        .iter()
+        .any(|k| record.release_of(k.strip_prefix(&prefix).unwrap_or(k)) == Some(previous));
+    let fresh_record = !matches!(record, RecordState::Found(_));
+    let release = if !changed.is_empty() || !headers_only.is_empty() || removed_now || fresh_record
+    {
+        previous + 1
+    } else {
+        previous
+    };
+    let now = unix_seconds();
+    let prune_rules = PruneRulesOf::of(step, &entry_points);
+    let mut pruned = plan_prune(&stale, &prefix, &record, &prune_rules, release, now);
+    let dry_run = step.prune.as_ref().is_some_and(|p| p.dry_run);
+    let would_delete = if dry_run {
+        let would = std::mem::take(&mut pruned.delete);
+        pruned.kept.extend(would.iter().map(|k| {
+            (
+                k.strip_prefix(&prefix).unwrap_or(k).to_string(),
+                Kept::InGrace,
+            )
+        }));
+        would
     } else {
         Vec::new()
     };
+    job.doing(format!(
+        "deleting {} stale objects under s3://{}/{prefix}",
+        pruned.delete.len(),
+        step.bucket
+    ));
+    target.delete_keys(&pruned.delete).await?;
+    let deleted = pruned.delete;
     lap(&mut phases.delete);
     let pace = window.report();
     tracing::debug!(
@@ -233,131 +300,223 @@ pub async fn run(
         "publish phases"
     );
 
-    let invalidation = match &step.cloudfront_distribution_id {
-        Some(distribution)
-            if !changed.is_empty() || !headers_only.is_empty() || !stale.is_empty() =>
-        {
-            let mut paths: Vec<String> = changed
-                .iter()
-                .chain(headers_only.iter())
-                .chain(stale.iter())
-                .map(|k| format!("/{}", encode_path(k)))
-                .collect();
-            paths.sort();
-            if paths.len() > step.invalidate_all_over {
-                paths = vec!["/*".to_string()];
-            }
-            Some(
-                invalidate(
-                    clients,
-                    distribution,
-                    paths,
-                    &format!("{}-{}", job.id, job.request_id),
-                )
-                .await?,
+    // The invalidation: what changed, what was deleted, and what an earlier publish left.
+    let mut invalidation = None;
+    let mut pending = None;
+    if let Some(distribution) = &step.cloudfront_distribution_id {
+        let mut paths: Vec<String> = changed
+            .iter()
+            .chain(headers_only.iter())
+            .chain(deleted.iter())
+            .map(|k| format!("/{}", encode_path(k)))
+            .collect();
+        paths.extend(record.pending_paths(distribution));
+        if !paths.is_empty() {
+            let paths = plan_paths(
+                paths,
+                step.invalidate_all_over,
+                step.invalidation.max_wildcards,
+            );
+            job.doing(format!(
+                "invalidating {} paths on CloudFront distribution {distribution}",
+                paths.len()
+            ));
+            let created = invalidation::create(
+                &clients.cloudfront,
+                distribution,
+                &paths,
+                &format!("{}-{}", job.id, release),
+                job.deadline().into_std(),
             )
+            .await;
+            if created.is_err() {
+                pending = Some(PendingInvalidation {
+                    distribution: distribution.to_string(),
+                    paths: paths.clone(),
+                });
+            }
+            invalidation = Some((distribution.to_string(), paths.len(), created));
         }
-        _ => None,
-    };
+    }
+
+    // The release record, last.
+    let had_pending =
+        record.pending_paths(step.cloudfront_distribution_id.as_deref().unwrap_or(""));
+    let record_changes = release != previous
+        || !deleted.is_empty()
+        || pending.as_ref().map(|p| &p.paths) != Some(&had_pending).filter(|p| !p.is_empty());
+    if record_changes {
+        job.doing(format!(
+            "writing the release record s3://{}/{record_key}",
+            step.bucket
+        ));
+        let published = planned
+            .wanted
+            .iter()
+            .map(|k| k.strip_prefix(&prefix).unwrap_or(k).to_string());
+        let next = next_record(
+            &record,
+            Release {
+                release,
+                published_at: now,
+                job: job.id.clone(),
+            },
+            published,
+            &pruned.kept,
+            planned.generated,
+            pending.clone(),
+        );
+        target.write_record(&record_key, &next).await.map_err(|e| {
+            e.context(format!(
+                "the files are published; the release record could not be written, so the next publish keeps every old file"
+            ))
+        })?;
+    }
 
     let mut summary = format!(
         "s3://{}/{prefix}: {} uploaded, {} updated for headers only, {unchanged} unchanged, {} deleted",
         step.bucket,
         changed.len(),
         headers_only.len(),
-        stale.len()
+        deleted.len()
     );
     let mut variables = vec![
         ("FilesPublished", changed.len().to_string()),
         ("FilesHeadersUpdated", headers_only.len().to_string()),
-        ("FilesDeleted", stale.len().to_string()),
+        ("FilesDeleted", deleted.len().to_string()),
+        ("Release", release.to_string()),
     ];
-    if let Some(id) = invalidation {
-        summary.push_str(&format!(", CloudFront invalidation {id}"));
-        variables.push(("InvalidationId", id));
+    if planned.to_compress > 0 {
+        summary.push_str(&format!(
+            ", {} compressed at publish time",
+            planned.to_compress
+        ));
     }
+    if planned.too_large_to_compress > 0 {
+        summary.push_str(&format!(
+            ", {} not compressed (over {} MiB)",
+            planned.too_large_to_compress,
+            upload::SMALL_FILE / 1024 / 1024
+        ));
+    }
+    if planned.folded > 0 {
+        summary.push_str(&format!(
+            ", {} variants not published (another stands in their plain name)",
+            planned.folded
+        ));
+    }
+    let graced = pruned
+        .kept
+        .iter()
+        .filter(|(_, why)| *why != Kept::NotPruning)
+        .count();
+    if let Some(problem) = &pruned.record_problem {
+        summary.push_str(&format!(
+            "; nothing old deleted: {problem}, so {graced} files no longer in the artifact were kept (a new record starts with release {release})"
+        ));
+    } else if graced > 0 && !dry_run {
+        summary.push_str(&format!(
+            "; release {release}: {graced} files no longer in the artifact kept for pages still open"
+        ));
+    }
+    if dry_run {
+        summary.push_str(&format!(
+            "; prune dry run: would delete {}{}",
+            would_delete.len(),
+            listed(&would_delete, &prefix)
+        ));
+        variables.push(("FilesToPrune", would_delete.len().to_string()));
+    }
+    variables.push(("FilesKept", graced.to_string()));
     if pace.throttles > 0 {
         summary.push_str(&format!(
             "; the bucket throttled {} requests (SlowDown): {} in flight at the lowest, of {}",
             pace.throttles, pace.lowest, pace.max
         ));
     }
-    Ok(StepReport { summary, variables })
-}
-
-/// The files to upload, and what became of the others.
-struct Compared {
-    /// In archive order.
-    changed: Vec<ChangedFile>,
-    headers_only: Vec<String>,
-    unchanged: usize,
-}
-
-/// Sorts the files into changed and unchanged, asking S3 (`HeadObject`) only when the listing
-/// cannot tell, and refreshes the headers of unchanged files when the rules changed.
-async fn compare(
-    target: &Arc<Target>,
-    files: Vec<ChangedFile>,
-    existing: &std::collections::HashMap<String, Existing>,
-    window: &Arc<RequestWindow>,
-) -> Result<Compared, JobError> {
-    let mut compared = Compared {
-        changed: Vec::new(),
-        headers_only: Vec::new(),
-        unchanged: 0,
-    };
-    let mut checks: JoinSet<Result<Result<Fate, ChangedFile>, JobError>> = JoinSet::new();
-    let record =
-        |done: Result<Result<Result<Fate, ChangedFile>, JobError>, tokio::task::JoinError>,
-         compared: &mut Compared|
-         -> Result<(), JobError> {
-            match done.map_err(|e| JobError::failed(format!("comparison task failed: {e}")))?? {
-                Ok(Fate::HeadersOnly(key)) => compared.headers_only.push(key),
-                Ok(Fate::Unchanged) => compared.unchanged += 1,
-                Err(file) => compared.changed.push(file),
-            }
-            Ok(())
-        };
-    for file in files {
-        let Some(prior) = existing.get(&file.key).cloned() else {
-            compared.changed.push(file);
-            continue;
-        };
-        if prior.size != file.size as i64 {
-            compared.changed.push(file);
-            continue;
-        }
-        let listed_same = prior.etag.as_deref() == Some(file.digest.md5_hex().as_str());
-        if listed_same && !target.refresh_headers {
-            // The listing decides: no request, no task.
-            compared.unchanged += 1;
-            continue;
-        }
-        // A slot is taken before the task exists, so no more tasks are alive than requests
-        // the window allows (each holds a request's state).
-        let slot = window
-            .slot()
-            .await
-            .map_err(|_| JobError::failed("the comparison pool was closed"))?;
-        let target = target.clone();
-        checks.spawn(async move {
-            let _slot = slot;
-            if listed_same || target.holds_content(&file.key, &file.digest).await? {
-                Ok(Ok(target.keep(&file.key, file.options).await?))
+    let mut wait = None;
+    match invalidation {
+        None => {}
+        Some((distribution, count, Err(NotCreated { failure, attempts }))) => {
+            let message = format!(
+                "{summary}. The files are live, the cache is not: the CloudFront invalidation of {count} paths on distribution {distribution} failed after {attempts} attempts ({failure}); CloudFront may serve the old files until they expire. The paths are kept in the release record and invalidated by the next publish."
+            );
+            return Err(if failure.code() == "NoSuchDistribution" {
+                JobError::config(message)
             } else {
-                Ok(Err(file))
+                JobError::failed(message)
+            });
+        }
+        Some((distribution, count, Ok(created))) => {
+            summary.push_str(&format!(
+                ", CloudFront invalidation {} ({count} paths{})",
+                created.id,
+                if created.attempts > 1 {
+                    format!(", after {} attempts", created.attempts)
+                } else {
+                    String::new()
+                }
+            ));
+            variables.push(("InvalidationId", created.id.clone()));
+            if step.invalidation.wait {
+                let waiting = InvalidationWait {
+                    distribution,
+                    ids: vec![created.id],
+                    since_ms: now * 1000,
+                };
+                wait = resume_wait(clients, step, waiting).await?;
             }
-        });
-        while let Some(done) = checks.try_join_next() {
-            record(done, &mut compared)?;
         }
     }
-    while let Some(done) = checks.join_next().await {
-        record(done, &mut compared)?;
+    Ok(Published {
+        report: StepReport { summary, variables },
+        wait,
+    })
+}
+
+/// `, names…` of the first few stale keys, for a summary.
+fn listed(keys: &[String], prefix: &str) -> String {
+    if keys.is_empty() {
+        return String::new();
     }
-    compared.changed.sort_by_key(|f| f.index);
-    compared.headers_only.sort();
-    Ok(compared)
+    let names: Vec<&str> = keys
+        .iter()
+        .take(LISTED_NAMES)
+        .map(|k| k.strip_prefix(prefix).unwrap_or(k))
+        .collect();
+    let more = keys.len().saturating_sub(LISTED_NAMES);
+    format!(
+        ": {}{}",
+        names.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// Reads the invalidations `wait` names once: `None` when all completed, the rest otherwise.
+/// Past `max_wait_minutes` the step fails, saying the files are live and the cache is not.
+pub(crate) async fn resume_wait(
+    clients: &Clients,
+    step: &PublishStep,
+    wait: InvalidationWait,
+) -> Result<Option<InvalidationWait>, JobError> {
+    let open = still_in_progress(&clients.cloudfront, &wait).await?;
+    if open.is_empty() {
+        return Ok(None);
+    }
+    let waited_ms = (unix_seconds() * 1000).saturating_sub(wait.since_ms);
+    if waited_ms > u64::from(step.invalidation.max_wait_minutes) * 60_000 {
+        return Err(JobError::failed(format!(
+            "The files are live, the cache is not: CloudFront invalidation {} on distribution {} is still in progress after {} minutes (`invalidation.max_wait_minutes`)",
+            open.join(", "),
+            wait.distribution,
+            waited_ms / 60_000
+        )));
+    }
+    Ok(Some(InvalidationWait { ids: open, ..wait }))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use super::headers::HEADER_RULES_METADATA;
 use super::invalidation::encode_path;
+use super::releases::{RecordState, ReleaseRecord, MAX_RECORD_BYTES};
 use crate::digest::FileDigest;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
@@ -132,6 +133,7 @@ impl Target {
             .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
             .set_content_type(options.content_type)
             .set_cache_control(options.cache_control)
+            .set_content_encoding(options.content_encoding)
             .set_metadata(Some(options.metadata.into_iter().collect()))
             .send()
             .await
@@ -177,12 +179,74 @@ impl Target {
             .key(key)
             .set_content_type(options.content_type)
             .set_cache_control(options.cache_control)
+            .set_content_encoding(options.content_encoding)
             .set_metadata(Some(options.metadata.into_iter().collect()))
             .content_md5(base64::encode(digest.md5))
             .checksum_sha256(base64::encode(digest.sha256))
             .body(ByteStream::from(data))
             .customize()
             .disable_payload_signing()
+            .send()
+            .await
+            .map_err(|e| self.sdk_failed("PutObject", key, e))?;
+        Ok(())
+    }
+
+    /// The release record at `key`: missing, damaged (too large or unreadable), or found.
+    pub async fn read_record(
+        &self,
+        key: &str,
+        budget: &MemoryBudget,
+    ) -> Result<(RecordState, Reservation), JobError> {
+        let mut held = budget.reservation();
+        let answer = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        let object = match answer {
+            Ok(object) => object,
+            Err(e) => {
+                let failure = SdkFailure::from_sdk("S3", "GetObject", &e)
+                    .on(format!("s3://{}/{key}", self.bucket));
+                return match failure.code() {
+                    "NoSuchKey" | "NotFound" => Ok((RecordState::Missing, held)),
+                    _ => Err(failure.into()),
+                };
+            }
+        };
+        let size = object.content_length().unwrap_or(0).max(0) as u64;
+        if size > MAX_RECORD_BYTES {
+            return Ok((
+                RecordState::Damaged(format!("it is {size} bytes, over {MAX_RECORD_BYTES}")),
+                held,
+            ));
+        }
+        held.grow(size, "the release record")?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.failed("reading", key, e))?
+            .into_bytes();
+        Ok((RecordState::parse(&bytes), held))
+    }
+
+    /// Writes the release record in one `PutObject`: visible whole or not at all.
+    pub async fn write_record(&self, key: &str, record: &ReleaseRecord) -> Result<(), JobError> {
+        let body = serde_json::to_vec(record)
+            .map_err(|e| JobError::failed(format!("cannot write the release record: {e}")))?;
+        let md5 = <md5::Md5 as md5::Digest>::digest(&body);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .cache_control("no-store")
+            .content_md5(base64::encode(md5))
+            .body(ByteStream::from(body))
             .send()
             .await
             .map_err(|e| self.sdk_failed("PutObject", key, e))?;

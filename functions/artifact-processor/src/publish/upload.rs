@@ -3,9 +3,11 @@
 //! flight, large ones in parts. Their digests are known from the verify pass, so nothing is
 //! hashed twice and a large file is not spooled to disk.
 
+use super::encodings::{compress, Encoding};
 use super::target::Target;
+use super::target::SHA256_METADATA;
 use super::window::{RequestWindow, Slot};
-use crate::digest::{FileDigest, Sha256Check};
+use crate::digest::{Digests, FileDigest, Sha256Check};
 use pipeline_ext::artifacts::{
     ArtifactError, ArtifactReader, EntryStream, ObjectOptions, ObjectUpload, DEFAULT_PART_SIZE,
     PARALLEL_READS,
@@ -36,6 +38,22 @@ pub(super) struct ChangedFile {
     pub digest: FileDigest,
     /// Its headers.
     pub options: ObjectOptions,
+    /// The entry's bytes go to `key` (false when only files made from it changed).
+    pub upload_plain: bool,
+    /// Files made from it at publish time that must be made and uploaded.
+    pub generated: Vec<Generated>,
+}
+
+/// A file compressed from an entry at publish time.
+pub(super) struct Generated {
+    /// Its key.
+    pub key: String,
+    /// How it is compressed.
+    pub encoding: Encoding,
+    /// At which level.
+    pub level: u32,
+    /// Its headers (the SHA-256 of its bytes is added when they are made).
+    pub options: ObjectOptions,
 }
 
 /// Why the upload phase stopped, and how many files it had uploaded by then.
@@ -61,10 +79,10 @@ struct Shared {
 }
 
 impl Shared {
-    /// Notes a key as uploaded.
-    fn record(&self, key: String) {
+    /// Notes keys as uploaded.
+    fn record(&self, keys: Vec<String>) {
         if let Ok(mut uploaded) = self.uploaded.lock() {
-            uploaded.push(key);
+            uploaded.extend(keys);
         }
     }
 
@@ -136,7 +154,7 @@ async fn upload_group(
     mut stream: EntryStream,
     files: Vec<ChangedFile>,
 ) -> Result<(), JobError> {
-    let mut puts: JoinSet<Result<String, JobError>> = JoinSet::new();
+    let mut puts: JoinSet<Result<Vec<String>, JobError>> = JoinSet::new();
     let target = shared.target.clone();
     for file in files {
         let entry = stream
@@ -153,7 +171,9 @@ async fn upload_group(
             .activity
             .doing(format!("publishing s3://{}/{}", target.bucket, file.key));
         if file.size <= SMALL_FILE {
-            let kib = (file.size / 1024 + 1).min(u64::from(MEMORY_BUDGET_KIB)) as u32;
+            // The file, and each compressed copy made from it while it is held.
+            let copies = 1 + file.generated.len() as u64;
+            let kib = ((file.size / 1024 + 1) * copies).min(u64::from(MEMORY_BUDGET_KIB)) as u32;
             let held = shared.permits(kib).await?;
             // Read back in full (CRC-32 checked again) before the first byte is sent; S3
             // checks it against the digests of the verify pass.
@@ -161,15 +181,12 @@ async fn upload_group(
             let target = target.clone();
             puts.spawn(async move {
                 let _held = held;
-                target
-                    .put_small(&file.key, data, &file.digest, file.options)
-                    .await?;
-                Ok(file.key)
+                put_file_and_copies(&target, file, data).await
             });
         } else {
             let _held = shared.permits(LARGE_FILE_KIB).await?;
             upload_large(&target, &mut stream, &file).await?;
-            shared.record(file.key);
+            shared.record(vec![file.key]);
         }
         while let Some(done) = puts.try_join_next() {
             shared.record(finished(done)?);
@@ -181,10 +198,50 @@ async fn upload_group(
     Ok(())
 }
 
+/// Uploads a small file (unless only its copies changed) and the compressed copies made from it.
+async fn put_file_and_copies(
+    target: &Target,
+    file: ChangedFile,
+    data: Vec<u8>,
+) -> Result<Vec<String>, JobError> {
+    let mut keys = Vec::with_capacity(1 + file.generated.len());
+    let data = Arc::new(data);
+    for copy in file.generated {
+        let source = data.clone();
+        let (encoding, level) = (copy.encoding, copy.level);
+        let made = tokio::task::spawn_blocking(move || {
+            let packed = compress(&source, encoding, level)?;
+            let mut digest = Digests::default();
+            digest.update(&packed);
+            Ok::<_, std::io::Error>((packed, digest.finish_raw()))
+        })
+        .await
+        .map_err(|e| JobError::failed(format!("compressing `{}` failed: {e}", file.name)))?
+        .map_err(|e| JobError::failed(format!("compressing `{}` failed: {e}", file.name)))?;
+        let (packed, digest) = made;
+        let mut options = copy.options;
+        options
+            .metadata
+            .push((SHA256_METADATA.into(), digest.sha256_hex()));
+        target
+            .put_small(&copy.key, packed, &digest, options)
+            .await?;
+        keys.push(copy.key);
+    }
+    if file.upload_plain {
+        let data = Arc::try_unwrap(data).unwrap_or_else(|shared| shared.as_ref().clone());
+        target
+            .put_small(&file.key, data, &file.digest, file.options)
+            .await?;
+        keys.push(file.key);
+    }
+    Ok(keys)
+}
+
 /// The publish's result once every stream ended.
 fn finished(
-    done: Result<Result<String, JobError>, tokio::task::JoinError>,
-) -> Result<String, JobError> {
+    done: Result<Result<Vec<String>, JobError>, tokio::task::JoinError>,
+) -> Result<Vec<String>, JobError> {
     done.map_err(|e| JobError::failed(format!("upload task failed: {e}")))?
 }
 
