@@ -442,3 +442,65 @@ async fn a_failed_invalidation_says_the_files_are_live_and_the_next_publish_inva
     let record: Value = serde_json::from_slice(&object(&f, RECORD).await.unwrap()).unwrap();
     assert!(record["pending_invalidation"].is_null(), "{record}");
 }
+
+#[tokio::test]
+async fn a_wait_whose_progress_cannot_be_read_says_the_files_are_live() {
+    let f = processor(&[]).await;
+    f.aws.faults.add(Fault::new(
+        "cloudfront",
+        "GetInvalidation",
+        "AccessDenied",
+        403,
+    ));
+    let run = publish(
+        &f,
+        &release(1),
+        cloudfront_step(json!({"invalidation": {"wait": true}})),
+    )
+    .await;
+    let (_, message) = failure(&run);
+    assert!(
+        message.contains("The files are live") && message.contains("cloudfront:GetInvalidation"),
+        "{message}"
+    );
+    assert_eq!(f.aws.cloudfront.invalidations().len(), 1);
+}
+
+#[tokio::test]
+async fn a_forged_continuation_token_is_refused_and_nothing_is_published() {
+    let f = processor(&[]).await;
+    let forged = |step: Value, state: Value| {
+        let mut event = event(json!([{ "publish": step }]), &[]);
+        event["CodePipeline.job"]["data"]["continuationToken"] =
+            json!(json!({"v": 1, "state": state}).to_string());
+        event
+    };
+    let waiting = |since_ms: u64| {
+        json!({"step": 0, "summary": ["step 1 (publish): done"], "variables": {},
+               "wait": {"distribution": DISTRIBUTION, "ids": ["IFORGED"], "since_ms": since_ms}})
+    };
+    // A step that does not wait, a wait that starts in the future, another distribution.
+    let mut other = cloudfront_step(json!({"invalidation": {"wait": true}}));
+    other["cloudfront_distribution_id"] = json!("E2OTHER");
+    for (step, state) in [
+        (cloudfront_step(json!({})), waiting(0)),
+        (
+            cloudfront_step(json!({"invalidation": {"wait": true}})),
+            waiting(u64::MAX / 2),
+        ),
+        (other, waiting(0)),
+    ] {
+        let event = forged(step, state);
+        f.aws
+            .s3
+            .put_file(ARTIFACTS, &input_key(&event), &zip_of(&release(1)))
+            .unwrap();
+        let (_, message) = failure(&run(&f, event).await);
+        assert!(
+            message.contains("continuation token is inconsistent"),
+            "{message}"
+        );
+    }
+    assert_eq!(f.aws.calls.count("s3", "PutObject"), 0);
+    assert_eq!(f.aws.calls.count("cloudfront", "GetInvalidation"), 0);
+}

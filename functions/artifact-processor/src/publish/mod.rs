@@ -210,10 +210,10 @@ pub async fn run(
     lap(&mut phases.compare);
 
     // Assets first, entry pages last: a page is never live before what it loads.
-    let (pages, assets): (Vec<ChangedFile>, Vec<ChangedFile>) = compared
-        .changed
-        .into_iter()
-        .partition(|f| entry_points.matches(f.key.strip_prefix(&prefix).unwrap_or(&f.key)));
+    let (pages, assets): (Vec<ChangedFile>, Vec<ChangedFile>) =
+        compared.changed.into_iter().partition(|f| {
+            is_entry_point(&entry_points, f.key.strip_prefix(&prefix).unwrap_or(&f.key))
+        });
     let mut changed = Vec::new();
     for group in [assets, pages] {
         if group.is_empty() {
@@ -474,6 +474,16 @@ pub async fn run(
     })
 }
 
+/// True when `name`, or the plain name of a compressed variant (`index.html.br`), is an
+/// entry page.
+pub(super) fn is_entry_point(entry_points: &GlobList, name: &str) -> bool {
+    let plain = [".br", ".gz"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name);
+    entry_points.matches(name) || entry_points.matches(plain)
+}
+
 /// `, names…` of the first few stale keys, for a summary.
 fn listed(keys: &[String], prefix: &str) -> String {
     if keys.is_empty() {
@@ -503,11 +513,22 @@ pub(crate) async fn resume_wait(
     step: &PublishStep,
     wait: InvalidationWait,
 ) -> Result<Option<InvalidationWait>, JobError> {
-    let open = still_in_progress(&clients.cloudfront, &wait).await?;
+    let now_ms = unix_seconds() * 1000;
+    if wait.since_ms > now_ms + 60_000 || wait.ids.is_empty() || wait.ids.len() > 8 {
+        return Err(JobError::failed(
+            "the continuation token is inconsistent: it waits for invalidations it could not have made",
+        ));
+    }
+    let open = still_in_progress(&clients.cloudfront, &wait).await.map_err(|failure| {
+        JobError::from(failure).context(format!(
+            "The files are live and CloudFront invalidation {} was made, but its progress cannot be read (allow cloudfront:GetInvalidation, or drop `invalidation.wait`)",
+            wait.ids.join(", ")
+        ))
+    })?;
     if open.is_empty() {
         return Ok(None);
     }
-    let waited_ms = (unix_seconds() * 1000).saturating_sub(wait.since_ms);
+    let waited_ms = now_ms.saturating_sub(wait.since_ms);
     if waited_ms > u64::from(step.invalidation.max_wait_minutes) * 60_000 {
         return Err(JobError::failed(format!(
             "The files are live, the cache is not: CloudFront invalidation {} on distribution {} is still in progress after {} minutes (`invalidation.max_wait_minutes`)",

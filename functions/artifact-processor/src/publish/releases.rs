@@ -202,7 +202,7 @@ pub(super) fn plan_prune(
     }
     for key in stale {
         let name = name_of(key);
-        if rules.entry_points.matches(&name) {
+        if super::is_entry_point(rules.entry_points, &name) {
             plan.delete.push(key.clone());
             continue;
         }
