@@ -24,6 +24,9 @@ extraction (Lambda's /tmp) and s5cmd's unzip (CodeBuild's workspace).
 Usage: bench/publish.py [--runs 3] [--skip-gib] [--s3-dir DIR]
        bench/publish.py --alone 5 [--concurrency 16] [--env KEY=VALUE]... [--s3-dir DIR]
          (artifact-processor alone, one line per run: seconds, peak RSS, phases)
+       bench/publish.py --compress 5 [--baseline BINARY] [--s3-dir DIR]
+         (issue 34: artifact-processor into an empty bucket with `compress` off and on, and an
+          earlier build of it with --baseline, interleaved; the cost of compression per MB)
 """
 import argparse
 import atexit
@@ -187,6 +190,49 @@ def alone(rust, opts):
                   + ", ".join(f"{k[:-3]} {v}" for k, v in phases.items()), flush=True)
 
 
+COMPRESSED = ["**/*.js", "**/*.css", "**/*.html"]
+
+
+def compress_cost(rust, opts):
+    """`compress` off and on (brotli 11 + gzip 9, then brotli 5 + gzip 6), interleaved with an
+    earlier build of artifact-processor (--baseline), each into an empty bucket."""
+    subjects = {"compress off": json.loads(PARAMS)}
+    for br, gz in ((11, 9), (5, 6)):
+        on = json.loads(PARAMS)
+        on["steps"][0]["publish"]["compress"] = COMPRESSED
+        on["steps"][0]["publish"]["compress_level"] = {"br": br, "gzip": gz}
+        subjects[f"compress on (br {br}, gzip {gz})"] = on
+    programs = {name: rust for name in subjects}
+    if opts.baseline:
+        subjects["baseline build, compress off"] = json.loads(PARAMS)
+        programs["baseline build, compress off"] = (opts.baseline, [])
+    with tempfile.TemporaryDirectory(prefix="publish-bench-") as tmp:
+        site = os.path.join(tmp, "site.zip")
+        make_site(site, 3000, 250 << 20)
+        text = sum(i.file_size for i in zipfile.ZipFile(site).infolist()
+                   if i.filename.rsplit(".", 1)[-1] in ("js", "css", "html"))
+        s3_dir = tempfile.mkdtemp(prefix="publish-bench-s3-", dir=opts.s3_dir or tmp)
+        atexit.register(shutil.rmtree, s3_dir, True)
+        print(f"artifact: 3000 files, {text / 1e6:.1f} MB of them JS/CSS/HTML (what `compress` names)")
+        results = {name: [] for name in subjects}
+        for _ in range(opts.compress):
+            for name, params in subjects.items():
+                state = tempfile.mkdtemp(dir=s3_dir)
+                results[name].append(invoke(*programs[name], site, tmp, state, params=json.dumps(params)))
+                shutil.rmtree(state)
+        rows = table("publish into an empty bucket, spawn → PutJobSuccessResult", results, opts.compress)
+        off = rows["compress off"]
+        for name, (seconds, rss) in rows.items():
+            if name.startswith("compress on"):
+                extra = seconds - off[0]
+                print(f"{name}: +{extra:.2f} s, {extra / (text / 1e6) * 1000:.0f} ms per MB compressed, "
+                      f"peak RSS {rss:.1f} MiB (off: {off[1]:.1f})")
+        if opts.baseline:
+            base = rows["baseline build, compress off"]
+            print(f"compress off against the baseline build: {off[0] / base[0]:.2f}x its time, "
+                  f"{off[1] / base[1]:.2f}x its peak RSS")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
@@ -196,6 +242,10 @@ def main():
     parser.add_argument("--alone", type=int, metavar="RUNS",
                         help="only artifact-processor, RUNS single runs, each with its phases")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--compress", type=int, metavar="RUNS",
+                        help="compress off/on (and --baseline), RUNS interleaved runs each")
+    parser.add_argument("--baseline", metavar="BINARY",
+                        help="an earlier artifact-processor build to run beside this one (with --compress)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment for the function (with --alone), e.g. MALLOC_ARENA_MAX=1")
     opts = parser.parse_args()
@@ -210,6 +260,8 @@ def main():
     RUST, PY, S5 = "rust artifact-processor", "python + boto3 (public Lambda shape)", "s5cmd sync (unzip included)"
     if opts.alone:
         return alone(rust, opts)
+    if opts.compress:
+        return compress_cost(rust, opts)
     with tempfile.TemporaryDirectory(prefix="publish-bench-") as tmp:
         site = os.path.join(tmp, "site.zip")
         changed = os.path.join(tmp, "site-changed.zip")
