@@ -504,3 +504,24 @@ async fn a_forged_continuation_token_is_refused_and_nothing_is_published() {
     assert_eq!(f.aws.calls.count("s3", "PutObject"), 0);
     assert_eq!(f.aws.calls.count("cloudfront", "GetInvalidation"), 0);
 }
+
+#[tokio::test]
+async fn a_file_too_large_to_compress_in_memory_is_published_plain_and_named() {
+    let f = processor(&[]).await;
+    let big = "x".repeat(9 << 20);
+    let files = vec![file("bundle.js", &big), file("small.js", "let a = 1;\n")];
+    let run = publish(
+        &f,
+        &files,
+        site_step(json!({"compress": ["**/*.js"], "compress_level": {"br": 1}})),
+    )
+    .await;
+    let summary = run.summary().unwrap().to_string();
+    assert!(
+        summary.contains("1 not compressed (over 8 MiB)"),
+        "{summary}"
+    );
+    assert!(object(&f, "live/bundle.js.br").await.is_none());
+    assert!(object(&f, "live/small.js.br").await.is_some());
+    assert_eq!(object(&f, "live/bundle.js").await.unwrap().len(), 9 << 20);
+}

@@ -125,9 +125,13 @@ pub(super) fn compress(data: &[u8], encoding: Encoding, level: u32) -> std::io::
     match encoding {
         Encoding::Br => {
             let mut out = Vec::with_capacity(data.len() / 3 + 64);
+            // The window fits the input: the encoder's tables grow with the window (at quality
+            // 11, about 8 bytes per window byte), not with the data.
+            let lgwin =
+                (usize::BITS - data.len().max(1).saturating_sub(1).leading_zeros()).clamp(10, 22);
             let params = brotli::enc::BrotliEncoderParams {
                 quality: level.min(11) as i32,
-                lgwin: 22,
+                lgwin: lgwin as i32,
                 size_hint: data.len(),
                 ..Default::default()
             };

@@ -198,6 +198,14 @@ async fn upload_group(
     Ok(())
 }
 
+/// Compressions running at once: one per core. They are CPU work on blocking threads; more
+/// would only hold more memory.
+fn compressing() -> &'static Semaphore {
+    static COMPRESSING: std::sync::OnceLock<Semaphore> = std::sync::OnceLock::new();
+    COMPRESSING
+        .get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())))
+}
+
 /// Uploads a small file (unless only its copies changed) and the compressed copies made from it.
 async fn put_file_and_copies(
     target: &Target,
@@ -209,6 +217,10 @@ async fn put_file_and_copies(
     for copy in file.generated {
         let source = data.clone();
         let (encoding, level) = (copy.encoding, copy.level);
+        let _turn = compressing()
+            .acquire()
+            .await
+            .map_err(|_| JobError::failed("the compression pool was closed"))?;
         let made = tokio::task::spawn_blocking(move || {
             let packed = compress(&source, encoding, level)?;
             let mut digest = Digests::default();
