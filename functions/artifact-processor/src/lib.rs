@@ -204,8 +204,7 @@ pub async fn handle(
     }
     let success = JobSuccess {
         summary: reports.summary.join("\n"),
-        output_variables: reports.variables.into_iter().collect(),
-        ..JobSuccess::default()
+        output_variables: reports.variables,
     };
     Ok(JobOutcome::Succeeded(success))
 }

@@ -367,9 +367,9 @@ pub async fn run(
             pending.clone(),
         );
         target.write_record(&record_key, &next).await.map_err(|e| {
-            e.context(format!(
-                "the files are published; the release record could not be written, so the next publish keeps every old file"
-            ))
+            e.context(
+                "the files are published; the release record could not be written, so the next publish keeps every old file",
+            )
         })?;
     }
 
