@@ -536,3 +536,48 @@ async fn a_file_too_large_to_compress_in_memory_is_published_plain_and_named() {
         .await;
     assert_eq!(head.unwrap().content_length(), Some(9 << 20));
 }
+
+#[tokio::test]
+async fn an_entry_page_too_large_to_hold_still_goes_up_after_every_asset() {
+    let f = processor(&[]).await;
+    let page = format!(
+        "<html>{}</html>",
+        hex::encode(pipeline_testkit::noise(9 << 19, 8))
+    );
+    let mut files = vec![
+        file("index.html", &page),
+        file("about.html", "<html>about</html>"),
+    ];
+    files.extend((0..40).map(|i| file(&format!("assets/a{i}.js"), &format!("var a{i} = {i};"))));
+    let run = publish(&f, &files, site_step(json!({}))).await;
+    assert_eq!(success_vars(&run)["FilesPublished"], "42");
+    let calls = f.aws.calls.all();
+    let last_asset = calls
+        .iter()
+        .filter(|c| {
+            c.operation == "PutObject"
+                && c.detail["key"]
+                    .as_str()
+                    .is_some_and(|k| k.contains("/assets/"))
+        })
+        .map(|c| c.at_ms)
+        .fold(0.0, f64::max);
+    let first_page = calls
+        .iter()
+        .filter(|c| {
+            matches!(c.operation.as_str(), "PutObject" | "CreateMultipartUpload")
+                && c.detail["key"]
+                    .as_str()
+                    .is_some_and(|k| k.ends_with(".html"))
+        })
+        .map(|c| c.at_ms)
+        .fold(f64::MAX, f64::min);
+    assert!(
+        last_asset < first_page,
+        "an asset went up at {last_asset} ms, a page at {first_page} ms"
+    );
+    assert_eq!(
+        object(&f, "live/index.html").await.unwrap().len(),
+        page.len()
+    );
+}

@@ -38,7 +38,7 @@ use releases::{
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use target::Target;
-use upload::{upload_changed, ChangedFile, UploadFailure};
+use upload::{upload_changed, UploadFailure};
 use window::RequestWindow;
 
 /// Names of stale files listed in a summary at most.
@@ -188,6 +188,7 @@ pub async fn run(
         step,
         cache: &cache,
         compress: &compress,
+        entry_points: &entry_points,
         header_rules: &target.header_rules,
         refresh_headers: target.refresh_headers,
     };
@@ -209,35 +210,24 @@ pub async fn run(
     let compared = compare::compare(&target, planned.files, &existing, &window).await?;
     lap(&mut phases.compare);
 
-    // Assets first, entry pages last: a page is never live before what it loads.
-    let (pages, assets): (Vec<ChangedFile>, Vec<ChangedFile>) =
-        compared.changed.into_iter().partition(|f| {
-            is_entry_point(&entry_points, f.key.strip_prefix(&prefix).unwrap_or(&f.key))
-        });
-    let mut changed = Vec::new();
-    for group in [assets, pages] {
-        if group.is_empty() {
-            continue;
+    // Entry pages last (`upload`): a page is never live before what it loads.
+    let changed = match upload_changed(
+        &reader,
+        target.clone(),
+        compared.changed,
+        window.clone(),
+        job.activity(),
+    )
+    .await
+    {
+        Ok(uploaded) => uploaded,
+        Err(UploadFailure { error, uploaded }) => {
+            // Nothing is deleted after a failed upload: the site keeps every file it had.
+            return Err(error.context(format!(
+                "publish stopped after {uploaded} uploads, nothing deleted"
+            )));
         }
-        match upload_changed(
-            &reader,
-            target.clone(),
-            group,
-            window.clone(),
-            job.activity(),
-        )
-        .await
-        {
-            Ok(uploaded) => changed.extend(uploaded),
-            Err(UploadFailure { error, uploaded }) => {
-                // Nothing is deleted after a failed upload: the site keeps every file it had.
-                return Err(error.context(format!(
-                    "publish stopped after {} uploads, nothing deleted",
-                    changed.len() + uploaded
-                )));
-            }
-        }
-    }
+    };
     lap(&mut phases.upload);
     let (headers_only, unchanged) = (compared.headers_only, compared.unchanged);
 

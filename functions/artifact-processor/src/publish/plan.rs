@@ -37,6 +37,8 @@ pub(super) struct PlanRules<'a> {
     pub step: &'a PublishStep,
     pub cache: &'a CacheRules,
     pub compress: &'a GlobList,
+    /// `entry_points`.
+    pub entry_points: &'a GlobList,
     pub header_rules: &'a str,
     /// The objects' header rules changed: every copy is made again.
     pub refresh_headers: bool,
@@ -123,6 +125,7 @@ pub(super) fn plan(
             digest,
             options,
             upload_plain: true,
+            last: super::is_entry_point(rules.entry_points, key_name),
             generated: Vec::new(),
         };
         if encoding.is_none() && rules.compress.matches(name) {

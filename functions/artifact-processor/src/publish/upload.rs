@@ -21,6 +21,8 @@ use tokio::task::JoinSet;
 pub(super) const SMALL_FILE: u64 = 8 * 1024 * 1024;
 /// Bytes of file data held in memory at once, across all uploads in flight.
 const MEMORY_BUDGET_KIB: u32 = 32 * 1024;
+/// Bytes of entry pages held back, read, until every other file is up.
+const PARKED_KIB: u32 = 16 * 1024;
 /// What a multipart upload holds: the part being filled and the one in flight.
 const LARGE_FILE_KIB: u32 = (2 * DEFAULT_PART_SIZE / 1024) as u32;
 
@@ -40,6 +42,8 @@ pub(super) struct ChangedFile {
     pub options: ObjectOptions,
     /// The entry's bytes go to `key` (false when only files made from it changed).
     pub upload_plain: bool,
+    /// An entry page: uploaded only after every file that is not one.
+    pub last: bool,
     /// Files made from it at publish time that must be made and uploaded.
     pub generated: Vec<Generated>,
 }
@@ -76,6 +80,12 @@ struct Shared {
     uploaded: Mutex<Vec<String>>,
     /// What the job is doing, for an overrun's message.
     activity: Activity,
+    /// Memory for entry pages read in the one pass and held until the rest is up, in KiB.
+    park_budget: Arc<Semaphore>,
+    /// Entry pages read and held, with their memory.
+    parked: Mutex<Vec<(ChangedFile, Vec<u8>, OwnedSemaphorePermit)>>,
+    /// Entry pages for a second pass (large, or past the parking budget).
+    later: Mutex<Vec<ChangedFile>>,
 }
 
 impl Shared {
@@ -105,8 +115,13 @@ impl Shared {
     }
 }
 
-/// Uploads `files` (in archive order) with as many requests in flight as `window` allows;
-/// returns the keys uploaded. A failure stops every stream and cancels the uploads in flight.
+/// Uploads `files` (in archive order) with as many requests in flight as `window` allows,
+/// entry pages (`last`) after every other file; returns the keys uploaded. A failure stops
+/// every stream and cancels the uploads in flight.
+///
+/// Entry pages are read in the same pass as the rest and held (up to 16 MiB) until it is up,
+/// so keeping them last does not read the archive twice; pages past that are read by a
+/// second pass.
 pub(super) async fn upload_changed(
     reader: &ArtifactReader,
     target: Arc<Target>,
@@ -119,7 +134,10 @@ pub(super) async fn upload_changed(
         window,
         budget: Arc::new(Semaphore::new(MEMORY_BUDGET_KIB as usize)),
         uploaded: Mutex::new(Vec::new()),
-        activity,
+        activity: activity.clone(),
+        park_budget: Arc::new(Semaphore::new(PARKED_KIB as usize)),
+        parked: Mutex::new(Vec::new()),
+        later: Mutex::new(Vec::new()),
     });
     let indices: Vec<usize> = files.iter().map(|f| f.index).collect();
     let mut files = files.into_iter().peekable();
@@ -145,7 +163,67 @@ pub(super) async fn upload_changed(
             uploaded: shared.uploaded().len(),
         });
     }
-    Ok(shared.uploaded())
+    // Everything else is up: the entry pages held back now.
+    let parked = std::mem::take(&mut *shared.parked.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut puts: JoinSet<Result<Vec<String>, JobError>> = JoinSet::new();
+    for (file, data, held) in parked {
+        let slot = match shared.window.slot().await {
+            Ok(slot) => slot,
+            Err(_) => {
+                return Err(UploadFailure {
+                    error: JobError::failed("the upload pool was closed"),
+                    uploaded: shared.uploaded().len(),
+                })
+            }
+        };
+        let target = shared.target.clone();
+        shared
+            .activity
+            .doing(format!("publishing s3://{}/{}", target.bucket, file.key));
+        puts.spawn(async move {
+            let _held = (held, slot);
+            put_file_and_copies(&target, file, data).await
+        });
+    }
+    while let Some(done) = puts.join_next().await {
+        match finished(done) {
+            Ok(keys) => shared.record(keys),
+            Err(error) => {
+                return Err(UploadFailure {
+                    error,
+                    uploaded: shared.uploaded().len(),
+                })
+            }
+        }
+    }
+    let later = std::mem::take(&mut *shared.later.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut uploaded = shared.uploaded();
+    if !later.is_empty() {
+        let later = later
+            .into_iter()
+            .map(|file| ChangedFile {
+                last: false,
+                ..file
+            })
+            .collect();
+        let second = Box::pin(upload_changed(
+            reader,
+            shared.target.clone(),
+            later,
+            shared.window.clone(),
+            activity,
+        ));
+        match second.await {
+            Ok(keys) => uploaded.extend(keys),
+            Err(UploadFailure { error, uploaded: n }) => {
+                return Err(UploadFailure {
+                    error,
+                    uploaded: uploaded.len() + n,
+                })
+            }
+        }
+    }
+    Ok(uploaded)
 }
 
 /// Uploads one contiguous group of changed files from one stream.
@@ -166,6 +244,28 @@ async fn upload_group(
                 "internal error: `{}` is not the entry planned for {}",
                 entry.name, file.key
             )));
+        }
+        if file.last {
+            // An entry page: read now and held, or left for a second pass.
+            let kib = ((file.size / 1024 + 1) * (1 + file.generated.len() as u64))
+                .min(u64::from(PARKED_KIB)) as u32;
+            let held = (file.size <= SMALL_FILE)
+                .then(|| shared.park_budget.clone().try_acquire_many_owned(kib).ok())
+                .flatten();
+            match held {
+                Some(held) => {
+                    let data = stream.read_to_vec(SMALL_FILE as usize).await?;
+                    if let Ok(mut parked) = shared.parked.lock() {
+                        parked.push((file, data, held));
+                    }
+                }
+                None => {
+                    if let Ok(mut later) = shared.later.lock() {
+                        later.push(file);
+                    }
+                }
+            }
+            continue;
         }
         shared
             .activity
