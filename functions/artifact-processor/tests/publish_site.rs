@@ -581,3 +581,68 @@ async fn an_entry_page_too_large_to_hold_still_goes_up_after_every_asset() {
         page.len()
     );
 }
+
+#[tokio::test]
+async fn an_invalidation_waits_out_the_wildcards_other_invalidations_hold() {
+    let f = processor(&[]).await;
+    // Another deploy's invalidation holds all 15 wildcard paths for a second and a half.
+    f.aws.cloudfront.set_reads_to_complete(u32::MAX);
+    f.aws
+        .cloudfront
+        .set_complete_after(std::time::Duration::from_millis(1500));
+    let config = aws_sdk_cloudfront::config::Builder::new()
+        .behavior_version(aws_sdk_cloudfront::config::BehaviorVersion::latest())
+        .region(aws_sdk_cloudfront::config::Region::new("us-east-1"))
+        .endpoint_url(f.aws.cloudfront_url())
+        .http_client(pipeline_ext::https::sdk_http_client())
+        .credentials_provider(aws_sdk_cloudfront::config::Credentials::new(
+            "AKIAOTHER",
+            "secret",
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    let other = aws_sdk_cloudfront::Client::from_conf(config);
+    let paths: Vec<String> = (0..15).map(|i| format!("/other{i}/*")).collect();
+    other
+        .create_invalidation()
+        .distribution_id(DISTRIBUTION)
+        .invalidation_batch(
+            aws_sdk_cloudfront::types::InvalidationBatch::builder()
+                .caller_reference("another-deploy")
+                .paths(
+                    aws_sdk_cloudfront::types::Paths::builder()
+                        .quantity(15)
+                        .set_items(Some(paths))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // 40 changed files in four folders, past `invalidate_all_over`: folder wildcards.
+    let files: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| file(&format!("d{}/f{i}.js", i % 4), &format!("var f{i};")))
+        .collect();
+    let run = publish(
+        &f,
+        &files,
+        cloudfront_step(json!({"invalidate_all_over": 10})),
+    )
+    .await;
+    success_vars(&run);
+    let creates = f.aws.calls.of("cloudfront", "CreateInvalidation");
+    assert!(creates.len() >= 3, "{creates:?}");
+    assert!(creates[1..creates.len() - 1]
+        .iter()
+        .all(|c| c.status == 400));
+    let ours = f.aws.cloudfront.invalidations().pop().unwrap();
+    assert_eq!(
+        ours.paths,
+        vec!["/live/d0/*", "/live/d1/*", "/live/d2/*", "/live/d3/*"]
+    );
+}

@@ -37,8 +37,9 @@ pub(super) fn encode_path(key: &str) -> String {
 
 /// The paths to invalidate for `changed` (URL paths starting with `/`): as they are when
 /// there are at most `max_paths`, else folders (`/assets/*`) in their place, at most
-/// `max_wildcards` of them, and `/*` when folders cannot get there. Every changed path is
-/// covered by the answer.
+/// `max_wildcards` of them, and `/*` when folders cannot get there. Folders are taken deepest
+/// first, the fullest first at each depth, so no more is invalidated than the limits need.
+/// Every changed path is covered by the answer.
 pub(super) fn plan_paths(
     changed: Vec<String>,
     max_paths: usize,
@@ -53,67 +54,44 @@ pub(super) fn plan_paths(
     if paths.iter().any(|p| p == "/*") {
         return everything();
     }
-    loop {
-        let wildcards = paths.iter().filter(|p| p.ends_with('*')).count();
-        let excess_paths = paths.len().saturating_sub(max_paths);
-        let excess_wildcards = wildcards.saturating_sub(max_wildcards);
-        if excess_paths == 0 && excess_wildcards == 0 {
-            return paths;
-        }
-        // Paths (and wildcards) under each folder, root excluded.
-        let mut under: HashMap<&str, (usize, usize)> = HashMap::new();
-        for path in &paths {
-            let wildcard = usize::from(path.ends_with('*'));
-            for (at, _) in path.match_indices('/').skip(1) {
-                let folder = &path[..=at];
-                // A wildcard `/a/*` is the folder `/a/` itself, not a path under it.
-                if wildcard == 1 && folder.len() == path.len() - 1 {
-                    continue;
+    let fits = |paths: &[String]| {
+        paths.len() <= max_paths
+            && paths.iter().filter(|p| p.ends_with('*')).count() <= max_wildcards
+    };
+    let deepest = paths
+        .iter()
+        .map(|p| p.matches('/').count())
+        .max()
+        .unwrap_or(0);
+    // A folder at depth `d` is a path's prefix through its `d`-th `/` (`/a/` is at depth 2).
+    for depth in (2..=deepest).rev() {
+        loop {
+            if fits(&paths) {
+                return paths;
+            }
+            let mut under: HashMap<&str, usize> = HashMap::new();
+            for path in &paths {
+                if let Some((at, _)) = path.match_indices('/').nth(depth - 1) {
+                    *under.entry(&path[..=at]).or_default() += 1;
                 }
-                let entry = under.entry(folder).or_default();
-                entry.0 += 1;
-                entry.1 += wildcard;
             }
-            if wildcard == 1 {
-                let entry = under.entry(&path[..path.len() - 1]).or_default();
-                entry.0 += 1;
-                entry.1 += 1;
-            }
+            let fullest = under
+                .into_iter()
+                .filter(|(_, n)| *n >= 2)
+                .max_by_key(|(folder, n)| (*n, std::cmp::Reverse(*folder)));
+            let Some((folder, _)) = fullest else {
+                break;
+            };
+            let folder = folder.to_string();
+            paths.retain(|p| !p.starts_with(&folder));
+            paths.push(format!("{folder}*"));
+            paths.sort();
         }
-        // Collapsing a folder turns its `n` paths into one: it saves `n - 1`. Prefer the
-        // deepest folder that fixes the excess in one go (the least over-invalidated), else
-        // the one that saves the most.
-        let saves = |(n, w): (usize, usize)| {
-            if excess_wildcards > 0 {
-                // The result is one more wildcard, unless the folder held only wildcards.
-                w.saturating_sub(1)
-            } else {
-                n - 1
-            }
-        };
-        let needed = if excess_wildcards > 0 {
-            excess_wildcards
-        } else {
-            excess_paths
-        };
-        let depth = |f: &str| f.matches('/').count();
-        let enough = under
-            .iter()
-            .filter(|(_, c)| saves(**c) >= needed)
-            .max_by_key(|(f, c)| (depth(f), std::cmp::Reverse(c.0), std::cmp::Reverse(**f)));
-        let best = enough.or_else(|| {
-            under
-                .iter()
-                .filter(|(_, c)| saves(**c) > 0)
-                .max_by_key(|(f, c)| (saves(**c), depth(f), std::cmp::Reverse(**f)))
-        });
-        let Some((folder, _)) = best else {
-            return everything();
-        };
-        let folder = folder.to_string();
-        paths.retain(|p| !p.starts_with(&folder));
-        paths.push(format!("{folder}*"));
-        paths.sort();
+    }
+    if fits(&paths) {
+        paths
+    } else {
+        everything()
     }
 }
 
@@ -293,6 +271,13 @@ mod tests {
 
     #[test]
     fn many_paths_collapse_into_the_deepest_folders_that_suffice() {
+        let paths: Vec<String> = (0..40)
+            .map(|i| format!("/live/d{}/f{i}.js", i % 4))
+            .collect();
+        assert_eq!(
+            plan_paths(paths, 10, 10),
+            vec!["/live/d0/*", "/live/d1/*", "/live/d2/*", "/live/d3/*"]
+        );
         let mut paths: Vec<String> = (0..100).map(|i| format!("/assets/js/f{i}.js")).collect();
         paths.extend((0..3).map(|i| format!("/docs/p{i}.html")));
         paths.push("/index.html".into());
