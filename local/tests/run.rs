@@ -182,27 +182,46 @@ fn database_url_applies_the_demo_migrations_to_postgres() {
     assert_eq!(notes, "1");
 }
 
-#[test]
-fn actions_it_cannot_emulate_are_skipped_not_faked() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = edited_template(
-        dir.path(),
+/// The example pipeline with a CodeBuild test action pipeline-local cannot run.
+fn template_with_codebuild(dir: &std::path::Path) -> std::path::PathBuf {
+    edited_template(
+        dir,
         &[(
             "          Actions:\n            - Name: Publish\n",
             "          Actions:\n            - Name: IntegrationTests\n              ActionTypeId: {Category: Test, Owner: AWS, Provider: CodeBuild, Version: \"1\"}\n              Configuration: {ProjectName: web-tests}\n              InputArtifacts: [{Name: Source}]\n            - Name: Publish\n",
         )],
-    );
+    )
+}
+
+#[test]
+fn an_action_it_cannot_run_fails_the_run_instead_of_passing_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = template_with_codebuild(dir.path());
     let (out, text) = run(&["--template", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("Test/AWS/CodeBuild actions are not emulated by pipeline-local")
+            && text.contains("pass `--skip Deploy.IntegrationTests` to run the rest without it"),
+        "{text}"
+    );
+    assert!(text.contains("Deploy: FAILED"), "{text}");
+}
+
+#[test]
+fn an_action_skipped_by_name_is_shown_skipped_and_the_rest_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = template_with_codebuild(dir.path());
+    let (out, text) = run(&["--template", path.to_str().unwrap(), "--skip", "IntegrationTests"]);
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("– IntegrationTests SKIPPED")
-            && text.contains("Test/AWS/CodeBuild actions are not emulated by pipeline-local"),
+            && text.contains("skipped by `--skip IntegrationTests`"),
         "{text}"
     );
-    assert!(
-        text.contains("SKIPPED    Deploy         IntegrationTests"),
-        "{text}"
-    );
+    assert!(text.contains("SKIPPED    Deploy         IntegrationTests"), "{text}");
+    let (out, text) = run(&["--skip", "NoSuchAction"]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("--skip NoSuchAction: the pipeline has no such action"), "{text}");
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //! Approve (or, with `--reject`, Reject) button of that message is clicked with a request signed
 //! as Slack signs it, into approval-responder; output variables replace `#{Namespace.Var}` in
 //! later actions; every state change goes to the functions the template's EventBridge rule
-//! targets. Action types it cannot emulate are shown as skipped, never as succeeded.
+//! targets. An action it cannot run fails the execution, never counts as succeeded, unless
+//! the person skipped it by name (`--skip`).
 
 mod approval;
 mod conditions;
@@ -49,6 +50,10 @@ pub struct Options {
     /// see how the pipeline, the notifications and the Slack thread tell a failure.
     #[arg(long = "fail", value_name = "ACTION")]
     pub fail: Vec<String>,
+    /// Do not run this action (`ACTION` or `STAGE.ACTION`, repeatable): it is shown as
+    /// SKIPPED. An action pipeline-local cannot run fails the execution unless named here.
+    #[arg(long = "skip", value_name = "ACTION")]
+    pub skip: Vec<String>,
     /// Set a CloudWatch alarm's state for the run (`NAME=ALARM|OK|INSUFFICIENT_DATA`, repeatable),
     /// to see the deploy gate and `CloudWatchAlarm` conditions react.
     #[arg(long = "alarm", value_name = "NAME=STATE")]

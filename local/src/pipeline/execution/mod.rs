@@ -132,7 +132,8 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
             missing.join(", ")
         ));
     }
-    forced_failures_exist(&pipeline, &context.options.fail)?;
+    named_actions_exist(&pipeline, "--fail", &context.options.fail)?;
+    named_actions_exist(&pipeline, "--skip", &context.options.skip)?;
     let execution_id = uuid::Uuid::new_v4().to_string();
     let console = context
         .console
@@ -194,8 +195,9 @@ fn names_action(flag: &str, stage: &str, action: &ActionDef) -> bool {
     }
 }
 
-/// Every `--fail` names an action of the pipeline; a typo is an error, not a quiet success.
-fn forced_failures_exist(pipeline: &PipelineDef, flags: &[String]) -> Result<(), String> {
+/// Every `--fail` and `--skip` names an action of the pipeline; a typo is an error, not a
+/// quiet success.
+fn named_actions_exist(pipeline: &PipelineDef, option: &str, flags: &[String]) -> Result<(), String> {
     let actions: Vec<(&str, &ActionDef)> = pipeline
         .stages
         .iter()
@@ -211,7 +213,7 @@ fn forced_failures_exist(pipeline: &PipelineDef, flags: &[String]) -> Result<(),
                 .map(|(stage, a)| format!("{stage}.{}", a.name))
                 .collect();
             return Err(format!(
-                "--fail {flag}: the pipeline has no such action (its actions: {})",
+                "{option} {flag}: the pipeline has no such action (its actions: {})",
                 known.join(", ")
             ));
         }

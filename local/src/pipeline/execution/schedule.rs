@@ -248,11 +248,12 @@ impl Execution<'_> {
                     action.provider.as_str()
                 ),
                 ("Invoke", "AWS", "Lambda")
-            ) && self.forced_failure(stage, action).is_none();
+            ) && self.forced_failure(stage, action).is_none()
+                && self.skip_flag(stage, action).is_none();
             if !parallel {
                 continue;
             }
-            match self.prepare_invoke(action).await {
+            match self.prepare_invoke(stage, action).await {
                 Ok(job) if !functions_taken.contains(&job.function) => {
                     functions_taken.push(job.function.clone());
                     prepared.push((i, job));

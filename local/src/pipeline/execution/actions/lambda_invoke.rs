@@ -20,8 +20,8 @@ pub(in super::super) struct PreparedJob {
 }
 
 impl Execution<'_> {
-    pub(in super::super) async fn invoke(&mut self, action: &ActionDef) -> ActionResult {
-        let job = match self.prepare_invoke(action).await {
+    pub(in super::super) async fn invoke(&mut self, stage: &str, action: &ActionDef) -> ActionResult {
+        let job = match self.prepare_invoke(stage, action).await {
             Ok(job) => job,
             Err(result) => return result,
         };
@@ -35,6 +35,7 @@ impl Execution<'_> {
     /// report when it cannot be made (no such function, an unresolved variable…).
     pub(in super::super) async fn prepare_invoke(
         &mut self,
+        stage: &str,
         action: &ActionDef,
     ) -> Result<PreparedJob, ActionResult> {
         let Some(reference) = action.config("FunctionName") else {
@@ -43,9 +44,11 @@ impl Execution<'_> {
             ));
         };
         let Some(function) = self.function(&reference).cloned() else {
-            return Err(ActionResult::skipped(format!(
-                "FunctionName {reference} is not a function of this template"
-            )));
+            return Err(self.cannot_run(
+                stage,
+                action,
+                format!("FunctionName {reference} is not a function of this template"),
+            ));
         };
         let user_parameters = match action
             .config("UserParameters")

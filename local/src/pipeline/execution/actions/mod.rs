@@ -28,11 +28,37 @@ impl Execution<'_> {
             .find(|flag| names_action(flag, stage, action))
     }
 
+    /// The `--skip` flag naming this action, if any.
+    pub(super) fn skip_flag(&self, stage: &str, action: &ActionDef) -> Option<&String> {
+        self.context
+            .options
+            .skip
+            .iter()
+            .find(|flag| names_action(flag, stage, action))
+    }
+
+    /// What becomes of an action that cannot run here, `why`: skipped when the person named it
+    /// with `--skip`, else a failure saying how to skip it. Never a silent pass.
+    pub(super) fn cannot_run(&self, stage: &str, action: &ActionDef, why: String) -> ActionResult {
+        match self.skip_flag(stage, action) {
+            Some(flag) => ActionResult::skipped(format!("skipped by `--skip {flag}`: {why}")),
+            None => ActionResult::failed(format!(
+                "{why}; the execution stops here rather than count it as done (pass `--skip {stage}.{}` to run the rest without it)",
+                action.name
+            )),
+        }
+    }
+
     /// Runs one action with the provider it names.
     pub(super) async fn action(&mut self, stage: &str, action: &ActionDef) -> ActionResult {
         if let Some(flag) = self.forced_failure(stage, action) {
             return ActionResult::failed(format!(
                 "forced to fail by `--fail {flag}`; the action did not run"
+            ));
+        }
+        if let Some(flag) = self.skip_flag(stage, action) {
+            return ActionResult::skipped(format!(
+                "skipped by `--skip {flag}`; the action did not run"
             ));
         }
         match (
@@ -41,12 +67,16 @@ impl Execution<'_> {
             action.provider.as_str(),
         ) {
             ("Source", "AWS", "S3") => self.s3_source(action),
-            ("Invoke", "AWS", "Lambda") => self.invoke(action).await,
+            ("Invoke", "AWS", "Lambda") => self.invoke(stage, action).await,
             ("Approval", "AWS", "Manual") => self.approval(stage, action).await,
-            _ => ActionResult::skipped(format!(
-                "{} actions are not emulated by pipeline-local (they run on AWS only)",
-                action.kind()
-            )),
+            _ => self.cannot_run(
+                stage,
+                action,
+                format!(
+                    "{} actions are not emulated by pipeline-local",
+                    action.kind()
+                ),
+            ),
         }
     }
 
