@@ -211,17 +211,72 @@ fn an_action_it_cannot_run_fails_the_run_instead_of_passing_silently() {
 fn an_action_skipped_by_name_is_shown_skipped_and_the_rest_runs() {
     let dir = tempfile::tempdir().unwrap();
     let path = template_with_codebuild(dir.path());
-    let (out, text) = run(&["--template", path.to_str().unwrap(), "--skip", "IntegrationTests"]);
+    let (out, text) = run(&[
+        "--template",
+        path.to_str().unwrap(),
+        "--skip",
+        "IntegrationTests",
+    ]);
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains("– IntegrationTests SKIPPED")
             && text.contains("skipped by `--skip IntegrationTests`"),
         "{text}"
     );
-    assert!(text.contains("SKIPPED    Deploy         IntegrationTests"), "{text}");
+    assert!(
+        text.contains("SKIPPED    Deploy         IntegrationTests"),
+        "{text}"
+    );
     let (out, text) = run(&["--skip", "NoSuchAction"]);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains("--skip NoSuchAction: the pipeline has no such action"), "{text}");
+    assert!(
+        text.contains("--skip NoSuchAction: the pipeline has no such action"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_s3_deploy_action_deploys_into_the_local_bucket_for_real() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_template(
+        dir.path(),
+        &[(
+            "          Actions:\n            - Name: Publish\n",
+            "          Actions:\n            - Name: CopySite\n              ActionTypeId: {Category: Deploy, Owner: AWS, Provider: S3, Version: \"1\"}\n              Configuration: {BucketName: !Ref ExampleSiteBucket, Extract: \"true\", ObjectKey: copy/, CacheControl: \"max-age=60\", CannedACL: public-read}\n              InputArtifacts: [{Name: Site}]\n            - Name: KeepZip\n              ActionTypeId: {Category: Deploy, Owner: AWS, Provider: S3, Version: \"1\"}\n              Configuration: {BucketName: !Ref ExampleSiteBucket, Extract: \"false\", ObjectKey: releases/site.zip, KMSEncryptionKeyARN: \"arn:aws:kms:us-east-1:111111111111:alias/site\"}\n              InputArtifacts: [{Name: Site}]\n            - Name: Publish\n",
+        )],
+    );
+    let state = dir.path().join("state");
+    let (out, text) = run(&[
+        "--template",
+        path.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("CannedACL public-read checked"), "{text}");
+    let bucket = state.join("s3/pipeline-local-examplesitebucket");
+    let page = std::fs::read(bucket.join("copy/site/index.html")).unwrap();
+    assert_eq!(
+        page,
+        std::fs::read(repository().join("examples/demo/site/index.html")).unwrap()
+    );
+    let zip = std::fs::read(bucket.join("releases/site.zip")).unwrap();
+    assert!(zip.starts_with(b"PK"), "the artifact is stored whole");
+
+    // A bad configuration fails the action, naming the key.
+    let bad = edited_template(
+        dir.path(),
+        &[(
+            "          Actions:\n            - Name: Publish\n",
+            "          Actions:\n            - Name: CopySite\n              ActionTypeId: {Category: Deploy, Owner: AWS, Provider: S3, Version: \"1\"}\n              Configuration: {BucketName: !Ref ExampleSiteBucket, Extract: \"yes\"}\n              InputArtifacts: [{Name: Site}]\n            - Name: Publish\n",
+        )],
+    );
+    let (out, text) = run(&["--template", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("Extract must be true or false, not `yes`"),
+        "{text}"
+    );
 }
 
 #[test]

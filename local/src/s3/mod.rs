@@ -157,6 +157,32 @@ impl LocalS3 {
         std::fs::write(path, json!({ "e_tag": etag }).to_string())
     }
 
+    /// Puts an object straight into the folder with its standard headers, as `s3s-fs` keeps
+    /// them (for actions pipeline-local performs itself, such as the S3 deploy action).
+    pub fn put_file_with_headers(
+        &self,
+        bucket: &str,
+        key: &str,
+        bytes: &[u8],
+        headers: &StoredHeaders,
+    ) -> std::io::Result<()> {
+        self.put_file(bucket, key, bytes)?;
+        let mut attributes = Map::new();
+        for (name, value) in [
+            ("content_type", &headers.content_type),
+            ("content_encoding", &headers.content_encoding),
+            ("cache_control", &headers.cache_control),
+        ] {
+            if let Some(value) = value {
+                attributes.insert(name.into(), json!(value));
+            }
+        }
+        std::fs::write(
+            object_store::metadata_path(&self.root, bucket, key),
+            Value::Object(attributes).to_string(),
+        )
+    }
+
     /// Whether the object exists.
     pub fn exists(&self, bucket: &str, key: &str) -> bool {
         self.object_path(bucket, key).is_file()

@@ -197,7 +197,11 @@ fn names_action(flag: &str, stage: &str, action: &ActionDef) -> bool {
 
 /// Every `--fail` and `--skip` names an action of the pipeline; a typo is an error, not a
 /// quiet success.
-fn named_actions_exist(pipeline: &PipelineDef, option: &str, flags: &[String]) -> Result<(), String> {
+fn named_actions_exist(
+    pipeline: &PipelineDef,
+    option: &str,
+    flags: &[String],
+) -> Result<(), String> {
     let actions: Vec<(&str, &ActionDef)> = pipeline
         .stages
         .iter()

@@ -20,7 +20,11 @@ pub(in super::super) struct PreparedJob {
 }
 
 impl Execution<'_> {
-    pub(in super::super) async fn invoke(&mut self, stage: &str, action: &ActionDef) -> ActionResult {
+    pub(in super::super) async fn invoke(
+        &mut self,
+        stage: &str,
+        action: &ActionDef,
+    ) -> ActionResult {
         let job = match self.prepare_invoke(stage, action).await {
             Ok(job) => job,
             Err(result) => return result,

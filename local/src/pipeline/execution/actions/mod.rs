@@ -3,6 +3,7 @@
 
 mod lambda_invoke;
 mod manual_approval;
+mod s3_deploy;
 mod s3_source;
 
 use super::super::model::ActionDef;
@@ -69,6 +70,7 @@ impl Execution<'_> {
             ("Source", "AWS", "S3") => self.s3_source(action),
             ("Invoke", "AWS", "Lambda") => self.invoke(stage, action).await,
             ("Approval", "AWS", "Manual") => self.approval(stage, action).await,
+            ("Deploy", "AWS", "S3") => self.s3_deploy(action),
             _ => self.cannot_run(
                 stage,
                 action,
