@@ -280,6 +280,66 @@ fn the_s3_deploy_action_deploys_into_the_local_bucket_for_real() {
 }
 
 #[test]
+fn pipeline_variables_take_their_default_or_the_value_given_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_template(
+        dir.path(),
+        &[
+            (
+                "      ExecutionMode: QUEUED\n",
+                "      ExecutionMode: QUEUED\n      Variables:\n        - {Name: MaxAge, DefaultValue: \"300\"}\n",
+            ),
+            (
+                "\"default_cache_control\": \"public, max-age=300\"",
+                "\"default_cache_control\": \"public, max-age=#{variables.MaxAge}\"",
+            ),
+        ],
+    );
+    let cache_control = |args: &[&str]| {
+        let state = tempfile::tempdir().unwrap();
+        let mut all = vec![
+            "--template",
+            path.to_str().unwrap(),
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        let (out, text) = run(&all);
+        assert!(out.status.success(), "{text}");
+        let s3 = pipeline_local::s3::LocalS3::new(
+            &state.path().join("s3"),
+            Default::default(),
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap();
+        s3.stored_headers(
+            "pipeline-local-examplesitebucket",
+            "live/site/assets/app.js",
+        )
+        .cache_control
+    };
+    assert_eq!(cache_control(&[]).as_deref(), Some("public, max-age=300"));
+    assert_eq!(
+        cache_control(&["--variable", "MaxAge=77"]).as_deref(),
+        Some("public, max-age=77")
+    );
+    let (out, text) = run(&[
+        "--template",
+        path.to_str().unwrap(),
+        "--variable",
+        "Other=1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(
+            "--variable Other: the pipeline declares no such variable (it declares: MaxAge)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_missing_template_is_a_clear_error() {
     let (out, text) = run(&["--template", "nope.yaml"]);
     assert_eq!(out.status.code(), Some(2));

@@ -54,6 +54,10 @@ pub struct Options {
     /// SKIPPED. An action pipeline-local cannot run fails the execution unless named here.
     #[arg(long = "skip", value_name = "ACTION")]
     pub skip: Vec<String>,
+    /// A pipeline variable's value for this execution (`NAME=VALUE`, repeatable), as
+    /// StartPipelineExecution takes it; declared variables not named take their default.
+    #[arg(long = "variable", value_name = "NAME=VALUE")]
+    pub variables: Vec<String>,
     /// Set a CloudWatch alarm's state for the run (`NAME=ALARM|OK|INSUFFICIENT_DATA`, repeatable),
     /// to see the deploy gate and `CloudWatchAlarm` conditions react.
     #[arg(long = "alarm", value_name = "NAME=STATE")]

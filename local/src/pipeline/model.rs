@@ -14,6 +14,53 @@ pub struct PipelineDef {
     pub stages: Vec<StageDef>,
     /// `ExecutionMode`: `SUPERSEDED` (the default), `QUEUED` or `PARALLEL`.
     pub execution_mode: String,
+    /// Pipeline-level `Variables` (V2): name and default value, in the template's order.
+    pub variables: Vec<(String, Option<String>)>,
+}
+
+/// CodePipeline's limits on a pipeline variable's value.
+const MAX_VARIABLE_VALUE_CHARS: usize = 1000;
+
+impl PipelineDef {
+    /// The pipeline variables of an execution: each declared one's `--variable` value, else its
+    /// default. A declared variable with neither, or a `--variable` naming no declared variable,
+    /// is an error naming it, as StartPipelineExecution refuses them.
+    pub fn resolve_variables(&self, given: &[String]) -> Result<Vec<(String, String)>, String> {
+        let mut values: BTreeMap<&str, &str> = BTreeMap::new();
+        for item in given {
+            let (name, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("--variable {item}: write NAME=VALUE"))?;
+            if !self.variables.iter().any(|(declared, _)| declared == name) {
+                let declared: Vec<&str> = self.variables.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(format!(
+                    "--variable {name}: the pipeline declares no such variable (it declares: {})",
+                    if declared.is_empty() {
+                        "none".to_string()
+                    } else {
+                        declared.join(", ")
+                    }
+                ));
+            }
+            if value.chars().count() > MAX_VARIABLE_VALUE_CHARS {
+                return Err(format!(
+                    "--variable {name}: the value is over CodePipeline's {MAX_VARIABLE_VALUE_CHARS} characters"
+                ));
+            }
+            values.insert(name, value);
+        }
+        self.variables
+            .iter()
+            .map(|(name, default)| {
+                match values.get(name.as_str()).copied().or(default.as_deref()) {
+                    Some(value) => Ok((name.clone(), value.to_string())),
+                    None => Err(format!(
+                        "the pipeline variable {name} has no default value: pass --variable {name}=VALUE"
+                    )),
+                }
+            })
+            .collect()
+    }
 }
 
 /// A stage.
@@ -182,9 +229,24 @@ impl PipelineDef {
                 on_success: conditions(&stage["OnSuccess"]),
             });
         }
+        let variables = properties["Variables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| {
+                let name = v["Name"].as_str()?.to_string();
+                let default = match &v["DefaultValue"] {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Null => None,
+                    other => Some(other.to_string()),
+                };
+                Some((name, default))
+            })
+            .collect();
         Ok(Self {
             name,
             artifact_bucket,
+            variables,
             execution_mode: properties["ExecutionMode"]
                 .as_str()
                 .unwrap_or("SUPERSEDED")
@@ -243,6 +305,36 @@ impl Variables {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pipeline_variables_take_the_given_value_else_the_default() {
+        let pipeline = PipelineDef {
+            name: "p".into(),
+            artifact_bucket: "b".into(),
+            stages: Vec::new(),
+            execution_mode: "SUPERSEDED".into(),
+            variables: vec![("Env".into(), Some("dev".into())), ("Ticket".into(), None)],
+        };
+        assert_eq!(
+            pipeline.resolve_variables(&["Ticket=T-1".into()]).unwrap(),
+            vec![
+                ("Env".into(), "dev".into()),
+                ("Ticket".into(), "T-1".into())
+            ]
+        );
+        assert!(pipeline
+            .resolve_variables(&[])
+            .unwrap_err()
+            .contains("--variable Ticket=VALUE"));
+        assert!(pipeline
+            .resolve_variables(&["Nope=1".into()])
+            .unwrap_err()
+            .contains("declares no such variable (it declares: Env, Ticket)"));
+        assert!(pipeline
+            .resolve_variables(&["Env".into()])
+            .unwrap_err()
+            .contains("NAME=VALUE"));
+    }
 
     #[test]
     fn substitutes_variables_and_names_unknown_ones() {

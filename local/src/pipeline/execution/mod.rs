@@ -134,6 +134,7 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
     }
     named_actions_exist(&pipeline, "--fail", &context.options.fail)?;
     named_actions_exist(&pipeline, "--skip", &context.options.skip)?;
+    let pipeline_variables = pipeline.resolve_variables(&context.options.variables)?;
     let execution_id = uuid::Uuid::new_v4().to_string();
     let console = context
         .console
@@ -166,7 +167,11 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
         pipeline,
         execution_id,
         artifacts: HashMap::new(),
-        variables: Variables::default(),
+        variables: {
+            let mut variables = Variables::default();
+            variables.set("variables", pipeline_variables);
+            variables
+        },
         source_archive: crate::zips::zip_folder(&context.options.source)
             .map_err(|e| format!("cannot zip {}: {e}", context.options.source.display())),
     };

@@ -114,8 +114,17 @@ impl Execution<'_> {
             .revision_summary
             .clone()
             .unwrap_or_else(|| format!("{} (pipeline-local run)", options.source.display()));
+        let resolved: Vec<serde_json::Value> = self
+            .variables
+            .namespaces
+            .get("variables")
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| json!({"name": name, "resolvedValue": value}))
+            .collect();
         aws.codepipeline.register_execution_with_sources(
             json!({
+                "variables": resolved,
                 "pipelineName": self.pipeline.name, "pipelineExecutionId": self.execution_id,
                 "status": "InProgress", "pipelineVersion": 1,
                 "executionMode": self.pipeline.execution_mode, "executionType": "STANDARD",
