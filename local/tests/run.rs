@@ -339,6 +339,72 @@ fn pipeline_variables_take_their_default_or_the_value_given_at_start() {
     );
 }
 
+/// A plain CloudFormation template in JSON (as `cdk synth` writes) with two pipelines, each
+/// deploying the source into its own folder of one bucket.
+const TWO_PIPELINES_JSON: &str = r#"{
+  "AWSTemplateFormatVersion": "2010-09-09",
+  "Resources": {
+    "Artifacts": {"Type": "AWS::S3::Bucket"},
+    "Site": {"Type": "AWS::S3::Bucket"},
+    "First": {"Type": "AWS::CodePipeline::Pipeline", "Properties": {
+      "PipelineType": "V2", "ArtifactStore": {"Type": "S3", "Location": {"Ref": "Artifacts"}},
+      "Stages": [
+        {"Name": "Source", "Actions": [{"Name": "Source",
+          "ActionTypeId": {"Category": "Source", "Owner": "AWS", "Provider": "S3", "Version": "1"},
+          "Configuration": {"S3Bucket": {"Ref": "Artifacts"}, "S3ObjectKey": "source.zip"},
+          "OutputArtifacts": [{"Name": "Src"}]}]},
+        {"Name": "Deploy", "Actions": [{"Name": "Copy",
+          "ActionTypeId": {"Category": "Deploy", "Owner": "AWS", "Provider": "S3", "Version": "1"},
+          "Configuration": {"BucketName": {"Ref": "Site"}, "Extract": "true", "ObjectKey": "first"},
+          "InputArtifacts": [{"Name": "Src"}]}]}]}},
+    "Second": {"Type": "AWS::CodePipeline::Pipeline", "Properties": {
+      "PipelineType": "V2", "ArtifactStore": {"Type": "S3", "Location": {"Ref": "Artifacts"}},
+      "Stages": [
+        {"Name": "Source", "Actions": [{"Name": "Source",
+          "ActionTypeId": {"Category": "Source", "Owner": "AWS", "Provider": "S3", "Version": "1"},
+          "Configuration": {"S3Bucket": {"Ref": "Artifacts"}, "S3ObjectKey": "source.zip"},
+          "OutputArtifacts": [{"Name": "Src"}]}]},
+        {"Name": "Deploy", "Actions": [{"Name": "Copy",
+          "ActionTypeId": {"Category": "Deploy", "Owner": "AWS", "Provider": "S3", "Version": "1"},
+          "Configuration": {"BucketName": {"Ref": "Site"}, "Extract": "true",
+                            "ObjectKey": {"Fn::Join": ["", ["sec", "ond"]]}},
+          "InputArtifacts": [{"Name": "Src"}]}]}]}}
+  }
+}"#;
+
+#[test]
+fn a_json_template_with_two_pipelines_runs_the_one_chosen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cdk.out.template.json");
+    std::fs::write(&path, TWO_PIPELINES_JSON).unwrap();
+    let template = path.to_str().unwrap();
+    let (out, text) = run(&["--template", template]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(
+            "declares 2 pipelines (First, Second): choose one with --pipeline LOGICAL_ID"
+        ),
+        "{text}"
+    );
+    let (out, text) = run(&["--template", template, "--pipeline", "Third"]);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("its pipelines: First, Second"), "{text}");
+
+    let state = dir.path().join("state");
+    let (out, text) = run(&[
+        "--template",
+        template,
+        "--pipeline",
+        "Second",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{text}");
+    let site = state.join("s3/pipeline-local-site");
+    assert!(site.join("second/site/index.html").is_file(), "{text}");
+    assert!(!site.join("first").exists());
+}
+
 #[test]
 fn a_missing_template_is_a_clear_error() {
     let (out, text) = run(&["--template", "nope.yaml"]);

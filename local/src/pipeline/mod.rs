@@ -39,6 +39,9 @@ pub struct Options {
     /// The SAM template holding the pipeline.
     #[arg(long, default_value = "template.yaml")]
     pub template: PathBuf,
+    /// The pipeline to run, by logical id, when the template declares more than one.
+    #[arg(long)]
+    pub pipeline: Option<String>,
     /// The folder the S3 source action delivers (zipped).
     #[arg(long, default_value = "examples/demo")]
     pub source: PathBuf,

@@ -32,6 +32,14 @@ pub enum TemplateError {
         /// Where and why.
         source: serde_yaml::Error,
     },
+    /// The file looks like JSON (`cdk synth` output) and is not.
+    #[error("{path} is not valid JSON: {source}")]
+    Json {
+        /// The file.
+        path: String,
+        /// Where and why.
+        source: serde_json::Error,
+    },
     /// Something the template says cannot be resolved.
     #[error("template: {0}")]
     Invalid(String),
@@ -75,12 +83,21 @@ impl Template {
             path: path.display().to_string(),
             source,
         })?;
-        let yaml: serde_yaml::Value =
-            serde_yaml::from_str(&text).map_err(|source| TemplateError::Yaml {
+        // JSON (`cdk synth`, `aws cloudformation get-template`) is read as JSON: its errors
+        // then point at JSON, and tabs that YAML refuses are fine.
+        let json = if text.trim_start().starts_with('{') {
+            serde_json::from_str(&text).map_err(|source| TemplateError::Json {
                 path: path.display().to_string(),
                 source,
-            })?;
-        let json = to_json(yaml);
+            })?
+        } else {
+            let yaml: serde_yaml::Value =
+                serde_yaml::from_str(&text).map_err(|source| TemplateError::Yaml {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            to_json(yaml)
+        };
         let mut parameters = HashMap::new();
         let mut lists = Vec::new();
         if let Some(declared) = json["Parameters"].as_object() {

@@ -96,15 +96,11 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
     let template =
         Template::load(&context.options.template, &parameters).map_err(|e| e.to_string())?;
     let functions = template.functions().map_err(|e| e.to_string())?;
-    let (logical_id, resource) = template
-        .resources_of_type("AWS::CodePipeline::Pipeline")
-        .next()
-        .ok_or_else(|| {
-            format!(
-                "{} declares no AWS::CodePipeline::Pipeline",
-                context.options.template.display()
-            )
-        })?;
+    let (logical_id, resource) = choose_pipeline(
+        &template,
+        context.options.pipeline.as_deref(),
+        &context.options.template,
+    )?;
     let properties = template
         .resolve(&resource["Properties"])
         .map_err(|e| e.to_string())?;
@@ -197,6 +193,48 @@ fn names_action(flag: &str, stage: &str, action: &ActionDef) -> bool {
     match flag.split_once('.') {
         Some((s, a)) => s == stage && a == action.name,
         None => flag == action.name,
+    }
+}
+
+/// The pipeline to run: the one `--pipeline` names, or the template's only one.
+fn choose_pipeline<'t>(
+    template: &'t Template,
+    chosen: Option<&str>,
+    path: &std::path::Path,
+) -> Result<(&'t String, &'t serde_json::Value), String> {
+    let pipelines: Vec<(&String, &serde_json::Value)> = template
+        .resources_of_type("AWS::CodePipeline::Pipeline")
+        .collect();
+    let ids = || {
+        pipelines
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (chosen, pipelines.as_slice()) {
+        (_, []) => Err(format!(
+            "{} declares no AWS::CodePipeline::Pipeline",
+            path.display()
+        )),
+        (Some(id), _) => pipelines
+            .iter()
+            .find(|(logical_id, _)| logical_id.as_str() == id)
+            .copied()
+            .ok_or_else(|| {
+                format!(
+                    "--pipeline {id}: {} declares no pipeline of that logical id (its pipelines: {})",
+                    path.display(),
+                    ids()
+                )
+            }),
+        (None, [only]) => Ok(*only),
+        (None, _) => Err(format!(
+            "{} declares {} pipelines ({}): choose one with --pipeline LOGICAL_ID",
+            path.display(),
+            pipelines.len(),
+            ids()
+        )),
     }
 }
 
