@@ -405,6 +405,146 @@ fn a_json_template_with_two_pipelines_runs_the_one_chosen() {
     assert!(!site.join("first").exists());
 }
 
+/// `git` with a fixed identity in `repo`.
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Dev",
+            "-c",
+            "user.email=dev@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+const GIT_PIPELINE_JSON: &str = r##"{
+  "Resources": {
+    "Artifacts": {"Type": "AWS::S3::Bucket"},
+    "Site": {"Type": "AWS::S3::Bucket"},
+    "Web": {"Type": "AWS::CodePipeline::Pipeline", "Properties": {
+      "PipelineType": "V2", "ArtifactStore": {"Type": "S3", "Location": {"Ref": "Artifacts"}},
+      "Stages": [
+        {"Name": "Source", "Actions": [{"Name": "Source", "Namespace": "SourceVariables",
+          "ActionTypeId": {"Category": "Source", "Owner": "AWS", "Provider": "CodeStarSourceConnection", "Version": "1"},
+          "Configuration": {"ConnectionArn": "arn:aws:codeconnections:us-east-1:111111111111:connection/abc",
+                            "FullRepositoryId": "acme/web", "BranchName": "main"},
+          "OutputArtifacts": [{"Name": "Src"}]}]},
+        {"Name": "Deploy", "Actions": [{"Name": "Copy",
+          "ActionTypeId": {"Category": "Deploy", "Owner": "AWS", "Provider": "S3", "Version": "1"},
+          "Configuration": {"BucketName": {"Ref": "Site"}, "Extract": "true",
+                            "ObjectKey": "#{SourceVariables.FullRepositoryName}/#{SourceVariables.CommitId}"},
+          "InputArtifacts": [{"Name": "Src"}]}]}]}}
+  }
+}"##;
+
+#[test]
+fn a_git_source_delivers_the_committed_tree_at_the_branch_or_the_ref_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("web");
+    std::fs::create_dir_all(repo.join("site")).unwrap();
+    git(&repo, &["init", "--quiet"]);
+    std::fs::write(repo.join("site/index.html"), "v1").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "--quiet", "-m", "First release"]);
+    git(&repo, &["tag", "v1"]);
+    let first = git(&repo, &["rev-parse", "HEAD"]);
+    std::fs::write(repo.join("site/index.html"), "v2").unwrap();
+    git(
+        &repo,
+        &["commit", "--quiet", "-am", "Second release\n\nWith a body."],
+    );
+    let second = git(&repo, &["rev-parse", "HEAD"]);
+    // Not committed: never delivered.
+    std::fs::write(repo.join("site/draft.html"), "draft").unwrap();
+    let template = dir.path().join("template.json");
+    std::fs::write(&template, GIT_PIPELINE_JSON).unwrap();
+    let state = dir.path().join("state");
+    let args = |extra: &[&str]| {
+        let mut all = vec![
+            "--template".to_string(),
+            template.to_str().unwrap().to_string(),
+            "--repo".to_string(),
+            repo.to_str().unwrap().to_string(),
+            "--state-dir".to_string(),
+            state.to_str().unwrap().to_string(),
+        ];
+        all.extend(extra.iter().map(|s| s.to_string()));
+        all
+    };
+    let site = state.join("s3/pipeline-local-site/acme/web");
+
+    let all = args(&[]);
+    let (out, text) = run(&all.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("\"Second release\""), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(site.join(&second).join("site/index.html")).unwrap(),
+        "v2"
+    );
+    assert!(!site.join(&second).join("site/draft.html").exists());
+    assert!(!site.join(&second).join(".git").exists());
+
+    let all = args(&["--ref", "v1"]);
+    let (out, text) = run(&all.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(site.join(&first).join("site/index.html")).unwrap(),
+        "v1"
+    );
+
+    // CODEBUILD_CLONE_REF: a clone, `.git` included, checked out at the commit.
+    let clone = GIT_PIPELINE_JSON.replace(
+        "\"BranchName\": \"main\"",
+        "\"BranchName\": \"main\", \"OutputArtifactFormat\": \"CODEBUILD_CLONE_REF\"",
+    );
+    let clone_template = dir.path().join("clone.json");
+    std::fs::write(&clone_template, clone).unwrap();
+    let (out, text) = run(&[
+        "--template",
+        clone_template.to_str().unwrap(),
+        "--repo",
+        repo.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--skip",
+        "Copy",
+    ]);
+    assert!(out.status.success(), "{text}");
+    let artifact = text
+        .split("artifact Src → s3://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap();
+    let zipped = std::fs::read(state.join("s3").join(artifact)).unwrap();
+    let names: Vec<String> = pipeline_local::zips::unzip(zipped)
+        .unwrap()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert!(names.iter().any(|n| n == ".git/HEAD"), "{names:?}");
+    assert!(names.iter().any(|n| n == "site/index.html"));
+
+    let all = args(&["--ref", "no-such-branch"]);
+    let (out, text) = run(&all.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("has no branch, tag or commit `no-such-branch`"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_missing_template_is_a_clear_error() {
     let (out, text) = run(&["--template", "nope.yaml"]);

@@ -17,6 +17,7 @@ mod conditions;
 mod database;
 mod events;
 mod execution;
+mod git;
 mod model;
 mod report;
 mod state;
@@ -42,6 +43,13 @@ pub struct Options {
     /// The pipeline to run, by logical id, when the template declares more than one.
     #[arg(long)]
     pub pipeline: Option<String>,
+    /// The git repository the pipeline's git source actions (CodeStarSourceConnection,
+    /// CodeCommit, GitHub) read (default: the current directory, when it is a work tree).
+    #[arg(long)]
+    pub repo: Option<PathBuf>,
+    /// The branch, tag or commit they build (default: the action's branch).
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
     /// The folder the S3 source action delivers (zipped).
     #[arg(long, default_value = "examples/demo")]
     pub source: PathBuf,

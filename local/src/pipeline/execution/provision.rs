@@ -103,17 +103,29 @@ impl Execution<'_> {
             .iter()
             .flat_map(|s| &s.actions)
             .find(|a| a.category == "Source");
-        // The revision is the archive's MD5 (its S3 ETag): the same folder is the same revision
-        // from one run to the next, so the approval can tell what changed since the last release.
-        let revision_id = match &self.source_archive {
-            Ok(bytes) => hex::encode(Md5::digest(bytes)),
-            Err(_) => "unavailable".to_string(),
-        };
+        // A git source's revision is its commit and message. An S3 source's is the archive's
+        // MD5 (its S3 ETag): the same folder is the same revision from one run to the next, so
+        // the approval can tell what changed since the last release.
         let options = &self.context.options;
-        let revision_summary = options
-            .revision_summary
-            .clone()
-            .unwrap_or_else(|| format!("{} (pipeline-local run)", options.source.display()));
+        let git = source
+            .filter(|a| super::actions::is_git_source(a))
+            .map(|a| self.git_revision(a))
+            .transpose()?;
+        let (revision_id, revision_summary) = match git {
+            Some((_, revision)) => (
+                revision.commit,
+                options.revision_summary.clone().unwrap_or(revision.message),
+            ),
+            None => (
+                match &self.source_archive {
+                    Ok(bytes) => hex::encode(Md5::digest(bytes)),
+                    Err(_) => "unavailable".to_string(),
+                },
+                options.revision_summary.clone().unwrap_or_else(|| {
+                    format!("{} (pipeline-local run)", options.source.display())
+                }),
+            ),
+        };
         let resolved: Vec<serde_json::Value> = self
             .variables
             .namespaces

@@ -1,6 +1,7 @@
 //! The action providers pipeline-local runs, one module each, and what they share: where a
 //! new artifact goes, and `--fail`.
 
+mod git_source;
 mod lambda_invoke;
 mod manual_approval;
 mod s3_deploy;
@@ -9,6 +10,7 @@ mod s3_source;
 use super::super::model::ActionDef;
 use super::super::report::ActionResult;
 use super::{names_action, Execution};
+pub(super) use git_source::is_git_source;
 
 /// Where a built artifact is.
 #[derive(Clone, Debug)]
@@ -68,6 +70,7 @@ impl Execution<'_> {
             action.provider.as_str(),
         ) {
             ("Source", "AWS", "S3") => self.s3_source(action),
+            _ if git_source::is_git_source(action) => self.git_source(action),
             ("Invoke", "AWS", "Lambda") => self.invoke(stage, action).await,
             ("Approval", "AWS", "Manual") => self.approval(stage, action).await,
             ("Deploy", "AWS", "S3") => self.s3_deploy(action),

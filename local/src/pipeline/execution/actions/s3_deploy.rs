@@ -51,27 +51,32 @@ impl Execution<'_> {
     }
 
     fn try_s3_deploy(&mut self, action: &ActionDef) -> Result<(String, Vec<String>), String> {
-        let bucket = action
-            .config("BucketName")
-            .ok_or("the S3 deploy action needs BucketName")?;
-        let extract = match action.config("Extract").as_deref() {
+        // Variables (`#{Source.CommitId}`) resolve in every configuration value, as in CodePipeline.
+        let config = |key: &str| -> Result<Option<String>, String> {
+            action
+                .config(key)
+                .map(|value| self.variables.substitute(&value))
+                .transpose()
+        };
+        let bucket = config("BucketName")?.ok_or("the S3 deploy action needs BucketName")?;
+        let extract = match config("Extract")?.as_deref() {
             Some("true") | Some("True") | Some("TRUE") => true,
             Some("false") | Some("False") | Some("FALSE") => false,
             Some(other) => return Err(format!("Extract must be true or false, not `{other}`")),
             None => return Err("the S3 deploy action needs Extract (true or false)".into()),
         };
-        let object_key = action.config("ObjectKey").unwrap_or_default();
+        let object_key = config("ObjectKey")?.unwrap_or_default();
         if !extract && object_key.is_empty() {
             return Err("with Extract false the S3 deploy action needs ObjectKey".into());
         }
-        let acl = action.config("CannedACL");
+        let acl = config("CannedACL")?;
         if let Some(acl) = acl.as_deref().filter(|a| !CANNED_ACLS.contains(a)) {
             return Err(format!(
                 "CannedACL `{acl}` is not one S3 accepts ({})",
                 CANNED_ACLS.join(", ")
             ));
         }
-        let cache_control = action.config("CacheControl");
+        let cache_control = config("CacheControl")?;
         if let Some(value) = cache_control.as_deref() {
             if http::HeaderValue::from_str(value).is_err() {
                 return Err(format!(
@@ -79,7 +84,7 @@ impl Execution<'_> {
                 ));
             }
         }
-        let kms = action.config("KMSEncryptionKeyARN");
+        let kms = config("KMSEncryptionKeyARN")?;
         if let Some(key) = kms.as_deref().filter(|k| !is_kms_key_arn(k)) {
             return Err(format!(
                 "KMSEncryptionKeyARN `{key}` is not a KMS key or alias ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)"
