@@ -545,6 +545,116 @@ fn a_git_source_delivers_the_committed_tree_at_the_branch_or_the_ref_given() {
     );
 }
 
+const DEPLOYS_JSON: &str = r##"{
+  "Resources": {
+    "Artifacts": {"Type": "AWS::S3::Bucket"},
+    "Site": {"Type": "AWS::S3::Bucket"},
+    "Release": {"Type": "AWS::CodePipeline::Pipeline", "Properties": {
+      "PipelineType": "V2", "ArtifactStore": {"Type": "S3", "Location": {"Ref": "Artifacts"}},
+      "Stages": [
+        {"Name": "Source", "Actions": [{"Name": "Source",
+          "ActionTypeId": {"Category": "Source", "Owner": "AWS", "Provider": "S3", "Version": "1"},
+          "Configuration": {"S3Bucket": {"Ref": "Artifacts"}, "S3ObjectKey": "source.zip"},
+          "OutputArtifacts": [{"Name": "Src"}]}]},
+        {"Name": "Deploy", "Actions": [
+          {"Name": "Service", "RunOrder": 1,
+           "ActionTypeId": {"Category": "Deploy", "Owner": "AWS", "Provider": "ECS", "Version": "1"},
+           "Configuration": {"ClusterName": "web", "ServiceName": "web"},
+           "InputArtifacts": [{"Name": "Src"}]},
+          {"Name": "Stack", "RunOrder": 1,
+           "ActionTypeId": {"Category": "Deploy", "Owner": "AWS", "Provider": "CloudFormation", "Version": "1"},
+           "Configuration": {"ActionMode": "CREATE_UPDATE", "StackName": "web",
+                             "TemplatePath": "Src::stack.yaml", "ParameterOverrides": "{\"Env\": \"prod\"}",
+                             "OutputFileName": "outputs.json"},
+           "InputArtifacts": [{"Name": "Src"}], "OutputArtifacts": [{"Name": "StackOut"}]},
+          {"Name": "KeepOutputs", "RunOrder": 2,
+           "ActionTypeId": {"Category": "Deploy", "Owner": "AWS", "Provider": "S3", "Version": "1"},
+           "Configuration": {"BucketName": {"Ref": "Site"}, "Extract": "true", "ObjectKey": "stack"},
+           "InputArtifacts": [{"Name": "StackOut"}]}]}]}}
+  }
+}"##;
+
+#[test]
+fn deploy_actions_it_cannot_perform_are_checked_and_count_only_when_assumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(
+        source.join("imagedefinitions.json"),
+        r#"[{"name": "web", "imageUri": "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:abc"}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        source.join("stack.yaml"),
+        "Parameters:\n  Env: {Type: String}\nResources:\n  Queue: {Type: AWS::SQS::Queue}\nOutputs:\n  Region: {Value: us-east-1}\n  QueueUrl: {Value: !Ref Queue}\n",
+    )
+    .unwrap();
+    let template = dir.path().join("template.json");
+    std::fs::write(&template, DEPLOYS_JSON).unwrap();
+    let state = dir.path().join("state");
+    let base = [
+        "--template",
+        template.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+
+    let (out, text) = run(&base);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("NOT DEPLOYED (Deploy/AWS/ECS is not emulated by pipeline-local)")
+            && text.contains("imagedefinitions.json: 1 containers")
+            && text.contains("pass --assume-deployed"),
+        "{text}"
+    );
+
+    let mut assumed = base.to_vec();
+    assumed.push("--assume-deployed");
+    let (out, text) = run(&assumed);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("counted as deployed by --assume-deployed"),
+        "{text}"
+    );
+    let outputs: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(state.join("s3/pipeline-local-site/stack/outputs.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(outputs["Region"], "us-east-1");
+    assert!(outputs["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .contains("not deployed"));
+
+    // A broken file fails the action even when deploys are assumed.
+    std::fs::write(source.join("imagedefinitions.json"), r#"[{"name": "web"}]"#).unwrap();
+    let (out, text) = run(&assumed);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("Deploy/AWS/ECS would fail: imagedefinitions.json: entry 0 needs"),
+        "{text}"
+    );
+    // A parameter the template does not declare, likewise.
+    std::fs::write(
+        source.join("imagedefinitions.json"),
+        r#"[{"name": "web", "imageUri": "web:1"}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        source.join("stack.yaml"),
+        "Resources:\n  Queue: {Type: AWS::SQS::Queue}\n",
+    )
+    .unwrap();
+    let (out, text) = run(&assumed);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("ParameterOverrides sets Env, which Src::stack.yaml does not declare"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_missing_template_is_a_clear_error() {
     let (out, text) = run(&["--template", "nope.yaml"]);

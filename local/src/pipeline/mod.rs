@@ -65,6 +65,11 @@ pub struct Options {
     /// SKIPPED. An action pipeline-local cannot run fails the execution unless named here.
     #[arg(long = "skip", value_name = "ACTION")]
     pub skip: Vec<String>,
+    /// Count deploy actions pipeline-local checks but cannot perform (ECS, CodeDeploy,
+    /// CloudFormation, Lambda, ECR, CodePipeline) as done once their checks pass; without it
+    /// the execution stops at the first, shown NOT DEPLOYED.
+    #[arg(long)]
+    pub assume_deployed: bool,
     /// A pipeline variable's value for this execution (`NAME=VALUE`, repeatable), as
     /// StartPipelineExecution takes it; declared variables not named take their default.
     #[arg(long = "variable", value_name = "NAME=VALUE")]

@@ -1,6 +1,7 @@
 //! The action providers pipeline-local runs, one module each, and what they share: where a
 //! new artifact goes, and `--fail`.
 
+mod deploy_check;
 mod git_source;
 mod lambda_invoke;
 mod manual_approval;
@@ -71,6 +72,7 @@ impl Execution<'_> {
         ) {
             ("Source", "AWS", "S3") => self.s3_source(action),
             _ if git_source::is_git_source(action) => self.git_source(action),
+            _ if deploy_check::is_checked_deploy(action) => self.checked_deploy(stage, action),
             ("Invoke", "AWS", "Lambda") => self.invoke(stage, action).await,
             ("Approval", "AWS", "Manual") => self.approval(stage, action).await,
             ("Deploy", "AWS", "S3") => self.s3_deploy(action),
