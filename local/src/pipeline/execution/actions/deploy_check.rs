@@ -129,9 +129,9 @@ impl Execution<'_> {
                 let text = self.input_file(action, taskdef_artifact.as_deref(), &path)?;
                 let taskdef: Value =
                     serde_json::from_str(&text).map_err(|e| format!("{path} is not JSON: {e}"))?;
-                if !taskdef["containerDefinitions"]
+                if taskdef["containerDefinitions"]
                     .as_array()
-                    .is_some_and(|c| !c.is_empty())
+                    .is_none_or(|c| c.is_empty())
                 {
                     return Err(format!("{path} has no containerDefinitions"));
                 }
