@@ -42,8 +42,16 @@ impl Clients {
     /// The clients of one container. CloudFront's has the SDK's retries off: publish makes its
     /// own, counted and bounded by the job's deadline.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
+        // An attempt that gets no answer in 10 s (CloudFront answers in well under one) is
+        // given up and retried, rather than holding the job to its deadline.
         let cloudfront = aws_sdk_cloudfront::config::Builder::from(config)
             .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(3))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(10))
+                    .build(),
+            )
             .build();
         Self {
             s3: aws_sdk_s3::Client::new(config),

@@ -646,3 +646,24 @@ async fn an_invalidation_waits_out_the_wildcards_other_invalidations_hold() {
         vec!["/live/d0/*", "/live/d1/*", "/live/d2/*", "/live/d3/*"]
     );
 }
+
+#[tokio::test]
+async fn an_invalidation_request_that_hangs_is_given_up_and_made_again() {
+    let f = processor(&[]).await;
+    f.aws.faults.add(
+        Fault::new(
+            "cloudfront",
+            "CreateInvalidation",
+            pipeline_local::service::HANG,
+            0,
+        )
+        .times(1),
+    );
+    let run = publish(&f, &release(1), cloudfront_step(json!({}))).await;
+    let vars = success_vars(&run);
+    assert_eq!(f.aws.calls.count("cloudfront", "CreateInvalidation"), 2);
+    assert_eq!(f.aws.cloudfront.invalidations().len(), 1);
+    assert!(vars["InvalidationId"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty()));
+}
