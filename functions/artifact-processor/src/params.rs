@@ -116,13 +116,15 @@ pub struct PublishStep {
     #[serde(default)]
     pub prune: Option<PruneRules>,
     /// Globs of the pages a browser enters by: uploaded after every other file, and deleted
-    /// without grace when the artifact no longer has them.
+    /// without grace when the artifact no longer has them. A pattern without `/` names files in
+    /// every folder.
     #[serde(default = "default_entry_points")]
     pub entry_points: Vec<String>,
     /// Where the `.br`/`.gz` variants of a file in the artifact are published.
     #[serde(default)]
     pub precompressed: EncodedLayout,
-    /// Globs of the files compressed (brotli and gzip) at publish time.
+    /// Globs of the files compressed (brotli and gzip) at publish time; a pattern without `/`
+    /// names files in every folder.
     #[serde(default)]
     pub compress: Vec<String>,
     /// Compression levels of `compress`.
@@ -130,9 +132,9 @@ pub struct PublishStep {
     pub compress_level: CompressLevels,
 }
 
-/// `**/*.html`: every page.
+/// `*.html`: every page, in every folder.
 fn default_entry_points() -> Vec<String> {
-    vec!["**/*.html".to_string()]
+    vec!["*.html".to_string()]
 }
 
 /// `publish.prune`: which files no longer in the artifact are deleted.

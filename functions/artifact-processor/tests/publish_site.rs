@@ -220,12 +220,12 @@ async fn precompressed_and_compressed_files_are_served_with_their_encoding() {
         file("app.js", &script),
         ("app.js.br".to_string(), brotli(script.as_bytes())),
         ("app.js.gz".to_string(), gzip(script.as_bytes())),
-        file("site.css", &styles),
+        file("css/site.css", &styles),
         // A gzip file with no plain file beside it is a download, published as one.
         ("backup.tar.gz".to_string(), gzip(b"tar")),
     ];
     let step = site_step(json!({
-        "compress": ["**/*.css"], "compress_level": {"br": 5, "gzip": 6},
+        "compress": ["*.css"], "compress_level": {"br": 5, "gzip": 6},
         "cache_control": {"**/*.css": "public, max-age=31536000, immutable"}
     }));
     let run = publish(&f, &files, step.clone()).await;
@@ -247,7 +247,7 @@ async fn precompressed_and_compressed_files_are_served_with_their_encoding() {
         .s3_client()
         .head_object()
         .bucket(SITE)
-        .key("live/site.css.gz")
+        .key("live/css/site.css.gz")
         .send()
         .await
         .unwrap();
@@ -272,7 +272,7 @@ async fn precompressed_and_compressed_files_are_served_with_their_encoding() {
         .unwrap();
     for (path, original) in [
         ("live/app.js", script.as_bytes()),
-        ("live/site.css", styles.as_bytes()),
+        ("live/css/site.css", styles.as_bytes()),
     ] {
         let (headers, body) = fetch(&site, path, "gzip, deflate, br").await;
         assert_eq!(header(&headers, "content-encoding"), "br", "{path}");

@@ -73,9 +73,22 @@ pub fn check(step: &PublishStep) -> Result<(), JobError> {
         ));
     }
     CacheRules::new(step)?;
-    GlobList::new("publish.entry_points", &step.entry_points)?;
-    GlobList::new("publish.compress", &step.compress)?;
+    name_globs("publish.entry_points", &step.entry_points)?;
+    name_globs("publish.compress", &step.compress)?;
     Ok(())
+}
+
+/// Globs of file names (`entry_points`, `compress`): a pattern without `/` (`*.js`) names files
+/// in every folder, as in a `.gitignore`; one with a `/` is matched against the whole path.
+fn name_globs(field: &str, patterns: &[String]) -> Result<GlobList, JobError> {
+    let mut all = Vec::with_capacity(patterns.len() * 2);
+    for pattern in patterns {
+        all.push(pattern.clone());
+        if !pattern.contains('/') {
+            all.push(format!("**/{pattern}"));
+        }
+    }
+    GlobList::new(field, &all)
 }
 
 /// `""` or a relative folder ending in `/`.
@@ -129,8 +142,8 @@ pub async fn run(
 ) -> Result<Published, JobError> {
     let prefix = normalize_prefix(&step.prefix)?;
     let cache = CacheRules::new(step)?;
-    let entry_points = GlobList::new("publish.entry_points", &step.entry_points)?;
-    let compress = GlobList::new("publish.compress", &step.compress)?;
+    let entry_points = name_globs("publish.entry_points", &step.entry_points)?;
+    let compress = name_globs("publish.compress", &step.compress)?;
     let store = job.artifacts()?;
     let mut phases = Phases::default();
     let mut clock = Instant::now();
@@ -533,6 +546,15 @@ pub(crate) async fn resume_wait(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_globs_without_a_slash_match_in_every_folder() {
+        let names =
+            name_globs("compress", &["*.js".to_string(), "site/*.css".to_string()]).unwrap();
+        assert!(names.matches("app.js") && names.matches("assets/js/app.js"));
+        assert!(names.matches("site/a.css") && !names.matches("other/site/a.css"));
+        assert!(name_globs("compress", &["a[".to_string()]).is_err());
+    }
 
     #[test]
     fn prefixes_are_normalized_and_traversal_refused() {
