@@ -656,6 +656,60 @@ fn deploy_actions_it_cannot_perform_are_checked_and_count_only_when_assumed() {
 }
 
 #[test]
+fn a_blue_green_ecs_deploy_reads_its_task_definition_and_appspec() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("imagedefinitions.json"), "[]").unwrap();
+    std::fs::write(
+        source.join("stack.yaml"),
+        "Parameters:\n  Env: {Type: String}\nResources:\n  Queue: {Type: AWS::SQS::Queue}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        source.join("taskdef.json"),
+        r#"{"family": "web", "containerDefinitions": [{"name": "web", "image": "<IMAGE1_NAME>"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        source.join("appspec.yaml"),
+        "version: 0.0\nResources:\n  - TargetService: {Type: AWS::ECS::Service}\n",
+    )
+    .unwrap();
+    let blue_green = DEPLOYS_JSON.replace(
+        r#""ActionTypeId": {"Category": "Deploy", "Owner": "AWS", "Provider": "ECS", "Version": "1"},
+           "Configuration": {"ClusterName": "web", "ServiceName": "web"},"#,
+        r#""ActionTypeId": {"Category": "Deploy", "Owner": "AWS", "Provider": "CodeDeployToECS", "Version": "1"},
+           "Configuration": {"ApplicationName": "web", "DeploymentGroupName": "web-bg",
+                             "TaskDefinitionTemplateArtifact": "Src", "AppSpecTemplateArtifact": "Src"},"#,
+    );
+    assert_ne!(blue_green, DEPLOYS_JSON);
+    let template = dir.path().join("template.json");
+    std::fs::write(&template, &blue_green).unwrap();
+    let args = [
+        "--template",
+        template.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+        "--assume-deployed",
+    ];
+    let (out, text) = run(&args);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("taskdef.json: a task definition")
+            && text.contains("appspec.yaml: an AppSpec with Resources"),
+        "{text}"
+    );
+    std::fs::write(source.join("appspec.yaml"), "version: 0.0\n").unwrap();
+    let (out, text) = run(&args);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("Deploy/AWS/CodeDeployToECS would fail: appspec.yaml has no Resources"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_missing_template_is_a_clear_error() {
     let (out, text) = run(&["--template", "nope.yaml"]);
     assert_eq!(out.status.code(), Some(2));
