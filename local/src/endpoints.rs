@@ -9,6 +9,7 @@ use crate::faults::Faults;
 use crate::rds::LocalRds;
 use crate::s3::{CredentialRegistry, LocalS3};
 use crate::secretsmanager::LocalSecrets;
+use crate::sts::LocalSts;
 use crate::tls::LocalTls;
 use axum::Router;
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ pub struct LocalAws {
     pub rds: LocalRds,
     /// CloudFront (invalidations).
     pub cloudfront: LocalCloudFront,
+    /// STS (`AssumeRole` into the roles declared, `GetCallerIdentity`).
+    pub sts: LocalSts,
     credentials: CredentialRegistry,
     s3_addr: SocketAddr,
     codepipeline_addr: SocketAddr,
@@ -60,6 +63,7 @@ pub struct LocalAws {
     dynamodb_addr: SocketAddr,
     rds_addr: SocketAddr,
     cloudfront_addr: SocketAddr,
+    sts_addr: SocketAddr,
     tls: Option<Arc<LocalTls>>,
     _temp: Option<tempfile::TempDir>,
     servers: Vec<tokio::task::JoinHandle<()>>,
@@ -108,6 +112,7 @@ impl LocalAws {
         let dynamodb = LocalDynamoDb::new(calls.clone(), faults.clone());
         let rds = LocalRds::new(&base.join("rds-snapshots"), calls.clone(), faults.clone());
         let cloudfront = LocalCloudFront::new(calls.clone(), faults.clone());
+        let sts = LocalSts::new(credentials.clone(), calls.clone(), faults.clone());
         let mut servers = Vec::new();
         let mut serve = async |router: Router| -> std::io::Result<SocketAddr> {
             let (addr, task) = crate::tls::serve(router, tls.as_deref()).await?;
@@ -121,6 +126,7 @@ impl LocalAws {
         let dynamodb_addr = serve(dynamodb.router()).await?;
         let rds_addr = serve(rds.router()).await?;
         let cloudfront_addr = serve(cloudfront.router()).await?;
+        let sts_addr = serve(sts.router()).await?;
         Ok(Self {
             calls,
             faults,
@@ -131,6 +137,7 @@ impl LocalAws {
             dynamodb,
             rds,
             cloudfront,
+            sts,
             credentials,
             s3_addr,
             codepipeline_addr,
@@ -139,6 +146,7 @@ impl LocalAws {
             dynamodb_addr,
             rds_addr,
             cloudfront_addr,
+            sts_addr,
             tls,
             _temp: temp,
             servers,
@@ -184,6 +192,11 @@ impl LocalAws {
         self.url(self.cloudfront_addr)
     }
 
+    /// STS's URL.
+    pub fn sts_url(&self) -> String {
+        self.url(self.sts_addr)
+    }
+
     /// Accepts another access key at the S3 endpoint (for a test's own client or the AWS CLI).
     pub fn register_credentials(&self, access_key: &str, secret_key: &str) {
         self.credentials.register(access_key, secret_key);
@@ -223,6 +236,7 @@ impl LocalAws {
             ("AWS_ENDPOINT_URL_DYNAMODB".into(), self.dynamodb_url()),
             ("AWS_ENDPOINT_URL_RDS".into(), self.rds_url()),
             ("AWS_ENDPOINT_URL_CLOUDFRONT".into(), self.cloudfront_url()),
+            ("AWS_ENDPOINT_URL_STS".into(), self.sts_url()),
         ];
         if let Some(tls) = &self.tls {
             env.extend(tls.trust_env());

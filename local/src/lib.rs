@@ -2,9 +2,10 @@
 //! AWS account.
 //!
 //! - [`runtime_api::FunctionHost`] runs a real function binary behind the Lambda Runtime API.
-//! - [`endpoints::LocalAws`] serves S3 (`s3s` + `s3s-fs`), CodePipeline, Secrets Manager and
-//!   CloudWatch alarms, DynamoDB and RDS snapshots on loopback, speaking their real wire protocols, recording every call ([`calls`]) and
-//!   injecting planned failures ([`faults`]).
+//! - [`endpoints::LocalAws`] serves S3 (`s3s` + `s3s-fs`), CodePipeline, Secrets Manager,
+//!   CloudWatch alarms, DynamoDB, RDS snapshots, CloudFront invalidations and STS on loopback,
+//!   speaking their real wire protocols, recording every call ([`calls`]) and injecting
+//!   planned failures ([`faults`]).
 //! - [`job_invocation`] drives a CodePipeline job through a function, continuations included.
 //! - [`pipeline`] executes the pipeline of `template.yaml` end to end; [`cli`] is the command line.
 
@@ -28,5 +29,6 @@ pub mod secretsmanager;
 pub mod service;
 pub mod slack;
 pub mod state_folder;
+pub mod sts;
 pub mod tls;
 pub mod zips;

@@ -130,6 +130,17 @@ pub trait JsonService: Clone + Send + Sync + 'static {
     /// Answers one operation.
     fn dispatch(&self, operation: &str, request: &Value) -> Result<Value, ServiceError>;
 
+    /// Answers one operation for the access key that signed it (`None`: unsigned). Services
+    /// whose answer depends on who asks (STS's `GetCallerIdentity`) implement this.
+    fn dispatch_as(
+        &self,
+        operation: &str,
+        request: &Value,
+        _caller: Option<&str>,
+    ) -> Result<Value, ServiceError> {
+        self.dispatch(operation, request)
+    }
+
     /// The resource a fault plan's `key_contains` is matched against (a secret id, an alarm name).
     fn fault_key(&self, _request: &Value) -> Option<String> {
         None
@@ -205,7 +216,11 @@ impl<S: JsonService> Front<S> {
                             S::TARGET_PREFIX
                         ),
                     )),
-                    None => self.service.dispatch(operation, &request),
+                    None => self.service.dispatch_as(
+                        operation,
+                        &request,
+                        access_key_of(headers).as_deref(),
+                    ),
                 };
                 (result, self.service.call_detail(&request))
             }

@@ -482,3 +482,100 @@ async fn aws_cli_reads_pipeline_executions_and_action_executions() {
     );
     assert!(String::from_utf8_lossy(&missing.stderr).contains("PipelineExecutionNotFoundException"));
 }
+
+#[tokio::test]
+async fn aws_cli_assumes_a_declared_role_and_the_local_s3_records_who_wrote() {
+    let aws = endpoints().await;
+    let role = "arn:aws:iam::222222222222:role/pipeline-publish";
+    aws.sts.add_role(role, Some("tooling-123")).unwrap();
+    aws.s3.create_bucket("prod-site").unwrap();
+    let (sts, s3) = (aws.sts_url(), aws.s3_url());
+    let (credentials, denied, identity) = tokio::task::spawn_blocking(move || {
+        let denied = run_cli(
+            &sts,
+            &[
+                "sts",
+                "assume-role",
+                "--role-arn",
+                role,
+                "--role-session-name",
+                "pipeline-abc",
+            ],
+        );
+        let assumed: Value = serde_json::from_str(&ok(
+            &sts,
+            &[
+                "sts",
+                "assume-role",
+                "--role-arn",
+                role,
+                "--role-session-name",
+                "pipeline-abc",
+                "--external-id",
+                "tooling-123",
+                "--duration-seconds",
+                "900",
+            ],
+        ))
+        .unwrap();
+        let c = assumed["Credentials"].clone();
+        let as_role = |endpoint: &str, args: &[&str]| {
+            let out = aws_cli(endpoint)
+                .env("AWS_ACCESS_KEY_ID", c["AccessKeyId"].as_str().unwrap())
+                .env(
+                    "AWS_SECRET_ACCESS_KEY",
+                    c["SecretAccessKey"].as_str().unwrap(),
+                )
+                .env("AWS_SESSION_TOKEN", c["SessionToken"].as_str().unwrap())
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let identity: Value =
+            serde_json::from_str(&as_role(&sts, &["sts", "get-caller-identity"])).unwrap();
+        as_role(
+            &s3,
+            &[
+                "s3api",
+                "put-object",
+                "--bucket",
+                "prod-site",
+                "--key",
+                "index.html",
+            ],
+        );
+        (c, denied, identity)
+    })
+    .await
+    .unwrap();
+    assert!(!denied.status.success());
+    let message = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        message.contains("AccessDenied") && message.contains(role),
+        "{message}"
+    );
+    assert_eq!(identity["Account"], "222222222222");
+    assert_eq!(
+        identity["Arn"],
+        "arn:aws:sts::222222222222:assumed-role/pipeline-publish/pipeline-abc"
+    );
+    // The object was written with the role's credentials, and the log says so.
+    let put = aws
+        .calls
+        .of("s3", "PutObject")
+        .into_iter()
+        .find(|c| c.detail["key"] == "index.html")
+        .unwrap();
+    let key = put.access_key.unwrap();
+    assert_eq!(key, credentials["AccessKeyId"].as_str().unwrap());
+    assert_eq!(aws.sts.session_of(&key).unwrap().role_arn, role);
+    // The external id never reaches the call log.
+    let logged = serde_json::to_string(&aws.calls.of("sts", "AssumeRole")).unwrap();
+    assert!(!logged.contains("tooling-123"), "{logged}");
+}
