@@ -536,6 +536,40 @@ fn a_git_source_delivers_the_committed_tree_at_the_branch_or_the_ref_given() {
     assert!(names.iter().any(|n| n == ".git/HEAD"), "{names:?}");
     assert!(names.iter().any(|n| n == "site/index.html"));
 
+    // Triggers: a push of main that changed site/ starts it; a push of the tag v1 does not.
+    let triggered = GIT_PIPELINE_JSON.replace(
+        r#""PipelineType": "V2","#,
+        r#""PipelineType": "V2", "Triggers": [{"ProviderType": "CodeStarSourceConnection",
+            "GitConfiguration": {"SourceActionName": "Source",
+              "Push": [{"Branches": {"Includes": ["main"]}, "FilePaths": {"Includes": ["site/**"]}}]}}],"#,
+    );
+    let triggered_template = dir.path().join("triggered.json");
+    std::fs::write(&triggered_template, triggered).unwrap();
+    let with_triggers = |extra: &[&str]| {
+        let mut all = vec![
+            "--template",
+            triggered_template.to_str().unwrap(),
+            "--repo",
+            repo.to_str().unwrap(),
+        ];
+        all.extend_from_slice(extra);
+        run(&all)
+    };
+    let (out, text) = with_triggers(&[]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "trigger: a push of branch main (1 files changed) matches trigger 1, push filter 1"
+        ),
+        "{text}"
+    );
+    let (out, text) = with_triggers(&["--ref", "v1"]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("no trigger would start this execution after a push of tag v1: trigger 1, push filter 1: it filters branches and a tag is pushed"),
+        "{text}"
+    );
+
     let all = args(&["--ref", "no-such-branch"]);
     let (out, text) = run(&all.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(out.status.code(), Some(2), "{text}");

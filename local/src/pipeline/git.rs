@@ -90,6 +90,49 @@ pub fn resolve(repo: &Path, reference: &str) -> Result<GitRevision, String> {
     })
 }
 
+/// What a reference names: a tag, a branch, or neither (a commit id, `HEAD~1`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefKind {
+    /// `refs/tags/<name>`.
+    Tag(String),
+    /// `refs/heads/<name>`.
+    Branch(String),
+    /// Anything else.
+    Other,
+}
+
+/// Whether `reference` is one of `repo`'s tags or branches.
+pub fn ref_kind(repo: &Path, reference: &str) -> RefKind {
+    let exists = |full: &str| git(repo, &["show-ref", "--verify", "--quiet", full]).is_ok();
+    if exists(&format!("refs/tags/{reference}")) {
+        RefKind::Tag(reference.to_string())
+    } else if exists(&format!("refs/heads/{reference}")) {
+        RefKind::Branch(reference.to_string())
+    } else {
+        RefKind::Other
+    }
+}
+
+/// The files `commit` changed against its first parent (all of them for a root commit).
+pub fn changed_files(repo: &Path, commit: &str) -> Result<Vec<String>, String> {
+    let out = git(
+        repo,
+        &[
+            "diff-tree",
+            "--no-commit-id",
+            "--name-only",
+            "-r",
+            "--root",
+            commit,
+        ],
+    )?;
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
 /// The tree at `commit` as a zip, `.git` left out (`git archive`).
 pub fn archive(repo: &Path, commit: &str) -> Result<Vec<u8>, String> {
     git(repo, &["archive", "--format=zip", commit])

@@ -22,6 +22,7 @@ mod model;
 mod report;
 mod state;
 pub mod template;
+mod triggers;
 mod website;
 
 pub use approval::BOT_TOKEN as SLACK_BOT_TOKEN;

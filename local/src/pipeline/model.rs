@@ -16,6 +16,8 @@ pub struct PipelineDef {
     pub execution_mode: String,
     /// Pipeline-level `Variables` (V2): name and default value, in the template's order.
     pub variables: Vec<(String, Option<String>)>,
+    /// `Triggers` (V2), as the template has them.
+    pub triggers: Value,
 }
 
 /// CodePipeline's limits on a pipeline variable's value.
@@ -247,6 +249,7 @@ impl PipelineDef {
             name,
             artifact_bucket,
             variables,
+            triggers: properties["Triggers"].clone(),
             execution_mode: properties["ExecutionMode"]
                 .as_str()
                 .unwrap_or("SUPERSEDED")
@@ -314,6 +317,7 @@ mod tests {
             stages: Vec::new(),
             execution_mode: "SUPERSEDED".into(),
             variables: vec![("Env".into(), Some("dev".into())), ("Ticket".into(), None)],
+            triggers: Value::Null,
         };
         assert_eq!(
             pipeline.resolve_variables(&["Ticket=T-1".into()]).unwrap(),

@@ -11,6 +11,52 @@ use serde_json::{json, Value};
 use std::time::Instant;
 
 impl Execution<'_> {
+    /// For a pipeline whose source is git: the commit it builds, and which of its `Triggers`
+    /// would start this execution after a push of it (`pipeline/triggers.rs`).
+    fn print_git_trigger(&self) {
+        let Some(source) = self
+            .pipeline
+            .stages
+            .iter()
+            .flat_map(|s| &s.actions)
+            .find(|a| super::actions::is_git_source(a))
+        else {
+            return;
+        };
+        let Ok((repo, revision)) = self.git_revision(source) else {
+            return;
+        };
+        let branch = super::actions::branch_of(source).unwrap_or_default();
+        let reference = self.context.options.git_ref.clone();
+        let (pushed_branch, tag) = match reference
+            .as_deref()
+            .map(|r| crate::pipeline::git::ref_kind(&repo, r))
+        {
+            None => (Some(branch.clone()), None),
+            Some(crate::pipeline::git::RefKind::Tag(tag)) => (None, Some(tag)),
+            Some(crate::pipeline::git::RefKind::Branch(name)) => (Some(name), None),
+            Some(crate::pipeline::git::RefKind::Other) => (Some(branch.clone()), None),
+        };
+        let push = crate::pipeline::triggers::Push {
+            branch: pushed_branch,
+            tag,
+            changed: crate::pipeline::git::changed_files(&repo, &revision.commit)
+                .unwrap_or_default(),
+        };
+        println!(
+            "  git {} at {} ({})\n  trigger: {}\n",
+            repo.display(),
+            reference.as_deref().unwrap_or(&branch),
+            &revision.commit[..revision.commit.len().min(12)],
+            crate::pipeline::triggers::verdict(
+                &self.pipeline.triggers,
+                &source.name,
+                &branch,
+                &push
+            )
+        );
+    }
+
     /// Runs stage after stage, stopping at the first that fails; true when all succeeded. A
     /// failed stage whose `OnFailure` is `ROLLBACK` (or whose `OnSuccess` condition says
     /// `ROLLBACK`) is then rolled back in an execution of its own, as CodePipeline does.
@@ -21,6 +67,7 @@ impl Execution<'_> {
             &self.context.database.label,
             &self.pipeline.execution_mode,
         );
+        self.print_git_trigger();
         let execution_id = self.execution_id.clone();
         self.observers
             .tell(Progress::ExecutionStarted {

@@ -11,7 +11,7 @@ mod s3_source;
 use super::super::model::ActionDef;
 use super::super::report::ActionResult;
 use super::{names_action, Execution};
-pub(super) use git_source::is_git_source;
+pub(super) use git_source::{branch_of, is_git_source};
 
 /// Where a built artifact is.
 #[derive(Clone, Debug)]
