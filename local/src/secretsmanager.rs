@@ -56,6 +56,12 @@ impl LocalSecrets {
         }
     }
 
+    /// A secret's value, read without going through the endpoint (for what pipeline-local does
+    /// itself, such as a build's `secrets-manager` variables).
+    pub fn get(&self, secret_id: &str) -> Option<Value> {
+        self.secrets.read().ok()?.get(secret_id).cloned()
+    }
+
     /// The endpoint's routes (awsJson 1.1).
     pub fn router(&self) -> Router {
         crate::service::router(self.clone(), self.calls.clone(), self.faults.clone())

@@ -87,6 +87,9 @@ async fn run(mut args: Args) -> Result<bool, String> {
     let aws = LocalAws::start_with(Some(&state_dir), tls.clone())
         .await
         .map_err(|e| format!("cannot start the local endpoints: {e}"))?;
+    if let Some(path) = &args.options.secrets {
+        aws.secrets.load_file(path)?;
+    }
     let slack = LocalSlack::new(
         pipeline::SLACK_BOT_TOKEN,
         aws.calls.clone(),

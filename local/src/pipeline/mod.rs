@@ -13,6 +13,7 @@
 //! the person skipped it by name (`--skip`).
 
 mod approval;
+mod buildspec;
 mod conditions;
 mod database;
 mod events;
@@ -44,6 +45,10 @@ pub struct Options {
     /// The pipeline to run, by logical id, when the template declares more than one.
     #[arg(long)]
     pub pipeline: Option<String>,
+    /// A JSON file of secrets (secret id → value) loaded into the local Secrets Manager, for
+    /// builds' `secrets-manager` variables and the functions.
+    #[arg(long)]
+    pub secrets: Option<PathBuf>,
     /// The git repository the pipeline's git source actions (CodeStarSourceConnection,
     /// CodeCommit, GitHub) read (default: the current directory, when it is a work tree).
     #[arg(long)]

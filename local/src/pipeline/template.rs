@@ -394,6 +394,10 @@ impl Template {
                 crate::endpoints::REGION
             ),
             "AWS::DynamoDB::Table" => format!("{STACK_NAME}-{id}"),
+            "AWS::CodeBuild::Project" => match &resource["Properties"]["Name"] {
+                Value::Null => format!("{STACK_NAME}-{id}"),
+                name => self.resolve(name)?.as_str().unwrap_or(id).to_string(),
+            },
             "AWS::CloudWatch::Alarm" => match &resource["Properties"]["AlarmName"] {
                 Value::Null => format!("{STACK_NAME}-{id}"),
                 name => self.resolve(name)?.as_str().unwrap_or(id).to_string(),

@@ -1,6 +1,7 @@
 //! The action providers pipeline-local runs, one module each, and what they share: where a
 //! new artifact goes, and `--fail`.
 
+mod codebuild;
 mod deploy_check;
 mod git_source;
 mod lambda_invoke;
@@ -72,6 +73,7 @@ impl Execution<'_> {
         ) {
             ("Source", "AWS", "S3") => self.s3_source(action),
             _ if git_source::is_git_source(action) => self.git_source(action),
+            _ if codebuild::is_build(action) => self.build(action).await,
             _ if deploy_check::is_checked_deploy(action) => self.checked_deploy(stage, action),
             ("Invoke", "AWS", "Lambda") => self.invoke(stage, action).await,
             ("Approval", "AWS", "Manual") => self.approval(stage, action).await,
