@@ -45,7 +45,9 @@ pub struct Invalidation {
     pub caller_reference: String,
     /// `GetInvalidation` reads so far.
     pub reads: u32,
+    /// `CreateTime`, as answered.
     created_at: SystemTime,
+    /// When it was made, for the age at which it completes by itself.
     created: Instant,
 }
 
@@ -55,24 +57,34 @@ impl Invalidation {
     }
 }
 
+/// When an invalidation turns `Completed`.
 struct Settings {
+    /// After this many `GetInvalidation` reads of it.
     reads_to_complete: u32,
+    /// Or once this old, read or not, so invalidations nobody waits for free the limits.
     complete_after: Duration,
 }
 
 /// Shared state of the local CloudFront endpoint.
 #[derive(Clone)]
 pub struct LocalCloudFront {
+    /// Every invalidation made, oldest first, across distributions.
     invalidations: Arc<Mutex<Vec<Invalidation>>>,
+    /// When they complete.
     settings: Arc<Mutex<Settings>>,
+    /// Every call answered.
     calls: CallLog,
+    /// Planned failures (`cloudfront`, by operation, keyed by distribution id).
     faults: Faults,
 }
 
 /// An error in CloudFront's shape.
 struct Refusal {
+    /// The HTTP status.
     status: StatusCode,
+    /// CloudFront's error code (`TooManyInvalidationsInProgress`).
     code: String,
+    /// The message.
     message: String,
 }
 
@@ -399,7 +411,9 @@ fn valid_distribution_id(id: &str) -> bool {
 /// An `InvalidationBatch` as sent.
 #[derive(Debug)]
 struct Batch {
+    /// The paths, as sent.
     paths: Vec<String>,
+    /// `CallerReference`: the same one with the same paths is the same invalidation.
     reference: String,
 }
 

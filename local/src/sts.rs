@@ -25,6 +25,8 @@ const DURATION: std::ops::RangeInclusive<u64> = 900..=43_200;
 /// A role that can be assumed, and the external id its trust policy requires.
 #[derive(Clone, Debug)]
 struct Role {
+    /// The `sts:ExternalId` its trust policy's condition requires, if any: the confused-deputy
+    /// guard a tooling account's roles are given.
     external_id: Option<String>,
 }
 
@@ -42,10 +44,15 @@ pub struct Session {
 /// Shared state of the local STS endpoint.
 #[derive(Clone)]
 pub struct LocalSts {
+    /// The roles that can be assumed, by ARN.
     roles: Arc<RwLock<HashMap<String, Role>>>,
+    /// Every session issued, by its access key, so a call's signer names its role.
     sessions: Arc<RwLock<HashMap<String, Session>>>,
+    /// Where issued credentials are registered, so the other endpoints accept them.
     credentials: CredentialRegistry,
+    /// Every call answered.
     calls: CallLog,
+    /// Planned failures (`sts`, keyed by role ARN).
     faults: Faults,
 }
 
@@ -113,6 +120,8 @@ impl LocalSts {
         crate::service::router(self.clone(), self.calls.clone(), self.faults.clone())
     }
 
+    /// `AssumeRole`: the request checked as STS checks it, the role's trust (declared, external
+    /// id) checked, and a session issued whose credentials the local endpoints accept.
     fn assume_role(&self, request: &Value) -> Result<Value, ServiceError> {
         let field = |name: &str| request[name].as_str().map(str::to_owned);
         let arn = field("RoleArn").ok_or_else(|| ServiceError::missing_member("roleArn"))?;
@@ -187,6 +196,7 @@ impl LocalSts {
         }))
     }
 
+    /// `GetCallerIdentity`: the assumed role of a session's key, else the local function role.
     fn caller_identity(&self, caller: Option<&str>) -> Result<Value, ServiceError> {
         let caller = caller.ok_or_else(|| {
             ServiceError::client(

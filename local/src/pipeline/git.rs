@@ -24,7 +24,9 @@ pub struct GitRevision {
     pub committer_date: String,
 }
 
-/// Runs `git -C repo args…`; its standard output, or an error naming the command.
+/// Runs `git -C repo args…`; its standard output, or an error naming the command. Arguments
+/// are passed as a list, never through a shell, and references are checked not to look like
+/// options, so a `--ref` cannot smuggle a git option in.
 fn git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
     let out = Command::new("git")
         .arg("-C")

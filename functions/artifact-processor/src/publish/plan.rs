@@ -34,11 +34,15 @@ pub(super) struct PublishPlan {
 
 /// The step's rules, compiled once.
 pub(super) struct PlanRules<'a> {
+    /// The step's parameters.
     pub step: &'a PublishStep,
+    /// `cache_control` and `default_cache_control`, compiled.
     pub cache: &'a CacheRules,
+    /// `compress`, compiled.
     pub compress: &'a GlobList,
     /// `entry_points`.
     pub entry_points: &'a GlobList,
+    /// The digest every object of this publish records (`x-amz-meta-publish-headers`).
     pub header_rules: &'a str,
     /// The objects' header rules changed: every copy is made again.
     pub refresh_headers: bool,

@@ -22,15 +22,21 @@ const FORMAT: u32 = 1;
 /// One release: its number, when it was published (Unix seconds) and by which job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Release {
+    /// Its number: 1 for the first publish the record saw, one more for each that changed
+    /// something.
     pub release: u64,
+    /// Unix seconds, for `older_than`.
     pub published_at: u64,
+    /// The CodePipeline job that published it, to trace a release back to its execution.
     pub job: String,
 }
 
 /// Paths an earlier publish could not invalidate; the next publish invalidates them too.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct PendingInvalidation {
+    /// The distribution they were for; a publish to another one leaves them.
     pub distribution: String,
+    /// The planned paths, already within CloudFront's limits.
     pub paths: Vec<String>,
 }
 
@@ -38,6 +44,7 @@ pub(super) struct PendingInvalidation {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReleaseRecord {
+    /// The record's layout; another is read as damaged, never guessed at.
     pub format: u32,
     /// The latest release.
     pub release: u64,
@@ -49,6 +56,7 @@ pub(super) struct ReleaseRecord {
     /// encoding, level), so an unchanged source is not compressed again.
     #[serde(default)]
     pub generated: BTreeMap<String, String>,
+    /// What the last invalidation could not do, for the next publish to do.
     #[serde(default)]
     pub pending_invalidation: Option<PendingInvalidation>,
 }
@@ -152,7 +160,9 @@ pub(super) struct PrunePlan {
 pub(super) struct PruneRulesOf<'a> {
     /// `prune`, or `None` for `delete_stale` without grace.
     pub prune: Option<&'a PruneRules>,
+    /// Without `prune`: whether stale files go at once (true) or stay (false).
     pub delete_stale: bool,
+    /// Pages, which are always current: a stale one goes without grace.
     pub entry_points: &'a GlobList,
 }
 

@@ -35,9 +35,13 @@ pub(in super::super) fn is_build(action: &ActionDef) -> bool {
 /// What a build is: its buildspec, time limit, the project's variables and the project's
 /// name (empty for a `Commands` action).
 struct BuildDefinition {
+    /// The buildspec (for a Commands action, one `build` phase of its commands).
     spec: Buildspec,
+    /// The project's `TimeoutInMinutes` (5 to 2,160, as CodeBuild allows), for all phases.
     timeout: Duration,
+    /// The project's `Environment.EnvironmentVariables`, resolved.
     project_env: Vec<(String, String)>,
+    /// The project's name, for `CODEBUILD_BUILD_ID` and the summary.
     project: String,
 }
 
@@ -58,6 +62,8 @@ impl Execution<'_> {
         }
     }
 
+    /// The build, with every way it can fail as the action's failure: a build either
+    /// succeeded or says why it did not; nothing is left half-reported.
     async fn try_build(&mut self, action: &ActionDef) -> Result<ActionResult, ActionResult> {
         let fail = |why: String| ActionResult::failed(why);
         let BuildDefinition {
@@ -467,6 +473,9 @@ impl Execution<'_> {
 }
 
 /// Extracts a zip into `folder`, refusing names that leave it.
+///
+/// An artifact is data the pipeline produced, not necessarily trusted: an entry named
+/// `../x` or `/etc/x` would write outside the build, so it fails the build instead.
 fn extract(bytes: &[u8], folder: &Path) -> Result<(), String> {
     std::fs::create_dir_all(folder).map_err(|e| e.to_string())?;
     for (name, data) in crate::zips::unzip(bytes.to_vec()).map_err(|e| e.to_string())? {
@@ -494,6 +503,10 @@ fn extract(bytes: &[u8], folder: &Path) -> Result<(), String> {
 }
 
 /// The files an artifact takes, as (name in the zip, bytes).
+///
+/// Globs are relative to `base-directory` (the source directory when absent), as CodeBuild
+/// reads them; an artifact that matches nothing fails the build, as CodeBuild's does, rather
+/// than deliver an empty zip to the next stage.
 fn collect_files(source: &Path, spec: &ArtifactFiles) -> Result<Vec<(String, Vec<u8>)>, String> {
     let base = match &spec.base_directory {
         Some(dir) => source.join(dir),
@@ -699,6 +712,9 @@ fn run_script(
 }
 
 /// `export -p` output (`declare -x NAME="value"`) as (name, value).
+///
+/// bash writes every exported variable this way, with `"`, `\`, `$` and `` ` `` escaped by a
+/// backslash; the exported variables a buildspec names are read from here after the last phase.
 fn parse_exports(text: &str) -> Vec<(String, String)> {
     text.lines()
         .filter_map(|line| {

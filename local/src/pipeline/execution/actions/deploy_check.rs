@@ -100,7 +100,9 @@ impl Execution<'_> {
         }
     }
 
-    /// What was checked, or the first problem found.
+    /// What was checked, or the first problem found. The checks are the ones the service would
+    /// make before deploying anything, so a failure here is a failure there, found before the
+    /// push.
     fn check_deploy(&mut self, action: &ActionDef) -> Result<Vec<String>, String> {
         let mut checked = Vec::new();
         for key in required_keys(action).unwrap_or_default() {
