@@ -182,13 +182,13 @@ fn database_url_applies_the_demo_migrations_to_postgres() {
     assert_eq!(notes, "1");
 }
 
-/// The example pipeline with a CodeBuild test action pipeline-local cannot run.
-fn template_with_codebuild(dir: &std::path::Path) -> std::path::PathBuf {
+/// The example pipeline with a Device Farm test action pipeline-local cannot run.
+fn template_with_unemulated_action(dir: &std::path::Path) -> std::path::PathBuf {
     edited_template(
         dir,
         &[(
             "          Actions:\n            - Name: Publish\n",
-            "          Actions:\n            - Name: IntegrationTests\n              ActionTypeId: {Category: Test, Owner: AWS, Provider: CodeBuild, Version: \"1\"}\n              Configuration: {ProjectName: web-tests}\n              InputArtifacts: [{Name: Source}]\n            - Name: Publish\n",
+            "          Actions:\n            - Name: IntegrationTests\n              ActionTypeId: {Category: Test, Owner: AWS, Provider: DeviceFarm, Version: \"1\"}\n              Configuration: {ProjectId: web-tests}\n              InputArtifacts: [{Name: Source}]\n            - Name: Publish\n",
         )],
     )
 }
@@ -196,11 +196,11 @@ fn template_with_codebuild(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 fn an_action_it_cannot_run_fails_the_run_instead_of_passing_silently() {
     let dir = tempfile::tempdir().unwrap();
-    let path = template_with_codebuild(dir.path());
+    let path = template_with_unemulated_action(dir.path());
     let (out, text) = run(&["--template", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
-        text.contains("Test/AWS/CodeBuild actions are not emulated by pipeline-local")
+        text.contains("Test/AWS/DeviceFarm actions are not emulated by pipeline-local")
             && text.contains("pass `--skip Deploy.IntegrationTests` to run the rest without it"),
         "{text}"
     );
@@ -210,7 +210,7 @@ fn an_action_it_cannot_run_fails_the_run_instead_of_passing_silently() {
 #[test]
 fn an_action_skipped_by_name_is_shown_skipped_and_the_rest_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let path = template_with_codebuild(dir.path());
+    let path = template_with_unemulated_action(dir.path());
     let (out, text) = run(&[
         "--template",
         path.to_str().unwrap(),
