@@ -89,6 +89,30 @@ impl Execution<'_> {
         }
     }
 
+    /// Writes a source action's archive as each of its output artifacts, noting where each went.
+    fn deliver_source(
+        &mut self,
+        action: &ActionDef,
+        zipped: &[u8],
+        notes: &mut Vec<String>,
+    ) -> Result<(), ActionResult> {
+        let aws = self.context.aws;
+        for output in &action.outputs {
+            let location = self.new_artifact(output);
+            if let Err(e) = aws.s3.put_file(&location.bucket, &location.key, zipped) {
+                return Err(ActionResult::failed(format!(
+                    "cannot write the artifact {output}: {e}"
+                )));
+            }
+            notes.push(format!(
+                "artifact {output} → s3://{}/{}",
+                location.bucket, location.key
+            ));
+            self.artifacts.insert(output.clone(), location);
+        }
+        Ok(())
+    }
+
     fn new_artifact(&self, name: &str) -> ArtifactLocation {
         let short: String = uuid::Uuid::new_v4().simple().to_string()[..7].to_string();
         let pipeline: String = self.pipeline.name.chars().take(20).collect();

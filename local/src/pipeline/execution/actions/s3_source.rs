@@ -27,16 +27,8 @@ impl Execution<'_> {
             folder.display(),
             zipped.len()
         )];
-        for output in &action.outputs {
-            let location = self.new_artifact(output);
-            if let Err(e) = aws.s3.put_file(&location.bucket, &location.key, &zipped) {
-                return ActionResult::failed(format!("cannot write the artifact {output}: {e}"));
-            }
-            notes.push(format!(
-                "artifact {output} → s3://{}/{}",
-                location.bucket, location.key
-            ));
-            self.artifacts.insert(output.clone(), location);
+        if let Err(failed) = self.deliver_source(action, &zipped, &mut notes) {
+            return failed;
         }
         if let Some(namespace) = &action.namespace {
             self.variables.set(
