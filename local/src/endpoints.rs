@@ -9,6 +9,7 @@ use crate::faults::Faults;
 use crate::rds::LocalRds;
 use crate::s3::{CredentialRegistry, LocalS3};
 use crate::secretsmanager::LocalSecrets;
+use crate::ssm::LocalParameterStore;
 use crate::sts::LocalSts;
 use crate::tls::LocalTls;
 use axum::Router;
@@ -55,6 +56,8 @@ pub struct LocalAws {
     pub cloudfront: LocalCloudFront,
     /// STS (`AssumeRole` into the roles declared, `GetCallerIdentity`).
     pub sts: LocalSts,
+    /// SSM Parameter Store.
+    pub ssm: LocalParameterStore,
     credentials: CredentialRegistry,
     s3_addr: SocketAddr,
     codepipeline_addr: SocketAddr,
@@ -64,6 +67,7 @@ pub struct LocalAws {
     rds_addr: SocketAddr,
     cloudfront_addr: SocketAddr,
     sts_addr: SocketAddr,
+    ssm_addr: SocketAddr,
     tls: Option<Arc<LocalTls>>,
     _temp: Option<tempfile::TempDir>,
     servers: Vec<tokio::task::JoinHandle<()>>,
@@ -113,6 +117,7 @@ impl LocalAws {
         let rds = LocalRds::new(&base.join("rds-snapshots"), calls.clone(), faults.clone());
         let cloudfront = LocalCloudFront::new(calls.clone(), faults.clone());
         let sts = LocalSts::new(credentials.clone(), calls.clone(), faults.clone());
+        let ssm = LocalParameterStore::new(calls.clone(), faults.clone());
         let mut servers = Vec::new();
         let mut serve = async |router: Router| -> std::io::Result<SocketAddr> {
             let (addr, task) = crate::tls::serve(router, tls.as_deref()).await?;
@@ -127,6 +132,7 @@ impl LocalAws {
         let rds_addr = serve(rds.router()).await?;
         let cloudfront_addr = serve(cloudfront.router()).await?;
         let sts_addr = serve(sts.router()).await?;
+        let ssm_addr = serve(ssm.router()).await?;
         Ok(Self {
             calls,
             faults,
@@ -138,6 +144,7 @@ impl LocalAws {
             rds,
             cloudfront,
             sts,
+            ssm,
             credentials,
             s3_addr,
             codepipeline_addr,
@@ -147,6 +154,7 @@ impl LocalAws {
             rds_addr,
             cloudfront_addr,
             sts_addr,
+            ssm_addr,
             tls,
             _temp: temp,
             servers,
@@ -197,6 +205,11 @@ impl LocalAws {
         self.url(self.sts_addr)
     }
 
+    /// SSM Parameter Store's URL.
+    pub fn ssm_url(&self) -> String {
+        self.url(self.ssm_addr)
+    }
+
     /// Accepts another access key at the S3 endpoint (for a test's own client or the AWS CLI).
     pub fn register_credentials(&self, access_key: &str, secret_key: &str) {
         self.credentials.register(access_key, secret_key);
@@ -237,6 +250,7 @@ impl LocalAws {
             ("AWS_ENDPOINT_URL_RDS".into(), self.rds_url()),
             ("AWS_ENDPOINT_URL_CLOUDFRONT".into(), self.cloudfront_url()),
             ("AWS_ENDPOINT_URL_STS".into(), self.sts_url()),
+            ("AWS_ENDPOINT_URL_SSM".into(), self.ssm_url()),
         ];
         if let Some(tls) = &self.tls {
             env.extend(tls.trust_env());

@@ -3,7 +3,7 @@
 //!
 //! - [`runtime_api::FunctionHost`] runs a real function binary behind the Lambda Runtime API.
 //! - [`endpoints::LocalAws`] serves S3 (`s3s` + `s3s-fs`), CodePipeline, Secrets Manager,
-//!   CloudWatch alarms, DynamoDB, RDS snapshots, CloudFront invalidations and STS on loopback,
+//!   CloudWatch alarms, DynamoDB, RDS snapshots, CloudFront invalidations, STS and SSM Parameter Store on loopback,
 //!   speaking their real wire protocols, recording every call ([`calls`]) and injecting
 //!   planned failures ([`faults`]).
 //! - [`job_invocation`] drives a CodePipeline job through a function, continuations included.
@@ -28,6 +28,7 @@ pub mod s3;
 pub mod secretsmanager;
 pub mod service;
 pub mod slack;
+pub mod ssm;
 pub mod state_folder;
 pub mod sts;
 pub mod tls;

@@ -1,30 +1,11 @@
 //! `pipeline-local run` through its binary, on the repository's own template.yaml and
 //! examples/demo, with every function binary (the README's test command builds them first).
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn run(args: &[&str]) -> (Output, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pipeline-local"))
-        .arg("run")
-        .args(args)
-        .current_dir(repository())
-        .output()
-        .expect("pipeline-local runs");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out, text)
-}
+use std::process::Command;
+use support::{git, repository, run};
 
 #[test]
 fn runs_the_example_pipeline_end_to_end() {
@@ -405,30 +386,6 @@ fn a_json_template_with_two_pipelines_runs_the_one_chosen() {
     assert!(!site.join("first").exists());
 }
 
-/// `git` with a fixed identity in `repo`.
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Dev",
-            "-c",
-            "user.email=dev@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 const GIT_PIPELINE_JSON: &str = r##"{
   "Resources": {
     "Artifacts": {"Type": "AWS::S3::Bucket"},
@@ -739,152 +696,6 @@ fn a_blue_green_ecs_deploy_reads_its_task_definition_and_appspec() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("Deploy/AWS/CodeDeployToECS would fail: appspec.yaml has no Resources"),
-        "{text}"
-    );
-}
-
-const BUILD_JSON: &str = r##"{
-  "Resources": {
-    "Artifacts": {"Type": "AWS::S3::Bucket"},
-    "Site": {"Type": "AWS::S3::Bucket"},
-    "WebBuild": {"Type": "AWS::CodeBuild::Project", "Properties": {
-      "TimeoutInMinutes": 10,
-      "Environment": {"EnvironmentVariables": [{"Name": "FROM_PROJECT", "Value": "project"}]},
-      "Source": {"Type": "CODEPIPELINE", "BuildSpec": "BUILDSPEC"}}},
-    "Web": {"Type": "AWS::CodePipeline::Pipeline", "Properties": {
-      "PipelineType": "V2", "ArtifactStore": {"Type": "S3", "Location": {"Ref": "Artifacts"}},
-      "Stages": [
-        {"Name": "Source", "Actions": [{"Name": "Source",
-          "ActionTypeId": {"Category": "Source", "Owner": "AWS", "Provider": "S3", "Version": "1"},
-          "Configuration": {"S3Bucket": {"Ref": "Artifacts"}, "S3ObjectKey": "source.zip"},
-          "OutputArtifacts": [{"Name": "Src"}]}]},
-        {"Name": "Build", "Actions": [{"Name": "Build", "Namespace": "BuildVariables",
-          "ActionTypeId": {"Category": "Build", "Owner": "AWS", "Provider": "CodeBuild", "Version": "1"},
-          "Configuration": {"ProjectName": {"Ref": "WebBuild"},
-                            "EnvironmentVariables": "[{\"name\": \"FROM_ACTION\", \"value\": \"action\"}]"},
-          "InputArtifacts": [{"Name": "Src"}], "OutputArtifacts": [{"Name": "BuildOut"}]}]},
-        {"Name": "Deploy", "Actions": [{"Name": "Copy",
-          "ActionTypeId": {"Category": "Deploy", "Owner": "AWS", "Provider": "S3", "Version": "1"},
-          "Configuration": {"BucketName": {"Ref": "Site"}, "Extract": "true",
-                            "ObjectKey": "#{BuildVariables.IMAGE_TAG}"},
-          "InputArtifacts": [{"Name": "BuildOut"}]}]}]}}
-  }
-}"##;
-
-/// The template with `buildspec` inline in the project.
-fn build_template(dir: &Path, buildspec: &str) -> PathBuf {
-    let path = dir.join("build.json");
-    let quoted = serde_json::to_string(buildspec).unwrap();
-    let text = BUILD_JSON.replace("\"BUILDSPEC\"", &quoted);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-#[test]
-fn a_codebuild_action_runs_its_buildspec_on_the_host() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("source");
-    std::fs::create_dir_all(source.join("app")).unwrap();
-    std::fs::write(source.join("app/version.txt"), "42").unwrap();
-    let secrets = dir.path().join("secrets.json");
-    std::fs::write(&secrets, r#"{"build/secrets": {"token": "s3cret"}}"#).unwrap();
-    let buildspec = "version: 0.2
-env:
-  variables: {GREETING: hello}
-  secrets-manager: {TOKEN: 'build/secrets:token'}
-  exported-variables: [IMAGE_TAG]
-phases:
-  install:
-    commands: [mkdir -p dist, cd app]
-  build:
-    commands:
-      - echo \"$GREETING $FROM_PROJECT $FROM_ACTION\" > ../dist/out.txt
-      - export IMAGE_TAG=v$(cat version.txt)
-      - test \"$TOKEN\" = s3cret
-      - test -n \"$CODEBUILD_BUILD_ID\" && test -d \"$CODEBUILD_SRC_DIR\"
-    finally:
-      - echo finally ran
-  post_build:
-    commands: ['echo post $CODEBUILD_BUILD_SUCCEEDING']
-artifacts:
-  files: ['**/*']
-  base-directory: dist
-";
-    let template = build_template(dir.path(), buildspec);
-    let state = dir.path().join("state");
-    let (out, text) = run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--secrets",
-        secrets.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{text}");
-    let built = std::fs::read_to_string(state.join("s3/pipeline-local-site/v42/out.txt")).unwrap();
-    assert_eq!(built.trim(), "hello project action");
-
-    // A failing build: post_build still runs (not succeeding), and the run stops with its output.
-    let failing = buildspec.replace(
-        "      - test \"$TOKEN\" = s3cret\n",
-        "      - echo about to fail; exit 3\n",
-    );
-    let template = build_template(dir.path(), &failing);
-    let (out, text) = run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--secrets",
-        secrets.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("the build failed in build"), "{text}");
-    assert!(
-        text.contains("about to fail") && text.contains("finally ran") && text.contains("post 0"),
-        "{text}"
-    );
-    // A Commands action: its commands, and OutputVariables as the action's variables.
-    let commands = BUILD_JSON.replace(
-        r#""ActionTypeId": {"Category": "Build", "Owner": "AWS", "Provider": "CodeBuild", "Version": "1"},"#,
-        r#""ActionTypeId": {"Category": "Build", "Owner": "AWS", "Provider": "Commands", "Version": "1"},"#,
-    )
-    .replace(
-        r#""Configuration": {"ProjectName": {"Ref": "WebBuild"},"#,
-        r#""Configuration": {"Commands": ["mkdir -p out", "export IMAGE_TAG=c$(cat app/version.txt)"], "OutputVariables": ["IMAGE_TAG"],"#,
-    )
-    .replace(r#""OutputArtifacts": [{"Name": "BuildOut"}]"#, r#""OutputArtifacts": []"#)
-    .replace(r#""InputArtifacts": [{"Name": "BuildOut"}]"#, r#""InputArtifacts": [{"Name": "Src"}]"#);
-    let commands_template = dir.path().join("commands.json");
-    std::fs::write(&commands_template, commands).unwrap();
-    let (out, text) = run(&[
-        "--template",
-        commands_template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{text}");
-    assert!(
-        state
-            .join("s3/pipeline-local-site/c42/app/version.txt")
-            .is_file(),
-        "{text}"
-    );
-
-    // A secret the local Secrets Manager does not hold fails the action, naming it.
-    let (out, text) = run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("the secret build/secrets is not in the local Secrets Manager"),
         "{text}"
     );
 }

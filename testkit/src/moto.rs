@@ -16,10 +16,11 @@ impl MotoServer {
     /// missing: the README's test command installs it.
     pub fn start() -> Self {
         let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-        let port = free_port();
-        let mut command = Command::new(&program);
-        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-        Self::spawn(command, &program, port)
+        Self::spawn(&program, |port| {
+            let mut command = Command::new(&program);
+            command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            command
+        })
     }
 
     /// Starts moto's server answering one request at a time. `moto_server` answers each
@@ -34,38 +35,71 @@ impl MotoServer {
             .ok()
             .and_then(|script| script.lines().next()?.strip_prefix("#!").map(str::to_owned))
             .unwrap_or_else(|| "python3".into());
-        let port = free_port();
-        let mut command = Command::new(python.trim());
-        command.args([
+        Self::spawn(&program, |port| {
+            let mut command = Command::new(python.trim());
+            command.args([
             "-c",
             "import sys\n\
              from werkzeug.serving import run_simple\n\
              from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app\n\
              run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app), threaded=False)",
             &port.to_string(),
-        ]);
-        Self::spawn(command, &program, port)
+            ]);
+            command
+        })
     }
 
-    fn spawn(mut command: Command, program: &str, port: u16) -> Self {
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{program}` ({e}): run the README's test command, which installs moto[server]"));
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto_server did not start within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+    /// Starts the server on a free port and waits until it answers HTTP. A port that was free
+    /// when chosen can be taken by another test before moto binds it; then moto exits, and a
+    /// bare TCP connect would reach the other listener. So the server counts as started only
+    /// while its own process lives and an HTTP request gets moto's answer, and a lost port is
+    /// retried on a new one.
+    fn spawn(program: &str, command_for: impl Fn(u16) -> Command) -> Self {
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = command_for(port)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start `{program}` ({e}): run the README's test command, which installs moto[server]"));
+            let started = Instant::now();
+            loop {
+                if child.try_wait().ok().flatten().is_some() {
+                    break; // lost the port: try another
+                }
+                if answers_as_moto(port) {
+                    return Self {
+                        child,
+                        url: format!("http://127.0.0.1:{port}"),
+                    };
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "moto_server did not answer within 60 s"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
+        panic!("moto_server exited five times on start: is another process taking loopback ports?")
     }
+}
+
+/// Whether `GET /moto-api/data.json` on the port gets moto's JSON answer.
+fn answers_as_moto(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!(
+        "GET /moto-api/data.json HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
 }
 
 impl MotoServer {

@@ -90,6 +90,9 @@ async fn run(mut args: Args) -> Result<bool, String> {
     if let Some(path) = &args.options.secrets {
         aws.secrets.load_file(path)?;
     }
+    if let Some(path) = &args.options.ssm_parameters {
+        aws.ssm.load_file(path)?;
+    }
     let slack = LocalSlack::new(
         pipeline::SLACK_BOT_TOKEN,
         aws.calls.clone(),

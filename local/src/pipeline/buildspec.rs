@@ -29,6 +29,9 @@ pub struct ArtifactFiles {
     pub base_directory: Option<String>,
     /// `discard-paths: yes`: files at the zip's root.
     pub discard_paths: bool,
+    /// `name`: CodeBuild's name for the artifact; in a pipeline the action's output artifact
+    /// names it, so this is only reported.
+    pub name: Option<String>,
 }
 
 /// A buildspec.
@@ -99,11 +102,32 @@ fn artifact_files(value: &Value, what: &str) -> Result<ArtifactFiles, String> {
     if files.is_empty() {
         return Err(format!("{what} names no files"));
     }
+    let base_directory = scalar(&value["base-directory"]);
+    for (key, path) in files
+        .iter()
+        .map(|f| ("files", f))
+        .chain(base_directory.iter().map(|b| ("base-directory", b)))
+    {
+        stays_inside(path).map_err(|why| format!("{what}.{key} `{path}`: {why}"))?;
+    }
     Ok(ArtifactFiles {
         files,
-        base_directory: scalar(&value["base-directory"]),
+        base_directory,
         discard_paths: yes(&value["discard-paths"]),
+        name: scalar(&value["name"]),
     })
+}
+
+/// An artifact's path must stay in the build's source folder: it is read from there and
+/// zipped, so `..` or an absolute path would ship files of the machine that ran the build.
+fn stays_inside(path: &str) -> Result<(), String> {
+    if path.starts_with('/') || path.starts_with('\\') {
+        return Err("an absolute path; artifact paths are relative to the source folder".into());
+    }
+    if path.split(['/', '\\']).any(|part| part == "..") {
+        return Err("`..` leaves the source folder; artifacts come from inside it".into());
+    }
+    Ok(())
 }
 
 impl Buildspec {
@@ -222,6 +246,23 @@ mod tests {
                 "version: 0.2\nphases: {build: {commands: [x]}}\nartifacts: {files: []}",
                 "names no files",
             ),
+            (
+                "version: 0.2\nphases: {build: {commands: [x]}}\nartifacts: {files: ['../../etc/passwd']}",
+                "artifacts.files `../../etc/passwd`: `..` leaves the source folder",
+            ),
+            (
+                "version: 0.2\nphases: {build: {commands: [x]}}\nartifacts: {files: ['*'], base-directory: ../..}",
+                "artifacts.base-directory `../..`",
+            ),
+            (
+                "version: 0.2\nphases: {build: {commands: [x]}}\nartifacts: {files: ['/etc/*']}",
+                "an absolute path",
+            ),
+            (
+                "version: 0.2\nphases: {build: {commands: [x]}}\nartifacts: {files: [a], secondary-artifacts: {R: {files: ['x/../../y']}}}",
+                "artifacts.secondary-artifacts.R.files",
+            ),
+            ("version: 0.2\nphases: [build: {commands: [x]}", "not YAML"),
         ] {
             let error = Buildspec::parse(text).unwrap_err();
             assert!(error.contains(needle), "{text}: {error}");

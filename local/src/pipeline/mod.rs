@@ -28,7 +28,7 @@ mod website;
 
 pub use approval::BOT_TOKEN as SLACK_BOT_TOKEN;
 pub use database::DatabaseTarget;
-pub use execution::execute;
+pub use execution::{execute, ContainerEngine};
 pub use state::ExecutionState;
 pub use website::serve_website;
 
@@ -49,6 +49,10 @@ pub struct Options {
     /// builds' `secrets-manager` variables and the functions.
     #[arg(long)]
     pub secrets: Option<PathBuf>,
+    /// A JSON file of SSM parameters (name → value, or `{"Value", "Type"}`) loaded into the
+    /// local Parameter Store, for builds' `parameter-store` and `PARAMETER_STORE` variables.
+    #[arg(long, value_name = "FILE")]
+    pub ssm_parameters: Option<PathBuf>,
     /// The git repository the pipeline's git source actions (CodeStarSourceConnection,
     /// CodeCommit, GitHub) read (default: the current directory, when it is a work tree).
     #[arg(long)]
@@ -92,6 +96,15 @@ pub struct Options {
     /// with `--console`, else `auto`.
     #[arg(long, value_enum)]
     pub approve: Option<ApproveMode>,
+    /// Cap every build's time limit at this many seconds (default: the project's
+    /// `TimeoutInMinutes`, at least 5 minutes as CodeBuild allows), to try a hanging build
+    /// without waiting for it.
+    #[arg(long, value_name = "SECONDS")]
+    pub build_timeout: Option<u64>,
+    /// Run CodeBuild and Commands actions in their image with this engine instead of on the
+    /// host (refused when the engine is not on this machine).
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub container_engine: Option<ContainerEngine>,
     /// Where the function binaries are (default: next to pipeline-local).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,

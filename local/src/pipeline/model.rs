@@ -160,6 +160,8 @@ pub struct ActionDef {
     pub inputs: Vec<String>,
     /// Its output artifacts.
     pub outputs: Vec<String>,
+    /// The `Files` an output artifact declares (a Commands action's artifacts), by name.
+    pub output_files: Vec<(String, Vec<String>)>,
     /// Its `RunOrder`.
     pub run_order: u64,
 }
@@ -215,6 +217,21 @@ impl PipelineDef {
                         .unwrap_or_default(),
                     inputs: names(&action["InputArtifacts"]),
                     outputs: names(&action["OutputArtifacts"]),
+                    output_files: action["OutputArtifacts"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| {
+                            let files = a["Files"].as_array()?;
+                            Some((
+                                a["Name"].as_str()?.to_string(),
+                                files
+                                    .iter()
+                                    .filter_map(|f| f.as_str().map(str::to_owned))
+                                    .collect(),
+                            ))
+                        })
+                        .collect(),
                     run_order: action["RunOrder"].as_u64().unwrap_or(1),
                 });
             }

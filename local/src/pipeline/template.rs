@@ -1,7 +1,7 @@
 //! Reads `template.yaml` as CloudFormation would for a local stack: parameters (defaults, then
 //! overrides), conditions, and the intrinsic functions the template uses (`Ref`, `Fn::GetAtt`,
 //! `Fn::Sub`, `Fn::Join`, `Fn::If`, `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`,
-//! `Condition`), with local physical names: a function `pipeline-local-<LogicalId>`, a bucket
+//! `Condition`, and `Fn::ImportValue` from `--parameter EXPORT=VALUE`), with local physical names: a function `pipeline-local-<LogicalId>`, a bucket
 //! `pipeline-local-<logicalid>`, ARNs in account 000000000000.
 
 use serde_json::{json, Map, Value};
@@ -51,6 +51,9 @@ pub struct Template {
     /// `CommaDelimitedList` parameters, which `Ref` gives as lists.
     lists: Vec<String>,
     conditions: HashMap<String, bool>,
+    /// Values of other stacks' exports (`Fn::ImportValue`), from `--parameter EXPORT=VALUE`:
+    /// no other stack exists locally to export them.
+    imports: HashMap<String, String>,
     resources: Map<String, Value>,
     globals: Value,
 }
@@ -113,18 +116,24 @@ impl Template {
                 parameters.insert(name.clone(), default);
             }
         }
+        let imports_values = text.contains("Fn::ImportValue") || text.contains("!ImportValue");
+        let mut imports = HashMap::new();
         for (name, value) in overrides {
-            if !parameters.contains_key(name) {
+            if parameters.contains_key(name) {
+                parameters.insert(name.clone(), value.clone());
+            } else if imports_values {
+                imports.insert(name.clone(), value.clone());
+            } else {
                 return Err(TemplateError::Invalid(format!(
-                    "parameter {name} is not declared in the template"
+                    "parameter {name} is not declared in the template (nor imported with Fn::ImportValue)"
                 )));
             }
-            parameters.insert(name.clone(), value.clone());
         }
         let mut template = Self {
             parameters,
             lists,
             conditions: HashMap::new(),
+            imports,
             resources: json["Resources"].as_object().cloned().unwrap_or_default(),
             globals: json["Globals"]["Function"].clone(),
         };
@@ -275,6 +284,22 @@ impl Template {
                             })
                             .collect();
                         Ok(Some(json!(parts.join(separator))))
+                    }
+                    "Fn::ImportValue" => {
+                        let export = match self.resolve(argument)? {
+                            Value::String(name) => name,
+                            other => {
+                                return Err(TemplateError::Invalid(format!(
+                                    "Fn::ImportValue needs an export name, not {other}"
+                                )))
+                            }
+                        };
+                        match self.imports.get(&export) {
+                            Some(value) => Ok(Some(json!(value))),
+                            None => Err(TemplateError::Invalid(format!(
+                                "Fn::ImportValue {export}: another stack's export, which no local stack provides; give its value with --parameter {export}=VALUE"
+                            ))),
+                        }
                     }
                     "Fn::If" => {
                         let name = argument[0].as_str().unwrap_or_default();
@@ -625,6 +650,51 @@ Resources:
         assert_eq!(uses["Maybe"], json!("yes"));
         assert_eq!(uses["List"], json!(["a-300"]));
         assert_eq!(t.resources().count(), 3);
+    }
+
+    #[test]
+    fn imported_values_come_from_parameters_or_are_named_with_the_fix() {
+        let text = r#"
+Parameters:
+  Env: {Type: String, Default: prod}
+Resources:
+  Uses:
+    Type: Custom
+    Properties:
+      Cluster: !ImportValue shared-cluster
+      Vpc: {"Fn::ImportValue": {"Fn::Sub": "${Env}-vpc"}}
+"#;
+        let t = template(
+            text,
+            &[
+                ("shared-cluster", "arn:ecs:cluster/main"),
+                ("prod-vpc", "vpc-1"),
+            ],
+        );
+        let uses = t
+            .resolve(&t.resources.get("Uses").unwrap()["Properties"])
+            .unwrap();
+        assert_eq!(uses["Cluster"], json!("arn:ecs:cluster/main"));
+        assert_eq!(uses["Vpc"], json!("vpc-1"));
+        let t = template(text, &[("shared-cluster", "c")]);
+        let error = t
+            .resolve(&t.resources.get("Uses").unwrap()["Properties"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("Fn::ImportValue prod-vpc")
+                && error.contains("--parameter prod-vpc=VALUE"),
+            "{error}"
+        );
+        // Without an import, an undeclared parameter is still a mistake.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.yaml");
+        std::fs::write(&path, TEXT).unwrap();
+        let error = Template::load(&path, &[("Nope".into(), "1".into())])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("parameter Nope is not declared"), "{error}");
     }
 
     #[test]

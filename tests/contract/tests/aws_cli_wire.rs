@@ -579,3 +579,84 @@ async fn aws_cli_assumes_a_declared_role_and_the_local_s3_records_who_wrote() {
     let logged = serde_json::to_string(&aws.calls.of("sts", "AssumeRole")).unwrap();
     assert!(!logged.contains("tooling-123"), "{logged}");
 }
+
+#[tokio::test]
+async fn aws_cli_puts_and_reads_parameters_on_the_local_parameter_store() {
+    let aws = endpoints().await;
+    aws.ssm.put("/app/db/password", "hunter2", "SecureString");
+    let url = aws.ssm_url();
+    let (put, again, overwrite, one, encrypted, by_path, many, missing) =
+        tokio::task::spawn_blocking(move || {
+            let put = [
+                "ssm",
+                "put-parameter",
+                "--name",
+                "/app/db/host",
+                "--value",
+                "db.internal",
+                "--type",
+                "String",
+            ];
+            (
+                ok(&url, &put),
+                run_cli(&url, &put),
+                ok(&url, &[&put[..], &["--overwrite"]].concat()),
+                ok(
+                    &url,
+                    &[
+                        "ssm",
+                        "get-parameter",
+                        "--name",
+                        "/app/db/password",
+                        "--with-decryption",
+                    ],
+                ),
+                ok(
+                    &url,
+                    &["ssm", "get-parameter", "--name", "/app/db/password"],
+                ),
+                ok(
+                    &url,
+                    &[
+                        "ssm",
+                        "get-parameters-by-path",
+                        "--path",
+                        "/app",
+                        "--recursive",
+                        "--with-decryption",
+                    ],
+                ),
+                ok(
+                    &url,
+                    &["ssm", "get-parameters", "--names", "/app/db/host", "/nope"],
+                ),
+                run_cli(&url, &["ssm", "get-parameter", "--name", "/nope"]),
+            )
+        })
+        .await
+        .unwrap();
+    let version = |text: &str| serde_json::from_str::<Value>(text).unwrap()["Version"].clone();
+    assert_eq!(version(&put), 1);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("ParameterAlreadyExists"));
+    assert_eq!(version(&overwrite), 2);
+    let one: Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(one["Parameter"]["Value"], "hunter2");
+    assert_eq!(
+        one["Parameter"]["ARN"],
+        "arn:aws:ssm:us-east-1:000000000000:parameter/app/db/password"
+    );
+    let encrypted: Value = serde_json::from_str(&encrypted).unwrap();
+    assert_ne!(encrypted["Parameter"]["Value"], "hunter2");
+    let by_path: Value = serde_json::from_str(&by_path).unwrap();
+    assert_eq!(by_path["Parameters"].as_array().unwrap().len(), 2);
+    let many: Value = serde_json::from_str(&many).unwrap();
+    assert_eq!(many["Parameters"][0]["Value"], "db.internal");
+    assert_eq!(many["InvalidParameters"], json!(["/nope"]));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("ParameterNotFound"));
+    // The call log holds names, never a value.
+    let logged = serde_json::to_string(&aws.calls.of("ssm", "PutParameter")).unwrap();
+    assert!(
+        logged.contains("/app/db/host") && !logged.contains("db.internal"),
+        "{logged}"
+    );
+}

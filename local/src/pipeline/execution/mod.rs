@@ -15,7 +15,7 @@ mod provision;
 mod rollback;
 mod schedule;
 
-pub use actions::ArtifactLocation;
+pub use actions::{ArtifactLocation, ContainerEngine};
 pub use observer::{ExecutionObserver, Progress};
 
 use super::approval;

@@ -1,16 +1,19 @@
 //! `CodeBuild` (Build and Test) and `Commands` actions, run on this machine: the buildspec
 //! (the project's inline `BuildSpec`, a file in the primary source, or the action's
 //! `Commands`) in a fresh working folder with a clean environment — the CodeBuild variables,
-//! the project's, the action's and the buildspec's, secrets from the local Secrets Manager —
+//! the project's, the action's and the buildspec's, secrets from the local Secrets Manager and
+//! parameters from the local Parameter Store —
 //! phase by phase with `finally` and `on-failure`, within the project's `TimeoutInMinutes`;
 //! `exported-variables` become the action's output variables and `artifacts` its output
 //! artifacts. Each phase's output goes to the action's notes (and the terminal with
-//! `--verbose`). Container images are not used: the commands run on the host.
+//! `--verbose`). The commands run on the host, or with `--container-engine` in the project's
+//! image ([`super::build_container`]).
 
 use super::super::super::buildspec::{ArtifactFiles, Buildspec, Phase};
 use super::super::super::model::ActionDef;
 use super::super::super::report::ActionResult;
 use super::super::Execution;
+use super::build_container::{BuildContainer, COMMANDS_IMAGE};
 use pipeline_ext::glob::Glob;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -43,6 +46,8 @@ struct BuildDefinition {
     project_env: Vec<(String, String)>,
     /// The project's name, for `CODEBUILD_BUILD_ID` and the summary.
     project: String,
+    /// The project's `Environment.Image` (for `--container-engine`).
+    image: String,
 }
 
 /// How a build ended.
@@ -71,7 +76,23 @@ impl Execution<'_> {
             timeout,
             project_env,
             project,
+            image,
         } = self.build_definition(action).map_err(fail)?;
+        let timeout = match self.context.options.build_timeout {
+            Some(cap) => timeout.min(Duration::from_secs(cap)),
+            None => timeout,
+        };
+        let container = match self.context.options.container_engine {
+            Some(engine) => {
+                engine.check_available().map_err(fail)?;
+                Some(BuildContainer {
+                    engine,
+                    image,
+                    name: format!("pipeline-local-build-{}", uuid::Uuid::new_v4().simple()),
+                })
+            }
+            None => None,
+        };
         let work = tempfile::Builder::new()
             .prefix("pipeline-local-build-")
             .tempdir()
@@ -85,19 +106,18 @@ impl Execution<'_> {
         for (name, reference) in &spec.secrets_manager {
             env.push((name.clone(), self.secret_value(reference).map_err(fail)?));
         }
-        if let Some((name, _)) = spec.parameter_store.first() {
-            return Err(fail(format!(
-                "env.parameter-store ({name}) needs a Parameter Store, which pipeline-local does not have yet; use env.variables or env.secrets-manager"
-            )));
+        for (name, parameter) in &spec.parameter_store {
+            env.push((name.clone(), self.parameter_value(parameter).map_err(fail)?));
         }
         let echo = self.context.options.verbose;
         let phases = spec.phases.clone();
         let dir = work.path().to_path_buf();
-        let ran =
-            tokio::task::spawn_blocking(move || run_phases(&phases, &dir, env, timeout, echo))
-                .await
-                .map_err(|e| fail(format!("the build's runner stopped: {e}")))?
-                .map_err(fail)?;
+        let ran = tokio::task::spawn_blocking(move || {
+            run_phases(&phases, &dir, env, timeout, echo, container.as_ref())
+        })
+        .await
+        .map_err(|e| fail(format!("the build's runner stopped: {e}")))?
+        .map_err(fail)?;
         if let Some(phase) = &ran.failed {
             let tail: Vec<&str> = ran
                 .log
@@ -139,8 +159,13 @@ impl Execution<'_> {
                 .s3
                 .put_file(&location.bucket, &location.key, &zipped)
                 .map_err(|e| fail(format!("cannot write the artifact {name}: {e}")))?;
+            let called = files
+                .name
+                .as_ref()
+                .map(|n| format!(", the buildspec's name {n}"))
+                .unwrap_or_default();
             notes.push(format!(
-                "artifact {name} ({} files) → s3://{}/{}",
+                "artifact {name} ({} files{called}) → s3://{}/{}",
                 collected.len(),
                 location.bucket,
                 location.key
@@ -200,6 +225,27 @@ impl Execution<'_> {
                 }],
                 ..Default::default()
             };
+            // A Commands action names each output artifact's files in the artifact itself.
+            for (name, files) in &action.output_files {
+                let files = ArtifactFiles {
+                    files: files.clone(),
+                    ..Default::default()
+                };
+                if action.outputs.first() == Some(name) {
+                    spec.artifacts = Some(files);
+                } else {
+                    spec.secondary.push((name.clone(), files));
+                }
+            }
+            if let Some(name) = action
+                .outputs
+                .iter()
+                .find(|n| !action.output_files.iter().any(|(f, _)| f == *n))
+            {
+                return Err(format!(
+                    "the Commands action's output artifact {name} names no Files: say which files it holds"
+                ));
+            }
             spec.exported = match action.configuration.get("OutputVariables") {
                 Some(Value::Array(items)) => items
                     .iter()
@@ -212,6 +258,7 @@ impl Execution<'_> {
                 timeout: Duration::from_secs(55 * 60),
                 project_env: Vec::new(),
                 project: String::new(),
+                image: COMMANDS_IMAGE.to_string(),
             });
         }
         let name = action
@@ -279,6 +326,10 @@ impl Execution<'_> {
             timeout,
             project_env: env,
             project: name,
+            image: project["Environment"]["Image"]
+                .as_str()
+                .unwrap_or("aws/codebuild/amazonlinux-x86_64-standard:5.0")
+                .to_string(),
         })
     }
 
@@ -425,7 +476,8 @@ impl Execution<'_> {
             .collect()
     }
 
-    /// One variable of a type: `PLAINTEXT`, `SECRETS_MANAGER` (from the local Secrets Manager).
+    /// One variable of a type: `PLAINTEXT`, `SECRETS_MANAGER` or `PARAMETER_STORE` (from the
+    /// local Secrets Manager and Parameter Store).
     fn typed_variable(
         &self,
         name: &str,
@@ -443,11 +495,21 @@ impl Execution<'_> {
         match kind {
             "PLAINTEXT" => Ok((name.to_string(), text)),
             "SECRETS_MANAGER" => Ok((name.to_string(), self.secret_value(&text)?)),
-            "PARAMETER_STORE" => Err(format!(
-                "the variable {name} is PARAMETER_STORE, which needs a Parameter Store pipeline-local does not have yet"
-            )),
+            "PARAMETER_STORE" => Ok((name.to_string(), self.parameter_value(&text)?)),
             other => Err(format!("the variable {name} has the unknown type {other}")),
         }
+    }
+
+    /// A parameter of the local Parameter Store, decrypted as CodeBuild reads it.
+    fn parameter_value(&self, name: &str) -> Result<String, String> {
+        self.context
+            .aws
+            .ssm
+            .get(name)
+            .map(|p| p.value)
+            .ok_or_else(|| {
+                format!("the parameter {name} is not in the local Parameter Store (--ssm-parameters FILE)")
+            })
     }
 
     /// `secret-id` or `secret-id:json-key` from the local Secrets Manager.
@@ -570,6 +632,7 @@ fn run_phases(
     env: Vec<(String, String)>,
     timeout: Duration,
     echo: bool,
+    container: Option<&BuildContainer>,
 ) -> Result<BuildRun, String> {
     let env_file = work.join("env.sh");
     let pwd_file = work.join("pwd");
@@ -582,6 +645,7 @@ fn run_phases(
     std::fs::create_dir_all(&source).map_err(|e| e.to_string())?;
     std::fs::write(&pwd_file, source.display().to_string()).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + timeout;
+    let mut groups = ProcessGroups::default();
     let mut log = Vec::new();
     let mut failed: Option<String> = None;
     for phase in phases {
@@ -619,7 +683,7 @@ fn run_phases(
         }
         script.push_str("exit 0\n");
         let left = deadline.saturating_duration_since(Instant::now());
-        let (status, output) = run_script(&script, &env, work, left)?;
+        let (status, output) = run_script(&script, &env, work, left, container, &mut groups)?;
         let lines: Vec<String> = output.lines().map(str::to_owned).collect();
         if echo {
             for line in &lines {
@@ -652,9 +716,9 @@ fn run_phases(
                 ));
                 return Ok(BuildRun {
                     failed: Some(format!(
-                        "{} (the project's TimeoutInMinutes, {} minutes, ran out)",
+                        "{} (its time limit, {} s, ran out: the process group was killed)",
                         phase.name,
-                        timeout.as_secs() / 60
+                        timeout.as_secs()
                     )),
                     log,
                     env: Vec::new(),
@@ -677,13 +741,21 @@ fn run_script(
     env: &[(String, String)],
     work: &Path,
     limit: Duration,
+    container: Option<&BuildContainer>,
+    groups: &mut ProcessGroups,
 ) -> Result<(Option<i32>, String), String> {
     use std::os::unix::process::CommandExt;
     let log_path = work.join("phase.log");
     let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
-    let mut child = Command::new("bash")
-        .arg("-c")
-        .arg(script)
+    let mut command = match container {
+        Some(container) => container.command(script, env, work),
+        None => {
+            let mut bash = Command::new("bash");
+            bash.arg("-c").arg(script);
+            bash
+        }
+    };
+    let mut child = command
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(work)
@@ -692,16 +764,21 @@ fn run_script(
         .stderr(log)
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot run bash: {e}"))?;
+        .map_err(|e| match container {
+            Some(c) => format!("cannot run {}: {e}", c.engine.program()),
+            None => format!("cannot run bash: {e}"),
+        })?;
+    groups.0.push(child.id());
     let deadline = Instant::now() + limit;
     let status = loop {
         match child.try_wait().map_err(|e| e.to_string())? {
             Some(status) => break Some(status.code().unwrap_or(1)),
             None if Instant::now() >= deadline => {
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", child.id())])
-                    .status();
+                kill_group(child.id());
                 let _ = child.wait();
+                if let Some(container) = container {
+                    container.remove();
+                }
                 break None;
             }
             None => std::thread::sleep(Duration::from_millis(20)),
@@ -709,6 +786,29 @@ fn run_script(
     };
     let output = std::fs::read(&log_path).map_err(|e| e.to_string())?;
     Ok((status, String::from_utf8_lossy(&output).into_owned()))
+}
+
+/// The process groups of a build's phases. A phase may leave a process in the background
+/// for a later phase (a server its tests call), as CodeBuild's phases share one container;
+/// when the build ends, however it ends, every process it left is killed, as CodeBuild's
+/// container is removed.
+#[derive(Default)]
+struct ProcessGroups(Vec<u32>);
+
+impl Drop for ProcessGroups {
+    fn drop(&mut self) {
+        for group in &self.0 {
+            kill_group(*group);
+        }
+    }
+}
+
+fn kill_group(group: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{group}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// `export -p` output (`declare -x NAME="value"`) as (name, value).
@@ -754,6 +854,51 @@ mod tests {
                 ("B".into(), "say \"hi\" $x".into())
             ]
         );
+    }
+
+    #[test]
+    fn an_artifact_entry_leaving_the_build_folder_is_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("build/src");
+        for name in [
+            "../../escape.txt",
+            "/tmp/abs-escape.txt",
+            "ok/../../../x.txt",
+        ] {
+            let zip = crate::zips::zip_files(&[
+                ("fine.txt".to_string(), b"fine".to_vec()),
+                (name.to_string(), b"hostile".to_vec()),
+            ])
+            .unwrap();
+            let error = extract(&zip, &folder).unwrap_err();
+            assert!(
+                error.contains("outside the build's folder"),
+                "{name}: {error}"
+            );
+        }
+        assert!(!dir.path().join("escape.txt").exists());
+        assert!(!dir.path().join("x.txt").exists());
+    }
+
+    #[test]
+    fn symlinks_a_build_makes_are_not_followed_into_its_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "host file").unwrap();
+        let source = dir.path().join("src");
+        std::fs::create_dir_all(&source).unwrap();
+        std::fs::write(source.join("app.js"), "code").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), source.join("link.txt")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), source.join("up")).unwrap();
+        let files = collect_files(
+            &source,
+            &ArtifactFiles {
+                files: vec!["**/*".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["app.js"]);
     }
 
     proptest! {

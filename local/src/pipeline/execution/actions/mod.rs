@@ -1,6 +1,7 @@
 //! The action providers pipeline-local runs, one module each, and what they share: where a
 //! new artifact goes, and `--fail`.
 
+mod build_container;
 mod codebuild;
 mod deploy_check;
 mod git_source;
@@ -12,6 +13,7 @@ mod s3_source;
 use super::super::model::ActionDef;
 use super::super::report::ActionResult;
 use super::{names_action, Execution};
+pub use build_container::ContainerEngine;
 pub(super) use git_source::{branch_of, is_git_source};
 
 /// Where a built artifact is.
