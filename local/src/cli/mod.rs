@@ -3,5 +3,6 @@
 
 pub mod console;
 pub mod invoke;
+pub mod joined_runs;
 pub mod run;
 pub mod serve;

@@ -1,11 +1,20 @@
 //! `pipeline-local run`: sets up the surroundings of a local execution (state folder, local
-//! endpoints, recorded Slack, health endpoint, database) and executes the template's pipeline.
+//! endpoints, recorded Slack, health endpoint, database) and executes the template's pipeline,
+//! with the executions other `run`s on the same state folder join to it
+//! ([`super::joined_runs`]).
 
+use super::joined_runs::{self, Held, Join, JoinListener, JoinRequest};
 use crate::console::{Console, ConsoleRecord};
 use crate::endpoints::LocalAws;
-use crate::pipeline::{self, ApproveMode, DatabaseTarget, ExecutionContext, Options};
+use crate::pipeline::output;
+use crate::pipeline::{
+    self, ApproveMode, DatabaseTarget, ExecutionContext, ExecutionState, Options, StageGates,
+};
 use crate::slack::LocalSlack;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitCode;
 
 /// Arguments of `pipeline-local run`.
@@ -38,11 +47,13 @@ pub struct Args {
     pub port: u16,
 }
 
-/// Exit status 0 when the pipeline succeeded, 1 when it failed, 2 when it could not run.
+/// Exit status 0 when the pipeline succeeded, 1 when it failed (or stopped at an action it
+/// cannot run), 2 when it could not run, 3 when a newer execution superseded it.
 pub async fn main(args: Args) -> ExitCode {
     match run(args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(ExecutionState::Succeeded) => ExitCode::SUCCESS,
+        Ok(ExecutionState::Superseded) => ExitCode::from(3),
+        Ok(_) => ExitCode::from(1),
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
@@ -50,7 +61,7 @@ pub async fn main(args: Args) -> ExitCode {
     }
 }
 
-async fn run(mut args: Args) -> Result<bool, String> {
+async fn run(mut args: Args) -> Result<ExecutionState, String> {
     if args.options.approve.is_none() {
         args.options.approve = Some(if args.console {
             ApproveMode::Console
@@ -82,7 +93,14 @@ async fn run(mut args: Args) -> Result<bool, String> {
         (None, Some(temp)) => temp.path().to_path_buf(),
         (None, None) => return Err("no state folder".into()),
     };
-    let _lock = crate::state_folder::lock(&state_dir)?;
+    // Another run holding this folder runs this execution (an execution mode decides how it
+    // goes with the others there).
+    let _lock =
+        match joined_runs::hold_or_join(&state_dir, || join_request(&args, &overrides)).await? {
+            Held::Here(lock) => lock,
+            Held::Joined(state) => return Ok(state),
+        };
+    let (listener, mut joins) = JoinListener::listen(&state_dir)?;
     let tls = crate::tls::LocalTls::when(args.tls)?;
     let aws = LocalAws::start_with(Some(&state_dir), tls.clone())
         .await
@@ -123,17 +141,58 @@ async fn run(mut args: Args) -> Result<bool, String> {
     } else {
         None
     };
-    let context = ExecutionContext {
-        options: &args.options,
+    let surroundings = Surroundings {
         aws: &aws,
         slack: &slack,
         slack_url,
         site_url,
-        database,
-        overrides,
         console: console.as_ref().map(|(c, _)| c.clone()),
+        gates: StageGates::default(),
     };
-    let succeeded = pipeline::execute(context).await?;
+    type Running<'a> =
+        Pin<Box<dyn Future<Output = (Option<Join>, Result<ExecutionState, String>)> + 'a>>;
+    let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
+    running.push(Box::pin(async {
+        let own = surroundings.context(&args.options, overrides.clone(), database);
+        (None, pipeline::execute(own).await)
+    }));
+    let mut own = None;
+    // Until the last execution ends, other runs on this folder join theirs.
+    while !running.is_empty() {
+        tokio::select! {
+            Some(join) = joins.recv() => {
+                let database = match &join.request.database_url {
+                    Some(url) => DatabaseTarget::new(Some(url), &state_dir),
+                    None => DatabaseTarget::new(args.database_url.as_deref(), &state_dir),
+                };
+                let surroundings = &surroundings;
+                running.push(Box::pin(async move {
+                    let result = match database {
+                        Ok(database) => {
+                            let sink = Some(join.sink.clone());
+                            let joined = surroundings.context(
+                                &join.request.options,
+                                join.request.overrides.clone(),
+                                database,
+                            );
+                            output::scoped(sink, pipeline::execute(joined)).await
+                        }
+                        Err(message) => Err(message),
+                    };
+                    (Some(join), result)
+                }));
+            }
+            Some((join, result)) = running.next() => match join {
+                None => own = Some(result),
+                Some(join) => {
+                    let _ = join.ended.send(result);
+                }
+            },
+        }
+    }
+    drop(joins);
+    listener.close().await;
+    let ended = own.unwrap_or_else(|| Err("the run's own execution did not end".into()))?;
     if let Some((_, url)) = &console {
         println!("\nThe run has ended; the console stays up at {url} until Ctrl-C.");
         let _ = tokio::signal::ctrl_c().await;
@@ -141,5 +200,63 @@ async fn run(mut args: Args) -> Result<bool, String> {
     if temp.is_some() {
         println!("\n(state was in a temporary folder, now removed; keep it with --state-dir DIR)");
     }
-    Ok(succeeded)
+    Ok(ended)
+}
+
+/// What every execution of this process runs against.
+struct Surroundings<'s> {
+    aws: &'s LocalAws,
+    slack: &'s LocalSlack,
+    slack_url: String,
+    site_url: String,
+    console: Option<Console>,
+    gates: StageGates,
+}
+
+impl Surroundings<'_> {
+    /// The context of one execution with its own options.
+    fn context<'a>(
+        &'a self,
+        options: &'a Options,
+        overrides: Vec<(String, String)>,
+        database: DatabaseTarget,
+    ) -> ExecutionContext<'a> {
+        ExecutionContext {
+            options,
+            aws: self.aws,
+            slack: self.slack,
+            slack_url: self.slack_url.clone(),
+            site_url: self.site_url.clone(),
+            database,
+            overrides,
+            console: self.console.clone(),
+            gates: self.gates.clone(),
+        }
+    }
+}
+
+/// This run's execution as a request to the run holding the state folder.
+fn join_request(args: &Args, overrides: &[(String, String)]) -> JoinRequest {
+    let mut options = args.options.clone();
+    let absolute = joined_runs::absolute;
+    options.template = absolute(&options.template);
+    options.source = absolute(&options.source);
+    options.repo = Some(absolute(
+        options.repo.as_deref().unwrap_or(std::path::Path::new(".")),
+    ));
+    for path in [
+        &mut options.secrets,
+        &mut options.ssm_parameters,
+        &mut options.bin_dir,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *path = absolute(path);
+    }
+    JoinRequest {
+        options,
+        overrides: overrides.to_vec(),
+        database_url: args.database_url.clone(),
+    }
 }

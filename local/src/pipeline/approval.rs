@@ -133,7 +133,7 @@ pub async fn decide(
             }
         }
         Decider::Console(console) => {
-            println!(
+            say!(
                 "  waiting for a decision in the console (Approve or Reject in its Slack channel)"
             );
             let mut requests = console.wait_for_approval(request.stage, request.action);

@@ -129,7 +129,7 @@ pub fn first_unmet<'a>(
                 RuleOutcome::NotMet(_) => "✗",
                 RuleOutcome::NotEmulated(_) => "⚠",
             };
-            println!(
+            say!(
                 "  {mark} {kind} condition of {stage}, rule {} ({}): {}",
                 rule.name,
                 rule.provider,

@@ -12,6 +12,16 @@
 //! targets. An action it cannot run fails the execution, never counts as succeeded, unless
 //! the person skipped it by name (`--skip`).
 
+/// `println!` into the current execution's output ([`output`]).
+macro_rules! say {
+    () => {
+        $crate::pipeline::output::line(String::new())
+    };
+    ($($arg:tt)*) => {
+        $crate::pipeline::output::line(format!($($arg)*))
+    };
+}
+
 mod approval;
 mod buildspec;
 mod conditions;
@@ -20,6 +30,7 @@ mod events;
 mod execution;
 mod git;
 mod model;
+pub mod output;
 mod report;
 mod state;
 pub mod template;
@@ -28,7 +39,7 @@ mod website;
 
 pub use approval::BOT_TOKEN as SLACK_BOT_TOKEN;
 pub use database::DatabaseTarget;
-pub use execution::{execute, ContainerEngine};
+pub use execution::{execute, ContainerEngine, StageGates};
 pub use state::ExecutionState;
 pub use website::serve_website;
 
@@ -37,7 +48,7 @@ use crate::slack::LocalSlack;
 use std::path::PathBuf;
 
 /// What to execute and how: the template, the source and the choices a person makes.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(clap::Args, Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Options {
     /// The SAM template holding the pipeline.
     #[arg(long, default_value = "template.yaml")]
@@ -114,7 +125,9 @@ pub struct Options {
 }
 
 /// Who decides manual approvals in a local run.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
 pub enum ApproveMode {
     /// pipeline-local clicks the button itself.
     Auto,
@@ -142,4 +155,6 @@ pub struct ExecutionContext<'a> {
     /// The console showing the run (`--console`), which also decides approvals with
     /// `--approve console`.
     pub console: Option<crate::console::Console>,
+    /// The stage gates shared by every execution of this process (execution modes).
+    pub gates: StageGates,
 }

@@ -113,7 +113,7 @@ impl Report {
     /// What runs, on what: the first lines.
     pub fn header(&mut self, template: &Path, source: &Path, database: &str, mode: &str) {
         self.started = Instant::now();
-        println!(
+        say!(
             "pipeline-local run: {} from {}\n  execution {}\n  source {}, database {}\n  \
              execution mode {mode}: a local run is one execution, and one run at a time uses a \
              state folder, so no execution here is queued, superseded or run beside another\n",
@@ -127,12 +127,12 @@ impl Report {
 
     /// A stage begins.
     pub fn stage(&self, name: &str) {
-        println!("▶ {name}");
+        say!("▶ {name}");
     }
 
     /// An action begins.
     pub fn action_started(&mut self, _stage: &str, action: &ActionDef) {
-        println!("  … {} ({})", action.name, action.kind());
+        say!("  … {} ({})", action.name, action.kind());
     }
 
     /// An action's end; `started` is when it began, so actions that ran side by side show
@@ -151,14 +151,14 @@ impl Report {
             ActionState::Failed => ("✗", "FAILED"),
             ActionState::Skipped => ("–", "SKIPPED"),
         };
-        println!(
+        say!(
             "  {mark} {} {state} in {}: {}",
             action.name,
             seconds(took),
             one_line(&result.summary)
         );
         for note in &result.notes {
-            println!("      {note}");
+            say!("      {note}");
         }
         let stage = self.timeline_stage(stage);
         let action = match self.attempt {
@@ -198,7 +198,7 @@ impl Report {
 
     /// A stage ended.
     pub fn stage_finished(&self, name: &str, state: ExecutionState) {
-        println!("  {name}: {state}\n");
+        say!("  {name}: {state}\n");
     }
 
     /// The execution ended.
@@ -208,7 +208,7 @@ impl Report {
 
     /// A rollback execution begins.
     pub fn rollback_started(&mut self, stage: &str, execution_id: &str, target: &str) {
-        println!(
+        say!(
             "↺ Rollback of stage {stage} (OnFailure: ROLLBACK): execution {execution_id}, type ROLLBACK, \
              trigger AutomatedRollback, with the artifacts and variables of execution {target}\n"
         );
@@ -224,7 +224,7 @@ impl Report {
 
     /// A stage could not be rolled back: no earlier success to return to.
     pub fn rollback_impossible(&self, stage: &str) {
-        println!(
+        say!(
             "↺ Stage {stage} has OnFailure: ROLLBACK, but it never succeeded in an earlier \
              execution kept in the state folder: nothing to roll back to (CodePipeline cannot \
              either). Keep executions across runs with --state-dir DIR.\n"
@@ -240,9 +240,9 @@ impl Report {
         variables: &Variables,
         event_failures: &[String],
     ) {
-        println!("Timeline");
+        say!("Timeline");
         for entry in &self.timeline {
-            println!(
+            say!(
                 "  +{:>8}  {:>9}  {:<10} {:<14} {}",
                 seconds(entry.start),
                 seconds(entry.took),
@@ -251,13 +251,13 @@ impl Report {
                 entry.action
             );
         }
-        println!("\nSlack (recorded)");
+        say!("\nSlack (recorded)");
         let messages = slack.messages();
         if messages.is_empty() {
-            println!("  (no messages)");
+            say!("  (no messages)");
         }
         for message in messages.iter().filter(|m| m.thread_ts.is_none()) {
-            println!(
+            say!(
                 "  #{} [{}]{}",
                 message.channel,
                 message.ts,
@@ -268,34 +268,34 @@ impl Report {
                 .iter()
                 .filter(|m| m.thread_ts.as_deref() == Some(message.ts.as_str()))
             {
-                println!("    ↳ reply [{}]", reply.ts);
+                say!("    ↳ reply [{}]", reply.ts);
                 print_blocks(&reply.blocks, &reply.text, "      ");
             }
         }
-        println!("\nOutput variables");
+        say!("\nOutput variables");
         for (namespace, values) in &variables.namespaces {
             for (key, value) in values {
-                println!("  {namespace}.{key} = {value}");
+                say!("  {namespace}.{key} = {value}");
             }
         }
-        println!("\nArtifacts (local S3 under {})", aws.s3.root().display());
+        say!("\nArtifacts (local S3 under {})", aws.s3.root().display());
         let mut names: Vec<&String> = artifacts.keys().collect();
         names.sort();
         for name in names {
             let location = &artifacts[name];
-            println!("  {name}: s3://{}/{}", location.bucket, location.key);
+            say!("  {name}: s3://{}/{}", location.bucket, location.key);
         }
         for failure in event_failures {
-            println!("\nwarning: an EventBridge delivery failed: {failure}");
+            say!("\nwarning: an EventBridge delivery failed: {failure}");
         }
-        println!(
+        say!(
             "\nPipeline {} {} in {}",
             self.pipeline,
             self.state,
             seconds(self.started.elapsed())
         );
         if let Some((execution, Some(state))) = &self.rollback {
-            println!("Rollback execution {execution} {state}");
+            say!("Rollback execution {execution} {state}");
         }
     }
 }
@@ -322,7 +322,7 @@ fn one_line(text: &str) -> String {
 /// Block Kit as text: each section and context on its own lines, buttons by label.
 fn print_blocks(blocks: &serde_json::Value, fallback: &str, indent: &str) {
     let Some(blocks) = blocks.as_array().filter(|b| !b.is_empty()) else {
-        println!("{indent}{fallback}");
+        say!("{indent}{fallback}");
         return;
     };
     for block in blocks {
@@ -348,7 +348,7 @@ fn print_blocks(blocks: &serde_json::Value, fallback: &str, indent: &str) {
         };
         for text in texts {
             for line in text.lines() {
-                println!("{indent}{line}");
+                say!("{indent}{line}");
             }
         }
     }

@@ -11,6 +11,8 @@ pub enum ExecutionState {
     Failed,
     /// Not run (an action type pipeline-local does not emulate).
     Abandoned,
+    /// Ended at a stage boundary by a newer execution (`SUPERSEDED` mode).
+    Superseded,
 }
 
 impl ExecutionState {
@@ -21,6 +23,7 @@ impl ExecutionState {
             ExecutionState::Succeeded => "SUCCEEDED",
             ExecutionState::Failed => "FAILED",
             ExecutionState::Abandoned => "ABANDONED",
+            ExecutionState::Superseded => "SUPERSEDED",
         }
     }
 
@@ -31,6 +34,7 @@ impl ExecutionState {
             ExecutionState::Succeeded => "Succeeded",
             ExecutionState::Failed => "Failed",
             ExecutionState::Abandoned => "Stopped",
+            ExecutionState::Superseded => "Superseded",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! - this module: what `execute` sets up, and the [`Execution`] it runs;
 //! - [`provision`]: the template's resources, secrets and function instances;
 //! - [`schedule`]: stages in order, conditions, automatic retry, actions by `RunOrder`;
+//! - [`stage_gate`]: stages entered as the execution mode lets several executions in;
 //! - [`rollback`]: a failed stage run again with its last successful inputs;
 //! - [`actions`]: one module per action provider pipeline-local runs;
 //! - [`observer`]: the report, the event bus, the console ([`console_view`]) and the API
@@ -14,9 +15,11 @@ mod observer;
 mod provision;
 mod rollback;
 mod schedule;
+mod stage_gate;
 
 pub use actions::{ArtifactLocation, ContainerEngine};
 pub use observer::{ExecutionObserver, Progress};
+pub use stage_gate::StageGates;
 
 use super::approval;
 use super::events::EventBus;
@@ -24,6 +27,7 @@ use super::model::{ActionDef, PipelineDef, Variables};
 use super::report::Report;
 use super::template::{FunctionDef, Template};
 use super::ExecutionContext;
+use super::ExecutionState;
 use crate::runtime_api::FunctionHost;
 use console_view::ConsoleView;
 use observer::{ApiHistory, Observers};
@@ -82,8 +86,8 @@ fn embedded_parameters(context: &ExecutionContext, declared: &Template) -> Vec<(
     ]
 }
 
-/// Executes the template's pipeline once; `Ok(true)` when it succeeded.
-pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
+/// Executes the template's pipeline once; the state it ended in.
+pub async fn execute(context: ExecutionContext<'_>) -> Result<ExecutionState, String> {
     let declared = Template::load(&context.options.template, &[]).map_err(|e| e.to_string())?;
     let mut parameters: Vec<(String, String)> = embedded_parameters(&context, &declared)
         .into_iter()
@@ -172,7 +176,7 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
             .map_err(|e| format!("cannot zip {}: {e}", context.options.source.display())),
     };
     execution.provision().await?;
-    let succeeded = execution.run_stages().await;
+    let ended = execution.run_stages().await;
     let observers = &mut execution.observers;
     observers.report.finish(
         execution.context.aws,
@@ -185,7 +189,7 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<bool, String> {
         host.shutdown().await;
     }
     observers.events.shutdown().await;
-    Ok(succeeded)
+    Ok(ended)
 }
 
 /// Whether `--fail FLAG` names this action (`ACTION` or `STAGE.ACTION`).

@@ -73,9 +73,19 @@ impl Execution<'_> {
             .await;
         // The rollback restores what worked; gating it on the conditions that just failed
         // would keep the broken release in place.
-        let state = match self.run_stage_with_conditions(stage, false).await {
-            None => ExecutionState::Succeeded,
-            Some(_) => ExecutionState::Failed,
+        let state = match self.enter_stage(&stage.name).await {
+            Some(by) => {
+                say!("  ⤳ the rollback of {} was SUPERSEDED by {by}", stage.name);
+                ExecutionState::Superseded
+            }
+            None => {
+                let outcome = self.run_stage_with_conditions(stage, false).await;
+                self.leave_stage(&stage.name);
+                match outcome {
+                    None => ExecutionState::Succeeded,
+                    Some(_) => ExecutionState::Failed,
+                }
+            }
         };
         self.finish_execution(state, true).await;
     }

@@ -43,7 +43,7 @@ impl Execution<'_> {
             changed: crate::pipeline::git::changed_files(&repo, &revision.commit)
                 .unwrap_or_default(),
         };
-        println!(
+        say!(
             "  git {} at {} ({})\n  trigger: {}\n",
             repo.display(),
             reference.as_deref().unwrap_or(&branch),
@@ -57,10 +57,12 @@ impl Execution<'_> {
         );
     }
 
-    /// Runs stage after stage, stopping at the first that fails; true when all succeeded. A
+    /// Runs stage after stage, stopping at the first that fails, each entered as the
+    /// pipeline's execution mode lets it ([`super::stage_gate`]); the execution's end state. A
     /// failed stage whose `OnFailure` is `ROLLBACK` (or whose `OnSuccess` condition says
-    /// `ROLLBACK`) is then rolled back in an execution of its own, as CodePipeline does.
-    pub(super) async fn run_stages(&mut self) -> bool {
+    /// `ROLLBACK`) is then rolled back in an execution of its own, as CodePipeline does, except
+    /// in `PARALLEL` mode, where CodePipeline has no rollback.
+    pub(super) async fn run_stages(&mut self) -> ExecutionState {
         self.observers.report.header(
             &self.context.options.template,
             &self.context.options.source,
@@ -79,8 +81,19 @@ impl Execution<'_> {
         let stages = self.pipeline.stages.clone();
         let mut failed = None;
         for stage in &stages {
+            if let Some(by) = self.enter_stage(&stage.name).await {
+                say!(
+                    "  ⤳ SUPERSEDED at the entrance of {} by the newer execution {by}",
+                    stage.name
+                );
+                self.finish_execution(ExecutionState::Superseded, false)
+                    .await;
+                return ExecutionState::Superseded;
+            }
             let inputs = self.stage_inputs();
-            match self.run_stage_with_conditions(stage, true).await {
+            let outcome = self.run_stage_with_conditions(stage, true).await;
+            self.leave_stage(&stage.name);
+            match outcome {
                 None => self.context.aws.codepipeline.record_stage_success(
                     &self.pipeline.name,
                     &self.execution_id,
@@ -100,9 +113,39 @@ impl Execution<'_> {
         };
         self.finish_execution(state, false).await;
         if let Some((stage, true)) = failed {
-            self.rollback(stage).await;
+            if self.pipeline.execution_mode == "PARALLEL" {
+                say!(
+                    "  {} is not rolled back: CodePipeline has no rollback in PARALLEL mode",
+                    stage.name
+                );
+            } else {
+                self.rollback(stage).await;
+            }
         }
-        failed.is_none()
+        state
+    }
+
+    /// Waits at the entrance of `stage` until the execution mode lets this execution in;
+    /// `Some(newer)` when a newer execution superseded it there.
+    pub(super) async fn enter_stage(&mut self, stage: &str) -> Option<String> {
+        let gates = self.context.gates.clone();
+        let (pipeline, mode) = (&self.pipeline.name, &self.pipeline.execution_mode);
+        if let Some(inside) = gates.occupant(pipeline, stage) {
+            if inside != self.execution_id && mode != "PARALLEL" {
+                say!("  ⏸ waiting to enter {stage}: execution {inside} is in it ({mode})");
+            }
+        }
+        match gates.enter(pipeline, mode, stage, &self.execution_id).await {
+            super::stage_gate::Entry::Entered => None,
+            super::stage_gate::Entry::Superseded { by } => Some(by),
+        }
+    }
+
+    /// Lets the next execution into `stage`.
+    pub(super) fn leave_stage(&self, stage: &str) {
+        self.context
+            .gates
+            .leave(&self.pipeline.name, stage, &self.execution_id);
     }
 
     /// One stage as CodePipeline V2 runs it: `BeforeEntry` conditions, the actions, one
@@ -126,7 +169,7 @@ impl Execution<'_> {
             .check_conditions("BeforeEntry", stage, before_entry)
             .await
         {
-            println!("  the stage is not entered ({result}): {why}");
+            say!("  the stage is not entered ({result}): {why}");
             self.observers
                 .tell(Progress::StageFinished {
                     stage: &stage.name,
@@ -147,9 +190,10 @@ impl Execution<'_> {
             if stage.retry_mode == "ALL_ACTIONS" {
                 succeeded.clear();
             }
-            println!(
+            say!(
                 "  ↻ OnFailure: RETRY ({}): attempt 2 of {}",
-                stage.retry_mode, stage.name
+                stage.retry_mode,
+                stage.name
             );
             self.observers
                 .tell(Progress::StageStarted {
@@ -163,7 +207,7 @@ impl Execution<'_> {
         if ok {
             if let Some((result, why)) = self.check_conditions("OnSuccess", stage, on_success).await
             {
-                println!("  the stage fails on its OnSuccess condition ({result}): {why}");
+                say!("  the stage fails on its OnSuccess condition ({result}): {why}");
                 ok = false;
                 roll_back = result == "ROLLBACK";
             }

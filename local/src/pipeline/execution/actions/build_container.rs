@@ -16,7 +16,9 @@ use std::process::Command;
 pub(super) const COMMANDS_IMAGE: &str = "public.ecr.aws/amazonlinux/amazonlinux:2023";
 
 /// A container engine the person chose.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
 pub enum ContainerEngine {
     /// Docker's CLI.
     Docker,

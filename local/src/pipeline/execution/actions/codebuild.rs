@@ -112,7 +112,9 @@ impl Execution<'_> {
         let echo = self.context.options.verbose;
         let phases = spec.phases.clone();
         let dir = work.path().to_path_buf();
+        let sink = echo.then(crate::pipeline::output::current).flatten();
         let ran = tokio::task::spawn_blocking(move || {
+            let echo = echo.then_some(sink);
             run_phases(&phases, &dir, env, timeout, echo, container.as_ref())
         })
         .await
@@ -217,6 +219,11 @@ impl Execution<'_> {
                 Some(Value::String(text)) => text.lines().map(str::to_owned).collect(),
                 _ => return Err("the Commands action has no Commands".into()),
             };
+            // Commands may name variables (`#{SourceVariables.CommitId}`), as on CodePipeline.
+            let commands = commands
+                .iter()
+                .map(|c| self.variables.substitute(c))
+                .collect::<Result<Vec<_>, _>>()?;
             let mut spec = Buildspec {
                 phases: vec![Phase {
                     name: "build",
@@ -631,7 +638,7 @@ fn run_phases(
     work: &Path,
     env: Vec<(String, String)>,
     timeout: Duration,
-    echo: bool,
+    echo: Option<Option<crate::pipeline::output::Sink>>,
     container: Option<&BuildContainer>,
 ) -> Result<BuildRun, String> {
     let env_file = work.join("env.sh");
@@ -685,9 +692,9 @@ fn run_phases(
         let left = deadline.saturating_duration_since(Instant::now());
         let (status, output) = run_script(&script, &env, work, left, container, &mut groups)?;
         let lines: Vec<String> = output.lines().map(str::to_owned).collect();
-        if echo {
+        if let Some(sink) = &echo {
             for line in &lines {
-                println!("    │ {line}");
+                crate::pipeline::output::line_to(sink.as_ref(), format!("    │ {line}"));
             }
         }
         log.push(format!(
