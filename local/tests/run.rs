@@ -5,7 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{git, repository, run};
+use support::{copy_folder, git, repository, run};
 
 #[test]
 fn runs_the_example_pipeline_end_to_end() {
@@ -715,19 +715,6 @@ fn demo_copy(dir: &Path, note: &str) -> PathBuf {
     let page = std::fs::read_to_string(&index).unwrap();
     std::fs::write(&index, format!("{page}<!-- {note} -->\n")).unwrap();
     target
-}
-
-fn copy_folder(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_folder(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// The approval reply of a run's Slack channel.

@@ -70,7 +70,25 @@ pub async fn decide(
     aws.codepipeline
         .set_approval_execution(&token, request.execution_id);
     if notifiers.is_empty() {
-        return Err("no function is subscribed to the approval's NotificationArn topic".into());
+        // A team's approval that notifies by e-mail (or nothing): no Slack message to click,
+        // so pipeline-local answers it as the person would in the CodePipeline console.
+        return match decider {
+            Decider::Auto { reject } => Ok(ApprovalOutcome {
+                approved: !reject,
+                summary: format!(
+                    "{} by pipeline-local ({})",
+                    if reject { "Rejected" } else { "Approved" },
+                    if reject { "--reject" } else { "--approve auto" }
+                ),
+                steps: vec![
+                    "no function of the template is subscribed to the approval's NotificationArn, so nothing is posted to Slack; decided directly".into(),
+                ],
+            }),
+            Decider::Console(_) => Err(
+                "--approve console decides approvals in the console's Slack channel, and no function of the template posts this one there (none is subscribed to its NotificationArn); use --approve auto, with --reject to reject"
+                    .into(),
+            ),
+        };
     }
     let responder = responder
         .ok_or("no function with a FunctionUrlConfig (approval-responder) in the template")?;

@@ -414,6 +414,12 @@ impl Execution<'_> {
             ),
         ];
         env.extend(self.context.aws.function_env());
+        // Where the local buckets are served as websites (`<url>/<bucket>/<key>`), for tests
+        // that check a site a previous action published; absent on AWS.
+        env.push((
+            "PIPELINE_LOCAL_SITE_URL".to_string(),
+            self.context.site_url.clone(),
+        ));
         std::fs::create_dir_all(work.join("home")).map_err(|e| e.to_string())?;
         for name in &action.inputs {
             let location = self.artifacts.get(name).ok_or_else(|| {

@@ -1,0 +1,3 @@
+#!/bin/sh
+# The greeting the storefront shows.
+echo "Hello, world"
