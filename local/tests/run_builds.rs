@@ -237,6 +237,7 @@ fn a_buildspec_continues_past_a_phase_marked_continue_and_writes_both_artifacts(
         parameters.to_str().unwrap(),
         "--state-dir",
         state.to_str().unwrap(),
+        "--verbose",
     ]);
     assert!(out.status.success(), "{text}");
     let site = state.join("s3/pipeline-local-site");
@@ -256,6 +257,13 @@ fn a_buildspec_continues_past_a_phase_marked_continue_and_writes_both_artifacts(
     assert!(!text.contains("not reached after the failure"), "{text}");
     assert!(
         text.contains("build finally") && text.contains("post 1"),
+        "{text}"
+    );
+    // Each command is shown as written, quotes and `$` included, not expanded.
+    assert!(
+        text.contains(
+            r#"Running command echo "$GREETING $DB_HOST $API_KEY" > dist/deep/er/conf.txt"#
+        ) && text.contains("Running command echo '<testsuite/>' > reports/junit.xml"),
         "{text}"
     );
     // The SecureString's value is used, never shown in the call log or the output.

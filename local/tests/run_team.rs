@@ -25,6 +25,7 @@ fn run_team(repo: &Path, state: &Path, extra: &[&str]) -> (std::process::Output,
         repo.to_str().unwrap(),
         "--state-dir",
         state.to_str().unwrap(),
+        "--verbose",
     ];
     args.extend_from_slice(extra);
     run(&args)

@@ -11,6 +11,7 @@ Run by scripts/test.sh: `.venv/bin/python -m pytest tests/console`.
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -219,3 +220,101 @@ def test_the_console_subcommand_shows_earlier_runs_and_decides_nothing(page, tmp
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+
+
+def git(repo, *args):
+    subprocess.run(["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.com", "-C", str(repo), *args],
+                   check=True, capture_output=True)
+
+
+def test_a_teams_pipeline_shows_the_checked_deploy_and_the_build_log(page, tmp_path):
+    repo = tmp_path / "storefront"
+    shutil.copytree(ROOT / "examples" / "team" / "app", repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first commit")
+    run = ConsoleRun(tmp_path / "state", "--template", "examples/team/template.yaml", "--repo", str(repo),
+                     "--assume-deployed", "--approve", "auto")
+    try:
+        run.wait_for(r"The run has ended")
+        page.goto(run.url)
+        expect(page.get_by_test_id("execution-state")).to_have_text("SUCCEEDED")
+        # The ECS deploy was checked, not performed: the console says so, not SUCCEEDED.
+        deploy = page.locator('.action[data-action="DeployService"]')
+        expect(deploy).to_have_attribute("data-state", "NOT DEPLOYED")
+        deploy.click()
+        expect(page.get_by_test_id("action-state")).to_have_text("NOT DEPLOYED")
+        expect(page.get_by_test_id("action-summary")).to_contain_text("imagedefinitions.json")
+        # The build's commands' output is its log.
+        page.locator('.action[data-action="BuildAndTest"]').click()
+        expect(page.get_by_test_id("build-log")).to_contain_text("PASS greeting")
+        expect(page.get_by_test_id("build-log")).to_contain_text("Phase complete: BUILD State: SUCCEEDED")
+        screenshot(page.locator("main"), "team-pipeline")
+    finally:
+        run.stop()
+
+
+SUPERSEDED_PIPELINE = """{
+  "Resources": {
+    "Artifacts": {"Type": "AWS::S3::Bucket"},
+    "Web": {"Type": "AWS::CodePipeline::Pipeline", "Properties": {
+      "PipelineType": "V2", "ExecutionMode": "SUPERSEDED",
+      "ArtifactStore": {"Type": "S3", "Location": {"Ref": "Artifacts"}},
+      "Variables": [{"Name": "RUN", "DefaultValue": "x"}],
+      "Stages": [
+        {"Name": "Source", "Actions": [{"Name": "Source",
+          "ActionTypeId": {"Category": "Source", "Owner": "AWS", "Provider": "S3", "Version": "1"},
+          "Configuration": {"S3Bucket": {"Ref": "Artifacts"}, "S3ObjectKey": "source.zip"},
+          "OutputArtifacts": [{"Name": "Src"}]}]},
+        {"Name": "Build", "Actions": [{"Name": "Build",
+          "ActionTypeId": {"Category": "Build", "Owner": "AWS", "Provider": "Commands", "Version": "1"},
+          "Configuration": {"Commands": ["touch MARKS/#{variables.RUN}.building",
+            "while [ ! -f MARKS/release ]; do sleep 0.05; done"]},
+          "InputArtifacts": [{"Name": "Src"}]}]}]}}
+  }
+}"""
+
+
+def test_a_superseded_execution_is_shown_as_such_beside_the_others(page, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "app.txt").write_text("app")
+    template = tmp_path / "pipeline.json"
+    template.write_text(SUPERSEDED_PIPELINE.replace("MARKS", str(marks)))
+    state = tmp_path / "state"
+    common = ["--template", str(template), "--source", str(source)]
+    holder = ConsoleRun(state, *common, "--variable", "RUN=a")
+    joiners = []
+    try:
+        deadline = time.monotonic() + 60
+        while not (marks / "a.building").exists():
+            assert time.monotonic() < deadline, holder.output()
+            time.sleep(0.05)
+        for run in ("b", "c"):
+            joiner = subprocess.Popen([str(BINARY), "run", "--state-dir", str(state), *common, "--variable", f"RUN={run}"],
+                                      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            joiners.append(joiner)
+            for line in joiner.stdout:
+                if "waiting to enter Build" in line:
+                    break
+        b, c = joiners
+        assert b.wait(timeout=60) == 3, b.stdout.read()
+        (marks / "release").write_text("")
+        assert c.wait(timeout=60) == 0, c.stdout.read()
+        holder.wait_for(r"The run has ended")
+        page.goto(holder.url)
+        superseded = page.locator("#execution-select option", has_text="SUPERSEDED")
+        expect(superseded).to_have_count(1)
+        expect(page.locator("#execution-select option", has_text="SUCCEEDED")).to_have_count(2)
+        page.select_option("#execution-select", superseded.first.get_attribute("value"))
+        expect(page.get_by_test_id("execution-state")).to_have_text("SUPERSEDED")
+        expect(stage(page, "Build")).to_have_attribute("data-state", "SUPERSEDED")
+        expect(stage(page, "Source")).to_have_attribute("data-state", "SUCCEEDED")
+        screenshot(page.locator("main"), "superseded-execution")
+    finally:
+        for joiner in joiners:
+            if joiner.poll() is None:
+                joiner.kill()
+        holder.stop()

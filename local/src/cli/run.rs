@@ -156,9 +156,21 @@ async fn run(mut args: Args) -> Result<ExecutionState, String> {
         let own = surroundings.context(&args.options, overrides.clone(), database);
         (None, pipeline::execute(own).await)
     }));
-    let mut own = None;
-    // Until the last execution ends, other runs on this folder join theirs.
-    while !running.is_empty() {
+    let mut own: Option<Result<ExecutionState, String>> = None;
+    let mut said_ended = false;
+    // Until the last execution ends (with --console: until Ctrl-C), other runs on this folder
+    // join theirs.
+    loop {
+        if matches!(own, Some(Err(_))) {
+            break;
+        }
+        if running.is_empty() {
+            let Some((_, url)) = &console else { break };
+            if !said_ended {
+                println!("\nThe run has ended; the console stays up at {url} until Ctrl-C.");
+                said_ended = true;
+            }
+        }
         tokio::select! {
             Some(join) = joins.recv() => {
                 let database = match &join.request.database_url {
@@ -182,21 +194,20 @@ async fn run(mut args: Args) -> Result<ExecutionState, String> {
                     (Some(join), result)
                 }));
             }
-            Some((join, result)) = running.next() => match join {
+            Some((join, result)) = running.next(), if !running.is_empty() => match join {
                 None => own = Some(result),
                 Some(join) => {
                     let _ = join.ended.send(result);
                 }
             },
+            _ = tokio::signal::ctrl_c(), if running.is_empty() => break,
+            else => break,
         }
     }
+    drop(running);
     drop(joins);
     listener.close().await;
     let ended = own.unwrap_or_else(|| Err("the run's own execution did not end".into()))?;
-    if let Some((_, url)) = &console {
-        println!("\nThe run has ended; the console stays up at {url} until Ctrl-C.");
-        let _ = tokio::signal::ctrl_c().await;
-    }
     if temp.is_some() {
         println!("\n(state was in a temporary folder, now removed; keep it with --state-dir DIR)");
     }

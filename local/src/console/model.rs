@@ -59,6 +59,9 @@ pub struct ActionRun {
     pub action: String,
     /// Its state (`STARTED`, `SUCCEEDED`…).
     pub state: String,
+    /// What to show instead of the state (`NOT DEPLOYED`, `SKIPPED`), when it would mislead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown_as: Option<String>,
     /// The attempt.
     pub attempt: u32,
     /// When it started (epoch milliseconds).
@@ -149,6 +152,12 @@ impl ExecutionView {
             ..Default::default()
         });
         self.stages.last_mut().expect("just pushed")
+    }
+
+    /// Marks `stage` as where a newer execution superseded this one: it waited there and
+    /// never entered.
+    pub fn superseded_at(&mut self, stage: &str) {
+        self.stage_mut(stage).state = "SUPERSEDED".into();
     }
 
     /// The latest run of an action (a retried action has one per attempt).

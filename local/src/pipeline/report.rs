@@ -30,15 +30,25 @@ pub struct ActionResult {
     pub summary: String,
     /// More lines: each invocation, each artifact written.
     pub notes: Vec<String>,
+    /// What the timeline and the console show instead of the state, when the state alone
+    /// would mislead: `NOT DEPLOYED` for a deploy that was only checked.
+    pub shown_as: Option<&'static str>,
 }
 
 impl ActionResult {
+    /// Shown as `label` in the timeline and the console (its state unchanged).
+    pub fn shown_as(mut self, label: &'static str) -> Self {
+        self.shown_as = Some(label);
+        self
+    }
+
     /// A success.
     pub fn succeeded(summary: String, notes: Vec<String>) -> Self {
         Self {
             state: ActionState::Succeeded,
             summary,
             notes,
+            shown_as: None,
         }
     }
     /// A failure.
@@ -47,6 +57,7 @@ impl ActionResult {
             state: ActionState::Failed,
             summary,
             notes: Vec::new(),
+            shown_as: None,
         }
     }
     /// An action not run.
@@ -55,6 +66,7 @@ impl ActionResult {
             state: ActionState::Skipped,
             summary: reason,
             notes: Vec::new(),
+            shown_as: None,
         }
     }
 }
@@ -151,6 +163,7 @@ impl Report {
             ActionState::Failed => ("✗", "FAILED"),
             ActionState::Skipped => ("–", "SKIPPED"),
         };
+        let state = result.shown_as.unwrap_or(state);
         say!(
             "  {mark} {} {state} in {}: {}",
             action.name,
@@ -180,6 +193,18 @@ impl Report {
             Some(_) => format!("↺ {stage}"),
             None => stage.to_string(),
         }
+    }
+
+    /// The execution ended at the entrance of `stage`, superseded by `by`.
+    fn superseded(&mut self, stage: &str, by: &str) {
+        say!("  ⤳ SUPERSEDED at the entrance of {stage} by the newer execution {by}");
+        self.timeline.push(TimelineEntry {
+            stage: self.timeline_stage(stage),
+            action: format!("(entrance; superseded by {})", &by[..by.len().min(8)]),
+            state: "SUPERSEDED",
+            start: self.started.elapsed(),
+            took: Duration::ZERO,
+        });
     }
 
     /// The rules of a stage's conditions as checked, in the timeline.
@@ -365,6 +390,7 @@ impl ExecutionObserver for Report {
             } => self.rollback_started(stage, execution_id, target),
             Progress::RollbackImpossible { stage } => self.rollback_impossible(stage),
             Progress::StageEntering { stage } => self.stage(stage),
+            Progress::Superseded { stage, by } => self.superseded(stage, by),
             Progress::RulesChecked { stage, checked } => self.conditions(
                 stage,
                 checked

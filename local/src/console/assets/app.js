@@ -121,7 +121,8 @@ function renderStages(execution) {
       const row = el("div", { class: "run-order", "aria-label": `Run order ${order}` });
       for (const action of stage.actions.filter((a) => a.run_order === order)) {
         const result = actionRun(execution, stage.name, action.name);
-        const actionState = result ? result.state : "";
+        // A deploy that was only checked shows NOT DEPLOYED, a skipped action SKIPPED.
+        const actionState = result ? (result.shown_as || result.state) : "";
         const pressed = selected && selected.stage === stage.name && selected.action === action.name;
         row.append(el("button", {
           type: "button", class: "action", "data-stage": stage.name, "data-action": action.name,
@@ -204,7 +205,8 @@ function renderDetails(execution) {
   if (!run) {
     body.push(el("p", { class: "muted", text: "Not run in this execution." }));
   } else {
-    body.push(el("p", {}, el("span", { class: "state", "data-state": run.state, text: run.state }), ` ${took(run)}${run.attempt > 1 ? ` · attempt ${run.attempt}` : ""}${run.error_code ? ` · ${run.error_code}` : ""}`));
+    const shown = run.shown_as || run.state;
+    body.push(el("p", {}, el("span", { class: "state", "data-state": shown, "data-testid": "action-state", text: shown }), ` ${took(run)}${run.attempt > 1 ? ` · attempt ${run.attempt}` : ""}${run.error_code ? ` · ${run.error_code}` : ""}`));
     if (run.summary) body.push(el("pre", { "data-testid": "action-summary", text: run.summary }));
     if (run.notes.length) body.push(el("h3", { text: "Rounds and notes" }), el("ol", {}, ...run.notes.map((n) => el("li", { text: n }))));
     if (run.variables.length) body.push(el("h3", { text: "Output variables" }), table(["name", "value"], run.variables));
@@ -212,7 +214,10 @@ function renderDetails(execution) {
     const outputs = artifactList("Output artifacts", run.outputs);
     if (inputs) body.push(inputs);
     if (outputs) body.push(outputs);
-    if (run.logs.length) body.push(el("h3", { text: `Function log (${run.logs.length} lines)` }), table(["level", "target", "message", "fields"], logRows(run.logs), { class: "logs" }));
+    const shape = (state.stages.find((s) => s.name === selected.stage) || { actions: [] }).actions.find((a) => a.name === selected.action);
+    const isBuild = shape && ["CodeBuild", "Commands"].includes(shape.provider);
+    if (run.logs.length && isBuild) body.push(el("h3", { text: `Build log (${run.logs.length} lines)` }), el("pre", { class: "build-log", "data-testid": "build-log", text: run.logs.join("\n") }));
+    else if (run.logs.length) body.push(el("h3", { text: `Function log (${run.logs.length} lines)` }), table(["level", "target", "message", "fields"], logRows(run.logs), { class: "logs" }));
   }
   $("#details-body").replaceChildren(...body);
 }
@@ -226,7 +231,7 @@ function renderTimeline(execution) {
       rows.push(el("tr", {},
         el("td", { class: "num", text: `+${seconds(run.started_ms - start)}` }),
         el("td", { class: "num", text: took(run) }),
-        el("td", {}, el("span", { class: "state", "data-state": run.state, text: run.state })),
+        el("td", {}, el("span", { class: "state", "data-state": run.shown_as || run.state, text: run.shown_as || run.state })),
         el("td", { text: run.stage }),
         el("td", { text: run.attempt > 1 ? `${run.action} (attempt ${run.attempt})` : run.action })));
     }

@@ -5,6 +5,7 @@ use super::observer::{ExecutionObserver, Progress};
 use crate::console::model::{ActionShape, RuleRun, StageShape};
 use crate::console::Console;
 use crate::pipeline::model::{ConditionDef, PipelineDef};
+use crate::pipeline::report::ActionState;
 
 /// The console of a run (`--console`), as an observer.
 pub struct ConsoleView {
@@ -70,6 +71,11 @@ impl ExecutionObserver for ConsoleView {
             Progress::ExecutionStarted { execution_id, .. } => {
                 self.execution_id = execution_id.to_string();
             }
+            Progress::Superseded { stage, .. } => {
+                let id = &self.execution_id;
+                self.console
+                    .update(|record| record.execution_mut(id).superseded_at(stage));
+            }
             Progress::RulesChecked { stage, checked } => {
                 let rules: Vec<RuleRun> = checked
                     .iter()
@@ -103,6 +109,10 @@ impl ExecutionObserver for ConsoleView {
                 self.console.update(|record| {
                     let run = record.execution_mut(id).action_mut(stage, &action.name);
                     run.notes = result.notes.clone();
+                    run.shown_as = match result.state {
+                        ActionState::Skipped => Some("SKIPPED".to_string()),
+                        _ => result.shown_as.map(str::to_owned),
+                    };
                     run.logs = logs;
                     run.variables = details.variables.clone();
                     run.inputs = details.inputs.clone();

@@ -59,6 +59,8 @@ struct Execution<'a> {
     observers: Observers<'a>,
     /// The source folder zipped once, as the S3 source action delivers it (or why it cannot be).
     source_archive: Result<Vec<u8>, String>,
+    /// What each build action's commands printed, by action name (the console's log table).
+    build_logs: HashMap<String, Vec<String>>,
 }
 
 /// The parameters `run` sets so the example pipeline runs on loopback; `--parameter` wins.
@@ -172,6 +174,7 @@ pub async fn execute(context: ExecutionContext<'_>) -> Result<ExecutionState, St
             variables.set("variables", pipeline_variables);
             variables
         },
+        build_logs: HashMap::new(),
         source_archive: crate::zips::zip_folder(&context.options.source)
             .map_err(|e| format!("cannot zip {}: {e}", context.options.source.display())),
     };

@@ -30,6 +30,13 @@ pub enum Progress<'a> {
         stage: &'a str,
     },
     /// A stage is about to be entered (its `BeforeEntry` conditions come next).
+    /// A newer execution superseded this one at the entrance of `stage` (`SUPERSEDED` mode).
+    Superseded {
+        /// The stage it waited to enter.
+        stage: &'a str,
+        /// The newer execution.
+        by: &'a str,
+    },
     StageEntering {
         /// The stage.
         stage: &'a str,

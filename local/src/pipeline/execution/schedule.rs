@@ -82,10 +82,12 @@ impl Execution<'_> {
         let mut failed = None;
         for stage in &stages {
             if let Some(by) = self.enter_stage(&stage.name).await {
-                say!(
-                    "  ⤳ SUPERSEDED at the entrance of {} by the newer execution {by}",
-                    stage.name
-                );
+                self.observers
+                    .tell(Progress::Superseded {
+                        stage: &stage.name,
+                        by: &by,
+                    })
+                    .await;
                 self.finish_execution(ExecutionState::Superseded, false)
                     .await;
                 return ExecutionState::Superseded;
@@ -394,10 +396,14 @@ impl Execution<'_> {
     /// What only the local run knows of a finished action: the function's log lines since
     /// `log_mark`, output variables, artifacts.
     pub(super) fn action_details(&self, action: &ActionDef, log_mark: usize) -> ActionDetails {
-        let logs = self
-            .action_host(action)
-            .map(|h| h.logs().into_iter().skip(log_mark).collect())
-            .unwrap_or_default();
+        let logs = match self.action_host(action) {
+            Some(host) => host.logs().into_iter().skip(log_mark).collect(),
+            None => self
+                .build_logs
+                .get(&action.name)
+                .cloned()
+                .unwrap_or_default(),
+        };
         let variables = action
             .namespace
             .as_ref()

@@ -61,15 +61,24 @@ struct BuildRun {
 }
 
 impl Execution<'_> {
-    pub(in super::super) async fn build(&mut self, action: &ActionDef) -> ActionResult {
-        match self.try_build(action).await {
+    pub(in super::super) async fn build(
+        &mut self,
+        stage: &str,
+        action: &ActionDef,
+    ) -> ActionResult {
+        self.build_logs.remove(&action.name);
+        match self.try_build(stage, action).await {
             Ok(result) | Err(result) => result,
         }
     }
 
     /// The build, with every way it can fail as the action's failure: a build either
     /// succeeded or says why it did not; nothing is left half-reported.
-    async fn try_build(&mut self, action: &ActionDef) -> Result<ActionResult, ActionResult> {
+    async fn try_build(
+        &mut self,
+        stage: &str,
+        action: &ActionDef,
+    ) -> Result<ActionResult, ActionResult> {
         let fail = |why: String| ActionResult::failed(why);
         let BuildDefinition {
             spec,
@@ -113,13 +122,28 @@ impl Execution<'_> {
         let phases = spec.phases.clone();
         let dir = work.path().to_path_buf();
         let sink = echo.then(crate::pipeline::output::current).flatten();
+        let live = self.context.console.clone().map(|console| LiveLog {
+            console,
+            execution: self.execution_id.clone(),
+            stage: stage.to_string(),
+            action: action.name.clone(),
+        });
         let ran = tokio::task::spawn_blocking(move || {
             let echo = echo.then_some(sink);
-            run_phases(&phases, &dir, env, timeout, echo, container.as_ref())
+            run_phases(
+                &phases,
+                &dir,
+                env,
+                timeout,
+                echo,
+                container.as_ref(),
+                live.as_ref(),
+            )
         })
         .await
         .map_err(|e| fail(format!("the build's runner stopped: {e}")))?
         .map_err(fail)?;
+        self.build_logs.insert(action.name.clone(), ran.log.clone());
         if let Some(phase) = &ran.failed {
             let tail: Vec<&str> = ran
                 .log
@@ -192,7 +216,6 @@ impl Execution<'_> {
             self.variables.set(namespace, exported);
         }
         let phases: Vec<&str> = spec.phases.iter().map(|p| p.name).collect();
-        notes.extend(ran.log.iter().map(|line| format!("│ {line}")));
         Ok(ActionResult::succeeded(
             format!(
                 "{} on the host: {} ({} output lines)",
@@ -646,6 +669,7 @@ fn run_phases(
     timeout: Duration,
     echo: Option<Option<crate::pipeline::output::Sink>>,
     container: Option<&BuildContainer>,
+    live: Option<&LiveLog>,
 ) -> Result<BuildRun, String> {
     let env_file = work.join("env.sh");
     let pwd_file = work.join("pwd");
@@ -690,19 +714,16 @@ fn run_phases(
         ));
         for command in &phase.commands {
             script.push_str(&format!(
-                "if [ $__status -eq 0 ]; then\necho \"[Container] Running command {}\"\n{command}\n__rc=$?; [ $__rc -ne 0 ] && __status=$__rc\nfi\n",
-                command.lines().next().unwrap_or_default().replace(['"', '$', '`', '\\'], "")
+                "if [ $__status -eq 0 ]; then\nprintf '%s\\n' '[Container] Running command {}'\n{command}\n__rc=$?; [ $__rc -ne 0 ] && __status=$__rc\nfi\n",
+                // Shown verbatim, as CodeBuild shows it: in single quotes nothing expands.
+                command.lines().next().unwrap_or_default().replace('\'', "'\\''")
             ));
         }
         script.push_str("exit 0\n");
         let left = deadline.saturating_duration_since(Instant::now());
         let (status, output) = run_script(&script, &env, work, left, container, &mut groups)?;
         let lines: Vec<String> = output.lines().map(str::to_owned).collect();
-        if let Some(sink) = &echo {
-            for line in &lines {
-                crate::pipeline::output::line_to(sink.as_ref(), format!("    │ {line}"));
-            }
-        }
+        let logged = log.len();
         log.push(format!(
             "[Container] Entering phase {}",
             phase.name.to_uppercase()
@@ -727,6 +748,7 @@ fn run_phases(
                     "[Container] Phase {} timed out",
                     phase.name.to_uppercase()
                 ));
+                show_phase(&log[logged..], echo.as_ref(), live);
                 return Ok(BuildRun {
                     failed: Some(format!(
                         "{} (its time limit, {} s, ran out: the process group was killed)",
@@ -738,6 +760,7 @@ fn run_phases(
                 });
             }
         }
+        show_phase(&log[logged..], echo.as_ref(), live);
     }
     let exported = std::fs::read_to_string(&env_file).unwrap_or_default();
     Ok(BuildRun {
@@ -799,6 +822,43 @@ fn run_script(
     };
     let output = std::fs::read(&log_path).map_err(|e| e.to_string())?;
     Ok((status, String::from_utf8_lossy(&output).into_owned()))
+}
+
+/// A phase's lines, as it ends, in the terminal (`--verbose`) and the console.
+fn show_phase(
+    lines: &[String],
+    echo: Option<&Option<crate::pipeline::output::Sink>>,
+    live: Option<&LiveLog>,
+) {
+    if let Some(sink) = echo {
+        for line in lines {
+            crate::pipeline::output::line_to(sink.as_ref(), format!("    │ {line}"));
+        }
+    }
+    if let Some(live) = live {
+        live.append(lines);
+    }
+}
+
+/// Where a build's lines go as each phase ends: its action's log in the console, so a long
+/// build shows its progress before it ends.
+struct LiveLog {
+    console: crate::console::Console,
+    execution: String,
+    stage: String,
+    action: String,
+}
+
+impl LiveLog {
+    fn append(&self, lines: &[String]) {
+        self.console.update(|record| {
+            record
+                .execution_mut(&self.execution)
+                .action_mut(&self.stage, &self.action)
+                .logs
+                .extend_from_slice(lines);
+        });
+    }
 }
 
 /// The process groups of a build's phases. A phase may leave a process in the background

@@ -9,6 +9,9 @@ use super::super::super::report::ActionResult;
 use super::super::Execution;
 use serde_json::Value;
 
+/// How the timeline and the console show a deploy that was only checked.
+const NOT_DEPLOYED: &str = "NOT DEPLOYED";
+
 /// The deploy providers checked here, with the configuration keys each requires.
 const CHECKED: &[(&str, &str, &str, &[&str])] = &[
     ("Deploy", "AWS", "ECS", &["ClusterName", "ServiceName"]),
@@ -90,11 +93,13 @@ impl Execution<'_> {
                         format!("{what}; counted as deployed by --assume-deployed"),
                         Vec::new(),
                     )
+                    .shown_as(NOT_DEPLOYED)
                 } else {
                     ActionResult::failed(format!(
                         "{what}. The execution stops here rather than count it as deployed: pass --assume-deployed to go on as if it were, or --skip {stage}.{}",
                         action.name
                     ))
+                    .shown_as(NOT_DEPLOYED)
                 }
             }
         }

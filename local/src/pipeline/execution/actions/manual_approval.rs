@@ -81,6 +81,7 @@ impl Execution<'_> {
                 state: ActionState::Failed,
                 summary: outcome.summary,
                 notes: outcome.steps,
+                shown_as: None,
             },
             Err(e) => ActionResult::failed(e),
         }

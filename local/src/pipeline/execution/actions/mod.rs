@@ -75,7 +75,7 @@ impl Execution<'_> {
         ) {
             ("Source", "AWS", "S3") => self.s3_source(action),
             _ if git_source::is_git_source(action) => self.git_source(action),
-            _ if codebuild::is_build(action) => self.build(action).await,
+            _ if codebuild::is_build(action) => self.build(stage, action).await,
             _ if deploy_check::is_checked_deploy(action) => self.checked_deploy(stage, action),
             ("Invoke", "AWS", "Lambda") => self.invoke(stage, action).await,
             ("Approval", "AWS", "Manual") => self.approval(stage, action).await,
