@@ -12,7 +12,7 @@ fn runs_the_example_pipeline_end_to_end() {
     let (out, text) = run(&[]);
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains("execution mode QUEUED: a local run is one execution"),
+        text.contains("execution mode QUEUED: other runs on the same --state-dir are executions beside this one"),
         "{text}"
     );
     for stage in ["Source", "Process", "Plan", "Approve", "Migrate", "Deploy"] {

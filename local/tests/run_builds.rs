@@ -481,3 +481,62 @@ fn a_container_engine_this_machine_lacks_is_refused_with_the_way_out() {
         );
     }
 }
+
+#[test]
+fn a_build_with_two_inputs_reads_its_primary_source_and_the_other_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, _) = source_and_parameters(dir.path());
+    let secrets = dir.path().join("secrets.json");
+    std::fs::write(&secrets, r#"{"build/secrets": {"token": "s3cret"}}"#).unwrap();
+    let buildspec = "version: 0.2
+env:
+  exported-variables: [IMAGE_TAG]
+phases:
+  build:
+    commands:
+      - test \"$CODEBUILD_SRC_DIR\" = \"$(pwd)\"
+      - test -f \"$CODEBUILD_SRC_DIR_Src/README.md\" && test -f README.md
+      - test \"$(basename \"$CODEBUILD_SRC_DIR_Src\")\" = src_Src
+      - test \"$TOKEN\" = s3cret
+      - mkdir -p out && echo primary > out/which.txt && export IMAGE_TAG=two
+artifacts:
+  files: [out/which.txt]
+";
+    let template = build_template(dir.path(), buildspec);
+    let text = std::fs::read_to_string(&template)
+        .unwrap()
+        .replace(
+            r#""OutputArtifacts": [{"Name": "Src"}]}]},"#,
+            r#""OutputArtifacts": [{"Name": "Src"}]},
+          {"Name": "Other",
+           "ActionTypeId": {"Category": "Source", "Owner": "AWS", "Provider": "S3", "Version": "1"},
+           "Configuration": {"S3Bucket": {"Ref": "Artifacts"}, "S3ObjectKey": "source.zip"},
+           "OutputArtifacts": [{"Name": "Other"}]}]},"#,
+        )
+        .replace(
+            r#""EnvironmentVariables": "[{\"name\": \"FROM_ACTION\", \"value\": \"action\"}]"},"#,
+            r#""PrimarySource": "Other",
+               "EnvironmentVariables": "[{\"name\": \"TOKEN\", \"type\": \"SECRETS_MANAGER\", \"value\": \"build/secrets:token\"}]"},"#,
+        )
+        .replace(
+            r#""InputArtifacts": [{"Name": "Src"}], "OutputArtifacts": [{"Name": "BuildOut"}]"#,
+            r#""InputArtifacts": [{"Name": "Src"}, {"Name": "Other"}], "OutputArtifacts": [{"Name": "BuildOut"}]"#,
+        );
+    std::fs::write(&template, &text).unwrap();
+    assert!(text.contains("PrimarySource"), "the template edit took");
+    let state = dir.path().join("state");
+    let (out, output) = run(&[
+        "--template",
+        template.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+        "--secrets",
+        secrets.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{output}");
+    assert!(state
+        .join("s3/pipeline-local-site/two/out/which.txt")
+        .is_file());
+}

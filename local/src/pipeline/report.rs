@@ -127,8 +127,8 @@ impl Report {
         self.started = Instant::now();
         say!(
             "pipeline-local run: {} from {}\n  execution {}\n  source {}, database {}\n  \
-             execution mode {mode}: a local run is one execution, and one run at a time uses a \
-             state folder, so no execution here is queued, superseded or run beside another\n",
+             execution mode {mode}: other runs on the same --state-dir are executions beside \
+             this one\n",
             self.pipeline,
             template.display(),
             self.execution_id,
