@@ -1,7 +1,7 @@
 //! Where an execution's lines go: the terminal of the `pipeline-local run` that asked for it.
 //!
 //! An execution a second `run` starts on a state folder in use runs in the process that holds
-//! the folder (see [`super::joined`]); its lines go back to that second `run`'s terminal
+//! the folder (see [`crate::cli::joined_runs`]); its lines go back to that second `run`'s terminal
 //! through the sink set for its task, and everything else prints to this process's stdout.
 
 use tokio::sync::mpsc::UnboundedSender;
