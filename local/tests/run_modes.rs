@@ -174,6 +174,18 @@ fn superseded_mode_ends_the_older_waiting_execution_and_runs_the_newest() {
         text.contains("SUPERSEDED at the entrance of Build by the newer execution"),
         "{text}"
     );
+    // Its timeline ends at the stage it never entered, and so does its verdict.
+    let timeline = text.split("Timeline").nth(1).unwrap_or_default();
+    assert!(
+        timeline.lines().any(|l| l.contains("SUPERSEDED")
+            && l.contains("Build")
+            && l.contains("(entrance; superseded by")),
+        "{text}"
+    );
+    assert!(
+        text.contains("Pipeline pipeline-local-Web SUPERSEDED"),
+        "{text}"
+    );
     std::fs::write(marks.join("release"), "").unwrap();
     let (status, text) = a.finish();
     assert_eq!(status, Some(0), "{text}");
