@@ -8,6 +8,7 @@
 use crate::calls::CallLog;
 use crate::faults::Faults;
 use crate::service::{AwsJson, JsonService, RpcV2Cbor, ServiceError};
+use crate::sts::LOCAL_ACCOUNT;
 use axum::http::StatusCode;
 use axum::Router;
 use serde_json::{json, Value};
@@ -35,9 +36,13 @@ pub struct Alarm {
 /// Shared state of the local CloudWatch endpoint.
 #[derive(Clone)]
 pub struct LocalCloudWatch {
-    alarms: Arc<RwLock<BTreeMap<String, Alarm>>>,
+    /// Alarms by account, then by name: each account has its own alarms, as on AWS.
+    alarms: Arc<RwLock<BTreeMap<String, BTreeMap<String, Alarm>>>>,
     calls: CallLog,
     faults: Faults,
+    /// Which account a caller's credentials act in; without it, every call is in
+    /// [`LOCAL_ACCOUNT`].
+    accounts: Option<crate::sts::LocalSts>,
 }
 
 impl LocalCloudWatch {
@@ -47,12 +52,27 @@ impl LocalCloudWatch {
             alarms: Arc::default(),
             calls,
             faults,
+            accounts: None,
         }
     }
 
-    /// Creates or changes an alarm directly (what `PutMetricAlarm` + `SetAlarmState` do).
+    /// Answers each call with the alarms of the account its signer acts in (`sts` knows the
+    /// assumed roles' sessions), so an alarm of another account is read only as its role.
+    pub fn with_accounts(mut self, sts: crate::sts::LocalSts) -> Self {
+        self.accounts = Some(sts);
+        self
+    }
+
+    /// Creates or changes an alarm of this process's account directly (what
+    /// `PutMetricAlarm` + `SetAlarmState` do).
     pub fn set_alarm(&self, name: &str, state: &str, reason: &str) {
-        if let Ok(mut alarms) = self.alarms.write() {
+        self.set_alarm_in(LOCAL_ACCOUNT, name, state, reason);
+    }
+
+    /// As [`LocalCloudWatch::set_alarm`], in `account`.
+    pub fn set_alarm_in(&self, account: &str, name: &str, state: &str, reason: &str) {
+        if let Ok(mut accounts) = self.alarms.write() {
+            let alarms = accounts.entry(account.to_string()).or_default();
             let alarm = alarms.entry(name.to_string()).or_insert_with(|| Alarm {
                 name: name.to_string(),
                 composite: false,
@@ -66,9 +86,14 @@ impl LocalCloudWatch {
         }
     }
 
-    /// The alarm of that name, if it exists.
+    /// The alarm of that name in this process's account, if it exists.
     pub fn alarm(&self, name: &str) -> Option<Alarm> {
-        self.alarms.read().ok()?.get(name).cloned()
+        self.alarm_in(LOCAL_ACCOUNT, name)
+    }
+
+    /// The alarm of that name in `account`, if it exists.
+    pub fn alarm_in(&self, account: &str, name: &str) -> Option<Alarm> {
+        self.alarms.read().ok()?.get(account)?.get(name).cloned()
     }
 
     /// The endpoint's routes (RPC v2 CBOR and awsJson 1.0).
@@ -88,13 +113,27 @@ impl JsonService for LocalCloudWatch {
     });
 
     fn dispatch(&self, operation: &str, request: &Value) -> Result<Value, ServiceError> {
-        let mut alarms = self.alarms.write().map_err(|_| {
+        self.dispatch_as(operation, request, None)
+    }
+
+    fn dispatch_as(
+        &self,
+        operation: &str,
+        request: &Value,
+        caller: Option<&str>,
+    ) -> Result<Value, ServiceError> {
+        let account = match &self.accounts {
+            Some(sts) => sts.caller_account(caller)?,
+            None => LOCAL_ACCOUNT.to_string(),
+        };
+        let mut accounts = self.alarms.write().map_err(|_| {
             ServiceError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServiceError",
                 "state poisoned",
             )
         })?;
+        let alarms = accounts.entry(account).or_default();
         match operation {
             "PutMetricAlarm" | "PutCompositeAlarm" => {
                 let Some(name) = text(request, "AlarmName").filter(|n| !n.is_empty()) else {
@@ -148,7 +187,7 @@ impl JsonService for LocalCloudWatch {
                 }
                 Ok(json!({}))
             }
-            "DescribeAlarms" => Ok(describe(&alarms, request)),
+            "DescribeAlarms" => Ok(describe(alarms, request)),
             other => Err(ServiceError::unknown_operation(other)),
         }
     }

@@ -54,6 +54,8 @@ pub struct LocalSts {
     calls: CallLog,
     /// Planned failures (`sts`, keyed by role ARN).
     faults: Faults,
+    /// The longest a session lasts, whatever `DurationSeconds` asks (tests of expiry).
+    max_session: Arc<RwLock<Option<Duration>>>,
 }
 
 fn access_denied(message: String) -> ServiceError {
@@ -92,7 +94,33 @@ impl LocalSts {
             credentials,
             calls,
             faults,
+            max_session: Arc::default(),
         }
+    }
+
+    /// Makes sessions issued from now on last at most `limit` (STS's own minimum is 15
+    /// minutes; a test of a continuation that outlives its credentials needs less).
+    pub fn cap_sessions(&self, limit: Duration) {
+        if let Ok(mut max) = self.max_session.write() {
+            *max = Some(limit);
+        }
+    }
+
+    /// The account a call signed with `access_key` acts in: the assumed role's for a session's
+    /// key (`ExpiredToken` once it has expired, as AWS answers), else this process's own.
+    pub fn caller_account(&self, access_key: Option<&str>) -> Result<String, ServiceError> {
+        let Some(session) = access_key.and_then(|key| self.session_of(key)) else {
+            return Ok(LOCAL_ACCOUNT.to_string());
+        };
+        if session.expires <= SystemTime::now() {
+            return Err(ServiceError::client(
+                "ExpiredToken",
+                "The security token included in the request is expired",
+            ));
+        }
+        Ok(role_account(&session.role_arn)
+            .unwrap_or(LOCAL_ACCOUNT)
+            .to_string())
     }
 
     /// Declares a role that can be assumed, requiring `external_id` when given. Refuses an ARN
@@ -166,7 +194,11 @@ impl LocalSts {
         let id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
         let access_key = format!("ASIA{}", &id[..16]);
         let secret = uuid::Uuid::new_v4().simple().to_string();
-        let expires = SystemTime::now() + Duration::from_secs(duration);
+        let mut lasts = Duration::from_secs(duration);
+        if let Some(cap) = self.max_session.read().ok().and_then(|m| *m) {
+            lasts = lasts.min(cap);
+        }
+        let expires = SystemTime::now() + lasts;
         self.credentials.register(&access_key, &secret);
         if let Ok(mut sessions) = self.sessions.write() {
             sessions.insert(

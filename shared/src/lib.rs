@@ -33,5 +33,6 @@ pub mod sdk;
 pub mod secrets;
 pub mod slack;
 pub mod source_revision;
+pub mod target_account;
 pub mod telemetry;
 pub mod text;

@@ -71,7 +71,16 @@ pub async fn step(
 
     let deadline = job.deadline() - REPORT_ALLOWANCE;
     // Boxed: the round's future is deep (HTTP and SDK calls), and inlining it overflows rustc's layout depth.
-    let results = Box::pin(round::run(params, clients, deadline)).await?;
+    let cloudwatch = match params.target_role()? {
+        None => clients.cloudwatch.clone(),
+        Some(role) => {
+            // One round per invocation: the session must outlast one interval's work.
+            let work = Duration::from_secs(params.interval_seconds) + round_cost(params);
+            let config = Box::pin(clients.sessions.config_for(Some(&role), &job.id, work)).await?;
+            aws_sdk_cloudwatch::Client::new(&config)
+        }
+    };
+    let results = Box::pin(round::run(params, clients, &cloudwatch, deadline)).await?;
     state.rounds = state.rounds.saturating_add(1);
     let elapsed = Duration::from_millis(now_ms().saturating_sub(state.started_ms));
     let lines: Vec<String> = results.iter().map(|r| format!("- {r}")).collect();

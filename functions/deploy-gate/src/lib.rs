@@ -24,12 +24,15 @@ pub use params::Params;
 
 use pipeline_ext::job::{Job, JobError, JobOutcome};
 
-/// The clients a gate uses: CloudWatch with the function's role, and one HTTP client that
-/// verifies TLS certificates against the platform's trust store.
-#[derive(Clone, Debug)]
+/// The clients a gate uses: CloudWatch with the function's role (or, with `role_arn`, the
+/// target account's role from `sessions`), and one HTTP client that verifies TLS
+/// certificates against the platform's trust store.
+#[derive(Clone)]
 pub struct Clients {
-    /// Reads the alarms.
+    /// Reads the alarms in this account.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// Assumed roles for alarms in another account.
+    pub sessions: pipeline_ext::target_account::RoleSessions,
     /// Makes the HTTP checks.
     pub http: reqwest::Client,
 }
@@ -47,6 +50,7 @@ impl Clients {
             .build()?;
         Ok(Self {
             cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            sessions: pipeline_ext::target_account::RoleSessions::new(config),
             http,
         })
     }

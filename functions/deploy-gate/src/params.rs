@@ -1,6 +1,7 @@
 //! deploy-gate `UserParameters` (README, "deploy-gate") and the checks made on them before anything runs.
 
 use pipeline_ext::job::JobError;
+use pipeline_ext::target_account::TargetRole;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -31,6 +32,12 @@ pub struct Params {
     /// What an alarm in `INSUFFICIENT_DATA` means for the gate.
     #[serde(default)]
     pub insufficient_data: InsufficientData,
+    /// The role the alarms are read as, in the account they are in (the deployment's).
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// The external id that role's trust policy requires.
+    #[serde(default)]
+    pub external_id: Option<String>,
 }
 
 /// One HTTP smoke check.
@@ -94,6 +101,13 @@ fn default_retries() -> u32 {
     2
 }
 
+impl Params {
+    /// The role the alarms are read as, when not the function's own.
+    pub fn target_role(&self) -> Result<Option<TargetRole>, JobError> {
+        TargetRole::from_params("", self.role_arn.as_deref(), self.external_id.as_deref())
+    }
+}
+
 impl HttpCheck {
     /// How long one request may take.
     pub fn timeout(&self) -> Duration {
@@ -141,6 +155,11 @@ impl Params {
             check
                 .validate()
                 .map_err(|e| e.context(format!("http[{index}]")))?;
+        }
+        if self.target_role()?.is_some() && self.alarms.is_empty() {
+            return Err(JobError::config(
+                "`role_arn` is the role the alarms are read as, and there are no `alarms`",
+            ));
         }
         let mut seen = HashSet::new();
         for (index, name) in self.alarms.iter().enumerate() {

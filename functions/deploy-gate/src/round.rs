@@ -44,6 +44,7 @@ impl fmt::Display for CheckResult {
 pub async fn run(
     params: &Params,
     clients: &Clients,
+    cloudwatch: &aws_sdk_cloudwatch::Client,
     deadline: Instant,
 ) -> Result<Vec<CheckResult>, JobError> {
     let http = futures_util::future::join_all(
@@ -56,11 +57,7 @@ pub async fn run(
         if params.alarms.is_empty() {
             return Ok(Vec::new());
         }
-        let lookup = alarms::check(
-            &clients.cloudwatch,
-            &params.alarms,
-            params.insufficient_data,
-        );
+        let lookup = alarms::check(cloudwatch, &params.alarms, params.insufficient_data);
         tokio::time::timeout_at(deadline, lookup)
             .await
             .unwrap_or_else(|_| {
