@@ -111,12 +111,13 @@ impl LocalAws {
             )?,
             None => LocalCodePipeline::new(calls.clone(), faults.clone()),
         };
-        let secrets = LocalSecrets::new(calls.clone(), faults.clone());
         let sts = LocalSts::new(credentials.clone(), calls.clone(), faults.clone());
+        let secrets = LocalSecrets::new(calls.clone(), faults.clone()).with_accounts(sts.clone());
         let cloudwatch =
             LocalCloudWatch::new(calls.clone(), faults.clone()).with_accounts(sts.clone());
         let dynamodb = LocalDynamoDb::new(calls.clone(), faults.clone());
-        let rds = LocalRds::new(&base.join("rds-snapshots"), calls.clone(), faults.clone());
+        let rds = LocalRds::new(&base.join("rds-snapshots"), calls.clone(), faults.clone())
+            .with_accounts(sts.clone());
         let cloudfront = LocalCloudFront::new(calls.clone(), faults.clone());
         let ssm = LocalParameterStore::new(calls.clone(), faults.clone());
         let mut servers = Vec::new();

@@ -10,6 +10,7 @@
 use crate::calls::CallLog;
 use crate::faults::Faults;
 use crate::service::{AwsJson, AwsQuery, JsonService, ServiceError};
+use crate::sts::LOCAL_ACCOUNT;
 use axum::http::StatusCode;
 use axum::Router;
 use serde_json::{json, Value};
@@ -31,6 +32,9 @@ pub struct LocalRds {
     calls: CallLog,
     /// Planned failures.
     faults: Faults,
+    /// Which account a caller's credentials act in; without it, every call is in
+    /// [`LOCAL_ACCOUNT`].
+    accounts: Option<crate::sts::LocalSts>,
 }
 
 /// The endpoint's state.
@@ -54,6 +58,18 @@ struct LocalDatabase {
     status: String,
     /// The SQLite file it is, for a real snapshot.
     sqlite_file: Option<PathBuf>,
+    /// The account it is in; `None`: the one the process's own role sees.
+    account: Option<String>,
+}
+
+impl LocalDatabase {
+    /// Whether a caller acting in `account` sees it.
+    fn seen_from(&self, account: &str) -> bool {
+        match &self.account {
+            Some(own) => own == account,
+            None => account == LOCAL_ACCOUNT,
+        }
+    }
 }
 
 /// A snapshot the endpoint holds.
@@ -71,6 +87,8 @@ pub struct LocalSnapshot {
     pub file: Option<PathBuf>,
     /// `Describe…Snapshots` calls left while `creating`.
     looks_left: u32,
+    /// The account of the caller that took it.
+    pub account: String,
 }
 
 impl LocalRds {
@@ -81,21 +99,46 @@ impl LocalRds {
             snapshot_dir: snapshot_dir.to_path_buf(),
             calls,
             faults,
+            accounts: None,
         }
+    }
+
+    /// Answers each call with the databases and snapshots of the account its signer acts in.
+    pub fn with_accounts(mut self, sts: crate::sts::LocalSts) -> Self {
+        self.accounts = Some(sts);
+        self
     }
 
     /// Declares an `available` DB instance, optionally backed by a SQLite file.
     pub fn add_instance(&self, id: &str, engine: &str, sqlite_file: Option<&Path>) {
-        self.add(id, false, engine, sqlite_file);
+        self.add(id, false, engine, sqlite_file, None);
+    }
+
+    /// As [`LocalRds::add_instance`], in `account` (seen only by callers acting there).
+    pub fn add_instance_in(
+        &self,
+        account: &str,
+        id: &str,
+        engine: &str,
+        sqlite_file: Option<&Path>,
+    ) {
+        self.add(id, false, engine, sqlite_file, Some(account));
     }
 
     /// Declares an `available` Aurora cluster.
     pub fn add_cluster(&self, id: &str, engine: &str) {
-        self.add(id, true, engine, None);
+        self.add(id, true, engine, None, None);
     }
 
     /// Adds an instance or a cluster.
-    fn add(&self, id: &str, cluster: bool, engine: &str, sqlite_file: Option<&Path>) {
+    fn add(
+        &self,
+        id: &str,
+        cluster: bool,
+        engine: &str,
+        sqlite_file: Option<&Path>,
+        account: Option<&str>,
+    ) {
         self.with(|s| {
             s.databases.insert(
                 id.to_ascii_lowercase(),
@@ -104,6 +147,7 @@ impl LocalRds {
                     engine: engine.to_string(),
                     status: "available".into(),
                     sqlite_file: sqlite_file.map(Path::to_path_buf),
+                    account: account.map(str::to_owned),
                 },
             );
         });
@@ -143,7 +187,12 @@ impl LocalRds {
     }
 
     /// `DescribeDBInstances`/`DescribeDBClusters`.
-    fn describe_database(&self, request: &Value, cluster: bool) -> Result<Value, ServiceError> {
+    fn describe_database(
+        &self,
+        account: &str,
+        request: &Value,
+        cluster: bool,
+    ) -> Result<Value, ServiceError> {
         let key = if cluster {
             "DBClusterIdentifier"
         } else {
@@ -153,7 +202,10 @@ impl LocalRds {
         self.with(|s| {
             let mut found = Vec::new();
             for (id, db) in &s.databases {
-                if db.cluster != cluster || wanted.as_ref().is_some_and(|w| w != id) {
+                if db.cluster != cluster
+                    || !db.seen_from(account)
+                    || wanted.as_ref().is_some_and(|w| w != id)
+                {
                     continue;
                 }
                 found.push(if cluster {
@@ -174,7 +226,12 @@ impl LocalRds {
     }
 
     /// `CreateDBSnapshot`/`CreateDBClusterSnapshot`.
-    fn create_snapshot(&self, request: &Value, cluster: bool) -> Result<Value, ServiceError> {
+    fn create_snapshot(
+        &self,
+        account: &str,
+        request: &Value,
+        cluster: bool,
+    ) -> Result<Value, ServiceError> {
         let (id_key, of_key) = if cluster {
             ("DBClusterSnapshotIdentifier", "DBClusterIdentifier")
         } else {
@@ -190,7 +247,7 @@ impl LocalRds {
             let db = s
                 .databases
                 .get(&of)
-                .filter(|db| db.cluster == cluster)
+                .filter(|db| db.cluster == cluster && db.seen_from(account))
                 .ok_or_else(|| not_found(cluster, &of))?;
             if s.snapshots.contains_key(&id) {
                 let code = if cluster {
@@ -225,6 +282,7 @@ impl LocalRds {
                 status: "creating".into(),
                 file,
                 looks_left: s.looks_while_creating.unwrap_or(DEFAULT_LOOKS_WHILE_CREATING),
+                account: account.to_string(),
             };
             let described = describe_snapshot(&snapshot, &db.engine);
             s.snapshots.insert(id, snapshot);
@@ -237,7 +295,12 @@ impl LocalRds {
     }
 
     /// `DescribeDBSnapshots`/`DescribeDBClusterSnapshots`.
-    fn describe_snapshots(&self, request: &Value, cluster: bool) -> Result<Value, ServiceError> {
+    fn describe_snapshots(
+        &self,
+        account: &str,
+        request: &Value,
+        cluster: bool,
+    ) -> Result<Value, ServiceError> {
         let id_key = if cluster {
             "DBClusterSnapshotIdentifier"
         } else {
@@ -252,7 +315,10 @@ impl LocalRds {
                 .map(|(id, db)| (id.clone(), db.engine.clone()))
                 .collect();
             for (id, snapshot) in s.snapshots.iter_mut() {
-                if snapshot.cluster != cluster || wanted.as_ref().is_some_and(|w| w != id) {
+                if snapshot.cluster != cluster
+                    || snapshot.account != account
+                    || wanted.as_ref().is_some_and(|w| w != id)
+                {
                     continue;
                 }
                 // Each look brings a creating snapshot closer to available.
@@ -298,13 +364,27 @@ impl JsonService for LocalRds {
     });
 
     fn dispatch(&self, operation: &str, request: &Value) -> Result<Value, ServiceError> {
+        self.dispatch_as(operation, request, None)
+    }
+
+    fn dispatch_as(
+        &self,
+        operation: &str,
+        request: &Value,
+        caller: Option<&str>,
+    ) -> Result<Value, ServiceError> {
+        let account = match &self.accounts {
+            Some(sts) => sts.caller_account(caller)?,
+            None => LOCAL_ACCOUNT.to_string(),
+        };
+        let account = account.as_str();
         match operation {
-            "DescribeDBInstances" => self.describe_database(request, false),
-            "DescribeDBClusters" => self.describe_database(request, true),
-            "CreateDBSnapshot" => self.create_snapshot(request, false),
-            "CreateDBClusterSnapshot" => self.create_snapshot(request, true),
-            "DescribeDBSnapshots" => self.describe_snapshots(request, false),
-            "DescribeDBClusterSnapshots" => self.describe_snapshots(request, true),
+            "DescribeDBInstances" => self.describe_database(account, request, false),
+            "DescribeDBClusters" => self.describe_database(account, request, true),
+            "CreateDBSnapshot" => self.create_snapshot(account, request, false),
+            "CreateDBClusterSnapshot" => self.create_snapshot(account, request, true),
+            "DescribeDBSnapshots" => self.describe_snapshots(account, request, false),
+            "DescribeDBClusterSnapshots" => self.describe_snapshots(account, request, true),
             other => Err(ServiceError::unknown_operation(other)),
         }
     }

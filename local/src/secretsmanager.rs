@@ -6,18 +6,25 @@
 use crate::calls::CallLog;
 use crate::faults::Faults;
 use crate::service::{AwsJson, JsonService, ServiceError};
-use axum::http::StatusCode;
+use crate::sts::LOCAL_ACCOUNT;
 use axum::Router;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-/// The local Secrets Manager: secrets by id.
+/// The local Secrets Manager: secrets by account, then id.
 #[derive(Clone)]
 pub struct LocalSecrets {
-    secrets: Arc<RwLock<Map<String, Value>>>,
+    /// By (account, id); the account is empty for secrets [`LocalSecrets::put`] without one,
+    /// which the process's own role reads whatever account an ARN names (tests and runs that
+    /// name secrets by any ARN).
+    secrets: Arc<RwLock<HashMap<(String, String), Value>>>,
     calls: CallLog,
     faults: Faults,
+    /// Which account a caller's credentials act in; without it, every call is in
+    /// [`LOCAL_ACCOUNT`].
+    accounts: Option<crate::sts::LocalSts>,
 }
 
 impl LocalSecrets {
@@ -27,7 +34,15 @@ impl LocalSecrets {
             secrets: Arc::default(),
             calls,
             faults,
+            accounts: None,
         }
+    }
+
+    /// Answers each call from the secrets of the account its signer acts in; a secret ARN of
+    /// another account is refused, as without a resource policy on AWS.
+    pub fn with_accounts(mut self, sts: crate::sts::LocalSts) -> Self {
+        self.accounts = Some(sts);
+        self
     }
 
     /// Loads (and adds to what is there) the secrets of a JSON file.
@@ -49,17 +64,32 @@ impl LocalSecrets {
         Ok(count)
     }
 
-    /// Stores a JSON secret.
+    /// Stores a JSON secret the process's own role reads.
     pub fn put(&self, secret_id: &str, value: Value) {
+        self.put_in("", secret_id, value);
+    }
+
+    /// Stores a JSON secret in `account`.
+    pub fn put_in(&self, account: &str, secret_id: &str, value: Value) {
         if let Ok(mut secrets) = self.secrets.write() {
-            secrets.insert(secret_id.into(), value);
+            secrets.insert((account.into(), secret_id.into()), value);
         }
     }
 
-    /// A secret's value, read without going through the endpoint (for what pipeline-local does
-    /// itself, such as a build's `secrets-manager` variables).
+    /// A secret's value in this process's account, read without going through the endpoint
+    /// (for what pipeline-local does itself, such as a build's `secrets-manager` variables).
     pub fn get(&self, secret_id: &str) -> Option<Value> {
-        self.secrets.read().ok()?.get(secret_id).cloned()
+        self.get_in(LOCAL_ACCOUNT, secret_id)
+    }
+
+    /// The secret as a caller acting in `account` sees it.
+    fn get_in(&self, account: &str, secret_id: &str) -> Option<Value> {
+        let secrets = self.secrets.read().ok()?;
+        let found = secrets.get(&(account.to_string(), secret_id.to_string()));
+        let own = (account == LOCAL_ACCOUNT)
+            .then(|| secrets.get(&(String::new(), secret_id.to_string())))
+            .flatten();
+        found.or(own).cloned()
     }
 
     /// The endpoint's routes (awsJson 1.1).
@@ -74,8 +104,21 @@ impl JsonService for LocalSecrets {
     const AWS_JSON: AwsJson = AwsJson::V1_1;
 
     fn dispatch(&self, operation: &str, request: &Value) -> Result<Value, ServiceError> {
+        self.dispatch_as(operation, request, None)
+    }
+
+    fn dispatch_as(
+        &self,
+        operation: &str,
+        request: &Value,
+        caller: Option<&str>,
+    ) -> Result<Value, ServiceError> {
+        let account = match &self.accounts {
+            Some(sts) => sts.caller_account(caller)?,
+            None => LOCAL_ACCOUNT.to_string(),
+        };
         match operation {
-            "GetSecretValue" => get_secret_value(self, &secret_id(request)),
+            "GetSecretValue" => get_secret_value(self, &account, &secret_id(request)),
             other => Err(ServiceError::unknown_operation(other)),
         }
     }
@@ -98,21 +141,30 @@ fn secret_id(request: &Value) -> String {
         .to_string()
 }
 
-fn get_secret_value(local: &LocalSecrets, secret_id: &str) -> Result<Value, ServiceError> {
+fn get_secret_value(
+    local: &LocalSecrets,
+    account: &str,
+    secret_id: &str,
+) -> Result<Value, ServiceError> {
     if secret_id.is_empty() {
         return Err(ServiceError::client(
             "InvalidParameterException",
             "SecretId is required",
         ));
     }
-    let secrets = local.secrets.read().map_err(|_| {
-        ServiceError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalServiceError",
-            "state poisoned",
-        )
-    })?;
-    let Some(value) = secrets.get(secret_id) else {
+    let found = local.get_in(account, secret_id);
+    // An ARN names its account: another account's secret needs a resource policy we do not
+    // model, so it is refused as AWS refuses it without one.
+    let owner = secret_id
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split(':').nth(3));
+    if found.is_none() && owner.is_some_and(|owner| owner != account) {
+        return Err(ServiceError::client(
+            "AccessDeniedException",
+            format!("User: arn:aws:sts::{account}:assumed-role/caller is not authorized to perform: secretsmanager:GetSecretValue on resource: {secret_id} because no resource-based policy allows the secretsmanager:GetSecretValue action"),
+        ));
+    }
+    let Some(value) = found else {
         return Err(ServiceError::client(
             "ResourceNotFoundException",
             "Secrets Manager can't find the specified secret.",
@@ -126,7 +178,7 @@ fn get_secret_value(local: &LocalSecrets, secret_id: &str) -> Result<Value, Serv
     let arn = if secret_id.starts_with("arn:") {
         secret_id.to_string()
     } else {
-        format!("arn:aws:secretsmanager:us-east-1:000000000000:secret:{name}")
+        format!("arn:aws:secretsmanager:us-east-1:{account}:secret:{name}")
     };
     Ok(json!({
         "ARN": arn,

@@ -60,6 +60,8 @@ pub struct Clients {
     pub secrets: SecretCache,
     /// For the restore point (`backup.snapshot`).
     pub rds: aws_sdk_rds::Client,
+    /// Assumed roles, for a database in another account (`role_arn`).
+    pub sessions: pipeline_ext::target_account::RoleSessions,
 }
 
 impl Clients {
@@ -68,7 +70,25 @@ impl Clients {
         Self {
             secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(config)),
             rds: aws_sdk_rds::Client::new(config),
+            sessions: pipeline_ext::target_account::RoleSessions::new(config),
         }
+    }
+
+    /// The clients acting as `job`'s `role_arn` in the database's account (these clients
+    /// when it has none). The session lasts as long as the invocation can.
+    async fn for_job(&self, job: &Job<Params, RunState>) -> Result<Self, JobError> {
+        let Some(role) = job.params.target_role()? else {
+            return Ok(self.clone());
+        };
+        let config = self
+            .sessions
+            .config_for(Some(&role), &job.id, job.remaining())
+            .await?;
+        Ok(Self {
+            secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(&config)),
+            rds: aws_sdk_rds::Client::new(&config),
+            sessions: self.sessions.clone(),
+        })
     }
 }
 
@@ -78,6 +98,7 @@ pub async fn handle(
     clients: Clients,
 ) -> Result<JobOutcome<RunState>, JobError> {
     job.params.validate()?;
+    let clients = Box::pin(clients.for_job(&job)).await?;
     let set = read_migrations(&job).await?;
     let (target, db) = connect(&job, &clients).await?;
     run::run(&job, &set, &target, db, &clients).await

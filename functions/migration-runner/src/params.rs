@@ -2,6 +2,7 @@
 
 use crate::lint::{LintParams, LintPolicy};
 use pipeline_ext::job::JobError;
+use pipeline_ext::target_account::TargetRole;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -12,6 +13,13 @@ pub struct Params {
     /// Secrets Manager secret in the RDS format (`engine`, `host`, `port`, `username`,
     /// `password`, `dbname`).
     pub database_secret_arn: String,
+    /// The role in the database's account the secret is read and the snapshot taken as,
+    /// when the database is in another account than the pipeline.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// The external id that role's trust policy requires.
+    #[serde(default)]
+    pub external_id: Option<String>,
     /// The input artifact holding the migrations.
     pub input: String,
     /// Folder inside the artifact; the files are directly in it.
@@ -161,11 +169,17 @@ fn default_statement_timeout() -> u64 {
 }
 
 impl Params {
+    /// The role the secret and the snapshot are reached as, when not the function's own.
+    pub fn target_role(&self) -> Result<Option<TargetRole>, JobError> {
+        TargetRole::from_params("", self.role_arn.as_deref(), self.external_id.as_deref())
+    }
+
     /// Checks what serde cannot: combinations and ranges.
     pub fn validate(&self) -> Result<(), JobError> {
         if self.database_secret_arn.trim().is_empty() {
             return Err(JobError::config("`database_secret_arn` is empty"));
         }
+        self.target_role()?;
         if self.lock_timeout_seconds > 900 {
             return Err(JobError::config(format!(
                 "`lock_timeout_seconds` is {}; expected at most 900 (one Lambda run)",

@@ -253,6 +253,35 @@ impl Runner {
             db.name
         );
         self.function.aws.secrets.put(&arn, db.secret.clone());
+        self.run_with_secret(&arn, zip, params).await
+    }
+
+    /// As [`Runner::run`], with the database's secret in `account` (another account than
+    /// the pipeline's): only a role of that account reads it.
+    pub async fn run_in_account(
+        &self,
+        account: &str,
+        db: &TestDb,
+        files: &[(&str, &str)],
+        params: Value,
+    ) -> JobRun {
+        let arn = format!(
+            "arn:aws:secretsmanager:us-east-1:{account}:secret:{}",
+            db.name
+        );
+        self.function
+            .aws
+            .secrets
+            .put_in(account, &arn, db.secret.clone());
+        let entries: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .map(|(name, sql)| (format!("{FOLDER}/{name}"), sql.as_bytes().to_vec()))
+            .collect();
+        let zip = pipeline_local::zips::zip_files(&entries).unwrap();
+        self.run_with_secret(&arn, zip, params).await
+    }
+
+    async fn run_with_secret(&self, arn: &str, zip: Vec<u8>, params: Value) -> JobRun {
         let key = format!("in/{}.zip", uuid::Uuid::new_v4().simple());
         self.function
             .aws
