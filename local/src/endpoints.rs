@@ -100,8 +100,10 @@ impl LocalAws {
         let faults = Faults::default();
         let credentials = CredentialRegistry::default();
         credentials.register(ROLE_ACCESS_KEY, ROLE_SECRET_KEY);
+        let sts = LocalSts::new(credentials.clone(), calls.clone(), faults.clone());
         let s3 = LocalS3::new(&root, credentials.clone(), calls.clone(), faults.clone())
-            .map_err(std::io::Error::other)?;
+            .map_err(std::io::Error::other)?
+            .with_accounts(sts.clone());
         // A state folder keeps the executions, so a later run knows the last successful one.
         let codepipeline = match state_dir {
             Some(dir) => LocalCodePipeline::with_history_file(
@@ -111,7 +113,6 @@ impl LocalAws {
             )?,
             None => LocalCodePipeline::new(calls.clone(), faults.clone()),
         };
-        let sts = LocalSts::new(credentials.clone(), calls.clone(), faults.clone());
         let secrets = LocalSecrets::new(calls.clone(), faults.clone()).with_accounts(sts.clone());
         let cloudwatch =
             LocalCloudWatch::new(calls.clone(), faults.clone()).with_accounts(sts.clone());

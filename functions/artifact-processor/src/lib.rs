@@ -30,18 +30,30 @@ use std::collections::BTreeMap;
 
 /// Clients signed with the function's role: the site and release buckets are not the
 /// pipeline's artifact bucket, which only the job's credentials reach.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Clients {
     /// The function role's S3 client, for buckets outside the artifact store.
     pub s3: aws_sdk_s3::Client,
     /// CloudFront, for publish's invalidation.
     pub cloudfront: aws_sdk_cloudfront::Client,
+    /// Assumed roles, for a step's `role_arn` in another account.
+    pub sessions: pipeline_ext::target_account::RoleSessions,
 }
 
 impl Clients {
     /// The clients of one container. CloudFront's has the SDK's retries off: publish makes its
     /// own, counted and bounded by the job's deadline.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self::with_sessions(
+            config,
+            pipeline_ext::target_account::RoleSessions::new(config),
+        )
+    }
+
+    fn with_sessions(
+        config: &aws_config::SdkConfig,
+        sessions: pipeline_ext::target_account::RoleSessions,
+    ) -> Self {
         // An attempt that gets no answer in 10 s (CloudFront answers in well under one) is
         // given up and retried, rather than holding the job to its deadline.
         let cloudfront = aws_sdk_cloudfront::config::Builder::from(config)
@@ -56,7 +68,21 @@ impl Clients {
         Self {
             s3: aws_sdk_s3::Client::new(config),
             cloudfront: aws_sdk_cloudfront::Client::from_conf(cloudfront),
+            sessions,
         }
+    }
+
+    /// The clients of `step`: these, or acting as its `role_arn` for as long as the
+    /// invocation can last.
+    async fn for_step(&self, job: &ProcessorJob, step: &Step) -> Result<Self, JobError> {
+        let Some(role) = step.target_role()? else {
+            return Ok(self.clone());
+        };
+        let config = self
+            .sessions
+            .config_for(Some(&role), &job.id, job.remaining())
+            .await?;
+        Ok(Self::with_sessions(&config, self.sessions.clone()))
     }
 }
 
@@ -185,7 +211,10 @@ pub async fn handle(
         reports.variables = resume.variables.clone();
         let label = format!("step {} (publish)", resume.step + 1);
         job.doing(format!("{label}: waiting for the CloudFront invalidation"));
-        if let Some(wait) = publish::resume_wait(&clients, step, resume.wait.clone())
+        let step_clients = Box::pin(clients.for_step(&job, &job.params.steps[resume.step]))
+            .await
+            .map_err(|e| e.context(&label))?;
+        if let Some(wait) = publish::resume_wait(&step_clients, step, resume.wait.clone())
             .await
             .map_err(|e| e.context(&label))?
         {
@@ -201,7 +230,10 @@ pub async fn handle(
         let label = format!("step {} ({})", index + 1, step.name());
         job.doing(&label);
         // Boxed: each step is a large future, and nesting them all inline overflows rustc's layout depth.
-        let (report, wait) = Box::pin(run_step(&job, &clients, step))
+        let step_clients = Box::pin(clients.for_step(&job, step))
+            .await
+            .map_err(|e| e.context(&label))?;
+        let (report, wait) = Box::pin(run_step(&job, &step_clients, step))
             .await
             .map_err(|e| e.context(&label))?;
         tracing::info!(step = step.name(), summary = %report.summary, "step done");
@@ -260,6 +292,7 @@ fn check_plan(job: &Job<Params, Resume>) -> Result<(), JobError> {
                 )));
             }
         }
+        step.target_role().map_err(at)?;
         match step {
             Step::Publish(s) => publish::check(s).map_err(at)?,
             Step::ImageDefinitions(s) => image_definitions::check(s).map_err(at)?,

@@ -3,6 +3,8 @@
 mod wire;
 
 use indexmap::IndexMap;
+use pipeline_ext::job::JobError;
+use pipeline_ext::target_account::TargetRole;
 use serde::Deserialize;
 pub use wire::{Age, BucketName, DistributionId, HeaderValue};
 
@@ -19,7 +21,7 @@ pub struct Params {
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Extract an input artifact into a bucket (README, "publish").
-    Publish(PublishStep),
+    Publish(Box<PublishStep>),
     /// Write `imagedefinitions.json` or `imageDetail.json`.
     ImageDefinitions(ImageDefinitionsStep),
     /// Replace placeholders in some files.
@@ -33,6 +35,17 @@ pub enum Step {
 }
 
 impl Step {
+    /// The role the step's own calls are made as (publish and promote, in the target's
+    /// account), when not the function's.
+    pub fn target_role(&self) -> Result<Option<TargetRole>, JobError> {
+        let (role, external) = match self {
+            Step::Publish(s) => (&s.role_arn, &s.external_id),
+            Step::Promote(s) => (&s.role_arn, &s.external_id),
+            _ => return Ok(None),
+        };
+        TargetRole::from_params("", role.as_deref(), external.as_deref())
+    }
+
     /// The step's key (`publish`), for messages.
     pub fn name(&self) -> &'static str {
         match self {
@@ -102,6 +115,12 @@ pub struct PublishStep {
     /// The distribution to invalidate after a change.
     #[serde(default)]
     pub cloudfront_distribution_id: Option<DistributionId>,
+    /// The role in the site's account the bucket and CloudFront are reached as.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// The external id that role's trust policy requires.
+    #[serde(default)]
+    pub external_id: Option<String>,
     /// Uploads in flight at once (1–64).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
@@ -326,4 +345,10 @@ pub struct PromoteStep {
     /// The KMS key of `aws:kms`.
     #[serde(default)]
     pub kms_key_id: Option<HeaderValue>,
+    /// The role in the release bucket's account the copy is written as.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// The external id that role's trust policy requires.
+    #[serde(default)]
+    pub external_id: Option<String>,
 }

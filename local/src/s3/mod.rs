@@ -68,6 +68,11 @@ pub struct LocalS3 {
     service: S3Service,
     calls: CallLog,
     faults: Faults,
+    /// The account each bucket created with [`LocalS3::create_bucket_in`] belongs to; only
+    /// callers acting in it reach the bucket. Other buckets are open to every key we issued.
+    owners: Arc<RwLock<HashMap<String, String>>>,
+    /// Which account a caller's credentials act in.
+    accounts: Option<crate::sts::LocalSts>,
 }
 
 impl LocalS3 {
@@ -90,7 +95,41 @@ impl LocalS3 {
             service: builder.build(),
             calls,
             faults,
+            owners: Arc::default(),
+            accounts: None,
         })
+    }
+
+    /// Tells the account of each call's signer from `sts`'s sessions, for buckets of an
+    /// account ([`LocalS3::create_bucket_in`]).
+    pub fn with_accounts(mut self, sts: crate::sts::LocalSts) -> Self {
+        self.accounts = Some(sts);
+        self
+    }
+
+    /// Creates a bucket of `account`: callers acting in another account get `AccessDenied`,
+    /// as without a bucket policy granting them.
+    pub fn create_bucket_in(&self, account: &str, bucket: &str) -> std::io::Result<()> {
+        self.create_bucket(bucket)?;
+        if let Ok(mut owners) = self.owners.write() {
+            owners.insert(bucket.to_string(), account.to_string());
+        }
+        Ok(())
+    }
+
+    /// Why a caller signing with `access_key` may not reach `bucket`, if it may not.
+    fn refusal(
+        &self,
+        bucket: Option<&str>,
+        access_key: Option<&str>,
+    ) -> Option<(u16, String, String)> {
+        let owner = self.owners.read().ok()?.get(bucket?)?.clone();
+        let sts = self.accounts.as_ref()?;
+        match sts.caller_account(access_key) {
+            Ok(account) if account == owner => None,
+            Ok(_) => Some((403, "AccessDenied".into(), "Access Denied".into())),
+            Err(e) => Some((e.status.as_u16(), e.code, e.message)),
+        }
     }
 
     /// Its HTTP routes.
@@ -307,7 +346,13 @@ async fn handle(State(s3): State<LocalS3>, request: Request) -> Response {
     let dot_segment = key
         .as_deref()
         .is_some_and(|k| k.split('/').any(|part| part == "." || part == ".."));
+    let refusal = s3.refusal(bucket.as_deref(), access_key_of(&headers).as_deref());
     let response = match s3.faults.take("s3", &operation, key.as_deref()) {
+        // A bucket of another account than the signer's.
+        _ if refusal.is_some() => {
+            let (status, code, message) = refusal.unwrap_or_default();
+            xml_error(status, &code, &message, key.as_deref(), is_head)
+        }
         // S3 takes `..` as a name; a folder on disk takes it as "up", out of the bucket.
         _ if dot_segment => xml_error(
             400,
