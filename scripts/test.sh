@@ -54,9 +54,10 @@ if [ ! -x .venv-sam/bin/python ]; then
 fi
 .venv-sam/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements-sam.txt
 
-step "template.yaml: cfn-lint and sam validate --lint"
-cfn-lint template.yaml
+step "template.yaml and templates/target-account-role.yaml: cfn-lint and sam validate --lint"
+cfn-lint template.yaml templates/target-account-role.yaml
 SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml
+SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template templates/target-account-role.yaml
 
 step "template.yaml: checkov (tests/requirements-checkov.txt, its own venv)"
 if [ ! -x .venv-checkov/bin/python ]; then
@@ -65,6 +66,7 @@ fi
 .venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements-checkov.txt
 # Zero failed checks; a check skipped in the template must say why (a comment on each skip).
 .venv-checkov/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
+.venv-checkov/bin/checkov --file templates/target-account-role.yaml --framework cloudformation --compact --quiet --skip-download
 unexplained=$(awk '/- id: CKV_/ { id = $0; getline; if ($0 !~ /comment: "[^"]{20,}/) print id }' template.yaml)
 if [ -n "$unexplained" ]; then
   echo "error: checkov skips without a reason in template.yaml:" >&2
