@@ -40,9 +40,8 @@ pub struct LocalCloudWatch {
     alarms: Arc<RwLock<BTreeMap<String, BTreeMap<String, Alarm>>>>,
     calls: CallLog,
     faults: Faults,
-    /// Which account a caller's credentials act in; without it, every call is in
-    /// [`LOCAL_ACCOUNT`].
-    accounts: Option<crate::sts::LocalSts>,
+    /// Which account a caller's credentials act in.
+    accounts: crate::sts::Accounts,
 }
 
 impl LocalCloudWatch {
@@ -52,14 +51,14 @@ impl LocalCloudWatch {
             alarms: Arc::default(),
             calls,
             faults,
-            accounts: None,
+            accounts: crate::sts::Accounts::default(),
         }
     }
 
     /// Answers each call with the alarms of the account its signer acts in (`sts` knows the
     /// assumed roles' sessions), so an alarm of another account is read only as its role.
     pub fn with_accounts(mut self, sts: crate::sts::LocalSts) -> Self {
-        self.accounts = Some(sts);
+        self.accounts = crate::sts::Accounts::from_sts(sts);
         self
     }
 
@@ -122,10 +121,7 @@ impl JsonService for LocalCloudWatch {
         request: &Value,
         caller: Option<&str>,
     ) -> Result<Value, ServiceError> {
-        let account = match &self.accounts {
-            Some(sts) => sts.caller_account(caller)?,
-            None => LOCAL_ACCOUNT.to_string(),
-        };
+        let account = self.accounts.of(caller)?;
         let mut accounts = self.alarms.write().map_err(|_| {
             ServiceError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -32,9 +32,8 @@ pub struct LocalRds {
     calls: CallLog,
     /// Planned failures.
     faults: Faults,
-    /// Which account a caller's credentials act in; without it, every call is in
-    /// [`LOCAL_ACCOUNT`].
-    accounts: Option<crate::sts::LocalSts>,
+    /// Which account a caller's credentials act in.
+    accounts: crate::sts::Accounts,
 }
 
 /// The endpoint's state.
@@ -99,13 +98,13 @@ impl LocalRds {
             snapshot_dir: snapshot_dir.to_path_buf(),
             calls,
             faults,
-            accounts: None,
+            accounts: crate::sts::Accounts::default(),
         }
     }
 
     /// Answers each call with the databases and snapshots of the account its signer acts in.
     pub fn with_accounts(mut self, sts: crate::sts::LocalSts) -> Self {
-        self.accounts = Some(sts);
+        self.accounts = crate::sts::Accounts::from_sts(sts);
         self
     }
 
@@ -373,10 +372,7 @@ impl JsonService for LocalRds {
         request: &Value,
         caller: Option<&str>,
     ) -> Result<Value, ServiceError> {
-        let account = match &self.accounts {
-            Some(sts) => sts.caller_account(caller)?,
-            None => LOCAL_ACCOUNT.to_string(),
-        };
+        let account = self.accounts.of(caller)?;
         let account = account.as_str();
         match operation {
             "DescribeDBInstances" => self.describe_database(account, request, false),

@@ -22,9 +22,8 @@ pub struct LocalSecrets {
     secrets: Arc<RwLock<HashMap<(String, String), Value>>>,
     calls: CallLog,
     faults: Faults,
-    /// Which account a caller's credentials act in; without it, every call is in
-    /// [`LOCAL_ACCOUNT`].
-    accounts: Option<crate::sts::LocalSts>,
+    /// Which account a caller's credentials act in.
+    accounts: crate::sts::Accounts,
 }
 
 impl LocalSecrets {
@@ -34,14 +33,14 @@ impl LocalSecrets {
             secrets: Arc::default(),
             calls,
             faults,
-            accounts: None,
+            accounts: crate::sts::Accounts::default(),
         }
     }
 
     /// Answers each call from the secrets of the account its signer acts in; a secret ARN of
     /// another account is refused, as without a resource policy on AWS.
     pub fn with_accounts(mut self, sts: crate::sts::LocalSts) -> Self {
-        self.accounts = Some(sts);
+        self.accounts = crate::sts::Accounts::from_sts(sts);
         self
     }
 
@@ -113,10 +112,7 @@ impl JsonService for LocalSecrets {
         request: &Value,
         caller: Option<&str>,
     ) -> Result<Value, ServiceError> {
-        let account = match &self.accounts {
-            Some(sts) => sts.caller_account(caller)?,
-            None => LOCAL_ACCOUNT.to_string(),
-        };
+        let account = self.accounts.of(caller)?;
         match operation {
             "GetSecretValue" => get_secret_value(self, &account, &secret_id(request)),
             other => Err(ServiceError::unknown_operation(other)),

@@ -30,6 +30,28 @@ struct Role {
     external_id: Option<String>,
 }
 
+/// Which account each caller acts in, for the services that keep each account's own
+/// (alarms, secrets, databases, buckets): the assumed role's for a session's key, else this
+/// process's. Without an STS (`Accounts::default()`), every caller is in [`LOCAL_ACCOUNT`].
+#[derive(Clone, Default)]
+pub struct Accounts(Option<LocalSts>);
+
+impl Accounts {
+    /// Accounts as `sts`'s sessions say.
+    pub fn from_sts(sts: LocalSts) -> Self {
+        Self(Some(sts))
+    }
+
+    /// The account a call signed with `access_key` acts in (`ExpiredToken` for a session
+    /// that has expired).
+    pub fn of(&self, access_key: Option<&str>) -> Result<String, ServiceError> {
+        match &self.0 {
+            Some(sts) => sts.caller_account(access_key),
+            None => Ok(LOCAL_ACCOUNT.to_string()),
+        }
+    }
+}
+
 /// Credentials issued by `AssumeRole`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {

@@ -34,6 +34,18 @@ const BUILD_JSON: &str = r##"{
   }
 }"##;
 
+/// `pipeline-local run` of `template` on the `source` folder, with `extra` arguments.
+fn run_on(template: &Path, source: &Path, extra: &[&str]) -> (std::process::Output, String) {
+    let mut args = vec![
+        "--template",
+        template.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 /// The template with `buildspec` inline in the project.
 fn build_template(dir: &Path, buildspec: &str) -> PathBuf {
     let path = dir.join("build.json");
@@ -75,16 +87,16 @@ artifacts:
 ";
     let template = build_template(dir.path(), buildspec);
     let state = dir.path().join("state");
-    let (out, text) = run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--secrets",
-        secrets.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
+    let (out, text) = run_on(
+        &template,
+        &source,
+        &[
+            "--secrets",
+            secrets.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
     assert!(out.status.success(), "{text}");
     let built = std::fs::read_to_string(state.join("s3/pipeline-local-site/v42/out.txt")).unwrap();
     assert_eq!(built.trim(), "hello project action");
@@ -95,14 +107,11 @@ artifacts:
         "      - echo about to fail; exit 3\n",
     );
     let template = build_template(dir.path(), &failing);
-    let (out, text) = run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--secrets",
-        secrets.to_str().unwrap(),
-    ]);
+    let (out, text) = run_on(
+        &template,
+        &source,
+        &["--secrets", secrets.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("the build failed in build"), "{text}");
     assert!(
@@ -122,14 +131,11 @@ artifacts:
     .replace(r#""InputArtifacts": [{"Name": "BuildOut"}]"#, r#""InputArtifacts": [{"Name": "Src"}]"#);
     let commands_template = dir.path().join("commands.json");
     std::fs::write(&commands_template, commands).unwrap();
-    let (out, text) = run(&[
-        "--template",
-        commands_template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
+    let (out, text) = run_on(
+        &commands_template,
+        &source,
+        &["--state-dir", state.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{text}");
     assert!(
         state
@@ -139,12 +145,7 @@ artifacts:
     );
 
     // A secret the local Secrets Manager does not hold fails the action, naming it.
-    let (out, text) = run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-    ]);
+    let (out, text) = run_on(&template, &source, &[]);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("the secret build/secrets is not in the local Secrets Manager"),
@@ -228,17 +229,17 @@ fn a_buildspec_continues_past_a_phase_marked_continue_and_writes_both_artifacts(
     let (source, parameters) = source_and_parameters(dir.path());
     let template = two_output_template(dir.path(), EVERY_FIELD);
     let state = dir.path().join("state");
-    let (out, text) = run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--ssm-parameters",
-        parameters.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--verbose",
-    ]);
+    let (out, text) = run_on(
+        &template,
+        &source,
+        &[
+            "--ssm-parameters",
+            parameters.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--verbose",
+        ],
+    );
     assert!(out.status.success(), "{text}");
     let site = state.join("s3/pipeline-local-site");
     // discard-paths: the file is at the artifact's root, its folders dropped.
@@ -277,16 +278,16 @@ fn a_phase_without_continue_aborts_the_build_there() {
     let aborting = EVERY_FIELD.replace("on-failure: CONTINUE", "on-failure: ABORT");
     let template = two_output_template(dir.path(), &aborting);
     let state = dir.path().join("state");
-    let (out, text) = run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--ssm-parameters",
-        parameters.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
+    let (out, text) = run_on(
+        &template,
+        &source,
+        &[
+            "--ssm-parameters",
+            parameters.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("the build failed in install"), "{text}");
     // pre_build and build never ran; post_build ran, told the build is not succeeding.
@@ -300,12 +301,7 @@ fn a_parameter_the_parameter_store_lacks_fails_the_build_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let (source, _) = source_and_parameters(dir.path());
     let template = two_output_template(dir.path(), EVERY_FIELD);
-    let (out, text) = run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-    ]);
+    let (out, text) = run_on(&template, &source, &[]);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("the parameter /app/api-key is not in the local Parameter Store (--ssm-parameters FILE)"),
@@ -319,14 +315,11 @@ fn an_artifact_glob_that_matches_nothing_fails_the_action_naming_the_glob() {
     let (source, parameters) = source_and_parameters(dir.path());
     let missing = EVERY_FIELD.replace("files: ['reports/*.xml']", "files: ['target/*.jar']");
     let template = two_output_template(dir.path(), &missing);
-    let (out, text) = run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--ssm-parameters",
-        parameters.to_str().unwrap(),
-    ]);
+    let (out, text) = run_on(
+        &template,
+        &source,
+        &["--ssm-parameters", parameters.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains(r#"matches artifacts.files ["target/*.jar"]"#),
@@ -338,14 +331,7 @@ fn an_artifact_glob_that_matches_nothing_fails_the_action_naming_the_glob() {
 fn run_build_of(dir: &Path, buildspec: &str) -> (std::process::Output, String) {
     let (source, _) = source_and_parameters(dir);
     let template = build_template(dir, buildspec);
-    run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--build-timeout",
-        "2",
-    ])
+    run_on(&template, &source, &["--build-timeout", "2"])
 }
 
 #[test]
@@ -414,14 +400,11 @@ fn a_commands_action_zips_the_files_its_output_artifact_names() {
         );
     std::fs::write(&template, &text).unwrap();
     let state = dir.path().join("state");
-    let (out, output) = run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
+    let (out, output) = run_on(
+        &template,
+        &source,
+        &["--state-dir", state.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{output}");
     let site = state.join("s3/pipeline-local-site/cmd");
     assert_eq!(
@@ -434,12 +417,7 @@ fn a_commands_action_zips_the_files_its_output_artifact_names() {
 
     // An output artifact without Files is a mistake named as such.
     std::fs::write(&template, text.replace(r#", "Files": ["out/*.txt"]"#, "")).unwrap();
-    let (out, output) = run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-    ]);
+    let (out, output) = run_on(&template, &source, &[]);
     assert_eq!(out.status.code(), Some(1), "{output}");
     assert!(
         output.contains("the Commands action's output artifact BuildOut names no Files"),
@@ -463,14 +441,7 @@ fn a_container_engine_this_machine_lacks_is_refused_with_the_way_out() {
         if program_exists {
             continue; // this machine can run containers: the refusal does not apply
         }
-        let (out, text) = run(&[
-            "--template",
-            template.to_str().unwrap(),
-            "--source",
-            source.to_str().unwrap(),
-            "--container-engine",
-            engine,
-        ]);
+        let (out, text) = run_on(&template, &source, &["--container-engine", engine]);
         assert_eq!(out.status.code(), Some(1), "{text}");
         assert!(
             text.contains(&format!(
@@ -525,16 +496,16 @@ artifacts:
     std::fs::write(&template, &text).unwrap();
     assert!(text.contains("PrimarySource"), "the template edit took");
     let state = dir.path().join("state");
-    let (out, output) = run(&[
-        "--template",
-        template.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--secrets",
-        secrets.to_str().unwrap(),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
+    let (out, output) = run_on(
+        &template,
+        &source,
+        &[
+            "--secrets",
+            secrets.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
     assert!(out.status.success(), "{output}");
     assert!(state
         .join("s3/pipeline-local-site/two/out/which.txt")

@@ -72,7 +72,7 @@ pub struct LocalS3 {
     /// callers acting in it reach the bucket. Other buckets are open to every key we issued.
     owners: Arc<RwLock<HashMap<String, String>>>,
     /// Which account a caller's credentials act in.
-    accounts: Option<crate::sts::LocalSts>,
+    accounts: crate::sts::Accounts,
 }
 
 impl LocalS3 {
@@ -96,14 +96,14 @@ impl LocalS3 {
             calls,
             faults,
             owners: Arc::default(),
-            accounts: None,
+            accounts: crate::sts::Accounts::default(),
         })
     }
 
     /// Tells the account of each call's signer from `sts`'s sessions, for buckets of an
     /// account ([`LocalS3::create_bucket_in`]).
     pub fn with_accounts(mut self, sts: crate::sts::LocalSts) -> Self {
-        self.accounts = Some(sts);
+        self.accounts = crate::sts::Accounts::from_sts(sts);
         self
     }
 
@@ -124,8 +124,7 @@ impl LocalS3 {
         access_key: Option<&str>,
     ) -> Option<(u16, String, String)> {
         let owner = self.owners.read().ok()?.get(bucket?)?.clone();
-        let sts = self.accounts.as_ref()?;
-        match sts.caller_account(access_key) {
+        match self.accounts.of(access_key) {
             Ok(account) if account == owner => None,
             Ok(_) => Some((403, "AccessDenied".into(), "Access Denied".into())),
             Err(e) => Some((e.status.as_u16(), e.code, e.message)),
